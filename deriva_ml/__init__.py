@@ -1,0 +1,1 @@
+"""deriva_ml: provenance for machine-learning work on a DERIVA catalog."""

@@ -1,0 +1,1 @@
+"""deriva_ml.cache."""
