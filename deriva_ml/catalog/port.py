@@ -1,0 +1,73 @@
+"""The catalog port: the narrow set of operations the rest of deriva_ml needs from a catalog.
+
+Two real implementations share one conformance suite (``tests/catalog/``):
+
+- :class:`deriva_ml.catalog.sqlite.SQLiteCatalog` — the embedded default (a SQLite file);
+- :class:`deriva_ml.catalog.ermrest.ErmrestCatalog` — a live ERMrest catalog through deriva-py.
+
+:class:`deriva_ml.catalog.journal.JournalingCatalog` wraps either and appends every applied batch to a
+JSON-lines journal, the basis of offline replay. Nothing above this port imports ``sqlite3`` or ``deriva``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from deriva_ml.core.effects import Batch, BatchResult, Value
+from deriva_ml.core.rid import RID
+from deriva_ml.core.schema_defs import CatalogModel, TableDef
+
+#: The schema that holds deriva-ml's own tables (same name as the reference package).
+ML_SCHEMA = "deriva-ml"
+
+#: ``where`` maps a column to a value (equality) or to a list/tuple of values (any of them).
+Where = Mapping[str, Value | Sequence[Value]]
+
+
+@runtime_checkable
+class Catalog(Protocol):
+    """A catalog: a model, batched writes, and small indexed queries."""
+
+    def model(self, *, refresh: bool = False) -> CatalogModel:
+        """The catalog's tables. Fetched once and kept; ``refresh=True`` re-reads it (after DDL)."""
+        ...
+
+    def apply(self, batch: Batch) -> BatchResult:
+        """Apply every effect of ``batch`` in order; all or nothing where the backend allows.
+
+        Raises ``UnknownTable``/``UnknownColumn`` for names the model lacks, ``ConflictError`` for a
+        duplicate key, ``ForeignKeyError`` for a reference to a missing row, ``CatalogBusy`` when the
+        backend is locked (retryable). A failed batch on the embedded catalog leaves no partial rows.
+        """
+        ...
+
+    def query(
+        self,
+        schema: str,
+        table: str,
+        where: Where | None = None,
+        *,
+        columns: Sequence[str] | None = None,
+        order_by: Sequence[str] = (),
+        limit: int | None = None,
+        snapshot: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Rows of ``schema:table`` matching every ``where`` condition, as dicts (one request)."""
+        ...
+
+    def resolve_rid(self, rid: RID) -> tuple[str, str]:
+        """``(schema, table)`` of the row with this RID, or ``RIDNotFound``."""
+        ...
+
+    def create_tables(self, tables: Sequence[TableDef]) -> None:
+        """Create tables (and their schemas when missing) in one change; refreshes the model."""
+        ...
+
+    def snapshot(self) -> str:
+        """An identifier of the catalog's current state that ``query(..., snapshot=...)`` accepts."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files."""
+        ...
