@@ -1,0 +1,349 @@
+"""One cattrs converter for every JSON that crosses a boundary.
+
+``make_converter()`` builds a private converter (never cattrs' global one). ``configuration.json`` is
+interchangeable with the reference DerivaML package:
+
+- ``datasets[].version`` is written as ``{"major", "minor", "patch"}`` and read from that, from
+  ``"1.2.0"`` or when absent (the current version);
+- ``assets[]`` entries are written as ``{"rid", "cache"}`` and read from that or from a bare RID string;
+- top-level keys are ``datasets, assets, workflow, description, argv, config_choices``; unknown keys
+  are ignored with a warning; malformed values raise :class:`ConfigurationError` with the path.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+import cattrs
+from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
+
+from deriva_ml.core.effects import Batch, BatchResult, Delete, Effect, Insert, Ref, Update
+from deriva_ml.core.errors import ConfigurationError, DerivaMLException
+from deriva_ml.core.records import (
+    AssetSpec,
+    DatasetSpec,
+    DatasetVersion,
+    ExecutionConfiguration,
+    ExecutionRecord,
+    StatusChange,
+    Term,
+    Workflow,
+    as_asset_spec,
+    as_dataset_spec,
+)
+from deriva_ml.core.rid import RID, parse_rid
+from deriva_ml.core.status import Status
+
+T = TypeVar("T")
+
+#: configuration.json's keys, in the order they are written.
+CONFIG_KEYS = ("datasets", "assets", "workflow", "description", "argv", "config_choices")
+
+#: Workflow keys the reference package writes that we do not keep (read without a warning).
+_REFERENCE_WORKFLOW_EXTRAS = frozenset({"git_root", "allow_dirty"})
+_WORKFLOW_KEYS = frozenset(
+    {"name", "workflow_type", "description", "url", "checksum", "version", "rid", "is_notebook"}
+)
+
+
+def _unstructure_value(v: Any) -> Any:
+    if isinstance(v, Ref):
+        return {"$ref": v.label}
+    return v
+
+
+def _structure_value(v: Any) -> Any:
+    if isinstance(v, Mapping) and set(v) == {"$ref"}:
+        return Ref(str(v["$ref"]))
+    return v
+
+
+def make_converter() -> cattrs.Converter:
+    """A fresh converter with every hook deriva_ml needs."""
+    c = cattrs.Converter(omit_if_default=False, forbid_extra_keys=False)
+
+    # scalars
+    c.register_unstructure_hook(datetime, lambda d: d.isoformat())
+    c.register_structure_hook(datetime, lambda v, _: datetime.fromisoformat(v))
+    c.register_unstructure_hook(Status, lambda s: s.value)
+    c.register_structure_hook(Status, lambda v, _: Status.parse(v))
+    c.register_structure_hook(RID, lambda v, _: parse_rid(v))
+
+    # versions and specs
+    c.register_unstructure_hook(
+        DatasetVersion, lambda v: {"major": v.major, "minor": v.minor, "patch": v.patch}
+    )
+    c.register_structure_hook(DatasetVersion, lambda v, _: DatasetVersion.parse(v))
+    c.register_unstructure_hook(
+        DatasetSpec,
+        lambda d: {
+            "rid": d.rid,
+            "version": None if d.version is None else c.unstructure(d.version),
+            "materialize": d.materialize,
+            "description": d.description,
+        },
+    )
+    c.register_structure_hook(DatasetSpec, lambda v, _: as_dataset_spec(v))
+    c.register_unstructure_hook(AssetSpec, lambda a: {"rid": a.rid, "cache": a.cache})
+    c.register_structure_hook(AssetSpec, lambda v, _: as_asset_spec(v))
+
+    # workflow: a record or a bare RID
+    def unstructure_workflow(w: Workflow) -> dict[str, Any]:
+        return {
+            "name": w.name,
+            "workflow_type": list(w.workflow_type),
+            "description": w.description,
+            "url": w.url,
+            "checksum": w.checksum,
+            "version": w.version,
+            "rid": w.rid,
+            "is_notebook": w.is_notebook,
+        }
+
+    def structure_workflow(v: Any, _: Any) -> Workflow:
+        if not isinstance(v, Mapping):
+            raise ConfigurationError(f"workflow={v!r} must be a mapping")
+        unknown = set(v) - _WORKFLOW_KEYS - _REFERENCE_WORKFLOW_EXTRAS
+        if unknown:
+            warnings.warn(f"ignoring unknown workflow key(s) {sorted(unknown)}", UserWarning, stacklevel=2)
+        return Workflow(**{k: v[k] for k in _WORKFLOW_KEYS if k in v})
+
+    c.register_unstructure_hook(Workflow, unstructure_workflow)
+    c.register_structure_hook(Workflow, structure_workflow)
+
+    def structure_workflow_ref(v: Any, _: Any) -> Workflow | RID | None:
+        if v is None:
+            return None
+        if isinstance(v, str):
+            return parse_rid(v, "workflow")
+        return structure_workflow(v, Workflow)
+
+    c.register_structure_hook(Workflow | RID | None, structure_workflow_ref)  # type: ignore[arg-type]
+
+    def unstructure_config(cfg: ExecutionConfiguration) -> dict[str, Any]:
+        wf: Any = cfg.workflow
+        return {
+            "datasets": [c.unstructure(d) for d in cfg.datasets],
+            "assets": [c.unstructure(a) for a in cfg.assets],
+            "workflow": wf if wf is None or isinstance(wf, str) else unstructure_workflow(wf),
+            "description": cfg.description,
+            "argv": list(cfg.argv),
+            "config_choices": dict(cfg.config_choices),
+        }
+
+    def structure_config(v: Any, _: Any) -> ExecutionConfiguration:
+        if not isinstance(v, Mapping):
+            raise ConfigurationError(f"configuration must be a JSON object, got {type(v).__name__}")
+        unknown = set(v) - set(CONFIG_KEYS)
+        if unknown:
+            warnings.warn(f"ignoring unknown configuration key(s) {sorted(unknown)}", UserWarning, stacklevel=2)
+        fields: dict[str, Any] = {}
+        for key in CONFIG_KEYS:
+            if key not in v:
+                continue
+            try:
+                if key == "datasets":
+                    fields[key] = [as_dataset_spec(d) for d in _as_list(v[key], key)]
+                elif key == "assets":
+                    fields[key] = [as_asset_spec(a) for a in _as_list(v[key], key)]
+                elif key == "workflow":
+                    fields[key] = structure_workflow_ref(v[key], None)
+                else:
+                    fields[key] = v[key]
+            except ConfigurationError:
+                raise
+            except (DerivaMLException, TypeError, ValueError) as exc:
+                raise ConfigurationError(f"configuration.{key}: {exc}") from exc
+        try:
+            return ExecutionConfiguration(**fields)
+        except (DerivaMLException, TypeError, ValueError) as exc:
+            raise ConfigurationError(f"configuration: {exc}") from exc
+
+    c.register_unstructure_hook(ExecutionConfiguration, unstructure_config)
+    c.register_structure_hook(ExecutionConfiguration, structure_config)
+
+    # execution record
+    def unstructure_record(r: ExecutionRecord) -> dict[str, Any]:
+        return {
+            "rid": r.rid,
+            "workflow_rid": r.workflow_rid,
+            "description": r.description,
+            "status": r.status.value,
+            "status_detail": r.status_detail,
+            "start_time": None if r.start_time is None else r.start_time.isoformat(),
+            "stop_time": None if r.stop_time is None else r.stop_time.isoformat(),
+            "history": [c.unstructure(h) for h in r.history],
+        }
+
+    def structure_record(v: Any, _: Any) -> ExecutionRecord:
+        return ExecutionRecord(
+            rid=v["rid"],
+            workflow_rid=v.get("workflow_rid"),
+            description=v.get("description", ""),
+            status=v.get("status", Status.created),
+            status_detail=v.get("status_detail", ""),
+            start_time=None if v.get("start_time") is None else datetime.fromisoformat(v["start_time"]),
+            stop_time=None if v.get("stop_time") is None else datetime.fromisoformat(v["stop_time"]),
+            history=tuple(c.structure(h, StatusChange) for h in v.get("history", ())),
+        )
+
+    c.register_unstructure_hook(ExecutionRecord, unstructure_record)
+    c.register_structure_hook(ExecutionRecord, structure_record)
+
+    def structure_change(v: Any, _: Any) -> StatusChange:
+        return StatusChange(
+            from_status=None if v.get("from_status") is None else Status.parse(v["from_status"]),
+            to_status=Status.parse(v["to_status"]),
+            detail=v.get("detail", ""),
+            at=datetime.fromisoformat(v["at"]),
+        )
+
+    c.register_structure_hook(StatusChange, structure_change)
+
+    c.register_unstructure_hook(
+        Term,
+        lambda t: {
+            "name": t.name,
+            "description": t.description,
+            "synonyms": list(t.synonyms),
+            "id": t.id,
+            "uri": t.uri,
+            "rid": t.rid,
+        },
+    )
+
+    # effects, tagged by kind
+    def unstructure_effect(e: Effect) -> dict[str, Any]:
+        if isinstance(e, Insert):
+            return {
+                "kind": "insert",
+                "schema": e.schema,
+                "table": e.table,
+                "rows": [{k: _unstructure_value(v) for k, v in r.items()} for r in e.rows],
+                "labels": list(e.labels),
+                "on_conflict_skip": e.on_conflict_skip,
+            }
+        if isinstance(e, Update):
+            return {
+                "kind": "update",
+                "schema": e.schema,
+                "table": e.table,
+                "rows": [{k: _unstructure_value(v) for k, v in r.items()} for r in e.rows],
+                "key": list(e.key),
+            }
+        return {
+            "kind": "delete",
+            "schema": e.schema,
+            "table": e.table,
+            "column": e.column,
+            "values": [_unstructure_value(v) for v in e.values],
+            "where": {k: _unstructure_value(v) for k, v in e.where.items()},
+        }
+
+    def structure_effect(v: Any, _: Any) -> Effect:
+        kind = v.get("kind") if isinstance(v, Mapping) else None
+        if kind == "insert":
+            return Insert(
+                v["schema"],
+                v["table"],
+                [{k: _structure_value(x) for k, x in r.items()} for r in v["rows"]],
+                labels=v.get("labels", ()),
+                on_conflict_skip=bool(v.get("on_conflict_skip", False)),
+            )
+        if kind == "update":
+            return Update(
+                v["schema"],
+                v["table"],
+                [{k: _structure_value(x) for k, x in r.items()} for r in v["rows"]],
+                key=tuple(v.get("key", ("RID",))),
+            )
+        if kind == "delete":
+            return Delete(
+                v["schema"],
+                v["table"],
+                v["column"],
+                [_structure_value(x) for x in v["values"]],
+                where={k: _structure_value(x) for k, x in v.get("where", {}).items()},
+            )
+        raise ConfigurationError(f"effect {v!r} has no valid 'kind' (insert, update, delete)")
+
+    for cls in (Insert, Update, Delete):
+        c.register_unstructure_hook(cls, unstructure_effect)
+        c.register_structure_hook(cls, structure_effect)
+    c.register_structure_hook(Effect, structure_effect)  # type: ignore[arg-type]
+    c.register_unstructure_hook(Batch, lambda b: {"effects": [unstructure_effect(e) for e in b.effects]})
+    c.register_structure_hook(Batch, lambda v, _: Batch([structure_effect(e, None) for e in v["effects"]]))
+    c.register_unstructure_hook(
+        BatchResult,
+        lambda r: {
+            "rids": dict(r.rids),
+            "inserted": [[dict(row) for row in rows] for rows in r.inserted],
+        },
+    )
+    c.register_structure_hook(BatchResult, lambda v, _: BatchResult(rids=v["rids"], inserted=v["inserted"]))
+    return c
+
+
+def _as_list(value: Any, key: str) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        return list(value)
+    raise ConfigurationError(f"configuration.{key}={value!r} must be a list")
+
+
+_CONVERTER: cattrs.Converter | None = None
+
+
+def converter() -> cattrs.Converter:
+    """The shared deriva_ml converter (built on first use)."""
+    global _CONVERTER
+    if _CONVERTER is None:
+        _CONVERTER = make_converter()
+    return _CONVERTER
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Unstructure a record into JSON-able data."""
+    return converter().unstructure(obj)
+
+
+def from_jsonable(data: Any, cls: type[T]) -> T:
+    """Structure JSON-able data into a record; malformed input raises :class:`ConfigurationError`."""
+    try:
+        return converter().structure(data, cls)
+    except ConfigurationError:
+        raise
+    except (ClassValidationError, ForbiddenExtraKeysError) as exc:
+        msgs = "; ".join(cattrs.transform_error(exc))
+        raise ConfigurationError(f"malformed {cls.__name__}: {msgs}") from exc
+    except (DerivaMLException, KeyError, TypeError, ValueError) as exc:
+        raise ConfigurationError(f"malformed {cls.__name__}: {exc}") from exc
+
+
+def dumps(obj: Any, *, indent: int | None = 2) -> str:
+    """JSON text of a record, keys in a stable order."""
+    return json.dumps(to_jsonable(obj), indent=indent, ensure_ascii=False, default=str)
+
+
+def loads(text: str | bytes, cls: type[T]) -> T:
+    """A record from JSON text."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"not valid JSON for {cls.__name__}: {exc}") from exc
+    return from_jsonable(data, cls)
+
+
+def configuration_to_json(cfg: ExecutionConfiguration) -> str:
+    """``configuration.json`` text for ``cfg``."""
+    return dumps(cfg)
+
+
+def configuration_from_json(text: str | bytes) -> ExecutionConfiguration:
+    """Read ``configuration.json`` written by deriva_ml or by the reference DerivaML package."""
+    return loads(text, ExecutionConfiguration)
