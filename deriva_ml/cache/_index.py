@@ -1,0 +1,200 @@
+"""A small typed wrapper over :class:`diskcache.Cache`: the asset-cache index and its locks.
+
+Keys are plain ``str`` (diskcache stores them raw; other types would be pickled) with a prefix per
+kind: ``entry:{rid}:{md5}`` → JSON text of a :class:`CacheEntry`, ``lock:{rid}:{md5}`` → JSON text
+naming the holder, ``counter:{name}`` → int. Values are never pickled objects.
+
+Eviction is switched off (``eviction_policy="none"``): diskcache's default 1 GiB limit would cull
+entries — possibly the one just written, or a lock. The asset cache does its own size accounting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import TracebackType
+
+import diskcache
+import structlog
+
+from deriva_ml.cache.policy import CacheEntry, entry_from_json, entry_to_json
+from deriva_ml.core.errors import ConfigurationError, StoreError
+
+_ENTRY = "entry:"
+_LOCK = "lock:"
+_COUNTER = "counter:"
+
+
+class CacheLockTimeout(StoreError, TimeoutError):
+    """Waited too long for another process fetching the same asset."""
+
+    def __init__(self, key: str, waited: float, holder: object) -> None:
+        self.key = key
+        self.waited = waited
+        self.holder = holder
+        super().__init__(
+            f"gave up after {waited:.1f} s waiting for the asset-cache lock on {key!r}, held by "
+            f"{holder!r}; if that process is gone, remove the lock with AssetCache.break_lock({key!r})"
+        )
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:  # pragma: no cover - platforms without signal 0
+        return True
+    return True
+
+
+class BoundedLock(diskcache.Lock):  # type: ignore[misc]
+    """:class:`diskcache.Lock` with a bounded wait, an owner token and stale-holder detection.
+
+    The stored value names the holder (host, pid, token). ``release`` deletes the lock only while it
+    still holds our token (an expired lock re-taken by someone else is left alone). A waiter breaks a
+    lock whose holder is a dead process on this host.
+    """
+
+    def __init__(
+        self,
+        cache: diskcache.Cache,
+        key: str,
+        *,
+        timeout: float,
+        expire: float | None,
+        poll: float = 0.002,
+        max_poll: float = 0.05,
+    ) -> None:
+        super().__init__(cache, key, expire=expire)
+        self._timeout = timeout
+        self._poll = poll
+        self._max_poll = max_poll
+        self._host = socket.gethostname()
+        self._token = json.dumps({"host": self._host, "pid": os.getpid(), "token": uuid.uuid4().hex})
+
+    def acquire(self) -> None:
+        start = time.monotonic()
+        delay = self._poll
+        while True:
+            if self._cache.add(self._key, self._token, expire=self._expire, retry=True):
+                return
+            self._break_if_stale()
+            waited = time.monotonic() - start
+            if waited >= self._timeout:
+                raise CacheLockTimeout(self._key, waited, self._cache.get(self._key, retry=True))
+            time.sleep(delay)
+            delay = min(delay * 1.5, self._max_poll)
+
+    def release(self) -> None:
+        with self._cache.transact(retry=True):
+            if self._cache.get(self._key, retry=True) == self._token:
+                self._cache.delete(self._key, retry=True)
+
+    def _break_if_stale(self) -> None:
+        raw = self._cache.get(self._key, retry=True)
+        try:
+            holder = json.loads(raw) if isinstance(raw, str) else None
+        except ValueError:
+            holder = None
+        if not isinstance(holder, dict) or holder.get("host") != self._host:
+            return
+        pid = holder.get("pid")
+        if isinstance(pid, int) and not _pid_alive(pid):
+            with self._cache.transact(retry=True):
+                if self._cache.get(self._key, retry=True) == raw:
+                    self._cache.delete(self._key, retry=True)
+            structlog.get_logger(__name__).warning("cache.lock_broken", key=self._key, dead_pid=pid)
+
+    def __enter__(self) -> BoundedLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+class CacheIndex:
+    """Typed access to the diskcache index under ``cache_dir/index/``."""
+
+    def __init__(self, directory: Path, *, sqlite_timeout: float = 60.0) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self._cache = diskcache.Cache(
+            str(directory),
+            timeout=sqlite_timeout,
+            eviction_policy="none",
+            cull_limit=0,
+            statistics=False,
+        )
+
+    # entries -------------------------------------------------------------------------------------
+    def get(self, key: str) -> CacheEntry | None:
+        raw = self._cache.get(_ENTRY + key, default=None, retry=True)
+        if raw is None:
+            return None
+        try:
+            if not isinstance(raw, str):
+                raise ConfigurationError(f"index value for {key!r} is {type(raw).__name__}, not JSON text")
+            return entry_from_json(json.loads(raw))
+        except (ValueError, ConfigurationError) as exc:
+            structlog.get_logger(__name__).warning("cache.index_entry_malformed", key=key, error=str(exc))
+            self._cache.delete(_ENTRY + key, retry=True)
+            return None
+
+    def put(self, entry: CacheEntry) -> None:
+        self._cache.set(_ENTRY + entry.key, json.dumps(entry_to_json(entry)), retry=True)
+
+    def update(self, key: str, change: Callable[[CacheEntry], CacheEntry]) -> CacheEntry | None:
+        """Read-modify-write one entry in a transaction; ``None`` if it is gone."""
+        with self._cache.transact(retry=True):
+            entry = self.get(key)
+            if entry is None:
+                return None
+            new = change(entry)
+            self.put(new)
+            return new
+
+    def delete(self, key: str) -> bool:
+        return bool(self._cache.delete(_ENTRY + key, retry=True))
+
+    def keys(self) -> list[str]:
+        return [
+            k[len(_ENTRY) :] for k in self._cache.iterkeys() if isinstance(k, str) and k.startswith(_ENTRY)
+        ]
+
+    def entries(self) -> Iterator[CacheEntry]:
+        for key in self.keys():
+            entry = self.get(key)
+            if entry is not None:
+                yield entry
+
+    # counters ------------------------------------------------------------------------------------
+    def incr(self, name: str, delta: int = 1) -> None:
+        self._cache.incr(_COUNTER + name, delta, default=0, retry=True)
+
+    def counter(self, name: str) -> int:
+        value = self._cache.get(_COUNTER + name, default=0, retry=True)
+        return int(value) if isinstance(value, int) else 0
+
+    # locks ---------------------------------------------------------------------------------------
+    def lock(self, key: str, *, timeout: float, expire: float | None) -> BoundedLock:
+        return BoundedLock(self._cache, _LOCK + key, timeout=timeout, expire=expire)
+
+    def break_lock(self, key: str) -> bool:
+        return bool(self._cache.delete(_LOCK + key, retry=True))
+
+    def close(self) -> None:
+        self._cache.close()
