@@ -13,7 +13,8 @@ from collections.abc import Iterable, Mapping
 import attrs
 import cattrs
 
-from deriva_ml.core.errors import ConfigurationError, InvalidFileName, InvalidRID, ValidationError
+from deriva_ml.core.errors import ConfigurationError, InvalidFileName, ValidationError
+from deriva_ml.core.rid import is_rid, parse_rid
 
 SECONDS_PER_DAY = 86_400.0
 
@@ -21,9 +22,6 @@ SECONDS_PER_DAY = 86_400.0
 MAX_FILENAME_BYTES = 255
 
 _MD5 = re.compile(r"[0-9a-fA-F]{32}")
-# ERMrest RIDs ('1-ABC1'), optionally with a snapshot ('1-ABC1@2TA-XYZ'). Kept permissive about case
-# and group count; what matters here is that the RID is safe inside a directory name.
-_RID = re.compile(r"[0-9A-Za-z]+(?:-[0-9A-Za-z]+)*(?:@[0-9A-Za-z]+(?:-[0-9A-Za-z]+)*)?")
 
 
 @attrs.frozen
@@ -79,10 +77,8 @@ def normalize_md5(md5: str) -> str:
 
 
 def validate_rid(rid: str) -> str:
-    """Return ``rid`` if it is safe to use in a cache directory name; raise :class:`InvalidRID`."""
-    if not isinstance(rid, str) or not _RID.fullmatch(rid):
-        raise InvalidRID(rid)
-    return rid
+    """Return ``rid`` if it is an ERMrest RID (hence safe in a directory name); raise ``InvalidRID``."""
+    return str(parse_rid(rid))
 
 
 def validate_filename(filename: str) -> str:
@@ -117,7 +113,7 @@ def entry_dirname(rid: str, md5: str) -> str:
 def key_from_dirname(dirname: str) -> str | None:
     """Inverse of :func:`entry_dirname`, or ``None`` when ``dirname`` is not one of ours."""
     rid, sep, md5 = dirname.rpartition("_")
-    if not sep or not _RID.fullmatch(rid) or not _MD5.fullmatch(md5) or md5 != md5.lower():
+    if not sep or not is_rid(rid) or not _MD5.fullmatch(md5) or md5 != md5.lower():
         return None
     return entry_key(rid, md5)
 
