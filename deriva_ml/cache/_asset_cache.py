@@ -99,7 +99,9 @@ class AssetCache:
     recently used entries, never the entry just added. ``clock`` supplies "now" (seconds since the
     epoch) for ``last_used`` stamps and ``clear``. ``lock_timeout`` bounds how long a process waits
     for another one fetching the same asset; ``lock_expire`` lets a lock of a crashed process on
-    another host lapse (a dead holder on this host is detected at once). ``trust_store_md5`` — see
+    another host lapse (a dead holder on this host is detected at once). ``trust_store_md5`` (default
+    ``True``): hand the MD5 to ``store.get``, whose contract is to verify it in its copy pass, and
+    skip a second read; ``False`` re-hashes the file ourselves after the store wrote it — see
     :func:`deriva_ml.cache._files.fetch_verified` and ``docs/asset-cache.md``.
     """
 
@@ -112,7 +114,7 @@ class AssetCache:
         lock_timeout: float = 3600.0,
         lock_expire: float | None = 6 * 3600.0,
         touch_interval: float = 60.0,
-        trust_store_md5: bool = False,
+        trust_store_md5: bool = True,
     ) -> None:
         if size_limit is not None and size_limit < 0:
             raise ValidationError(f"size_limit={size_limit!r} must be >= 0 bytes or None")

@@ -62,11 +62,12 @@ def fetch_verified(
 ) -> os.stat_result:
     """Have ``store`` write ``url`` to ``dest`` and make sure the bytes hash to ``md5``.
 
-    With ``trust_store_md5=False`` (the default of the cache) we ask the store for the bytes only
-    (``md5=None``) and hash the file ourselves: one copy pass by the store, one read pass by us, the
-    same work as ``copyfile`` + ``md5`` and no reliance on the store's verification. With
-    ``trust_store_md5=True`` the MD5 is handed to ``store.get`` — which by the port's contract
-    verifies it while copying — and the second read is skipped.
+    With ``trust_store_md5=True`` (the default) the MD5 is handed to ``store.get``, which by the
+    port's contract (enforced by the store conformance suite; both real stores hash while they copy)
+    verifies it in its one copy pass and leaves nothing behind on a mismatch; we skip a second read
+    and check only the length. With ``trust_store_md5=False`` we ask the store for the bytes only
+    (``md5=None``) and hash the file ourselves afterwards: independent of the store's verification,
+    at the cost of one more read pass (the real stores hash during their copy regardless).
 
     Raises :class:`ChecksumMismatch` (length or MD5) and leaves ``dest`` removed in that case.
     """
@@ -98,12 +99,14 @@ def download_uncached(
     *,
     length: int | None = None,
     progress: ProgressCallback | None = None,
+    trust_store_md5: bool = True,
 ) -> Path:
     """Download an asset straight into ``working_dir/filename`` and verify it; no cache involved.
 
     This serves ``AssetSpec(cache=False)`` assets. The bytes land in a temporary directory inside
     ``working_dir`` first and are moved into place only after their MD5 matched, so a failed or bad
     download leaves nothing behind (an existing file of that name is replaced only on success).
+    ``trust_store_md5`` as for :class:`~deriva_ml.cache.AssetCache`.
     """
     log = structlog.get_logger(__name__)
     md5 = normalize_md5(md5)
@@ -113,7 +116,9 @@ def download_uncached(
     tmp_dir = Path(tempfile.mkdtemp(prefix=".deriva-ml-download-", dir=working_dir))
     try:
         tmp = tmp_dir / filename
-        st = fetch_verified(store, url, tmp, md5, length=length, progress=progress, trust_store_md5=False)
+        st = fetch_verified(
+            store, url, tmp, md5, length=length, progress=progress, trust_store_md5=trust_store_md5
+        )
         dest = working_dir / filename
         os.replace(tmp, dest)
     finally:

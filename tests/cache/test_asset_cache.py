@@ -188,13 +188,23 @@ def test_wrong_bytes_from_store_raise_and_leave_nothing(tmp_path: Path, store: C
         assert cache.fetch(RID, obj.md5, "w.pt", obj.url, store).read_bytes() == b"the real thing"
 
 
-def test_we_verify_even_a_store_that_ignores_md5(cache: AssetCache, store: CountingStore):
+def test_default_hands_the_md5_to_the_store(cache: AssetCache, store: CountingStore):
+    obj = store.add(b"real", "w.pt")
+    cache.fetch(RID, obj.md5, "w.pt", obj.url, store)
+    assert store.get_md5_args == [obj.md5]  # the store verifies in its copy pass
+
+
+def test_untrusting_mode_verifies_even_a_store_that_ignores_md5(tmp_path: Path, store: CountingStore):
     obj = store.add(b"real", "w.pt")
     store.tamper = b"fake"
     store.honour_md5 = False
+    with AssetCache(tmp_path / "c", trust_store_md5=False) as cache:
+        with pytest.raises(ChecksumMismatch):
+            cache.fetch(RID, obj.md5, "w.pt", obj.url, store)
+        assert store.get_md5_args == [None]  # the store only copies; we hash
+        assert cache.stats().entries == 0
     with pytest.raises(ChecksumMismatch):
-        cache.fetch(RID, obj.md5, "w.pt", obj.url, store)
-    assert store.get_md5_args == [None]  # default: we hash ourselves, the store only copies
+        download_uncached(obj.url, obj.md5, "w.pt", store, tmp_path / "work", trust_store_md5=False)
 
 
 def test_length_mismatch_raises(cache: AssetCache, store: CountingStore):
