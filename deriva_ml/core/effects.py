@@ -82,7 +82,25 @@ class Update:
                     f"Update of {self.schema}:{self.table}: row {dict(row)!r} lacks key column(s) {missing}"
                 )
             if len(row) <= len(self.key):
-                raise ValidationError(f"Update of {self.schema}:{self.table}: row {dict(row)!r} sets no column")
+                raise ValidationError(
+                    f"Update of {self.schema}:{self.table}: row {dict(row)!r} sets no column"
+                )
+
+
+def _values(value: Iterable[Value]) -> tuple[Value, ...]:
+    return tuple(value)
+
+
+def _where(value: Mapping[str, Value]) -> Mapping[str, Value]:
+    return MappingProxyType(dict(value))
+
+
+def _rid_map(value: Mapping[str, RID]) -> Mapping[str, RID]:
+    return MappingProxyType(dict(value))
+
+
+def _inserted(value: Iterable[Iterable[Mapping[str, Any]]]) -> tuple[tuple[Row, ...], ...]:
+    return tuple(_rows(x) for x in value)
 
 
 @attrs.frozen(hash=False)
@@ -95,18 +113,22 @@ class Delete:
     schema: str
     table: str
     column: str
-    values: tuple[Value, ...] = attrs.field(converter=tuple)
-    where: Mapping[str, Value] = attrs.field(factory=dict, converter=lambda m: MappingProxyType(dict(m)))
+    values: tuple[Value, ...] = attrs.field(converter=_values)
+    where: Mapping[str, Value] = attrs.field(factory=dict, converter=_where)
 
 
 Effect: TypeAlias = Insert | Update | Delete
+
+
+def _effects(value: Iterable[Effect]) -> tuple[Effect, ...]:
+    return tuple(value)
 
 
 @attrs.frozen(hash=False)
 class Batch:
     """Effects applied in order, as one unit where the backend allows."""
 
-    effects: tuple[Effect, ...] = attrs.field(converter=tuple)
+    effects: tuple[Effect, ...] = attrs.field(converter=_effects)
 
     def __attrs_post_init__(self) -> None:
         seen: set[str] = set()
@@ -148,8 +170,8 @@ class BatchResult:
     that effect is an Insert, else an empty tuple. Rows skipped by ``on_conflict_skip`` are absent.
     """
 
-    rids: Mapping[str, RID] = attrs.field(factory=dict, converter=lambda m: MappingProxyType(dict(m)))
-    inserted: tuple[tuple[Row, ...], ...] = attrs.field(factory=tuple, converter=lambda v: tuple(_rows(x) for x in v))
+    rids: Mapping[str, RID] = attrs.field(factory=dict, converter=_rid_map)
+    inserted: tuple[tuple[Row, ...], ...] = attrs.field(factory=tuple, converter=_inserted)
 
 
 def resolve_refs(row: Row, rids: Mapping[str, RID]) -> dict[str, Any]:

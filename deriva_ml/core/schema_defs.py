@@ -9,6 +9,7 @@ so that one definition can be applied to the embedded SQLite catalog and to a li
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Literal
 
 import attrs
@@ -51,6 +52,27 @@ _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_ -]*$")
 TableKind = Literal["table", "vocabulary", "asset", "association"]
 
 
+# Typed converters: ``converter=tuple`` makes mypy infer ``Iterable[_T_co]`` for the __init__ arguments.
+def _names(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _columns(value: Iterable[ColumnDef]) -> tuple[ColumnDef, ...]:
+    return tuple(value)
+
+
+def _keys(value: Iterable[KeyDef]) -> tuple[KeyDef, ...]:
+    return tuple(value)
+
+
+def _fkeys(value: Iterable[ForeignKeyDef]) -> tuple[ForeignKeyDef, ...]:
+    return tuple(value)
+
+
+def _tables(value: Iterable[TableDef]) -> tuple[TableDef, ...]:
+    return tuple(value)
+
+
 def check_name(name: str, what: str) -> str:
     """Table, column and schema names: a letter or underscore, then letters, digits, ``_``, ``-``, space."""
     if not isinstance(name, str) or not _NAME_RE.match(name) or len(name) > 63:
@@ -83,7 +105,7 @@ class ColumnDef:
 class KeyDef:
     """A unique key over ``columns``."""
 
-    columns: tuple[str, ...] = attrs.field(converter=tuple)
+    columns: tuple[str, ...] = attrs.field(converter=_names)
     name: str | None = None
 
 
@@ -91,10 +113,10 @@ class KeyDef:
 class ForeignKeyDef:
     """``columns`` reference ``pk_columns`` of ``pk_schema:pk_table``."""
 
-    columns: tuple[str, ...] = attrs.field(converter=tuple)
+    columns: tuple[str, ...] = attrs.field(converter=_names)
     pk_schema: str
     pk_table: str
-    pk_columns: tuple[str, ...] = attrs.field(converter=tuple)
+    pk_columns: tuple[str, ...] = attrs.field(converter=_names)
     on_delete: Literal["NO ACTION", "CASCADE", "SET NULL"] = "NO ACTION"
     name: str | None = None
 
@@ -111,9 +133,9 @@ class TableDef:
 
     schema: str
     name: str
-    columns: tuple[ColumnDef, ...] = attrs.field(factory=tuple, converter=tuple)
-    keys: tuple[KeyDef, ...] = attrs.field(factory=tuple, converter=tuple)
-    foreign_keys: tuple[ForeignKeyDef, ...] = attrs.field(factory=tuple, converter=tuple)
+    columns: tuple[ColumnDef, ...] = attrs.field(factory=tuple, converter=_columns)
+    keys: tuple[KeyDef, ...] = attrs.field(factory=tuple, converter=_keys)
+    foreign_keys: tuple[ForeignKeyDef, ...] = attrs.field(factory=tuple, converter=_fkeys)
     kind: TableKind = "table"
     comment: str = ""
 
@@ -157,7 +179,7 @@ class TableDef:
 class CatalogModel:
     """The tables of a catalog, by schema and name (what an adapter fetches once)."""
 
-    tables: tuple[TableDef, ...] = attrs.field(factory=tuple, converter=tuple)
+    tables: tuple[TableDef, ...] = attrs.field(factory=tuple, converter=_tables)
 
     def table(self, schema: str, name: str) -> TableDef | None:
         for t in self.tables:
