@@ -453,6 +453,8 @@ def _untracked(root_b: bytes, tracked: set[bytes], tracked_dirs: set[bytes], ign
                         out.append(rel + b"/")
                         continue
                     stack.append((entry.path, rel + b"/"))
+                elif entry.name == b".git":
+                    continue  # a worktree's or submodule's gitdir file
                 elif rel not in tracked and ignore.is_ignored(fsdecode(rel)) is not True:
                     out.append(rel)
     return out
