@@ -18,20 +18,54 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
+from deriva_ml.core.errors import ValidationError
+
 #: Called as ``progress(bytes_done, bytes_total)`` while bytes move.
 ProgressCallback = Callable[[int, int], None]
 
 DEFAULT_CHUNK_SIZE = 50 * 1024 * 1024
 
 
+def _positive_pair(instance: object, attribute: attrs.Attribute[tuple[float, float]], value: object) -> None:
+    if not (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in value)
+    ):
+        raise ValidationError(
+            f"{attribute.name}={value!r} is not valid: expected (connect_seconds, read_seconds), both > 0"
+        )
+
+
+def _int_at_least(low: int) -> Callable[[object, attrs.Attribute[int], object], None]:
+    def check(instance: object, attribute: attrs.Attribute[int], value: object) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValidationError(f"{attribute.name}={value!r} is not valid: expected an integer >= {low}")
+
+    return check
+
+
+def _non_negative(instance: object, attribute: attrs.Attribute[float], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ValidationError(f"{attribute.name}={value!r} is not valid: expected a number >= 0")
+
+
 @attrs.frozen
 class UploadOptions:
-    """How to move bytes to a store (the spec's ``upload_execution_outputs`` parameters)."""
+    """How to move bytes to a store (the spec's ``upload_execution_outputs`` parameters).
 
-    timeout: tuple[float, float] = (600.0, 600.0)
-    chunk_size: int = DEFAULT_CHUNK_SIZE
-    max_retries: int = 3
-    retry_delay: float = 5.0
+    ``timeout`` is ``(connect, read)`` seconds per HTTP request (per chunk for chunked uploads);
+    ``chunk_size`` the bytes per chunk (files no larger than one chunk go in one request);
+    ``max_retries`` the retries per request after the first attempt; ``retry_delay`` the first
+    back-off delay in seconds, doubling per retry (see :func:`deriva_ml.core.retry.backoff_delays`).
+    """
+
+    timeout: tuple[float, float] = attrs.field(
+        default=(600.0, 600.0), converter=tuple, validator=_positive_pair
+    )
+    chunk_size: int = attrs.field(default=DEFAULT_CHUNK_SIZE, validator=_int_at_least(1))
+    max_retries: int = attrs.field(default=3, validator=_int_at_least(0))
+    retry_delay: float = attrs.field(default=5.0, validator=_non_negative)
 
 
 @attrs.frozen
@@ -79,3 +113,6 @@ class ObjectStore(Protocol):
     def stat(self, url: str) -> StoredObject | None:
         """Length and MD5 of the object at ``url``, or ``None`` when there is none."""
         ...
+
+
+__all__ = ["DEFAULT_CHUNK_SIZE", "ObjectStore", "ProgressCallback", "StoredObject", "UploadOptions"]

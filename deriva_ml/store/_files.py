@@ -1,0 +1,135 @@
+"""Small file-system helpers shared by the object stores: hashing and atomic writes."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO
+
+from deriva_ml.core.errors import ChecksumMismatch, StoreError
+from deriva_ml.store.port import ProgressCallback
+
+#: Read and write unit: hashlib speed barely depends on it above ~64 KiB (FIELD-NOTES).
+IO_CHUNK = 1024 * 1024
+
+EMPTY_MD5 = hashlib.md5(b"").hexdigest()
+
+
+def md5_hex_to_b64(md5_hex: str) -> str:
+    """Hex MD5 (our records) → base64 MD5 (HTTP ``Content-MD5`` headers)."""
+    return base64.b64encode(bytes.fromhex(md5_hex)).decode("ascii")
+
+
+def md5_b64_to_hex(md5_b64: str) -> str | None:
+    """Base64 ``Content-MD5`` → hex; also accepts hex (some servers send it); ``None`` if malformed."""
+    value = md5_b64.strip()
+    if len(value) == 32:
+        try:
+            bytes.fromhex(value)
+            return value.lower()
+        except ValueError:
+            pass
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw.hex() if len(raw) == 16 else None
+
+
+def md5_file(path: Path, progress: ProgressCallback | None = None) -> tuple[str, int]:
+    """``(hex md5, length)`` of the file at ``path``, read once in 1 MiB chunks."""
+    h = hashlib.md5()
+    n = 0
+    total = path.stat().st_size
+    with path.open("rb") as f:
+        while buf := f.read(IO_CHUNK):
+            h.update(buf)
+            n += len(buf)
+            if progress is not None:
+                progress(n, total)
+    return h.hexdigest(), n
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable (best effort; not every platform can open directories)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_file(dest: Path) -> Iterator[IO[bytes]]:
+    """Write ``dest`` atomically: a temp file in the same directory, fsync, then ``os.replace``.
+
+    If the body raises, the temp file is removed and ``dest`` is untouched.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name[:40]}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(dest.parent)
+
+
+def write_hashed(
+    chunks: Iterable[bytes],
+    dest: Path,
+    *,
+    what: object,
+    expected_md5: Iterable[str | None] = (),
+    expected_length: int | None = None,
+    total: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> tuple[str, int]:
+    """Write ``chunks`` to ``dest`` atomically while hashing them; verify before the rename.
+
+    Each non-``None`` entry of ``expected_md5`` must equal the MD5 of the bytes written, else
+    :class:`ChecksumMismatch` is raised and nothing is left at ``dest``.
+    """
+    h = hashlib.md5()
+    n = 0
+    expected = [m for m in expected_md5 if m]
+    with atomic_file(dest) as f:
+        for buf in chunks:
+            if not buf:
+                continue
+            f.write(buf)
+            h.update(buf)
+            n += len(buf)
+            if progress is not None:
+                progress(n, total if total is not None else n)
+        if n == 0 and progress is not None:
+            progress(0, total or 0)
+        actual = h.hexdigest()
+        for m in expected:
+            if m.lower() != actual:
+                raise ChecksumMismatch(what, m.lower(), actual)
+        if expected_length is not None and n != expected_length:
+            raise StoreError(f"{what}: expected {expected_length} bytes, got {n} (truncated transfer?)")
+    return actual, n
+
+
+def read_chunks(f: IO[bytes], size: int = IO_CHUNK) -> Iterator[bytes]:
+    """Yield ``f``'s bytes in ``size`` pieces."""
+    while buf := f.read(size):
+        yield buf
