@@ -16,7 +16,7 @@ from deriva_ml.core.records import (
     Term,
     Workflow,
 )
-from deriva_ml.core.status import STATUS_ORDER, Status
+from deriva_ml.core.status import STATUS_ORDER
 
 _B32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 group = st.text(alphabet=_B32, min_size=1, max_size=4)
@@ -29,9 +29,7 @@ texts = st.text(max_size=60)
 opt_texts = st.none() | texts
 statuses = st.sampled_from(STATUS_ORDER)
 
-versions = st.builds(
-    DatasetVersion, st.integers(0, 10_000), st.integers(0, 10_000), st.integers(0, 10_000)
-)
+versions = st.builds(DatasetVersion, st.integers(0, 10_000), st.integers(0, 10_000), st.integers(0, 10_000))
 dataset_specs = st.builds(
     DatasetSpec, rid=rids, version=st.none() | versions, materialize=st.booleans(), description=texts
 )
@@ -56,9 +54,7 @@ configurations = st.builds(
     argv=st.lists(texts, max_size=4).map(tuple),
     config_choices=st.dictionaries(names, names, max_size=4),
 )
-aware_datetimes = st.datetimes(
-    min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
-)
+aware_datetimes = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC))
 execution_records = st.builds(
     ExecutionRecord,
     rid=rids,

@@ -18,7 +18,6 @@ from deriva_ml.core.records import (
     DatasetVersion,
     ExecutionConfiguration,
     ExecutionRecord,
-    Term,
     Workflow,
     transition,
 )

@@ -45,9 +45,7 @@ CONFIG_KEYS = ("datasets", "assets", "workflow", "description", "argv", "config_
 
 #: Workflow keys the reference package writes that we do not keep (read without a warning).
 _REFERENCE_WORKFLOW_EXTRAS = frozenset({"git_root", "allow_dirty"})
-_WORKFLOW_KEYS = frozenset(
-    {"name", "workflow_type", "description", "url", "checksum", "version", "rid", "is_notebook"}
-)
+_WORKFLOW_KEYS = frozenset({"name", "workflow_type", "description", "url", "checksum", "version", "rid", "is_notebook"})
 
 
 def _unstructure_value(v: Any) -> Any:
@@ -74,9 +72,7 @@ def make_converter() -> cattrs.Converter:
     c.register_structure_hook(RID, lambda v, _: parse_rid(v))
 
     # versions and specs
-    c.register_unstructure_hook(
-        DatasetVersion, lambda v: {"major": v.major, "minor": v.minor, "patch": v.patch}
-    )
+    c.register_unstructure_hook(DatasetVersion, lambda v: {"major": v.major, "minor": v.minor, "patch": v.patch})
     c.register_structure_hook(DatasetVersion, lambda v, _: DatasetVersion.parse(v))
     c.register_unstructure_hook(
         DatasetSpec,

@@ -80,9 +80,7 @@ EDGES: tuple[tuple[Status, Status, str], ...] = (
 )
 
 #: Allowed targets from each status. Completed and Aborted are terminal (no outgoing edges).
-TRANSITIONS: Mapping[Status, frozenset[Status]] = {
-    s: frozenset(t for f, t, _ in EDGES if f == s) for s in STATUS_ORDER
-}
+TRANSITIONS: Mapping[Status, frozenset[Status]] = {s: frozenset(t for f, t, _ in EDGES if f == s) for s in STATUS_ORDER}
 
 TERMINAL: frozenset[Status] = frozenset(s for s, targets in TRANSITIONS.items() if not targets)
 

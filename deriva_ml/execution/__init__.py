@@ -1,1 +1,31 @@
-"""deriva_ml.execution."""
+"""Executions: ``from deriva_ml.execution import ExecutionConfiguration, Workflow, Execution``."""
+
+from typing import Any
+
+from deriva_ml.core.records import ExecutionConfiguration, ExecutionRecord, Workflow
+from deriva_ml.core.status import Status
+from deriva_ml.execution._execution import AssetFilePath, Execution, UploadedAsset
+
+
+def __getattr__(name: str) -> Any:
+    # The hydra-zen runner pieces load hydra only when asked for.
+    if name in ("multirun_config", "run_model", "DerivaMLConfig", "DatasetSpecConfig"):
+        from deriva_ml.execution import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "AssetFilePath",
+    "DatasetSpecConfig",
+    "DerivaMLConfig",
+    "Execution",
+    "ExecutionConfiguration",
+    "ExecutionRecord",
+    "Status",
+    "UploadedAsset",
+    "Workflow",
+    "multirun_config",
+    "run_model",
+]

@@ -1,0 +1,943 @@
+"""``DerivaML``: the user's handle on one catalog (embedded or live) and its object store.
+
+A thin shell. It owns the adapters (catalog, object store, asset cache), keeps the catalog model and
+vocabulary terms it has fetched, and turns each user call into: gather inputs, call pure functions,
+apply the effects, log. Heavy libraries (deriva-py, dulwich, bdbag, hydra) load only when used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from deriva_ml._log import get_logger
+from deriva_ml.catalog.port import Catalog
+from deriva_ml.core.definitions import ML_SCHEMA, MLVocab
+from deriva_ml.core.effects import Batch, Insert, Update
+from deriva_ml.core.errors import (
+    DerivaMLException,
+    ExecutionError,
+    RIDNotFound,
+    UnknownTable,
+    UnknownTerm,
+    ValidationError,
+)
+from deriva_ml.core.plans import (
+    find_existing_workflow,
+    plan_add_workflow,
+    plan_replace_workflow_types,
+    plan_status_update,
+    would_create_cycle,
+)
+from deriva_ml.core.records import (
+    AssetSpec,
+    DatasetSpec,
+    ExecutionConfiguration,
+    ExecutionRecord,
+    Term,
+    Workflow,
+    transition,
+)
+from deriva_ml.core.rid import RID, parse_rid
+from deriva_ml.core.schema_defs import ColumnDef, TableDef
+from deriva_ml.core.status import TERMINAL, Status
+from deriva_ml.store.port import ObjectStore
+
+if TYPE_CHECKING:
+    from deriva_ml.cache import AssetCache
+    from deriva_ml.execution._execution import Execution
+
+#: ``DerivaML(LOCAL_HOST, name)`` selects the embedded catalog.
+LOCAL_HOST = "local"
+
+_SYSTEM_SCHEMAS = frozenset({ML_SCHEMA, "public", "www", "WWW", "_ermrest", "_acl_admin"})
+
+
+def deriva_ml_home(home: str | os.PathLike[str] | None = None) -> Path:
+    """Where embedded catalogs, working directories and the cache live by default.
+
+    ``home`` argument, else ``$DERIVA_ML_HOME``, else ``~/.deriva-ml``.
+    """
+    if home is not None:
+        return Path(home).expanduser()
+    env = os.environ.get("DERIVA_ML_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".deriva-ml"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class DerivaML:
+    """A connection to one deriva-ml catalog and its object store.
+
+    ``DerivaML("local", "my-project")`` opens (creating on first use) an embedded catalog under
+    ``$DERIVA_ML_HOME/catalogs/my-project``; ``DerivaML("host.example.org", "1")`` attaches to a live
+    DERIVA server (ERMrest catalog ``1``, Hatrac object store) with the user's deriva credential.
+
+    ``working_dir`` holds execution directories (default ``$DERIVA_ML_HOME/work/<host>_<catalog>``),
+    ``cache_dir`` the asset and bag cache (default ``$DERIVA_ML_HOME/cache``). ``allow_dirty=False``
+    (or ``DERIVA_ML_ALLOW_DIRTY=false``) refuses workflows whose source has uncommitted changes.
+    """
+
+    def __init__(
+        self,
+        hostname: str = LOCAL_HOST,
+        catalog_id: str | int = "default",
+        *,
+        domain_schema: str | None = None,
+        credential: Mapping[str, Any] | None = None,
+        working_dir: str | os.PathLike[str] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        home: str | os.PathLike[str] | None = None,
+        allow_dirty: bool = True,
+        session_config: Mapping[str, Any] | None = None,
+        catalog: Catalog | None = None,
+        store: ObjectStore | None = None,
+        clock: Callable[[], datetime] | None = None,
+        project_root: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.host_name = hostname
+        self.catalog_id = str(catalog_id)
+        self.home = deriva_ml_home(home)
+        self.allow_dirty = allow_dirty
+        self.credential = credential
+        self._clock = clock or _utcnow
+        self._project_root = Path(project_root) if project_root else None
+        self._log = get_logger("deriva_ml", host=hostname, catalog=self.catalog_id)
+        if catalog is not None:
+            self.catalog: Catalog = catalog
+            if store is None:
+                raise ValidationError("store must be given together with catalog")
+            self.store: ObjectStore = store
+        elif hostname == LOCAL_HOST:
+            self.catalog, self.store = self._open_embedded()
+        else:
+            self.catalog, self.store = self._open_live(session_config)
+        safe_host = "".join(ch if ch.isalnum() or ch in "-._" else "_" for ch in hostname)
+        self.working_dir = (
+            Path(working_dir) if working_dir is not None else self.home / "work" / f"{safe_host}_{self.catalog_id}"
+        ).absolute()
+        self.cache_dir = (Path(cache_dir) if cache_dir is not None else self.home / "cache").absolute()
+        self._cache: AssetCache | None = None
+        self._terms: dict[tuple[str, str], dict[str, Term]] = {}
+        self.domain_schema = domain_schema or self._guess_domain_schema()
+
+    # ------------------------------------------------------------------------------------- adapters
+
+    def _open_embedded(self) -> tuple[Catalog, ObjectStore]:
+        from deriva_ml.catalog.journal import JournalingCatalog
+        from deriva_ml.catalog.sqlite import open_local_catalog
+        from deriva_ml.store.local import LocalObjectStore
+
+        inner = open_local_catalog(self.catalog_id, self.home)
+        cat_dir = Path(inner.path).parent
+        return JournalingCatalog(inner, cat_dir / "journal.jsonl"), LocalObjectStore(cat_dir / "objects")
+
+    def _open_live(self, session_config: Mapping[str, Any] | None) -> tuple[Catalog, ObjectStore]:
+        from deriva_ml.catalog.ermrest import ErmrestCatalog
+        from deriva_ml.store.hatrac import HatracObjectStore
+
+        catalog = ErmrestCatalog(
+            self.host_name, self.catalog_id, credential=self.credential, session_config=session_config
+        )
+        store = HatracObjectStore(self.host_name, credential=self.credential, session_config=session_config)
+        return catalog, store
+
+    @property
+    def cache(self) -> AssetCache:
+        """The content-addressed asset cache (opened on first use)."""
+        if self._cache is None:
+            from deriva_ml.cache import AssetCache
+
+            self._cache = AssetCache(self.cache_dir)
+        return self._cache
+
+    def close(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
+        self.catalog.close()
+
+    def __enter__(self) -> DerivaML:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"DerivaML({self.host_name!r}, {self.catalog_id!r}, domain_schema={self.domain_schema!r})"
+
+    def _now(self) -> datetime:
+        return self._clock()
+
+    # ---------------------------------------------------------------------------------------- model
+
+    def model(self, *, refresh: bool = False) -> Any:
+        return self.catalog.model(refresh=refresh)
+
+    def _guess_domain_schema(self) -> str | None:
+        schemas = [s for s in self.catalog.model().schemas() if s not in _SYSTEM_SCHEMAS]
+        if len(schemas) == 1:
+            return schemas[0]
+        if self.host_name == LOCAL_HOST:
+            return self.catalog_id if self.catalog_id in schemas or not schemas else None
+        return None
+
+    def _require_domain_schema(self, schema: str | None) -> str:
+        s = schema or self.domain_schema
+        if not s:
+            known = [x for x in self.catalog.model().schemas() if x not in _SYSTEM_SCHEMAS]
+            raise ValidationError(
+                f"no domain schema: pass schema=... or DerivaML(..., domain_schema=...); schemas in the catalog: {known}"
+            )
+        return s
+
+    def _table(self, name: str, schema: str | None = None) -> TableDef:
+        """A table by name: in ``schema`` if given, else the domain schema, else deriva-ml, else anywhere."""
+        model = self.catalog.model()
+        if schema is not None:
+            t = model.table(schema, name)
+            if t is None:
+                raise UnknownTable(f"{schema}:{name}", [x.qualified for x in model.tables])
+            return t
+        for s in (self.domain_schema, ML_SCHEMA):
+            if s and (t := model.table(s, name)) is not None:
+                return t
+        found = model.find(name)
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise UnknownTable(name, sorted({t.name for t in model.tables}))
+        raise ValidationError(f"table name {name!r} is ambiguous: {[t.qualified for t in found]}; pass a schema")
+
+    def _asset_table(self, name: str) -> TableDef:
+        from deriva_ml.catalog.schema import is_asset
+
+        try:
+            t = self._table(name)
+        except UnknownTable:
+            t = None
+        if t is None or not is_asset(t):
+            assets = sorted(x.name for x in self.catalog.model().tables if is_asset(x))
+            raise UnknownTable(name, assets) from None
+        return t
+
+    def list_asset_tables(self) -> list[str]:
+        """Names of every asset table (deriva-ml's and the domain's)."""
+        from deriva_ml.catalog.schema import is_asset
+
+        return sorted(t.name for t in self.catalog.model().tables if is_asset(t))
+
+    def _vocabulary(self, name: str) -> TableDef:
+        from deriva_ml.catalog.schema import is_vocabulary
+
+        t = self._table(str(name))
+        if not is_vocabulary(t):
+            vocabs = sorted(x.name for x in self.catalog.model().tables if is_vocabulary(x))
+            raise UnknownTable(f"{name} (not a vocabulary)", vocabs)
+        return t
+
+    # ------------------------------------------------------------------------------- domain helpers
+
+    def create_vocabulary(self, vocab_name: str, comment: str = "", *, schema: str | None = None) -> TableDef:
+        """Create a controlled vocabulary table in the domain schema."""
+        from deriva_ml.catalog.schema import vocabulary_table
+
+        t = vocabulary_table(self._require_domain_schema(schema), vocab_name, comment)
+        self.catalog.create_tables([t])
+        return t
+
+    def create_table(
+        self,
+        name: str,
+        columns: Sequence[ColumnDef] = (),
+        *,
+        references: Sequence[str] = (),
+        schema: str | None = None,
+        comment: str = "",
+    ) -> TableDef:
+        """Create a plain domain table (e.g. ``Subject``); ``references`` names tables it refers to."""
+        from deriva_ml.catalog.schema import plain_table
+
+        refs = {r: self._table(r) for r in references}
+        t = plain_table(self._require_domain_schema(schema), name, columns, references=refs, comment=comment)
+        self.catalog.create_tables([t])
+        return t
+
+    def create_asset(
+        self,
+        asset_name: str,
+        column_defs: Sequence[ColumnDef] = (),
+        referenced_tables: Sequence[str] = (),
+        comment: str = "",
+        *,
+        schema: str | None = None,
+    ) -> TableDef:
+        """Create a domain asset table (with ``_Asset_Type`` and ``_Execution`` tables) and its Asset_Type term."""
+        from deriva_ml.catalog.schema import asset_table
+
+        refs = [self._table(r) for r in referenced_tables]
+        tables = asset_table(self._require_domain_schema(schema), asset_name, column_defs, refs, comment=comment)
+        self.catalog.create_tables(list(tables))
+        self.add_term(MLVocab.asset_type, asset_name, f"A {asset_name} asset", exists_ok=True)
+        return tables[0]
+
+    def add_term(
+        self,
+        table: str,
+        term_name: str,
+        description: str = "",
+        synonyms: Sequence[str] | None = None,
+        exists_ok: bool = True,
+    ) -> Term:
+        """Add a term to a vocabulary (the existing term is returned when ``exists_ok``)."""
+        vocab = self._vocabulary(table)
+        terms = self._vocab_terms(vocab)
+        if term_name in terms:
+            if not exists_ok:
+                from deriva_ml.core.errors import ConflictError
+
+                raise ConflictError(f"term {term_name!r} already exists in {vocab.name}")
+            return terms[term_name]
+        row = {"Name": term_name, "Description": description, "Synonyms": list(synonyms or [])}
+        result = self.catalog.apply(Batch([Insert(vocab.schema, vocab.name, [row], on_conflict_skip=True)]))
+        inserted = result.inserted[0]
+        if inserted:
+            term = _term_from_row(inserted[0])
+        else:  # another process added it concurrently
+            self._terms.pop((vocab.schema, vocab.name), None)
+            return self.lookup_term(table, term_name)
+        self._terms[(vocab.schema, vocab.name)][term.name] = term
+        return term
+
+    def _vocab_terms(self, vocab: TableDef, *, refresh: bool = False) -> dict[str, Term]:
+        key = (vocab.schema, vocab.name)
+        if refresh or key not in self._terms:
+            rows = self.catalog.query(vocab.schema, vocab.name)
+            self._terms[key] = {r["Name"]: _term_from_row(r) for r in rows}
+        return self._terms[key]
+
+    def lookup_term(self, table: str, term_name: str) -> Term:
+        """A term by name or synonym; :class:`UnknownTerm` names the known terms otherwise."""
+        vocab = self._vocabulary(table)
+        for refresh in (False, True):
+            terms = self._vocab_terms(vocab, refresh=refresh)
+            if term_name in terms:
+                return terms[term_name]
+            for t in terms.values():
+                if term_name in t.synonyms:
+                    return t
+        raise UnknownTerm(vocab.name, term_name, sorted(self._vocab_terms(vocab)))
+
+    def list_vocabulary_terms(self, table: str) -> list[Term]:
+        return sorted(self._vocab_terms(self._vocabulary(table), refresh=True).values(), key=lambda t: t.name)
+
+    def _validate_terms(self, table: str, names: Iterable[str]) -> tuple[str, ...]:
+        """Canonical term names for ``names`` (synonyms resolved); UnknownTerm on the first unknown one."""
+        return tuple(self.lookup_term(table, n).name for n in names)
+
+    def _default_asset_types(self, table: str) -> tuple[str, ...]:
+        vocab = self._vocabulary(MLVocab.asset_type)
+        return (table,) if table in self._vocab_terms(vocab) else ()
+
+    # ------------------------------------------------------------------------------------ workflows
+
+    def create_workflow(
+        self,
+        name: str,
+        workflow_type: str | Sequence[str],
+        description: str = "",
+        *,
+        url: str | None = None,
+        checksum: str | None = None,
+        version: str | None = None,
+        caller_file: str | os.PathLike[str] | None = None,
+    ) -> Workflow:
+        """A workflow for the calling script or notebook (validated, detected, not yet registered)."""
+        wf = Workflow(
+            name=name, workflow_type=workflow_type, description=description, url=url, checksum=checksum, version=version
+        )
+        wf = attrs.evolve(wf, workflow_type=self._validate_terms(MLVocab.workflow_type, wf.workflow_type))
+        return self._with_source(wf, caller_file=caller_file)
+
+    def _with_source(self, wf: Workflow, *, caller_file: str | os.PathLike[str] | None = None) -> Workflow:
+        """Fill url/checksum/version/is_notebook from the calling source where the workflow lacks them."""
+        if wf.url and wf.checksum:
+            return wf
+        from deriva_ml.source import detect_source
+
+        info = detect_source(caller_file=caller_file, url=wf.url, checksum=wf.checksum, allow_dirty=self.allow_dirty)
+        if info.repo_root and self._project_root is None:
+            self._project_root = Path(info.repo_root)
+        return attrs.evolve(
+            wf,
+            url=wf.url or info.url,
+            checksum=wf.checksum or info.checksum,
+            version=wf.version or info.version,
+            is_notebook=wf.is_notebook or info.is_notebook,
+        )
+
+    def add_workflow(self, workflow: Workflow) -> RID:
+        """Register ``workflow``; an existing one with the same URL or checksum is reused (its RID returned)."""
+        wf = self._with_source(workflow)
+        types = self._validate_terms(MLVocab.workflow_type, wf.workflow_type)
+        existing = self._find_workflow_row(wf.url, wf.checksum)
+        if existing is not None:
+            return RID(existing["RID"])
+        result = self.catalog.apply(plan_add_workflow(attrs.evolve(wf, workflow_type=types)))
+        rid = result.rids["workflow"]
+        self._log.info("workflow registered", workflow_rid=rid, name=wf.name, url=wf.url)
+        return rid
+
+    def _find_workflow_row(self, url: str | None, checksum: str | None) -> dict[str, Any] | None:
+        rows: list[dict[str, Any]] = []
+        if url:
+            rows = self.catalog.query(ML_SCHEMA, "Workflow", {"URL": url}, limit=1)
+        if not rows and checksum:
+            rows = self.catalog.query(ML_SCHEMA, "Workflow", {"Checksum": checksum}, limit=1)
+        probe = Workflow(name="probe", workflow_type="x", url=url, checksum=checksum)
+        found = find_existing_workflow(probe, rows)
+        return dict(found) if found is not None else None
+
+    def _workflows_from_rows(self, rows: Sequence[Mapping[str, Any]]) -> list[CatalogWorkflow]:
+        if not rows:
+            return []
+        rids = [r["RID"] for r in rows]
+        types: dict[str, list[str]] = {r: [] for r in rids}
+        for chunk in _chunks(rids, 200):
+            for t in self.catalog.query(ML_SCHEMA, "Workflow_Workflow_Type", {"Workflow": chunk}):
+                types[t["Workflow"]].append(t["Workflow_Type"])
+        out = []
+        for r in rows:
+            wf = Workflow(
+                name=r.get("Name") or "(unnamed)",
+                workflow_type=sorted(types[r["RID"]]) or ["(none)"],
+                description=r.get("Description"),
+                url=r.get("URL"),
+                checksum=r.get("Checksum"),
+                version=r.get("Version"),
+                rid=r["RID"],
+                is_notebook=str(r.get("URL") or "").endswith(".ipynb"),
+            )
+            out.append(CatalogWorkflow(self, wf))
+        return out
+
+    def lookup_workflow(self, rid: str) -> CatalogWorkflow:
+        """A catalog-bound workflow by RID (its description and workflow_type write through)."""
+        rid = parse_rid(rid, "workflow rid")
+        rows = self.catalog.query(ML_SCHEMA, "Workflow", {"RID": rid})
+        if not rows:
+            raise RIDNotFound(rid, "Workflow")
+        return self._workflows_from_rows(rows)[0]
+
+    def lookup_workflow_by_url(self, url_or_checksum: str) -> CatalogWorkflow:
+        """A catalog-bound workflow by URL or git checksum."""
+        row = self._find_workflow_row(url_or_checksum, url_or_checksum)
+        if row is None:
+            raise DerivaMLException(f"no workflow with URL or checksum {url_or_checksum!r}")
+        return self._workflows_from_rows([row])[0]
+
+    def find_workflows(self) -> list[CatalogWorkflow]:
+        """Every workflow in the catalog."""
+        return self._workflows_from_rows(self.catalog.query(ML_SCHEMA, "Workflow", order_by=["RID"]))
+
+    # ------------------------------------------------------------------------------------ executions
+
+    def create_execution(
+        self,
+        configuration: ExecutionConfiguration,
+        workflow: Workflow | str | None = None,
+        *,
+        dry_run: bool = False,
+        metadata_files: Sequence[tuple[str | os.PathLike[str], str]] = (),
+    ) -> Execution:
+        """Create and initialize an execution (status Pending when this returns).
+
+        The workflow comes from ``workflow`` or ``configuration.workflow`` (neither: DerivaMLException);
+        it is registered (deduplicated). Every input dataset and asset RID is checked before anything is
+        written. ``dry_run=True`` downloads inputs but writes nothing to the catalog.
+        """
+        from deriva_ml.execution._execution import Execution
+
+        wf_arg = workflow if workflow is not None else configuration.workflow
+        if wf_arg is None:
+            raise DerivaMLException(
+                "no workflow: pass ExecutionConfiguration(workflow=...) or create_execution(config, workflow=...)"
+            )
+        if isinstance(wf_arg, str):
+            wf = self.lookup_workflow(wf_arg).record
+        else:
+            wf = self._with_source(wf_arg)
+        self._check_inputs(configuration)
+        if dry_run:
+            wf_rid = wf.rid or (self._find_workflow_row(wf.url, wf.checksum) or {}).get("RID")
+            wf = attrs.evolve(wf, rid=wf_rid)
+            rid = RID("0000")
+            stamp = self._now().strftime("%Y%m%d-%H%M%S-%f")
+            work = self.working_dir / "dry-run" / stamp
+        else:
+            wf = attrs.evolve(wf, rid=self.add_workflow(wf))
+            result = self.catalog.apply(
+                Batch(
+                    [
+                        Insert(
+                            ML_SCHEMA,
+                            "Execution",
+                            [
+                                {
+                                    "Workflow": wf.rid,
+                                    "Description": configuration.description,
+                                    "Status": Status.created.value,
+                                    "Status_Detail": "Execution created",
+                                }
+                            ],
+                            labels=["execution"],
+                        )
+                    ]
+                )
+            )
+            rid = result.rids["execution"]
+            work = self.execution_dir(rid)
+        config = attrs.evolve(configuration, workflow=wf)
+        record = ExecutionRecord(rid=rid, workflow_rid=wf.rid, description=configuration.description)
+        exe = Execution(self, record, config, wf, work, dry_run=dry_run)
+        extra = [(Path(p), t) for p, t in metadata_files]
+        exe._initialize(extra_metadata_files=extra)
+        return exe
+
+    def execution_dir(self, rid: str) -> Path:
+        return self.working_dir / "executions" / rid
+
+    def _check_inputs(self, configuration: ExecutionConfiguration) -> None:
+        """Every dataset RID is a Dataset and every asset RID is in an asset table (before any write)."""
+        ds = [d.rid for d in configuration.datasets]
+        if ds:
+            found = {r["RID"] for r in self.catalog.query(ML_SCHEMA, "Dataset", {"RID": ds}, columns=["RID"])}
+            for d in ds:
+                if d not in found:
+                    raise RIDNotFound(d, "Dataset")
+        from deriva_ml.catalog.schema import is_asset
+
+        for a in configuration.assets:
+            schema, table = self.catalog.resolve_rid(a.rid)
+            t = self.catalog.model().table(schema, table)
+            if t is None or not is_asset(t):
+                raise ValidationError(f"asset {a.rid!r} is a row of {schema}:{table}, which is not an asset table")
+
+    def lookup_execution(self, rid: str) -> ExecutionRecord:
+        """The catalog's record of an execution."""
+        rid = parse_rid(rid, "execution rid")
+        rows = self.catalog.query(ML_SCHEMA, "Execution", {"RID": rid})
+        if not rows:
+            raise RIDNotFound(rid, "Execution")
+        return _record_from_row(rows[0])
+
+    def find_executions(self, status: Status | str | None = None) -> list[ExecutionRecord]:
+        where = {"Status": Status.parse(status).value} if status is not None else None
+        return [_record_from_row(r) for r in self.catalog.query(ML_SCHEMA, "Execution", where, order_by=["RID"])]
+
+    def restore_execution(self, execution_rid: str) -> Execution:
+        """Rebuild an Execution from the catalog and its local manifest (to finish an interrupted upload)."""
+        from deriva_ml.core.codec import configuration_from_json, loads
+        from deriva_ml.execution._execution import Execution
+        from deriva_ml.execution._manifest import Manifest
+
+        row_record = self.lookup_execution(execution_rid)
+        work = self.execution_dir(row_record.rid)
+        manifest = Manifest(work / "manifest.sqlite")
+        saved = manifest.get_state("record")
+        record = row_record
+        if saved:
+            local = loads(saved, ExecutionRecord)
+            # the catalog is the truth for status; the local copy keeps the times and history
+            record = (
+                attrs.evolve(local, status=row_record.status, status_detail=row_record.status_detail)
+                if local.status != row_record.status
+                else local
+            )
+        cfg_text = manifest.get_state("configuration")
+        if cfg_text is None:
+            cfg_text = self._fetch_configuration_json(row_record.rid)
+        config = (
+            configuration_from_json(cfg_text)
+            if cfg_text
+            else ExecutionConfiguration(description=row_record.description)
+        )
+        wf_text = manifest.get_state("workflow")
+        if wf_text:
+            wf = loads(wf_text, Workflow)
+        elif row_record.workflow_rid:
+            wf = self.lookup_workflow(row_record.workflow_rid).record
+        elif isinstance(config.workflow, Workflow):
+            wf = config.workflow
+        else:
+            raise DerivaMLException(f"execution {execution_rid} has no workflow")
+        exe = Execution(self, record, config, wf, work, manifest=manifest)
+        self._log.info("execution restored", execution_rid=record.rid, status=record.status.value)
+        return exe
+
+    def _fetch_configuration_json(self, execution_rid: RID) -> str | None:
+        links = self.catalog.query(ML_SCHEMA, "Execution_Metadata_Execution", {"Execution": execution_rid})
+        rids = [r["Execution_Metadata"] for r in links]
+        if not rids:
+            return None
+        rows = self.catalog.query(ML_SCHEMA, "Execution_Metadata", {"RID": rids, "Filename": "configuration.json"})
+        if not rows:
+            return None
+        row = rows[0]
+        dest = self.execution_dir(execution_rid) / "metadata" / "configuration.json"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        self.store.get(row["URL"], dest, md5=row.get("MD5"))
+        return dest.read_text()
+
+    def abort_stale_executions(self, older_than: timedelta | None = None) -> list[ExecutionRecord]:
+        """Mark as Aborted executions whose process died.
+
+        Executions started from this machine are checked by their lease (host, pid and process start
+        time); with ``older_than``, any non-terminal execution whose row was last modified longer ago is
+        aborted too (progress updates refresh that time). Returns the aborted records.
+        """
+        from deriva_ml.core.codec import dumps, loads
+        from deriva_ml.execution._execution import owner_is_alive
+        from deriva_ml.execution._manifest import Manifest
+
+        aborted: list[ExecutionRecord] = []
+        live = (Status.created, Status.initializing, Status.pending, Status.running)
+        rows = self.catalog.query(ML_SCHEMA, "Execution", {"Status": [s.value for s in live]})
+        now = self._now()
+        for row in rows:
+            record = _record_from_row(row)
+            manifest_path = self.execution_dir(record.rid) / "manifest.sqlite"
+            reason = None
+            manifest = None
+            if manifest_path.exists():
+                manifest = Manifest(manifest_path)
+                owner_text = manifest.get_state("owner")
+                if owner_text:
+                    owner = json.loads(owner_text)
+                    if owner_is_alive(owner) is False:
+                        reason = f"process {owner.get('pid')} on {owner.get('host')} is gone"
+                saved = manifest.get_state("record")
+                if saved:
+                    local = loads(saved, ExecutionRecord)
+                    if local.status == record.status:
+                        record = local
+            if reason is None and older_than is not None and row.get("RMT"):
+                rmt = _parse_time(row["RMT"])
+                if rmt is not None and now - rmt > older_than:
+                    reason = f"no update since {rmt.isoformat()}"
+            if reason is None:
+                if manifest is not None:
+                    manifest.close()
+                continue
+            new = transition(record, Status.aborted, f"Aborted: {reason}", now)
+            self.catalog.apply(plan_status_update(new))
+            if manifest is not None:
+                manifest.set_state("record", dumps(new, indent=None))
+                manifest.close()
+            aborted.append(new)
+            self._log.warning("execution aborted", execution_rid=new.rid, reason=reason)
+        return aborted
+
+    # --------------------------------------------------------------------------------------- nesting
+
+    def _add_nested(self, parent: RID, child: RID, sequence: int | None) -> None:
+        if parent == child:
+            raise ValidationError(f"an execution cannot be nested in itself ({parent})")
+        # descendants of the child, level by level: a cycle exists if the parent is among them
+        edges: list[tuple[RID, RID]] = []
+        frontier = [child]
+        seen = {child}
+        while frontier:
+            rows = self.catalog.query(ML_SCHEMA, "Execution_Execution", {"Execution": frontier})
+            nxt = []
+            for r in rows:
+                edges.append((RID(r["Execution"]), RID(r["Nested_Execution"])))
+                if r["Nested_Execution"] not in seen:
+                    seen.add(r["Nested_Execution"])
+                    nxt.append(r["Nested_Execution"])
+            frontier = nxt
+        if would_create_cycle(parent, child, edges):
+            raise ValidationError(f"nesting {child} under {parent} would create a cycle")
+        if sequence is not None and (not isinstance(sequence, int) or isinstance(sequence, bool)):
+            raise ValidationError(f"sequence={sequence!r} must be an integer or None")
+        self.catalog.apply(
+            Batch(
+                [
+                    Insert(
+                        ML_SCHEMA,
+                        "Execution_Execution",
+                        [{"Execution": parent, "Nested_Execution": child, "Sequence": sequence}],
+                        on_conflict_skip=True,
+                    )
+                ]
+            )
+        )
+
+    def list_nested_executions(self, execution_rid: str, recurse: bool = False) -> list[ExecutionRecord]:
+        """Children in Sequence order (then RID); ``recurse`` adds grandchildren level by level."""
+        return self._walk(parse_rid(execution_rid), "Execution", "Nested_Execution", recurse)
+
+    def list_parent_executions(self, execution_rid: str, recurse: bool = False) -> list[ExecutionRecord]:
+        return self._walk(parse_rid(execution_rid), "Nested_Execution", "Execution", recurse)
+
+    def _walk(self, start: RID, from_col: str, to_col: str, recurse: bool) -> list[ExecutionRecord]:
+        out: list[ExecutionRecord] = []
+        seen = {start}
+        frontier = [start]
+        while frontier:
+            links = self.catalog.query(ML_SCHEMA, "Execution_Execution", {from_col: frontier})
+            links.sort(key=lambda r: (r.get("Sequence") is None, r.get("Sequence") or 0, r[to_col]))
+            targets = [r[to_col] for r in links if r[to_col] not in seen]
+            targets = list(dict.fromkeys(targets))
+            if not targets:
+                break
+            rows = {r["RID"]: r for r in self.catalog.query(ML_SCHEMA, "Execution", {"RID": targets})}
+            out.extend(_record_from_row(rows[t]) for t in targets if t in rows)
+            seen.update(targets)
+            frontier = targets if recurse else []
+        return out
+
+    # ----------------------------------------------------------------------------------------- assets
+
+    def _download_assets(self, specs: Sequence[AssetSpec], dest_root: Path) -> list[tuple[tuple[str, str], RID, Path]]:
+        """Fetch input assets (cached ones through the cache): one query per asset table."""
+        from deriva_ml.cache import download_uncached
+
+        located: dict[tuple[str, str], list[AssetSpec]] = {}
+        for spec in specs:
+            located.setdefault(self.catalog.resolve_rid(spec.rid), []).append(spec)
+        out: list[tuple[tuple[str, str], RID, Path]] = []
+        for (schema, table), group in located.items():
+            rows = {r["RID"]: r for r in self.catalog.query(schema, table, {"RID": [s.rid for s in group]})}
+            for spec in group:
+                row = rows.get(spec.rid)
+                if row is None:
+                    raise RIDNotFound(spec.rid, table)
+                dest_dir = dest_root / table
+                dest_dir.mkdir(parents=True, exist_ok=True)
+                if spec.cache:
+                    cached = self.cache.fetch(
+                        spec.rid, row["MD5"], row["Filename"], row["URL"], self.store, length=row.get("Length")
+                    )
+                    path = self.cache.link_into(cached, dest_dir, row["Filename"])
+                else:
+                    path = download_uncached(row["URL"], row["MD5"], row["Filename"], self.store, dest_dir)
+                out.append(((schema, table), spec.rid, path))
+        return out
+
+    def cache_stats(self) -> Any:
+        """Entries, bytes, hits and misses of the asset cache."""
+        return self.cache.stats()
+
+    def clear_cache(self, older_than_days: float | None = None) -> Any:
+        """Remove cached assets (all, or those unused for ``older_than_days``)."""
+        return self.cache.clear(older_than_days)
+
+    def verify_cache(self) -> Any:
+        """Re-hash every cached asset; corrupt entries are evicted and reported."""
+        return self.cache.verify()
+
+    # -------------------------------------------------------------------------------------- datasets
+
+    def create_dataset(
+        self,
+        dataset_types: str | Sequence[str] | None = None,
+        description: str = "",
+        version: Any = None,
+        *,
+        execution_rid: str | None = None,
+    ) -> Any:
+        from deriva_ml.dataset import _datasets
+
+        return _datasets.create_dataset(self, dataset_types, description, version, execution_rid=execution_rid)
+
+    def lookup_dataset(self, dataset_rid: str) -> Any:
+        from deriva_ml.dataset import _datasets
+
+        return _datasets.lookup_dataset(self, dataset_rid)
+
+    def find_datasets(self) -> list[Any]:
+        from deriva_ml.dataset import _datasets
+
+        return _datasets.find_datasets(self)
+
+    def add_dataset_members(self, dataset_rid: str, members: Any, **kwargs: Any) -> Any:
+        from deriva_ml.dataset import _datasets
+
+        return _datasets.add_dataset_members(self, dataset_rid, members, **kwargs)
+
+    def list_dataset_members(
+        self, dataset_rid: str, version: Any = None, **kwargs: Any
+    ) -> dict[str, list[dict[str, Any]]]:
+        from deriva_ml.dataset import _datasets
+
+        return _datasets.list_dataset_members(self, dataset_rid, version, **kwargs)
+
+    def list_dataset_children(self, dataset_rid: str, **kwargs: Any) -> list[Any]:
+        from deriva_ml.dataset import _datasets
+
+        return _datasets.list_dataset_children(self, dataset_rid, **kwargs)
+
+    def increment_dataset_version(self, dataset_rid: str, component: str, description: str = "", **kwargs: Any) -> Any:
+        from deriva_ml.dataset import _datasets
+
+        return _datasets.increment_dataset_version(self, dataset_rid, component, description, **kwargs)
+
+    def dataset_version(self, dataset_rid: str) -> Any:
+        """The current version of a dataset."""
+        from deriva_ml.dataset import _datasets
+
+        return _datasets.current_version(self, dataset_rid)
+
+    def dataset_history(self, dataset_rid: str) -> list[Any]:
+        from deriva_ml.dataset import _datasets
+
+        return _datasets.dataset_history(self, dataset_rid)
+
+    def download_dataset_bag(self, dataset: DatasetSpec | str) -> Any:
+        """A BDBag of a dataset version (the current one unless the spec names one)."""
+        from deriva_ml.dataset import _bag
+
+        spec = dataset if isinstance(dataset, DatasetSpec) else DatasetSpec(rid=dataset)  # type: ignore[arg-type]
+        return _bag.download_dataset_bag(self, spec)
+
+    # ----------------------------------------------------------------------------------------- misc
+
+    def _find_uv_lock(self) -> Path | None:
+        """The project's uv.lock: in the workflow's repository root, else the nearest one above cwd."""
+        candidates = []
+        if self._project_root is not None:
+            candidates.append(self._project_root)
+        cwd = Path.cwd()
+        candidates.extend([cwd, *cwd.parents])
+        for d in candidates:
+            if (d / "uv.lock").is_file():
+                return d / "uv.lock"
+        return None
+
+
+class CatalogWorkflow:
+    """A workflow bound to its catalog row: ``description`` and ``workflow_type`` write through.
+
+    Reading any field reads the frozen :class:`Workflow` record (``.record``); assigning
+    ``description`` or ``workflow_type`` validates, writes the catalog, then swaps in the evolved record.
+    """
+
+    __slots__ = ("_ml", "_record")
+
+    def __init__(self, ml: DerivaML, record: Workflow) -> None:
+        object.__setattr__(self, "_ml", ml)
+        object.__setattr__(self, "_record", record)
+
+    @property
+    def record(self) -> Workflow:
+        return self._record  # type: ignore[no-any-return]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(object.__getattribute__(self, "_record"), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        rec: Workflow = self._record
+        ml: DerivaML = self._ml
+        if rec.rid is None:
+            raise ExecutionError("this workflow is not registered in a catalog")
+        if name == "description":
+            new = attrs.evolve(rec, description=value)
+            ml.catalog.apply(Batch([Update(ML_SCHEMA, "Workflow", [{"RID": rec.rid, "Description": new.description}])]))
+        elif name == "workflow_type":
+            new = attrs.evolve(rec, workflow_type=value)
+            types = ml._validate_terms(MLVocab.workflow_type, new.workflow_type)
+            batch = plan_replace_workflow_types(rec.rid, rec.workflow_type, types)
+            if batch:
+                ml.catalog.apply(batch)
+            new = attrs.evolve(new, workflow_type=types)
+        else:
+            raise AttributeError(f"workflow field {name!r} cannot be changed; only description and workflow_type")
+        object.__setattr__(self, "_record", new)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, CatalogWorkflow):
+            return bool(self._record == other._record)
+        return bool(self._record == other)
+
+    def __hash__(self) -> int:
+        return hash(self._record.rid)
+
+    def __repr__(self) -> str:
+        return f"CatalogWorkflow({self._record!r})"
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def _chunks(items: Sequence[Any], n: int) -> Iterable[list[Any]]:
+    for i in range(0, len(items), n):
+        yield list(items[i : i + n])
+
+
+def _term_from_row(row: Mapping[str, Any]) -> Term:
+    syn = row.get("Synonyms") or ()
+    if isinstance(syn, str):
+        try:
+            syn = json.loads(syn)
+        except ValueError:
+            syn = [syn]
+    return Term(
+        name=row["Name"],
+        description=row.get("Description") or "",
+        synonyms=tuple(syn),
+        id=row.get("ID"),
+        uri=row.get("URI"),
+        rid=row.get("RID"),
+    )
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        t = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _parse_duration(text: Any) -> float | None:
+    if not text:
+        return None
+    try:
+        h, m, s = str(text).split(":")
+        return int(h) * 3600 + int(m) * 60 + float(s)
+    except ValueError:
+        return None
+
+
+def _record_from_row(row: Mapping[str, Any]) -> ExecutionRecord:
+    status_text = row.get("Status") or Status.created.value
+    try:
+        status = Status.parse(status_text)
+    except ValidationError:
+        status = Status.aborted if status_text.lower() in ("aborted", "abort") else Status.created
+    start = _parse_time(row.get("RCT"))
+    dur = _parse_duration(row.get("Duration"))
+    stop = (
+        start + timedelta(seconds=dur)
+        if start is not None and dur is not None and status in TERMINAL | {Status.failed}
+        else None
+    )
+    return ExecutionRecord(
+        rid=row["RID"],
+        workflow_rid=row.get("Workflow"),
+        description=row.get("Description") or "",
+        status=status,
+        status_detail=row.get("Status_Detail") or "",
+        start_time=start if stop is not None else None,
+        stop_time=stop,
+    )

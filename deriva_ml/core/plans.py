@@ -1,0 +1,236 @@
+"""Pure planning functions: gathered facts in, effects out.
+
+The shell gathers what exists (rows it queried, files it hashed), calls one of these, and hands the
+returned :class:`~deriva_ml.core.effects.Batch` to the catalog adapter. Nothing here performs I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from deriva_ml.core.definitions import ML_SCHEMA, AssetRole
+from deriva_ml.core.effects import Batch, Effect, Insert, Ref, Update
+from deriva_ml.core.errors import ValidationError
+from deriva_ml.core.records import ExecutionRecord, Workflow
+from deriva_ml.core.rid import RID
+
+
+def find_existing_workflow(workflow: Workflow, rows: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The catalog row a workflow deduplicates to: same URL first, else same checksum."""
+    rows = list(rows)
+    for row in rows:
+        if workflow.url and row.get("URL") == workflow.url:
+            return row
+    for row in rows:
+        if workflow.checksum and row.get("Checksum") == workflow.checksum:
+            return row
+    return None
+
+
+def plan_add_workflow(workflow: Workflow) -> Batch:
+    """Insert a workflow and its types in one batch (the row is labelled ``workflow``)."""
+    return Batch(
+        [
+            Insert(
+                ML_SCHEMA,
+                "Workflow",
+                [
+                    {
+                        "Name": workflow.name,
+                        "Description": workflow.description,
+                        "URL": workflow.url,
+                        "Checksum": workflow.checksum,
+                        "Version": workflow.version,
+                    }
+                ],
+                labels=["workflow"],
+            ),
+            Insert(
+                ML_SCHEMA,
+                "Workflow_Workflow_Type",
+                [{"Workflow": Ref("workflow"), "Workflow_Type": t} for t in dict.fromkeys(workflow.workflow_type)],
+            ),
+        ]
+    )
+
+
+def plan_replace_workflow_types(workflow_rid: RID, old: Sequence[str], new: Sequence[str]) -> Batch:
+    """Set a workflow's types to ``new``: delete the ones no longer wanted, insert the new ones."""
+    from deriva_ml.core.effects import Delete
+
+    gone = [t for t in old if t not in new]
+    added = [t for t in dict.fromkeys(new) if t not in old]
+    effects: list[Effect] = []
+    if gone:
+        effects.append(
+            Delete(ML_SCHEMA, "Workflow_Workflow_Type", "Workflow_Type", gone, where={"Workflow": workflow_rid})
+        )
+    if added:
+        effects.append(
+            Insert(
+                ML_SCHEMA,
+                "Workflow_Workflow_Type",
+                [{"Workflow": workflow_rid, "Workflow_Type": t} for t in added],
+                on_conflict_skip=True,
+            )
+        )
+    return Batch(effects)
+
+
+def plan_status_update(record: ExecutionRecord) -> Batch:
+    """Write a record's status, detail and (when known) duration to its Execution row."""
+    row: dict[str, Any] = {
+        "RID": record.rid,
+        "Status": record.status.value,
+        "Status_Detail": record.status_detail,
+    }
+    if record.duration_text is not None:
+        row["Duration"] = record.duration_text
+    return Batch([Update(ML_SCHEMA, "Execution", [row])])
+
+
+def plan_input_links(
+    execution_rid: RID,
+    dataset_rids: Sequence[RID],
+    assets_by_table: Mapping[tuple[str, str], Sequence[RID]],
+) -> Batch:
+    """Link input datasets and assets to an execution (role Input), idempotently."""
+    effects: list[Effect] = []
+    if dataset_rids:
+        effects.append(
+            Insert(
+                ML_SCHEMA,
+                "Dataset_Execution",
+                [
+                    {"Dataset": d, "Execution": execution_rid, "Asset_Role": AssetRole.input.value}
+                    for d in dict.fromkeys(dataset_rids)
+                ],
+                on_conflict_skip=True,
+            )
+        )
+    for (schema, table), rids in sorted(assets_by_table.items()):
+        if rids:
+            effects.append(
+                Insert(
+                    schema,
+                    f"{table}_Execution",
+                    [
+                        {table: r, "Execution": execution_rid, "Asset_Role": AssetRole.input.value}
+                        for r in dict.fromkeys(rids)
+                    ],
+                    on_conflict_skip=True,
+                )
+            )
+    return Batch(effects)
+
+
+@attrs.frozen
+class StoredOutput:
+    """An output file that is in the object store and needs (or has) its catalog rows."""
+
+    key: int
+    schema: str
+    table: str
+    url: str
+    filename: str
+    length: int
+    md5: str
+    description: str | None = None
+    asset_types: tuple[str, ...] = ()
+    metadata: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+def plan_output_rows(
+    execution_rid: RID,
+    outputs: Sequence[StoredOutput],
+    existing: Mapping[tuple[str, str, str], RID],
+) -> tuple[Batch, dict[int, str | RID]]:
+    """Asset rows, asset types and Output links for stored outputs, batched per table.
+
+    ``existing`` maps ``(schema, table, URL)`` to the RID of a row already in the catalog (an earlier,
+    interrupted upload of the same file, or the same bytes uploaded by another run): such a row is reused,
+    never duplicated. Returns the batch and, per output key, the label (new row) or RID (existing row)
+    that identifies its asset row, so the caller can map results back to manifest entries.
+    """
+    by_table: dict[tuple[str, str], list[StoredOutput]] = {}
+    for out in outputs:
+        by_table.setdefault((out.schema, out.table), []).append(out)
+    effects: list[Effect] = []
+    ident: dict[int, str | RID] = {}
+    for (schema, table), outs in sorted(by_table.items()):
+        rows: list[dict[str, Any]] = []
+        labels: list[str | None] = []
+        seen: dict[str, str | RID] = {}
+        for out in outs:
+            found = existing.get((schema, table, out.url))
+            if found is not None:
+                ident[out.key] = found
+                continue
+            if out.url in seen:  # the same bytes and name registered twice in one run: one row
+                ident[out.key] = seen[out.url]
+                continue
+            label = f"out{out.key}"
+            seen[out.url] = label
+            ident[out.key] = label
+            row: dict[str, Any] = {
+                "URL": out.url,
+                "Filename": out.filename,
+                "Length": out.length,
+                "MD5": out.md5,
+            }
+            if out.description is not None:
+                row["Description"] = out.description
+            for col, val in out.metadata.items():
+                if col in row:
+                    raise ValidationError(f"metadata column {col!r} of {table} is set by the upload itself")
+                row[col] = val
+            rows.append(row)
+            labels.append(label)
+        if rows:
+            effects.append(Insert(schema, table, rows, labels=labels))
+
+        def ref(key: int) -> Any:
+            v = ident[key]
+            return Ref(v) if isinstance(v, str) and v.startswith("out") else v
+
+        type_rows = [{table: ref(o.key), "Asset_Type": t} for o in outs for t in dict.fromkeys(o.asset_types)]
+        if type_rows:
+            effects.append(Insert(schema, f"{table}_Asset_Type", _unique(type_rows), on_conflict_skip=True))
+        link_rows = [
+            {table: ref(o.key), "Execution": execution_rid, "Asset_Role": AssetRole.output.value} for o in outs
+        ]
+        effects.append(Insert(schema, f"{table}_Execution", _unique(link_rows), on_conflict_skip=True))
+    return Batch(effects), ident
+
+
+def _unique(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    seen: set[tuple[tuple[str, str], ...]] = set()
+    for row in rows:
+        key = tuple(sorted((k, repr(v)) for k, v in row.items()))
+        if key not in seen:
+            seen.add(key)
+            out.append(row)
+    return out
+
+
+def would_create_cycle(parent: RID, child: RID, edges: Iterable[tuple[RID, RID]]) -> bool:
+    """True when linking ``parent -> child`` closes a cycle over the existing ``(parent, child)`` edges."""
+    if parent == child:
+        return True
+    children: dict[RID, set[RID]] = {}
+    for p, c in edges:
+        children.setdefault(p, set()).add(c)
+    stack, seen = [child], set()
+    while stack:
+        node = stack.pop()
+        if node == parent:
+            return True
+        if node in seen:
+            continue
+        seen.add(node)
+        stack.extend(children.get(node, ()))
+    return False

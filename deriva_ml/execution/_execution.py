@@ -1,0 +1,637 @@
+"""The ``Execution``: one run of a workflow, as a context manager.
+
+Shell code: it gathers inputs, calls pure functions (``transition``, ``plan_*``), hands the effects to the
+catalog adapter and logs what happened. The in-memory :class:`ExecutionRecord` is replaced only after the
+catalog accepted the change, so the two never disagree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path, PosixPath
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from deriva_ml._log import get_logger
+from deriva_ml.core.codec import configuration_to_json, dumps
+from deriva_ml.core.definitions import ML_SCHEMA, AssetRole, ExecMetadataType, MLAsset
+from deriva_ml.core.effects import Batch, Insert
+from deriva_ml.core.errors import (
+    DerivaMLException,
+    ExecutionError,
+    InvalidFileName,
+    UnknownColumn,
+    UploadFailed,
+)
+from deriva_ml.core.plans import StoredOutput, plan_output_rows, plan_status_update
+from deriva_ml.core.records import (
+    AssetSpec,
+    DatasetSpec,
+    ExecutionConfiguration,
+    ExecutionRecord,
+    Workflow,
+    transition,
+)
+from deriva_ml.core.rid import RID, parse_rid
+from deriva_ml.core.status import Status
+from deriva_ml.execution._manifest import CATALOGED, REGISTERED, STORED, Manifest, ManifestEntry
+from deriva_ml.store.port import DEFAULT_CHUNK_SIZE, UploadOptions
+
+if TYPE_CHECKING:
+    from deriva_ml._ml import DerivaML
+
+ProgressCallback = Callable[[int, int], None]
+
+#: Columns an asset row gets from the upload itself (not settable as metadata).
+_ASSET_BUILTIN = frozenset({"URL", "Filename", "Length", "MD5", "Description"})
+_SYSTEM = frozenset({"RID", "RCT", "RMT", "RCB", "RMB"})
+
+
+def _md5_and_length(path: Path) -> tuple[str, int]:
+    h = hashlib.md5(usedforsecurity=False)
+    n = 0
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            n += len(chunk)
+    return h.hexdigest(), n
+
+
+def _check_plain_name(name: str) -> str:
+    from deriva_ml.store.names import validate_filename
+
+    return validate_filename(name)
+
+
+def process_start_time(pid: int) -> str | None:
+    """An identifier of when process ``pid`` started (Linux ``/proc``), or None where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # field 22 (starttime) counted after the parenthesised command name
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def owner_identity() -> dict[str, Any]:
+    """host, pid and process start time of the current process (the execution's lease)."""
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "pid": pid, "started": process_start_time(pid)}
+
+
+def owner_is_alive(owner: Mapping[str, Any]) -> bool | None:
+    """True/False when ``owner`` ran on this host and is/isn't still running; None when it can't be told."""
+    if owner.get("host") != socket.gethostname():
+        return None
+    pid = int(owner.get("pid", -1))
+    if pid <= 0:
+        return False
+    started = process_start_time(pid)
+    if started is None:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return owner.get("started") is None
+    return owner.get("started") in (None, started)
+
+
+class AssetFilePath(PosixPath):
+    """The path ``asset_file_path`` returns: a real path, plus ``set_metadata`` for the asset row."""
+
+    _execution: Execution | None = None
+    asset_name: str = ""
+    file_name: str = ""
+    asset_types: tuple[str, ...] = ()
+
+    def set_metadata(self, column: str, value: Any) -> None:
+        """Set one metadata column of the asset row this file will get (validated against the table)."""
+        if self._execution is None:
+            raise ExecutionError(f"{self} is not registered with an execution")
+        self._execution._set_metadata(self, column, value)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The metadata registered so far."""
+        if self._execution is None:
+            return {}
+        entry = self._execution._manifest.get(self._execution._manifest_key(self))
+        return dict(entry.metadata) if entry else {}
+
+
+@attrs.frozen
+class UploadedAsset:
+    """One uploaded output: its asset table, RID, URL, file name, MD5, length and types."""
+
+    table: str
+    rid: RID
+    url: str
+    filename: str
+    md5: str
+    length: int
+    asset_types: tuple[str, ...]
+    path: str
+
+
+class Execution:
+    """One run of a workflow. Use ``with ml.create_execution(config) as exe:``."""
+
+    def __init__(
+        self,
+        ml: DerivaML,
+        record: ExecutionRecord,
+        configuration: ExecutionConfiguration,
+        workflow: Workflow,
+        working_dir: Path,
+        *,
+        dry_run: bool = False,
+        manifest: Manifest | None = None,
+    ) -> None:
+        self._ml = ml
+        self._record = record
+        self.configuration = configuration
+        self.workflow = workflow
+        self.working_dir = working_dir
+        self.dry_run = dry_run
+        working_dir.mkdir(parents=True, exist_ok=True)
+        self._manifest = manifest or Manifest(working_dir / "manifest.sqlite")
+        self.datasets: list[Any] = []
+        self.asset_paths: dict[str, list[Path]] = {}
+        self._log = get_logger("deriva_ml.execution", execution_rid=record.rid, workflow_rid=workflow.rid)
+        self._persist_record()
+
+    # ------------------------------------------------------------------------------------------ basics
+
+    @property
+    def execution_rid(self) -> RID:
+        return self._record.rid
+
+    @property
+    def record(self) -> ExecutionRecord:
+        """The execution's current frozen record (status, detail, times)."""
+        return self._record
+
+    @property
+    def status(self) -> Status:
+        return self._record.status
+
+    def __repr__(self) -> str:
+        return f"Execution(rid={self.execution_rid!r}, status={self.status.value!r}, working_dir={str(self.working_dir)!r})"
+
+    def _persist_record(self) -> None:
+        self._manifest.set_state("record", dumps(self._record, indent=None))
+        self._manifest.set_state("configuration", configuration_to_json(self.configuration))
+        self._manifest.set_state("workflow", dumps(self.workflow, indent=None))
+
+    def _set_status(self, to: Status, detail: str) -> None:
+        new = transition(self._record, to, detail, self._ml._now())  # raises before any I/O
+        if not self.dry_run:
+            self._ml.catalog.apply(plan_status_update(new))
+        self._record = new
+        self._manifest.set_state("record", dumps(new, indent=None))
+        if to in (Status.running, Status.initializing):
+            self._manifest.set_state("owner", json.dumps(owner_identity()))
+        self._log.info("status", status=to.value, detail=detail)
+
+    def update_status(self, status: Status | str, msg: str = "") -> None:
+        """Report progress (``Status.running`` with a message) or change status; validated first."""
+        self._set_status(Status.parse(status), msg)
+
+    # ---------------------------------------------------------------------------------- initialization
+
+    def _initialize(self, *, extra_metadata_files: Sequence[tuple[Path, str]] = ()) -> None:
+        """Created -> Initializing -> Pending: fetch inputs, link them, write and upload metadata files."""
+        self._set_status(Status.initializing, "Downloading input datasets and assets")
+        try:
+            resolved = self._download_inputs()
+            # configuration.json records the versions actually used
+            self.configuration = attrs.evolve(self.configuration, datasets=resolved)
+            self._write_metadata_files(extra_metadata_files)
+            self._set_status(Status.pending, "Inputs ready")
+        except BaseException as exc:
+            self._set_status(Status.failed, _describe(exc))
+            raise
+
+    def _download_inputs(self) -> tuple[DatasetSpec, ...]:
+        ml = self._ml
+        resolved: list[DatasetSpec] = []
+        for spec in self.configuration.datasets:
+            bag = ml.download_dataset_bag(spec)
+            self.datasets.append(bag)
+            resolved.append(attrs.evolve(spec, version=bag.version))
+            self.update_status(Status.initializing, f"Dataset {spec.rid} {bag.version} ready")
+        by_table: dict[tuple[str, str], list[RID]] = {}
+        if self.configuration.assets:
+            fetched = ml._download_assets(self.configuration.assets, self.working_dir / "inputs" / "assets")
+            for (schema, table), rid, path in fetched:
+                by_table.setdefault((schema, table), []).append(rid)
+                self.asset_paths.setdefault(table, []).append(path)
+        if not self.dry_run:
+            from deriva_ml.core.plans import plan_input_links
+
+            batch = plan_input_links(self.execution_rid, [s.rid for s in resolved], by_table)
+            if batch:
+                ml.catalog.apply(batch)
+        return tuple(resolved)
+
+    def _write_metadata_files(self, extra: Sequence[tuple[Path, str]]) -> None:
+        meta_dir = self.working_dir / "metadata"
+        meta_dir.mkdir(parents=True, exist_ok=True)
+        files: list[tuple[Path, str]] = []
+        cfg = meta_dir / "configuration.json"
+        cfg.write_text(configuration_to_json(self.configuration) + "\n")
+        files.append((cfg, ExecMetadataType.deriva_config.value))
+        lock = self._ml._find_uv_lock()
+        if lock is not None:
+            dest = meta_dir / "uv.lock"
+            shutil.copyfile(lock, dest)
+            files.append((dest, ExecMetadataType.execution_config.value))
+        from deriva_ml.execution._environment import environment_snapshot, render_snapshot
+
+        now = self._ml._now()
+        stamp = now.strftime("%Y%m%d_%H%M%S")
+        snap = meta_dir / f"environment_snapshot_{stamp}.txt"
+        snap.write_text(render_snapshot(environment_snapshot(now, argv=self.configuration.argv or None)))
+        files.append((snap, ExecMetadataType.runtime_env.value))
+        for path, asset_type in extra:
+            dest = meta_dir / path.name
+            if path.resolve() != dest.resolve():
+                shutil.copyfile(path, dest)
+            files.append((dest, asset_type))
+        keys = []
+        for path, asset_type in files:
+            entry = self._register(MLAsset.execution_metadata.value, ML_SCHEMA, path, path.name, (asset_type,), {})
+            keys.append(entry.key)
+        if not self.dry_run:
+            # metadata files are uploaded at once, so they exist even if the run crashes
+            self._upload(UploadOptions(), only=set(keys), progress=None)
+
+    # --------------------------------------------------------------------------------------- lifecycle
+
+    def execution_start(self) -> None:
+        """Pending -> Running (a Failed execution is first moved back to Pending: a retry)."""
+        if self.status is Status.failed:
+            self._set_status(Status.pending, "Retrying")
+        self._set_status(Status.running, "Execution started")
+
+    def execution_stop(self, error: BaseException | None = None) -> None:
+        """Running -> Completed (or Failed with the exception's type and message)."""
+        if error is None:
+            self._set_status(Status.completed, "Execution completed")
+        else:
+            self._set_status(Status.failed, _describe(error))
+
+    def __enter__(self) -> Execution:
+        self.execution_start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        try:
+            self.execution_stop(exc)
+        except DerivaMLException:
+            if exc is None:
+                raise
+            self._log.exception("could not record the failure", error=repr(exc))
+        return False  # never swallow the user's exception
+
+    # ----------------------------------------------------------------------------------------- outputs
+
+    def _outputs_dir(self, table: str) -> Path:
+        d = self.working_dir / "outputs" / table
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def _manifest_key(self, path: Path) -> str:
+        return os.path.relpath(path, self.working_dir)
+
+    def _register(
+        self,
+        table: str,
+        schema: str,
+        path: Path,
+        filename: str,
+        asset_types: Sequence[str],
+        metadata: Mapping[str, Any],
+        description: str | None = None,
+    ) -> ManifestEntry:
+        return self._manifest.register(
+            schema=schema,
+            asset_table=table,
+            path=self._manifest_key(path),
+            filename=filename,
+            asset_types=asset_types,
+            metadata=metadata,
+            description=description,
+        )
+
+    def asset_file_path(
+        self,
+        asset_name: str,
+        file_name: str | os.PathLike[str],
+        asset_types: Sequence[str] | str | None = None,
+        copy_file: bool = False,
+        rename_file: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        description: str | None = None,
+        **kwargs: Any,
+    ) -> AssetFilePath:
+        """Register a file for upload to the asset table ``asset_name`` and return its path.
+
+        ``file_name`` is either a plain name (a new file: write to the returned path) or the path of an
+        existing file, which is staged by symlink (or copied with ``copy_file=True``), optionally under
+        ``rename_file``. ``asset_types`` must be terms of ``Asset_Type``; ``metadata`` maps columns of the
+        asset table to values. Extra keyword arguments are metadata too (the reference's style). The
+        registration is committed to the manifest before this returns.
+        """
+        ml = self._ml
+        table = ml._asset_table(asset_name)
+        meta = dict(metadata or {})
+        meta.update(kwargs)
+        self._validate_metadata(table, meta)
+        if isinstance(asset_types, str):
+            asset_types = [asset_types]
+        types = tuple(asset_types) if asset_types is not None else ml._default_asset_types(table.name)
+        ml._validate_terms("Asset_Type", types)
+        source = Path(file_name)
+        existing = source.exists() and (source.is_absolute() or os.sep in str(file_name) or source.is_file())
+        if existing and source.is_file():
+            name = _check_plain_name(rename_file or source.name)
+            dest = self._outputs_dir(table.name) / name
+            if dest.exists() or dest.is_symlink():
+                dest.unlink()
+            if copy_file:
+                shutil.copy2(source, dest)
+            else:
+                dest.symlink_to(source.resolve())
+        else:
+            if existing:
+                raise InvalidFileName(f"file_name={str(file_name)!r} exists but is not a regular file")
+            if os.sep in str(file_name) or (os.altsep and os.altsep in str(file_name)):
+                raise InvalidFileName(
+                    f"file_name={str(file_name)!r} does not exist; to create a new file give a plain name "
+                    f"(no directories), or stage an existing file by its path"
+                )
+            name = _check_plain_name(rename_file or str(file_name))
+            dest = self._outputs_dir(table.name) / name
+        self._register(table.name, table.schema, dest, name, types, meta, description)
+        out = AssetFilePath(dest)
+        out._execution = self
+        out.asset_name = table.name
+        out.file_name = name
+        out.asset_types = types
+        self._log.debug("registered output", table=table.name, file=name)
+        return out
+
+    def _validate_metadata(self, table: Any, meta: Mapping[str, Any]) -> None:
+        allowed = [c.name for c in table.columns if c.name not in _ASSET_BUILTIN and c.name not in _SYSTEM]
+        for col in meta:
+            if col not in allowed:
+                raise UnknownColumn(table.name, col, allowed)
+
+    def _set_metadata(self, path: AssetFilePath, column: str, value: Any) -> None:
+        table = self._ml._asset_table(path.asset_name)
+        self._validate_metadata(table, {column: value})
+        self._manifest.set_metadata(self._manifest_key(path), column, value)
+
+    # ------------------------------------------------------------------------------------------ upload
+
+    def upload_execution_outputs(
+        self,
+        timeout: tuple[float, float] = (600, 600),
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        max_retries: int = 3,
+        retry_delay: float = 5.0,
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> dict[str, list[UploadedAsset]]:
+        """Upload every registered output not yet uploaded; may be called again to finish the rest.
+
+        Files go to the object store (idempotent: the same bytes are stored once), then asset rows,
+        asset types and Output links are written in one batch per table. Returns the uploaded assets by
+        ``schema/table``. Failed executions upload their partial outputs too.
+        """
+        if self.dry_run:
+            self._log.info("dry run: nothing uploaded")
+            return {}
+        options = UploadOptions(
+            timeout=(float(timeout[0]), float(timeout[1])),
+            chunk_size=int(chunk_size),
+            max_retries=int(max_retries),
+            retry_delay=float(retry_delay),
+        )
+        self._upload(options, only=None, progress=progress)
+        result: dict[str, list[UploadedAsset]] = {}
+        for e in self._manifest.entries(CATALOGED):
+            result.setdefault(f"{e.schema}/{e.asset_table}", []).append(
+                UploadedAsset(
+                    table=e.asset_table,
+                    rid=RID(e.asset_rid or ""),
+                    url=e.url or "",
+                    filename=e.filename,
+                    md5=e.md5 or "",
+                    length=e.length or 0,
+                    asset_types=e.asset_types,
+                    path=str(self.working_dir / e.path),
+                )
+            )
+        return result
+
+    def _upload(self, options: UploadOptions, *, only: set[int] | None, progress: ProgressCallback | None) -> None:
+        ml = self._ml
+        log = self._log
+        pending = [e for e in self._manifest.entries(REGISTERED) if only is None or e.key in only]
+        missing: list[str] = []
+        sizes: dict[int, int] = {}
+        for e in pending:
+            p = self.working_dir / e.path
+            if not p.exists():
+                missing.append(e.path)
+            else:
+                sizes[e.key] = p.stat().st_size
+        total = sum(sizes.values())
+        done = 0
+        reporter = progress or _ProgressLog(log, total)
+        for e in pending:
+            if e.key not in sizes:
+                continue
+            path = self.working_dir / e.path
+            md5, length = _md5_and_length(path)
+            base = done
+
+            def file_progress(n: int, _total: int, base: int = base) -> None:
+                reporter(base + n, total)
+
+            stored = ml.store.put(
+                path.resolve(),
+                table=e.asset_table,
+                filename=e.filename,
+                md5=md5,
+                options=options,
+                progress=file_progress,
+            )
+            self._manifest.mark_stored(e.key, url=stored.url, md5=stored.md5, length=stored.length)
+            done += length
+            reporter(done, total)
+            log.info("stored", file=e.filename, table=e.asset_table, bytes=length, url=stored.url)
+        stored_entries = [e for e in self._manifest.entries(STORED) if only is None or e.key in only]
+        if stored_entries:
+            self._catalog_outputs(stored_entries)
+        if missing:
+            raise UploadFailed(
+                f"{len(missing)} registered output file(s) do not exist, the rest were uploaded: "
+                + ", ".join(missing[:20])
+            )
+
+    def _catalog_outputs(self, entries: Sequence[ManifestEntry]) -> None:
+        ml = self._ml
+        existing: dict[tuple[str, str, str], RID] = {}
+        by_table: dict[tuple[str, str], list[str]] = {}
+        for e in entries:
+            by_table.setdefault((e.schema, e.asset_table), []).append(e.url or "")
+        for (schema, table), urls in by_table.items():
+            for chunk in _chunks(sorted(set(urls)), 200):
+                for row in ml.catalog.query(schema, table, {"URL": chunk}, columns=["RID", "URL"]):
+                    existing[(schema, table, row["URL"])] = RID(row["RID"])
+        outputs = [
+            StoredOutput(
+                key=e.key,
+                schema=e.schema,
+                table=e.asset_table,
+                url=e.url or "",
+                filename=e.filename,
+                length=e.length or 0,
+                md5=e.md5 or "",
+                description=e.description,
+                asset_types=e.asset_types,
+                metadata=e.metadata,
+            )
+            for e in entries
+        ]
+        batch, ident = plan_output_rows(self.execution_rid, outputs, existing)
+        result = ml.catalog.apply(batch)
+        rids = {key: (result.rids[v] if v in result.rids else v) for key, v in ident.items()}
+        self._manifest.mark_cataloged({k: str(v) for k, v in rids.items()})
+        self._log.info("cataloged outputs", count=len(entries), tables=sorted(t for _, t in by_table))
+
+    # ---------------------------------------------------------------------------------------- datasets
+
+    def download_dataset_bag(self, dataset: DatasetSpec | str) -> Any:
+        """The bag of an input dataset (already downloaded at initialization when listed in the config)."""
+        spec = dataset if isinstance(dataset, DatasetSpec) else DatasetSpec(rid=dataset)  # type: ignore[arg-type]
+        for bag in self.datasets:
+            if bag.dataset_rid == spec.rid and (spec.version is None or bag.version == spec.version):
+                return bag
+        return self._ml.download_dataset_bag(spec)
+
+    def create_dataset(
+        self,
+        description: str = "",
+        dataset_types: Sequence[str] | str | None = None,
+        version: Any = None,
+    ) -> Any:
+        """A new dataset recorded as an output of this execution."""
+        ds = self._ml.create_dataset(
+            dataset_types=dataset_types, description=description, version=version, execution_rid=self.execution_rid
+        )
+        if not self.dry_run:
+            self._ml.catalog.apply(
+                Batch(
+                    [
+                        Insert(
+                            ML_SCHEMA,
+                            "Dataset_Execution",
+                            [
+                                {
+                                    "Dataset": ds.dataset_rid,
+                                    "Execution": self.execution_rid,
+                                    "Asset_Role": AssetRole.output.value,
+                                }
+                            ],
+                            on_conflict_skip=True,
+                        )
+                    ]
+                )
+            )
+        return ds
+
+    def download_asset(self, asset_rid: str, cache: bool = False) -> Path:
+        """Download one asset into this execution's inputs (and link it as an Input)."""
+        fetched = self._ml._download_assets(
+            [AssetSpec(rid=asset_rid, cache=cache)], self.working_dir / "inputs" / "assets"
+        )  # type: ignore[arg-type]
+        (schema, table), rid, path = fetched[0]
+        if not self.dry_run:
+            from deriva_ml.core.plans import plan_input_links
+
+            self._ml.catalog.apply(plan_input_links(self.execution_rid, [], {(schema, table): [rid]}))
+        self.asset_paths.setdefault(table, []).append(path)
+        return path
+
+    # ----------------------------------------------------------------------------------------- nesting
+
+    def add_nested_execution(self, child: Execution | str, sequence: int | None = None) -> None:
+        """Link ``child`` under this execution (Execution_Execution), rejecting self-links and cycles."""
+        child_rid = parse_rid(child.execution_rid if isinstance(child, Execution) else child, "child")
+        self._ml._add_nested(self.execution_rid, child_rid, sequence)
+
+    def list_nested_executions(self, recurse: bool = False) -> list[ExecutionRecord]:
+        """Child executions (in Sequence order); with ``recurse=True`` all descendants, level by level."""
+        return self._ml.list_nested_executions(self.execution_rid, recurse=recurse)
+
+    def list_parent_executions(self, recurse: bool = False) -> list[ExecutionRecord]:
+        """Executions this one is nested under."""
+        return self._ml.list_parent_executions(self.execution_rid, recurse=recurse)
+
+    def is_nested(self) -> bool:
+        return bool(self.list_parent_executions())
+
+    def is_parent(self) -> bool:
+        return bool(self.list_nested_executions())
+
+
+def _describe(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3))
+    from deriva_ml.core.redact import scrub_url
+
+    return scrub_url(text if len(text) > 2000 else f"{text}\n{tb}"[:4000])
+
+
+def _chunks(items: Sequence[str], n: int) -> Iterable[list[str]]:
+    for i in range(0, len(items), n):
+        yield list(items[i : i + n])
+
+
+class _ProgressLog:
+    """Default upload progress: a log line per ~10% of the bytes (and a live line on a terminal)."""
+
+    def __init__(self, log: Any, total: int) -> None:
+        self.log = log
+        self.total = total
+        self.next_mark = 0.0
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        frac = 1.0 if total == 0 else done / total
+        if self.tty and total:
+            sys.stderr.write(f"\rupload {done / 1e6:,.1f}/{total / 1e6:,.1f} MB ({frac:.0%})")
+            if done >= total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+        if frac >= self.next_mark:
+            self.log.info("upload progress", bytes_done=done, bytes_total=total, percent=round(frac * 100))
+            self.next_mark = frac + 0.1
