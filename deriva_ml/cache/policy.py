@@ -15,6 +15,7 @@ import cattrs
 
 from deriva_ml.core.errors import ConfigurationError, InvalidFileName, ValidationError
 from deriva_ml.core.rid import is_rid, parse_rid
+from deriva_ml.store import names as store_names
 
 SECONDS_PER_DAY = 86_400.0
 
@@ -85,16 +86,10 @@ def validate_filename(filename: str) -> str:
     """Return ``filename`` if it can be one path component; raise :class:`InvalidFileName`.
 
     Spaces, several dots, no extension and non-ASCII are all fine (``my model.tar.gz``, ``README``,
-    ``données.csv``); path separators, NUL, ``.``/``..`` and names over 255 UTF-8 bytes are not.
+    ``données.csv``); the object store's rules apply (no ``/``, ``\\``, NUL, drive prefix; not ``''``,
+    ``.``, ``..``), and names over 255 UTF-8 bytes are refused too.
     """
-    if not isinstance(filename, str) or filename in ("", ".", ".."):
-        raise InvalidFileName(f"filename={filename!r} is not a usable file name")
-    bad = [c for c in ("/", "\\", "\0") if c in filename]
-    if bad:
-        raise InvalidFileName(
-            f"filename={filename!r} contains {', '.join(repr(c) for c in bad)}: a file name must be a "
-            f"single path component"
-        )
+    filename = store_names.validate_filename(filename)  # the store's rules, so both agree
     if len(filename.encode("utf-8", "surrogateescape")) > MAX_FILENAME_BYTES:
         raise InvalidFileName(f"filename={filename!r} is longer than {MAX_FILENAME_BYTES} bytes in UTF-8")
     return filename

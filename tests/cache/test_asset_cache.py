@@ -415,3 +415,37 @@ def test_against_the_local_object_store(tmp_path: Path, cache: AssetCache):
     assert path.read_bytes() == src.read_bytes()
     assert cache.fetch(RID, obj.md5, "my model.tar.gz", obj.url, real) == path
     assert cache.stats().hits == 1
+
+
+# ---- crash leftovers -----------------------------------------------------------------------------
+def test_leftover_directory_without_entry_is_replaced(cache: AssetCache, store: CountingStore):
+    obj = store.add(b"abc", "w.pt")
+    leftover = cache.cache_dir / "assets" / f"{RID}_{obj.md5}"
+    leftover.mkdir()
+    (leftover / "w.pt").write_bytes(b"half-written")  # crash between move and index write
+    (leftover / "other").write_bytes(b"x")
+    path = cache.fetch(RID, obj.md5, "w.pt", obj.url, store)
+    assert path.read_bytes() == b"abc"
+    assert sorted(p.name for p in leftover.iterdir()) == ["w.pt"]
+
+
+def test_malformed_index_value_is_a_miss(cache: AssetCache, store: CountingStore):
+    obj = store.add(b"abc", "w.pt")
+    cache._index._cache.set(f"entry:{RID}:{obj.md5}", "{not json")
+    assert cache.fetch(RID, obj.md5, "w.pt", obj.url, store).read_bytes() == b"abc"
+    assert cache.fetch(RID, obj.md5, "w.pt", obj.url, store).read_bytes() == b"abc"
+    assert len(store.gets) == 1
+
+
+def test_clear_skips_an_entry_being_fetched(cache: AssetCache, store: CountingStore):
+    obj = store.add(b"abc", "w.pt")
+    path = cache.fetch(RID, obj.md5, "w.pt", obj.url, store)
+    holder = cache._index.lock(f"{RID}:{obj.md5}", timeout=1, expire=None)
+    holder.acquire()
+    try:
+        report = cache.clear()
+    finally:
+        holder.release()
+    assert report.removed == ()
+    assert report.skipped_busy == (f"{RID}:{obj.md5}",)
+    assert path.exists()
