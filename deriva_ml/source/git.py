@@ -266,10 +266,8 @@ def _read_index_dulwich(index_path: str | os.PathLike[str]) -> tuple[list[IndexR
 
 def _content_changed(full: bytes, e: IndexRecord, st: os.stat_result) -> bool:
     if stat.S_ISLNK(st.st_mode):
-        actual = blob_id_of_bytes(os.readlink(full))
-    else:
-        actual = _hash_regular(full, st.st_size)
-    return actual != e.sha.hex()
+        return blob_id_of_bytes(os.readlink(full)) != e.sha.hex()
+    return _hash_regular(full, st.st_size) != e.sha.hex()
 
 
 def _type_changed(e: IndexRecord, st: os.stat_result, filemode: bool) -> bool:

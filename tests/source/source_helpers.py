@@ -14,9 +14,7 @@ AUTHOR = b"Test Author <test@example.org>"
 GIT = shutil.which("git")
 
 
-def make_repo(
-    root: Path, files: dict[str, str | bytes], *, commit: bool = True, remote: str | None = None
-) -> Path:
+def make_repo(root: Path, files: dict[str, str | bytes], *, commit: bool = True, remote: str | None = None) -> Path:
     """A repository at ``root`` with ``files`` written (and committed unless ``commit=False``)."""
     root.mkdir(parents=True, exist_ok=True)
     porcelain.init(str(root)).close()

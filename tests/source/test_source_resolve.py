@@ -76,9 +76,7 @@ def test_other_hosts(remote: str, expected: str) -> None:
     assert browse_url(remote, SHA, "a/b.py") == expected
 
 
-@pytest.mark.parametrize(
-    "remote", ["/srv/git/repo.git", "../repo", "file:///srv/git/repo.git", "C:\\repos\\x", ""]
-)
+@pytest.mark.parametrize("remote", ["/srv/git/repo.git", "../repo", "file:///srv/git/repo.git", "C:\\repos\\x", ""])
 def test_local_remotes_are_not_browsable(remote: str) -> None:
     assert parse_remote(remote) is None
     assert browse_url(remote, SHA, "a.py") is None
@@ -245,9 +243,7 @@ def test_dirty_warns_by_default_and_raises_when_strict() -> None:
     # the environment variable wins over the argument in both directions
     assert _resolve(git=_git(dirty), allow_dirty=False, env={"DERIVA_ML_ALLOW_DIRTY": "true"}).dirty_paths
     # ignored prefixes make a tree clean for provenance
-    clean = _resolve(
-        git=_git(dirty), allow_dirty=False, env={"DERIVA_ML_DIRTY_CHECK_IGNORE": "src:scratch.py"}
-    )
+    clean = _resolve(git=_git(dirty), allow_dirty=False, env={"DERIVA_ML_DIRTY_CHECK_IGNORE": "src:scratch.py"})
     assert clean.dirty_paths == () and clean.warnings == ()
 
 
@@ -259,9 +255,7 @@ def test_warning_names_at_most_ten_paths() -> None:
 
 def test_no_repo_no_remote_no_commits_local_remote() -> None:
     info = _resolve(git=None, project=ProjectFacts("/p/pyproject.toml", version="2.0"))
-    assert (
-        info.url == "file:///work/repo/src/train.py" and info.checksum == "blobid" and info.version == "2.0"
-    )
+    assert info.url == "file:///work/repo/src/train.py" and info.checksum == "blobid" and info.version == "2.0"
     assert info.repo_root is None and "not in a git repository" in info.warnings[0]
     info = _resolve(git=_git(remote_url=None))
     assert info.url.startswith("file://") and "no remote" in info.warnings[0]  # type: ignore[union-attr]

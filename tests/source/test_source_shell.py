@@ -78,9 +78,7 @@ def test_dirty_source_file_keeps_commit_url_and_current_checksum(tmp_path: Path)
 
 
 def test_ignored_outputs_do_not_make_the_tree_dirty(tmp_path: Path) -> None:
-    root = make_repo(
-        tmp_path / "proj", {"train.py": "x\n", ".gitignore": "outputs/\n*.ckpt\n"}, remote=REMOTE
-    )
+    root = make_repo(tmp_path / "proj", {"train.py": "x\n", ".gitignore": "outputs/\n*.ckpt\n"}, remote=REMOTE)
     write(root, {"outputs/run1/model.pt": "m", "best.ckpt": "c"})
     info = detect_source(caller_file=root / "train.py", env={}, allow_dirty=False)
     assert info.dirty_paths == ()
@@ -210,7 +208,5 @@ def test_strict_env_in_subprocess(script_repo: tuple[Path, str]) -> None:
     root, _ = script_repo
     write(root, {"scratch.txt": "x"})
     env = {**os.environ, "DERIVA_ML_ALLOW_DIRTY": "false"}
-    out = subprocess.run(
-        [sys.executable, "script.py"], cwd=root, capture_output=True, text=True, env=env, timeout=60
-    )
+    out = subprocess.run([sys.executable, "script.py"], cwd=root, capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode != 0 and "DirtyWorkflow" in out.stderr and "scratch.txt" in out.stderr
