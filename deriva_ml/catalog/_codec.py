@@ -117,9 +117,7 @@ def make_converter() -> cattrs.Converter:
     conv.register_structure_hook(Effect, structure_effect)
 
     conv.register_unstructure_hook(Batch, lambda b: {"effects": [unstructure_effect(e) for e in b.effects]})
-    conv.register_structure_hook(
-        Batch, lambda d, _: Batch(tuple(structure_effect(e, None) for e in d["effects"]))
-    )
+    conv.register_structure_hook(Batch, lambda d, _: Batch(tuple(structure_effect(e, None) for e in d["effects"])))
     conv.register_unstructure_hook(
         BatchResult,
         lambda r: {

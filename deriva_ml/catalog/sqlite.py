@@ -192,8 +192,7 @@ class SQLiteCatalog:
         cur.execute("BEGIN IMMEDIATE")
         try:
             cur.execute(
-                "CREATE TABLE IF NOT EXISTS _dml_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) "
-                "WITHOUT ROWID"
+                "CREATE TABLE IF NOT EXISTS _dml_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID"
             )
             cur.execute(
                 "INSERT OR IGNORE INTO _dml_meta VALUES ('next_rid', ?), ('seq', 0), ('format', 1)",
@@ -340,9 +339,7 @@ class SQLiteCatalog:
                 raise
             return BatchResult(rids=state.rids, inserted=tuple(inserted))
 
-    def _insert(
-        self, cur: sqlite3.Cursor, plan: _Plan, effect: Insert, st: _State
-    ) -> tuple[dict[str, Any], ...]:
+    def _insert(self, cur: sqlite3.Cursor, plan: _Plan, effect: Insert, st: _State) -> tuple[dict[str, Any], ...]:
         user_set = plan.user_set
         rids = st.rids
         base = st.next_rid
@@ -441,9 +438,7 @@ class SQLiteCatalog:
             cond = " AND ".join(f"{_q(k)} = ?" for k in effect.key)
             sql = f"UPDATE {plan.sql} SET {sets} WHERE {cond}"
             params = [
-                [plan.encode(c, r[c]) for c in cols]
-                + [st.now, st.user]
-                + [plan.encode(k, r[k]) for k in effect.key]
+                [plan.encode(c, r[c]) for c in cols] + [st.now, st.user] + [plan.encode(k, r[k]) for k in effect.key]
                 for r in rows
             ]
             try:
@@ -453,15 +448,11 @@ class SQLiteCatalog:
                         value = r[effect.key[0]] if len(effect.key) == 1 else {k: r[k] for k in effect.key}
                         if effect.key == ("RID",):
                             raise RIDNotFound(value, plan.table.qualified)
-                        raise NotFound(
-                            f"update of {plan.table.qualified}: no row has {list(effect.key)} = {value!r}"
-                        )
+                        raise NotFound(f"update of {plan.table.qualified}: no row has {list(effect.key)} = {value!r}")
             except sqlite3.IntegrityError as e:
                 raise self._integrity(cur, plan, e, rows, "update") from e
             except sqlite3.InterfaceError as e:
-                raise ValidationError(
-                    f"update of {plan.table.qualified}: a value cannot be stored: {e}"
-                ) from e
+                raise ValidationError(f"update of {plan.table.qualified}: a value cannot be stored: {e}") from e
 
     def _delete(self, cur: sqlite3.Cursor, plan: _Plan, effect: Delete, st: _State) -> None:
         check_columns(plan.table, [effect.column, *effect.where])
@@ -501,9 +492,7 @@ class SQLiteCatalog:
         t = plan.table
         if msg.startswith("NOT NULL constraint failed"):
             col = msg.rsplit(".", 1)[-1]
-            return ValidationError(
-                f"{what} of {t.qualified}: column {col!r} must have a value (it is not nullable)"
-            )
+            return ValidationError(f"{what} of {t.qualified}: column {col!r} must have a value (it is not nullable)")
         if msg.startswith("UNIQUE constraint failed"):
             cols = _unique_cols(msg)
             value: Any = None
@@ -515,9 +504,7 @@ class SQLiteCatalog:
                     ).fetchone():
                         value = row[cols[0]] if len(cols) == 1 else {c: row[c] for c in cols}
                         break
-            return ConflictError(
-                f"{what} of {t.qualified}: a row with {'/'.join(cols)} = {value!r} already exists"
-            )
+            return ConflictError(f"{what} of {t.qualified}: a row with {'/'.join(cols)} = {value!r} already exists")
         if msg.startswith("FOREIGN KEY constraint failed"):
             for row in rows:
                 for fk in t.foreign_keys:
@@ -591,9 +578,7 @@ class SQLiteCatalog:
 
     def _snapshot_seq(self, snapshot: str) -> int:
         if not re.fullmatch(r"[0-9]+", str(snapshot)):
-            raise ValidationError(
-                f"snapshot {snapshot!r} is not a snapshot of this catalog (expected digits)"
-            )
+            raise ValidationError(f"snapshot {snapshot!r} is not a snapshot of this catalog (expected digits)")
         return int(snapshot)
 
     def snapshot(self) -> str:
@@ -617,9 +602,7 @@ class SQLiteCatalog:
             if hit is None or n > hit[0]:
                 raise RIDNotFound(rid)
             schema, name = hit[1], hit[2]
-            if not self._conn.execute(
-                f"SELECT 1 FROM {_q(_sql_name(schema, name))} WHERE RID = ?", (base,)
-            ).fetchone():
+            if not self._conn.execute(f"SELECT 1 FROM {_q(_sql_name(schema, name))} WHERE RID = ?", (base,)).fetchone():
                 raise RIDNotFound(rid)
             return schema, name
 

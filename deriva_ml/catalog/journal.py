@@ -1,0 +1,190 @@
+"""A catalog wrapper that journals every applied batch, and replay of a journal into another catalog.
+
+Journal format: JSON lines, one per successfully applied batch, ``{"batch", "result", "seq"}`` with sorted
+keys (see ``docs/catalog.md``). ``seq`` counts from 1 within the file. Each line is flushed and fsync'd
+before ``apply`` returns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from deriva_ml.catalog._codec import make_converter
+from deriva_ml.catalog.port import Catalog, Where
+from deriva_ml.core.effects import Batch, BatchResult, Delete, Effect, Insert, Update
+from deriva_ml.core.errors import ConfigurationError
+from deriva_ml.core.rid import RID
+from deriva_ml.core.schema_defs import SYSTEM_COLUMNS, CatalogModel, TableDef
+
+__all__ = ["JournalEntry", "JournalingCatalog", "read_journal", "replay"]
+
+_CONVERTER = make_converter()
+
+
+@attrs.frozen
+class JournalEntry:
+    """One journal line: the batch as applied and what it produced."""
+
+    seq: int
+    batch: Batch
+    result: BatchResult
+
+
+def encode_entry(entry: JournalEntry) -> str:
+    doc = {
+        "seq": entry.seq,
+        "batch": _CONVERTER.unstructure(entry.batch, Batch),
+        "result": _CONVERTER.unstructure(entry.result, BatchResult),
+    }
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def decode_entry(line: str, where: str = "journal") -> JournalEntry:
+    try:
+        doc = json.loads(line)
+        return JournalEntry(
+            seq=int(doc["seq"]),
+            batch=_CONVERTER.structure(doc["batch"], Batch),
+            result=_CONVERTER.structure(doc["result"], BatchResult),
+        )
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigurationError(f"{where}: malformed journal line {line[:200]!r}: {e}") from e
+
+
+def read_journal(path: Path) -> Iterator[JournalEntry]:
+    """The entries of the journal at ``path`` in order (a torn last line is ignored)."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.readlines()
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        if i == len(lines) and not line.endswith("\n"):
+            return  # a write interrupted by a crash: that batch's apply never returned
+        yield decode_entry(line, f"{path}:{i}")
+
+
+class JournalingCatalog:
+    """Delegates to ``inner``; appends one fsync'd JSON line per successful ``apply``."""
+
+    def __init__(self, inner: Catalog, journal_path: Path) -> None:
+        self.inner = inner
+        self.journal_path = Path(journal_path)
+        self.journal_path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._seq = sum(1 for _ in read_journal(self.journal_path)) if self.journal_path.exists() else 0
+
+    def model(self, *, refresh: bool = False) -> CatalogModel:
+        return self.inner.model(refresh=refresh)
+
+    def apply(self, batch: Batch) -> BatchResult:
+        with self._lock:
+            result = self.inner.apply(batch)
+            if batch.effects:
+                self._seq += 1
+                line = encode_entry(JournalEntry(self._seq, batch, result)) + "\n"
+                with open(self.journal_path, "a", encoding="utf-8") as f:
+                    f.write(line)
+                    f.flush()
+                    os.fsync(f.fileno())
+            return result
+
+    def query(
+        self,
+        schema: str,
+        table: str,
+        where: Where | None = None,
+        *,
+        columns: Sequence[str] | None = None,
+        order_by: Sequence[str] = (),
+        limit: int | None = None,
+        snapshot: str | None = None,
+    ) -> list[dict[str, Any]]:
+        return self.inner.query(
+            schema, table, where, columns=columns, order_by=order_by, limit=limit, snapshot=snapshot
+        )
+
+    def resolve_rid(self, rid: RID) -> tuple[str, str]:
+        return self.inner.resolve_rid(rid)
+
+    def create_tables(self, tables: Sequence[TableDef]) -> None:
+        self.inner.create_tables(tables)
+
+    def snapshot(self) -> str:
+        return self.inner.snapshot()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+# ---------------------------------------------------------------------------------------------- replay
+
+
+def _map(value: Any, rid_map: Mapping[str, RID]) -> Any:
+    if isinstance(value, str):
+        return rid_map.get(value, value)
+    return value
+
+
+def _map_row(row: Mapping[str, Any], rid_map: Mapping[str, RID]) -> dict[str, Any]:
+    return {k: _map(v, rid_map) for k, v in row.items()}
+
+
+def rewrite_batch(batch: Batch, rid_map: Mapping[str, RID]) -> Batch:
+    """``batch`` with every string value that is a RID produced earlier in the journal mapped to its new RID.
+
+    Refs are left alone (the target resolves them to its own RIDs).
+    """
+    effects: list[Effect] = []
+    for e in batch.effects:
+        if isinstance(e, Insert):
+            rows = [_map_row(r, rid_map) for r in e.rows]
+            effects.append(attrs.evolve(e, rows=rows))
+        elif isinstance(e, Update):
+            effects.append(attrs.evolve(e, rows=[_map_row(r, rid_map) for r in e.rows]))
+        else:
+            effects.append(
+                Delete(
+                    e.schema, e.table, e.column, tuple(_map(v, rid_map) for v in e.values), _map_row(e.where, rid_map)
+                )
+            )
+    return Batch(tuple(effects))
+
+
+def _content(row: Mapping[str, Any]) -> str:
+    return json.dumps({k: v for k, v in row.items() if k not in SYSTEM_COLUMNS}, sort_keys=True, default=str)
+
+
+def replay(journal_path: Path, target: Catalog) -> dict[RID, RID]:
+    """Apply every batch of the journal to ``target``; return old RID → new RID for the rows it inserted.
+
+    Values referring to rows inserted earlier in the journal (Refs inside a batch, literal RID strings
+    across batches) are rewritten to the target's RIDs. RIDs of rows the journal did not insert (rows that
+    existed before journalling started) are passed through unchanged.
+    """
+    rid_map: dict[str, RID] = {}
+    for entry in read_journal(journal_path):
+        new_result = target.apply(rewrite_batch(entry.batch, rid_map))
+        for label, old in entry.result.rids.items():
+            if label in new_result.rids:
+                rid_map[old] = new_result.rids[label]
+        for old_rows, new_rows in zip(entry.result.inserted, new_result.inserted, strict=False):
+            if len(old_rows) == len(new_rows):
+                pairs = list(zip(old_rows, new_rows, strict=True))
+            else:  # on_conflict_skip skipped different rows: match by content
+                by_content = {_content(_map_row(r, rid_map)): r for r in new_rows}
+                pairs = [
+                    (o, by_content[_content(_map_row(o, rid_map))])
+                    for o in old_rows
+                    if _content(_map_row(o, rid_map)) in by_content
+                ]
+            for old_row, new_row in pairs:
+                if "RID" in old_row and "RID" in new_row:
+                    rid_map[old_row["RID"]] = RID(new_row["RID"])
+    return {RID(k): v for k, v in rid_map.items()}
