@@ -63,9 +63,7 @@ class PlainDirStore:
         shutil.copyfile(path, self._file(url))
         return StoredObject(url=url, filename=filename, length=path.stat().st_size, md5=digest)
 
-    def get(
-        self, url: str, dest: Path, *, md5: str | None = None, progress: ProgressCallback | None = None
-    ) -> Path:
+    def get(self, url: str, dest: Path, *, md5: str | None = None, progress: ProgressCallback | None = None) -> Path:
         part = Path(f"{dest}.part")
         if md5 is None:
             shutil.copyfile(self._file(url), part)
@@ -195,9 +193,7 @@ def bench_cold(root: Path, stores_: dict[str, ObjectStore], size: int, repeat: i
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--assets", type=int, default=1000)
     parser.add_argument("--size-mb", type=int, default=1024, help="cold-miss asset size in MiB")
     parser.add_argument("--repeat", type=int, default=3)

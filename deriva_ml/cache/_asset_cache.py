@@ -277,9 +277,7 @@ class AssetCache:
         log = structlog.get_logger(__name__)
         now = self._clock() if now is None else now
         chosen = select_expired(self._index.entries(), older_than_days, now)
-        removed, skipped, freed = self._remove_keys(
-            chosen, reason="clear", recheck_age=(older_than_days, now)
-        )
+        removed, skipped, freed = self._remove_keys(chosen, reason="clear", recheck_age=(older_than_days, now))
         log.info("cache.cleared", older_than_days=older_than_days, removed=len(removed), bytes_freed=freed)
         return ClearReport(removed=tuple(removed), bytes_freed=freed, skipped_busy=tuple(skipped))
 
@@ -425,9 +423,7 @@ class AssetCache:
         self._index.incr("hits")
         now = self._clock()
         if needs_touch(entry.last_used, now, self._touch_interval):
-            touched = self._index.update(
-                entry.key, lambda e: attrs.evolve(e, last_used=max(e.last_used, now))
-            )
+            touched = self._index.update(entry.key, lambda e: attrs.evolve(e, last_used=max(e.last_used, now)))
             if touched is not None:
                 self._memo[entry.key] = touched
 

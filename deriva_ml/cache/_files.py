@@ -116,9 +116,7 @@ def download_uncached(
     tmp_dir = Path(tempfile.mkdtemp(prefix=".deriva-ml-download-", dir=working_dir))
     try:
         tmp = tmp_dir / filename
-        st = fetch_verified(
-            store, url, tmp, md5, length=length, progress=progress, trust_store_md5=trust_store_md5
-        )
+        st = fetch_verified(store, url, tmp, md5, length=length, progress=progress, trust_store_md5=trust_store_md5)
         dest = working_dir / filename
         os.replace(tmp, dest)
     finally:
@@ -156,9 +154,7 @@ def link_into(path: Path, working_dir: Path, name: str | None = None) -> Path:
         try:
             os.symlink(src, tmp)
         except OSError as exc:
-            structlog.get_logger(__name__).info(
-                "cache.link_copied", src=str(src), dest=str(dest), reason=str(exc)
-            )
+            structlog.get_logger(__name__).info("cache.link_copied", src=str(src), dest=str(dest), reason=str(exc))
             shutil.copyfile(src, tmp)
         os.replace(tmp, dest)
     except BaseException:

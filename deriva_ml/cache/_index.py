@@ -171,9 +171,7 @@ class CacheIndex:
         return bool(self._cache.delete(_ENTRY + key, retry=True))
 
     def keys(self) -> list[str]:
-        return [
-            k[len(_ENTRY) :] for k in self._cache.iterkeys() if isinstance(k, str) and k.startswith(_ENTRY)
-        ]
+        return [k[len(_ENTRY) :] for k in self._cache.iterkeys() if isinstance(k, str) and k.startswith(_ENTRY)]
 
     def entries(self) -> Iterator[CacheEntry]:
         for key in self.keys():

@@ -123,9 +123,7 @@ def needs_touch(last_used: float, now: float, interval: float) -> bool:
     return now - last_used >= interval
 
 
-def select_expired(
-    entries: Iterable[CacheEntry], older_than_days: float | None, now: float
-) -> tuple[str, ...]:
+def select_expired(entries: Iterable[CacheEntry], older_than_days: float | None, now: float) -> tuple[str, ...]:
     """Keys to remove for ``clear(older_than_days)``: all when ``None``, else those unused for longer.
 
     An entry is old when ``last_used < now - older_than_days * 86400``.
@@ -153,9 +151,7 @@ def select_lru_evictions(
     if total <= size_limit:
         return ()
     protected = set(protect)
-    candidates = sorted(
-        (e for e in unique.values() if e.key not in protected), key=lambda e: (e.last_used, e.key)
-    )
+    candidates = sorted((e for e in unique.values() if e.key not in protected), key=lambda e: (e.last_used, e.key))
     chosen: list[str] = []
     for entry in candidates:
         if total <= size_limit:
