@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -475,6 +476,11 @@ class DerivaML:
         else:
             wf = self._with_source(wf_arg)
         self._check_inputs(configuration)
+        # argv is provenance; secrets in it (--token x, --password=y) are not
+        from deriva_ml.core.redact import redact_argv
+
+        argv = configuration.argv or tuple(sys.argv)
+        configuration = attrs.evolve(configuration, argv=tuple(redact_argv(argv)))
         if dry_run:
             wf_rid = wf.rid or (self._find_workflow_row(wf.url, wf.checksum) or {}).get("RID")
             wf = attrs.evolve(wf, rid=wf_rid)

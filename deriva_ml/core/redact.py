@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 REDACTED = "<redacted>"
@@ -95,11 +95,40 @@ def scrub_url(value: str) -> str:
 
 def redact_value(name: str, value: str) -> str:
     """``value`` or :data:`REDACTED` for the variable ``name``."""
-    if is_secret_name(name) or looks_like_credential(value):
+    if is_secret_name(name):
         return REDACTED
-    return scrub_url(value)
+    scrubbed = scrub_url(value)
+    return REDACTED if looks_like_credential(scrubbed) else scrubbed
 
 
 def redact_mapping(env: Mapping[str, str]) -> dict[str, str]:
     """A copy of ``env`` with every secret value replaced by :data:`REDACTED`."""
     return {k: redact_value(k, v) for k, v in env.items()}
+
+
+def redact_argv(argv: Sequence[str]) -> list[str]:
+    """argv with secrets removed: values of ``--token x`` / ``--password=x`` style flags and credential-like items."""
+    out: list[str] = []
+    hide_next = False
+    for arg in argv:
+        if hide_next:
+            out.append(REDACTED)
+            hide_next = False
+            continue
+        if arg.startswith("-") and "=" in arg:
+            name, _, value = arg.partition("=")
+            out.append(
+                f"{name}={REDACTED}" if is_secret_name(name.lstrip("-")) or looks_like_credential(value) else arg
+            )
+            continue
+        if arg.startswith("-") and is_secret_name(arg.lstrip("-")):
+            out.append(arg)
+            hide_next = True
+            continue
+        if "=" in arg and not arg.startswith("-"):  # hydra override key=value
+            name, _, value = arg.partition("=")
+            out.append(f"{name}={REDACTED}" if is_secret_name(name) or looks_like_credential(value) else arg)
+            continue
+        scrubbed = scrub_url(arg)
+        out.append(REDACTED if looks_like_credential(scrubbed) else scrubbed)
+    return out

@@ -12,34 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from deriva_ml.core.redact import REDACTED, is_secret_name, looks_like_credential, redact_mapping, scrub_url
-
-
-def redact_argv(argv: Sequence[str]) -> list[str]:
-    """argv with secrets removed: values of ``--token x`` / ``--password=x`` style flags and credential-like items."""
-    out: list[str] = []
-    hide_next = False
-    for arg in argv:
-        if hide_next:
-            out.append(REDACTED)
-            hide_next = False
-            continue
-        if arg.startswith("-") and "=" in arg:
-            name, _, value = arg.partition("=")
-            out.append(
-                f"{name}={REDACTED}" if is_secret_name(name.lstrip("-")) or looks_like_credential(value) else arg
-            )
-            continue
-        if arg.startswith("-") and is_secret_name(arg.lstrip("-")):
-            out.append(arg)
-            hide_next = True
-            continue
-        if "=" in arg and not arg.startswith("-"):  # hydra override key=value
-            name, _, value = arg.partition("=")
-            out.append(f"{name}={REDACTED}" if is_secret_name(name) or looks_like_credential(value) else arg)
-            continue
-        out.append(REDACTED if looks_like_credential(arg) else scrub_url(arg))
-    return out
+from deriva_ml.core.redact import redact_argv, redact_mapping
 
 
 def _gpu_info(env: Mapping[str, str]) -> dict[str, Any]:
