@@ -71,9 +71,7 @@ class LocalObjectStore:
             return None
         except (OSError, ValueError) as exc:
             raise StoreError(f"unreadable index entry for {url} in {self._root}: {exc}") from exc
-        obj = StoredObject(
-            url=record["url"], filename=record["filename"], length=record["length"], md5=record["md5"]
-        )
+        obj = StoredObject(url=record["url"], filename=record["filename"], length=record["length"], md5=record["md5"])
         if obj.url != url or not self._blob_path(obj.md5, obj.filename).is_file():
             return None
         return obj
@@ -137,9 +135,7 @@ class LocalObjectStore:
         tmp = Path(tmp_name)
         try:
             with path.open("rb") as src:
-                actual, length = write_hashed(
-                    read_chunks(src), tmp, what=path, total=total, progress=progress
-                )
+                actual, length = write_hashed(read_chunks(src), tmp, what=path, total=total, progress=progress)
             blob = self._blob_path(actual, filename)
             if blob.is_file() and blob.stat().st_size == length:
                 return actual, length  # same bytes and name already stored: no second copy

@@ -60,9 +60,7 @@ class UploadOptions:
     back-off delay in seconds, doubling per retry (see :func:`deriva_ml.core.retry.backoff_delays`).
     """
 
-    timeout: tuple[float, float] = attrs.field(
-        default=(600.0, 600.0), converter=tuple, validator=_positive_pair
-    )
+    timeout: tuple[float, float] = attrs.field(default=(600.0, 600.0), converter=tuple, validator=_positive_pair)
     chunk_size: int = attrs.field(default=DEFAULT_CHUNK_SIZE, validator=_int_at_least(1))
     max_retries: int = attrs.field(default=3, validator=_int_at_least(0))
     retry_delay: float = attrs.field(default=5.0, validator=_non_negative)
