@@ -103,12 +103,15 @@ class DerivaML:
         store: ObjectStore | None = None,
         clock: Callable[[], datetime] | None = None,
         project_root: str | os.PathLike[str] | None = None,
+        upload_workers: int = 4,
     ) -> None:
         self.host_name = hostname
         self.catalog_id = str(catalog_id)
         self.home = deriva_ml_home(home)
         self.allow_dirty = allow_dirty
         self.credential = credential
+        #: Files uploaded in parallel by upload_execution_outputs (network- and fsync-bound work).
+        self.upload_workers = max(1, int(upload_workers))
         self._clock = clock or _utcnow
         self._project_root = Path(project_root) if project_root else None
         self._log = get_logger("deriva_ml", host=hostname, catalog=self.catalog_id)

@@ -13,7 +13,9 @@ import os
 import shutil
 import socket
 import sys
+import threading
 import traceback
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path, PosixPath
 from types import TracebackType
@@ -44,7 +46,7 @@ from deriva_ml.core.records import (
 from deriva_ml.core.rid import RID, parse_rid
 from deriva_ml.core.status import Status
 from deriva_ml.execution._manifest import CATALOGED, REGISTERED, STORED, Manifest, ManifestEntry
-from deriva_ml.store.port import DEFAULT_CHUNK_SIZE, UploadOptions
+from deriva_ml.store.port import DEFAULT_CHUNK_SIZE, StoredObject, UploadOptions
 
 if TYPE_CHECKING:
     from deriva_ml._ml import DerivaML
@@ -463,33 +465,52 @@ class Execution:
             else:
                 sizes[e.key] = p.stat().st_size
         total = sum(sizes.values())
-        done = 0
         reporter = progress or _ProgressLog(log, total)
-        for e in pending:
-            if e.key not in sizes:
-                continue
+        moved: dict[int, int] = {}
+        lock = threading.Lock()
+
+        def report(key: int, n: int) -> None:
+            with lock:
+                moved[key] = n
+                reporter(sum(moved.values()), total)
+
+        def put(e: ManifestEntry) -> tuple[ManifestEntry, StoredObject]:
             path = self.working_dir / e.path
-            md5, length = _md5_and_length(path)
-            base = done
-
-            def file_progress(n: int, _total: int, base: int = base) -> None:
-                reporter(base + n, total)
-
+            md5, _length = _md5_and_length(path)
             stored = ml.store.put(
                 path.resolve(),
                 table=e.asset_table,
                 filename=e.filename,
                 md5=md5,
                 options=options,
-                progress=file_progress,
+                progress=lambda n, _t, key=e.key: report(key, n),
             )
-            self._manifest.mark_stored(e.key, url=stored.url, md5=stored.md5, length=stored.length)
-            done += length
-            reporter(done, total)
-            log.info("stored", file=e.filename, table=e.asset_table, bytes=length, url=stored.url)
+            report(e.key, stored.length)
+            return e, stored
+
+        failures: list[str] = []
+        todo = [e for e in pending if e.key in sizes]
+        workers = max(1, min(self._ml.upload_workers, len(todo)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deriva-ml-upload") as pool:
+            futures = [pool.submit(put, e) for e in todo]
+            for fut in as_completed(futures):
+                try:
+                    e, stored = fut.result()
+                except DerivaMLException as exc:
+                    failures.append(str(exc))
+                    log.error("upload failed", error=str(exc))
+                    continue
+                # committed as each file lands, so a crash never re-sends a stored file's bytes
+                self._manifest.mark_stored(e.key, url=stored.url, md5=stored.md5, length=stored.length)
+                log.info("stored", file=e.filename, table=e.asset_table, bytes=stored.length, url=stored.url)
         stored_entries = [e for e in self._manifest.entries(STORED) if only is None or e.key in only]
         if stored_entries:
             self._catalog_outputs(stored_entries)
+        if failures:
+            raise UploadFailed(
+                f"{len(failures)} output file(s) failed to upload (the others are recorded; call "
+                f"upload_execution_outputs() again to retry): " + "; ".join(failures[:5])
+            )
         if missing:
             raise UploadFailed(
                 f"{len(missing)} registered output file(s) do not exist, the rest were uploaded: "
