@@ -65,9 +65,7 @@ def backoff_delays(
     else:
         fractions = tuple(jitter)
         if len(fractions) != max_retries:
-            raise ValidationError(
-                f"jitter has {len(fractions)} entries: expected exactly max_retries={max_retries}"
-            )
+            raise ValidationError(f"jitter has {len(fractions)} entries: expected exactly max_retries={max_retries}")
         for j in fractions:
             if not (isinstance(j, int | float) and math.isfinite(j) and -1.0 <= j <= 1.0):
                 raise ValidationError(f"jitter fraction {j!r} is not valid: expected a number in [-1, 1]")
