@@ -93,9 +93,7 @@ def find_caller_file(frame: FrameType | None = None) -> Path | None:
 _SCM_BUILD_REQUIRES = ("setuptools-scm", "setuptools_scm", "hatch-vcs", "hatch_vcs")
 
 
-def project_facts(
-    start: str | os.PathLike[str], stop: str | os.PathLike[str] | None = None
-) -> ProjectFacts | None:
+def project_facts(start: str | os.PathLike[str], stop: str | os.PathLike[str] | None = None) -> ProjectFacts | None:
     """The nearest ``pyproject.toml`` at or above ``start`` (a file or directory), not above
     ``stop`` (the repository root) when given; None if there is none or it cannot be parsed."""
     p = Path(os.path.abspath(os.fspath(start)))

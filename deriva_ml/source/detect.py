@@ -77,9 +77,7 @@ class DirtyState:
     @property
     def paths(self) -> tuple[str, ...]:
         """Every offending path once, sorted."""
-        return tuple(
-            sorted(set(self.modified + self.deleted + self.staged + self.untracked + self.conflicted))
-        )
+        return tuple(sorted(set(self.modified + self.deleted + self.staged + self.untracked + self.conflicted)))
 
     @property
     def is_dirty(self) -> bool:
@@ -410,9 +408,7 @@ def filter_dirty(paths: Iterable[str], ignore_prefixes: Iterable[str]) -> tuple[
     """Drop paths equal to, or under, an ignored entry (``outputs`` or ``outputs/`` ignores
     ``outputs/x``; ``notes.txt`` ignores that file)."""
     prefixes = tuple(p.strip().strip("/") for p in ignore_prefixes if p.strip().strip("/"))
-    return tuple(
-        p for p in paths if not any(p.rstrip("/") == pre or p.startswith(pre + "/") for pre in prefixes)
-    )
+    return tuple(p for p in paths if not any(p.rstrip("/") == pre or p.startswith(pre + "/") for pre in prefixes))
 
 
 def dirty_message(paths: tuple[str, ...], repo_root: str | None, *, file_dirty: bool, rel_path: str) -> str:
@@ -534,9 +530,7 @@ def resolve_source(
 
     # No source file at all (interactive interpreter without a notebook).
     if file_path is None:
-        warnings.append(
-            "could not determine the calling source file (interactive session?); pass url= and checksum="
-        )
+        warnings.append("could not determine the calling source file (interactive session?); pass url= and checksum=")
         return SourceInfo(
             url=None,
             checksum=override_checksum,
@@ -553,9 +547,7 @@ def resolve_source(
         if dirty_paths:
             if not allow:
                 raise DirtyWorkflow(dirty_paths, git.repo_root)
-            warnings.append(
-                dirty_message(dirty_paths, git.repo_root, file_dirty=file_dirty, rel_path=git.rel_path)
-            )
+            warnings.append(dirty_message(dirty_paths, git.repo_root, file_dirty=file_dirty, rel_path=git.rel_path))
         return SourceInfo(
             url=source_url,
             checksum=override_checksum or file_checksum,
@@ -568,8 +560,7 @@ def resolve_source(
 
     # Level 6: no repository.
     warnings.append(
-        f"{file_path} is not in a git repository; recording a file:// URL (provenance cannot be "
-        f"traced to a commit)"
+        f"{file_path} is not in a git repository; recording a file:// URL (provenance cannot be traced to a commit)"
     )
     return SourceInfo(
         url=file_url(file_path),

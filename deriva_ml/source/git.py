@@ -214,6 +214,7 @@ def read_index(index_path: str | os.PathLike[str]) -> tuple[list[IndexRecord], l
     unpack = _ENTRY.unpack_from
     append = entries.append
     index_of = data.index
+    make = tuple.__new__  # skips NamedTuple's Python-level __new__ (this loop is the hot path)
     for _ in range(count):
         (cs, cn, ms, mn, _dev, _ino, mode, _uid, _gid, size, sha, flags) = unpack(data, off)
         if flags & 0x4000:
@@ -233,7 +234,7 @@ def read_index(index_path: str | os.PathLike[str]) -> tuple[list[IndexRecord], l
                 conflicts.append(name)
             continue
         skip = bool(flags & 0x8000 or extended & 0x4000)
-        append(IndexRecord(name, cs * _NS + cn, ms * _NS + mn, mode, size, sha, skip))
+        append(make(IndexRecord, (name, cs * _NS + cn, ms * _NS + mn, mode, size, sha, skip)))
     return entries, conflicts
 
 
@@ -279,37 +280,6 @@ def _type_changed(e: IndexRecord, st: os.stat_result, filemode: bool) -> bool:
             return True
         return filemode and bool(st.st_mode & 0o100) != bool(e.mode & 0o100)
     return True
-
-
-def _worktree_changes(
-    root_b: bytes, entries: list[IndexRecord], index_mtime_ns: int, filemode: bool
-) -> tuple[list[bytes], list[bytes]]:
-    """(modified, deleted) paths: stat first, hash only when stat cannot decide (as git does)."""
-    modified: list[bytes] = []
-    deleted: list[bytes] = []
-    lstat = os.lstat
-    prefix = root_b + b"/"
-    for e in entries:
-        if e.skip or e.mode & 0o170000 == S_IFGITLINK:
-            continue
-        full = prefix + e.path
-        try:
-            st = lstat(full)
-        except (FileNotFoundError, NotADirectoryError):
-            deleted.append(e.path)
-            continue
-        mode = st.st_mode
-        if (
-            st.st_size == e.size
-            and st.st_mtime_ns == e.mtime_ns
-            and st.st_ctime_ns == e.ctime_ns
-            and st.st_mtime_ns < index_mtime_ns
-            and (mode ^ e.mode) & 0o170100 == 0
-        ):
-            continue  # stat-clean (the mask compares file type and the executable bit)
-        if _type_changed(e, st, filemode) or st.st_size != e.size or _content_changed(full, e, st):
-            modified.append(e.path)
-    return modified, deleted
 
 
 def _tree_ids(entries: list[IndexRecord]) -> dict[bytes, bytes]:
@@ -369,9 +339,7 @@ def _all_files_head(repo: Repo, tree_sha: bytes, prefix: bytes) -> Iterator[byte
             yield full
 
 
-def _index_items(
-    entries: list[IndexRecord], ids: dict[bytes, bytes], path: bytes
-) -> dict[bytes, tuple[int, bytes]]:
+def _index_items(entries: list[IndexRecord], ids: dict[bytes, bytes], path: bytes) -> dict[bytes, tuple[int, bytes]]:
     """Children of directory ``path`` in the index: files, and subdirectories with their tree ids."""
     prefix = path + b"/" if path else b""
     items: dict[bytes, tuple[int, bytes]] = {}
@@ -421,41 +389,96 @@ def _staged(
             out.append(full)
 
 
-def _untracked(root_b: bytes, tracked: set[bytes], tracked_dirs: set[bytes], ignore: Any) -> list[bytes]:
-    """Untracked, not ignored paths (bytes); a nested repository is reported once as ``dir/``."""
-    out: list[bytes] = []
-    stack: list[tuple[bytes, bytes]] = [(root_b, b"")]
+class _Scan(NamedTuple):
+    modified: list[bytes]
+    deleted: list[bytes]
+    untracked: list[bytes]
+
+
+def _clean_by_stat(e: IndexRecord, st: os.stat_result, index_mtime_ns: int) -> bool:
+    """Stat says unchanged: size, mtime, ctime, file type and executable bit agree, and the entry is
+    not racily clean (its mtime is older than the index file)."""
+    return (
+        st.st_size == e.size
+        and st.st_mtime_ns == e.mtime_ns
+        and st.st_ctime_ns == e.ctime_ns
+        and st.st_mtime_ns < index_mtime_ns
+        and (st.st_mode ^ e.mode) & 0o170100 == 0
+    )
+
+
+def _scan(
+    root_b: bytes,
+    entries: list[IndexRecord],
+    tracked_dirs: set[bytes],
+    index_mtime_ns: int,
+    filemode: bool,
+    ignore: Any,
+    want_untracked: bool,
+) -> _Scan:
+    """One walk of the work tree: compares every tracked file with its index entry (stat first,
+    hash only when stat cannot decide, as git does) and collects untracked, not ignored paths.
+    Tracked paths never seen in the walk are the deleted ones."""
+    remaining: dict[bytes, IndexRecord] = {e.path: e for e in entries}
+    modified: list[bytes] = []
+    untracked: list[bytes] = []
     fsdecode = os.fsdecode
+    stack: list[bytes] = [b""]
     while stack:
-        abs_dir, rel_dir = stack.pop()
+        rel_dir = stack.pop()
+        abs_dir = root_b + b"/" + rel_dir if rel_dir else root_b
         try:
             it = os.scandir(abs_dir)
         except OSError:
             continue
+        prefix = rel_dir + b"/" if rel_dir else b""
         with it:
             for entry in it:
-                rel = rel_dir + entry.name
+                name = entry.name
+                rel = prefix + name
                 try:
                     is_dir = entry.is_dir(follow_symlinks=False)
                 except OSError:
                     is_dir = False
                 if is_dir:
+                    if name == b".git":
+                        continue
                     if rel in tracked_dirs:
-                        stack.append((entry.path, rel + b"/"))
+                        stack.append(rel)
                         continue
-                    if entry.name == b".git" or rel in tracked:  # the repository, or a submodule
+                    rec = remaining.pop(rel, None)
+                    if rec is not None:
+                        if rec.mode & 0o170000 == S_IFGITLINK:  # a submodule: not looked into
+                            continue
+                        modified.append(rel)  # a tracked file became a directory
+                    if not want_untracked or ignore.is_ignored(fsdecode(rel) + "/") is True:
                         continue
-                    if ignore.is_ignored(fsdecode(rel) + "/") is True:
+                    if os.path.lexists(root_b + b"/" + rel + b"/.git"):
+                        untracked.append(rel + b"/")  # a nested repository: one entry
                         continue
-                    if os.path.lexists(os.path.join(entry.path, b".git")):
-                        out.append(rel + b"/")
-                        continue
-                    stack.append((entry.path, rel + b"/"))
-                elif entry.name == b".git":
-                    continue  # a worktree's or submodule's gitdir file
-                elif rel not in tracked and ignore.is_ignored(fsdecode(rel)) is not True:
-                    out.append(rel)
-    return out
+                    stack.append(rel)
+                    continue
+                rec = remaining.pop(rel, None)
+                if rec is None:
+                    if name == b".git" or not want_untracked:
+                        continue  # a worktree's or submodule's gitdir file
+                    if ignore.is_ignored(fsdecode(rel)) is not True:
+                        untracked.append(rel)
+                    continue
+                if rec.skip or rec.mode & 0o170000 == S_IFGITLINK:
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    remaining[rel] = rec  # vanished while we looked: deleted
+                    continue
+                if _clean_by_stat(rec, st, index_mtime_ns):
+                    continue
+                full = root_b + b"/" + rel
+                if _type_changed(rec, st, filemode) or st.st_size != rec.size or _content_changed(full, rec, st):
+                    modified.append(rel)
+    deleted = [p for p, e in remaining.items() if not e.skip and e.mode & 0o170000 != S_IFGITLINK]
+    return _Scan(modified, deleted, untracked)
 
 
 def _d(paths: list[bytes]) -> tuple[str, ...]:
@@ -465,7 +488,8 @@ def _d(paths: list[bytes]) -> tuple[str, ...]:
 def dirty_state(root: str | os.PathLike[str], *, untracked: bool = True) -> DirtyState:
     """Uncommitted state of the work tree at ``root`` (modified, deleted, staged, untracked,
     conflicted; untracked respects ``.gitignore``, ``.git/info/exclude`` and ``core.excludesFile``).
-    ``untracked=False`` skips the work-tree walk."""
+    ``untracked=False`` walks only directories that hold tracked files and reports no untracked
+    paths."""
     from dulwich.ignore import IgnoreFilterManager
 
     root_s = os.path.abspath(os.fspath(root))
@@ -483,32 +507,27 @@ def dirty_state(root: str | os.PathLike[str], *, untracked: bool = True) -> Dirt
         except FileNotFoundError:
             index_mtime_ns = 0
 
-        modified, deleted = _worktree_changes(root_b, entries, index_mtime_ns, filemode)
-
         staged: list[bytes] = []
         head = _head(repo)
         head_tree = bytes.fromhex(_commit(repo, head).tree.decode("ascii")) if head else None
-        if entries or head_tree is not None:
-            ids = _tree_ids(entries)
-            if head_tree != ids[b""]:
-                _staged(repo, entries, ids, b"", head_tree, staged)
+        ids = _tree_ids(entries)
+        if (entries or head_tree is not None) and head_tree != ids[b""]:
+            _staged(repo, entries, ids, b"", head_tree, staged)
 
-        untracked_paths: list[bytes] = []
-        if untracked:
-            tracked = {e.path for e in entries}
-            tracked.update(conflicts)
-            tracked_dirs: set[bytes] = set()
-            for p in tracked:
-                parent = p.rpartition(b"/")[0]
-                while parent and parent not in tracked_dirs:
-                    tracked_dirs.add(parent)
-                    parent = parent.rpartition(b"/")[0]
-            ignore = IgnoreFilterManager.from_repo(repo)
-            untracked_paths = _untracked(root_b, tracked, tracked_dirs, ignore)
+        tracked_dirs = set(ids)  # every directory holding a stage-0 entry (b"" is the root)
+        for p in conflicts:
+            parent = p.rpartition(b"/")[0]
+            while parent and parent not in tracked_dirs:
+                tracked_dirs.add(parent)
+                parent = parent.rpartition(b"/")[0]
+        ignore = IgnoreFilterManager.from_repo(repo) if untracked else None
+        conflicted = set(conflicts)
+        scan = _scan(root_b, entries, tracked_dirs, index_mtime_ns, filemode, ignore, untracked)
+        untracked_paths = [p for p in scan.untracked if p not in conflicted]
 
     return DirtyState(
-        modified=_d(modified),
-        deleted=_d(deleted),
+        modified=_d(scan.modified),
+        deleted=_d(scan.deleted),
         staged=_d(sorted(set(staged))),
         untracked=_d(untracked_paths),
         conflicted=_d(conflicts),

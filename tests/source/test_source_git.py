@@ -258,3 +258,17 @@ def test_nearest_tag_and_distance(tmp_path: Path) -> None:
     assert g.nearest_tag(root) == g.TagFacts(tag="v1.2.3", distance=2)
     assert git(root, "describe", "--tags", "--long", "--match", "v*").startswith("v1.2.3-2-g")
     assert g.commit_count(root) == 3
+
+
+def test_symlinks_and_file_replaced_by_directory(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "r", {"target.py": "t\n", "was_file": "f\n", "other.py": "o\n"})
+    os.symlink("target.py", root / "link.py")
+    commit_all(root, "add link")
+    _check(root, set())
+    (root / "link.py").unlink()
+    os.symlink("other.py", root / "link.py")
+    (root / "was_file").unlink()
+    write(root, {"was_file/inner.py": "i\n"})
+    state = g.dirty_state(root)
+    assert set(state.paths) == {"link.py", "was_file", "was_file/inner.py"}
+    assert {p.rstrip("/") for p in git_status_paths(root)} == {"link.py", "was_file", "was_file/inner.py"}
