@@ -354,3 +354,16 @@ def test_importing_deriva_ml_does_not_import_deriva_or_requests() -> None:
         "assert 'deriva' not in sys.modules, 'hatrac.py must import deriva-py lazily'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_concurrent_puts_share_one_store(hatrac_server: HatracTestServer, tmp_path: Path) -> None:
+    """Parallel uploads (the execution uploads with several workers) race on namespace creation safely."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = make_store(hatrac_server)
+    files = [write(tmp_path, 1000 + i * CHUNK // 2, f"f{i}") for i in range(8)]
+    with ThreadPoolExecutor(4) as pool:
+        objs = list(pool.map(lambda p: store.put(p, table=T, filename=p.name, options=CHUNKED), files))
+    for p, obj in zip(files, objs, strict=True):
+        assert hatrac_server.object_bytes(obj.url) == p.read_bytes()
+    assert hatrac_server.jobs == {}
