@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -151,7 +152,14 @@ class DerivaML:
         catalog = ErmrestCatalog(
             self.host_name, self.catalog_id, credential=self.credential, session_config=session_config
         )
-        store = HatracObjectStore(self.host_name, credential=self.credential, session_config=session_config)
+        safe_host = "".join(ch if ch.isalnum() or ch in "-._" else "_" for ch in self.host_name)
+        store = HatracObjectStore(
+            self.host_name,
+            credential=self.credential,
+            session_config=session_config,
+            # chunked uploads resume across processes from here
+            state_dir=self.home / "upload-state" / safe_host,
+        )
         return catalog, store
 
     @property
@@ -376,7 +384,11 @@ class DerivaML:
             return wf
         from deriva_ml.source import detect_source
 
-        info = detect_source(caller_file=caller_file, url=wf.url, checksum=wf.checksum, allow_dirty=self.allow_dirty)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            info = detect_source(caller_file=caller_file, url=wf.url, checksum=wf.checksum, allow_dirty=self.allow_dirty)
+        for w in caught:  # re-issue at the user's line, not ours
+            warnings.warn(w.message, w.category, stacklevel=_user_stacklevel())
         if info.repo_root and self._project_root is None:
             self._project_root = Path(info.repo_root)
         return attrs.evolve(
@@ -884,6 +896,17 @@ class CatalogWorkflow:
 
 
 # ------------------------------------------------------------------------------------------- helpers
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside deriva_ml."""
+    pkg = str(Path(__file__).resolve().parent)
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(pkg):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
 
 
 def _chunks(items: Sequence[Any], n: int) -> Iterable[list[Any]]:

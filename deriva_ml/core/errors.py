@@ -25,6 +25,7 @@ The tree::
     │   └── CatalogBusy                       retryable: locked or temporarily unavailable
     ├── StoreError (OSError)                  object store failures
     │   ├── ChecksumMismatch                  bytes do not hash to the recorded MD5
+    │   ├── ObjectNotFound (LookupError)      no object at that URL
     │   └── UploadFailed
     ├── DirtyWorkflow                         uncommitted source with allow_dirty=False
     └── ExecutionError (RuntimeError)         lifecycle misuse (e.g. upload before stop)
@@ -185,6 +186,10 @@ class ChecksumMismatch(StoreError):
         super().__init__(f"checksum mismatch for {what}: expected MD5 {expected}, got {actual}")
 
 
+class ObjectNotFound(StoreError, NotFound):
+    """The object store has no object at this URL."""
+
+
 class UploadFailed(StoreError):
     """An upload failed after its retries were exhausted."""
 
@@ -222,6 +227,7 @@ __all__ = [
     "InvalidTransition",
     "InvalidVersion",
     "NotFound",
+    "ObjectNotFound",
     "PermissionDenied",
     "RIDNotFound",
     "StoreError",

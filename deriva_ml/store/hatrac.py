@@ -43,7 +43,8 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from deriva_ml.core.errors import ChecksumMismatch, PermissionDenied, StoreError, UploadFailed
+from deriva_ml._log import get_logger as _get_logger
+from deriva_ml.core.errors import ChecksumMismatch, ObjectNotFound, PermissionDenied, StoreError, UploadFailed
 from deriva_ml.core.retry import backoff_delays
 from deriva_ml.store._files import IO_CHUNK, md5_b64_to_hex, md5_file, md5_hex_to_b64, write_hashed
 from deriva_ml.store.names import HATRAC_PREFIX, object_url, parse_object_url, validate_filename, validate_md5
@@ -213,9 +214,8 @@ class HatracObjectStore:
         previous: _Attempt | None = None
         for i in range(n + 1):
             if i:
-                import structlog
 
-                structlog.get_logger(__name__).warning(
+                _get_logger(__name__).warning(
                     "hatrac.retry",
                     request=what,
                     attempt=i + 1,
@@ -630,7 +630,7 @@ class HatracObjectStore:
                     reason = attempt.reason = f"HTTP {r.status_code}"
                     continue
                 if r.status_code in (404, 409):
-                    raise StoreError(f"{what}: no object at {url} (HTTP {r.status_code})")
+                    raise ObjectNotFound(f"{what}: no object at {url} (HTTP {r.status_code})")
                 if r.status_code != 200:
                     raise self._fail(r, what, StoreError)
                 header = r.headers.get("Content-MD5")

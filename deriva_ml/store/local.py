@@ -22,7 +22,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from deriva_ml.core.errors import StoreError
+from deriva_ml.core.errors import ObjectNotFound, StoreError
 from deriva_ml.store._files import atomic_file, read_chunks, write_hashed
 from deriva_ml.store.names import object_url, parse_object_url, validate_filename, validate_md5
 from deriva_ml.store.port import ProgressCallback, StoredObject, UploadOptions
@@ -179,7 +179,7 @@ class LocalObjectStore:
         """
         obj = self.stat(url)
         if obj is None:
-            raise StoreError(f"no object at {url} in {self._root}")
+            raise ObjectNotFound(f"no object at {url} in {self._root}")
         dest = Path(dest)
         if dest.is_dir():
             dest = dest / obj.filename
