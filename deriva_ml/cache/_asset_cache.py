@@ -19,8 +19,8 @@ from pathlib import Path
 from types import TracebackType
 
 import attrs
-import structlog
 
+from deriva_ml._log import get_logger as _get_logger
 from deriva_ml.cache._files import fetch_verified, link_into, md5_file, remove_tree
 from deriva_ml.cache._index import BoundedLock, CacheIndex
 from deriva_ml.cache.policy import (
@@ -206,7 +206,7 @@ class AssetCache:
         the same asset waits. Directories under ``assets/`` that no entry owns and temporary
         downloads older than a day are removed too.
         """
-        log = structlog.get_logger(__name__)
+        log = _get_logger(__name__)
         ok: list[str] = []
         bad: list[BadEntry] = []
         checked = 0
@@ -274,7 +274,7 @@ class AssetCache:
         fetched by another process right now is skipped (reported in ``skipped_busy``), not waited
         for.
         """
-        log = structlog.get_logger(__name__)
+        log = _get_logger(__name__)
         now = self._clock() if now is None else now
         chosen = select_expired(self._index.entries(), older_than_days, now)
         removed, skipped, freed = self._remove_keys(chosen, reason="clear", recheck_age=(older_than_days, now))
@@ -332,7 +332,7 @@ class AssetCache:
         if stat_is_fresh(entry, st.st_size, st.st_mtime_ns):
             self._memo[key] = entry
             return entry
-        log = structlog.get_logger(__name__)
+        log = _get_logger(__name__)
         log.warning(
             "cache.stat_changed",
             key=key,
@@ -357,7 +357,7 @@ class AssetCache:
         new = attrs.evolve(entry, size=st.st_size, mtime_ns=os.stat(path).st_mtime_ns)
         self._index.put(new)
         self._memo[new.key] = new
-        structlog.get_logger(__name__).info("cache.restat", key=new.key, path=str(path))
+        _get_logger(__name__).info("cache.restat", key=new.key, path=str(path))
         return new
 
     def _download(
@@ -370,7 +370,7 @@ class AssetCache:
         length: int | None,
         progress: ProgressCallback | None,
     ) -> CacheEntry:
-        log = structlog.get_logger(__name__).bind(rid=rid, md5=md5, url=url)
+        log = _get_logger(__name__).bind(rid=rid, md5=md5, url=url)
         dirname = entry_dirname(rid, md5)
         final_dir = self._assets / dirname
         final = final_dir / filename
@@ -435,11 +435,11 @@ class AssetCache:
         self._index.incr("evictions")
         if corrupt:
             self._index.incr("corruptions")
-            structlog.get_logger(__name__).warning(
+            _get_logger(__name__).warning(
                 "cache.evicted", key=entry.key, reason=reason, path=str(self._path(entry))
             )
         else:
-            structlog.get_logger(__name__).info("cache.evicted", key=entry.key, reason=reason)
+            _get_logger(__name__).info("cache.evicted", key=entry.key, reason=reason)
         return entry.size
 
     def _remove_keys(

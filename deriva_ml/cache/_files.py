@@ -13,8 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import structlog
-
+from deriva_ml._log import get_logger as _get_logger
 from deriva_ml.cache.policy import normalize_md5, validate_filename
 from deriva_ml.core.errors import ChecksumMismatch, StoreError
 from deriva_ml.store.port import ObjectStore, ProgressCallback
@@ -108,7 +107,7 @@ def download_uncached(
     download leaves nothing behind (an existing file of that name is replaced only on success).
     ``trust_store_md5`` as for :class:`~deriva_ml.cache.AssetCache`.
     """
-    log = structlog.get_logger(__name__)
+    log = _get_logger(__name__)
     md5 = normalize_md5(md5)
     filename = validate_filename(filename)
     working_dir = Path(working_dir)
@@ -154,7 +153,7 @@ def link_into(path: Path, working_dir: Path, name: str | None = None) -> Path:
         try:
             os.symlink(src, tmp)
         except OSError as exc:
-            structlog.get_logger(__name__).info("cache.link_copied", src=str(src), dest=str(dest), reason=str(exc))
+            _get_logger(__name__).info("cache.link_copied", src=str(src), dest=str(dest), reason=str(exc))
             shutil.copyfile(src, tmp)
         os.replace(tmp, dest)
     except BaseException:

@@ -20,8 +20,8 @@ from pathlib import Path
 from types import TracebackType
 
 import diskcache
-import structlog
 
+from deriva_ml._log import get_logger as _get_logger
 from deriva_ml.cache.policy import CacheEntry, entry_from_json, entry_to_json
 from deriva_ml.core.errors import ConfigurationError, StoreError
 
@@ -111,7 +111,7 @@ class BoundedLock(diskcache.Lock):  # type: ignore[misc]
             with self._cache.transact(retry=True):
                 if self._cache.get(self._key, retry=True) == raw:
                     self._cache.delete(self._key, retry=True)
-            structlog.get_logger(__name__).warning("cache.lock_broken", key=self._key, dead_pid=pid)
+            _get_logger(__name__).warning("cache.lock_broken", key=self._key, dead_pid=pid)
 
     def __enter__(self) -> BoundedLock:
         self.acquire()
@@ -150,7 +150,7 @@ class CacheIndex:
                 raise ConfigurationError(f"index value for {key!r} is {type(raw).__name__}, not JSON text")
             return entry_from_json(json.loads(raw))
         except (ValueError, ConfigurationError) as exc:
-            structlog.get_logger(__name__).warning("cache.index_entry_malformed", key=key, error=str(exc))
+            _get_logger(__name__).warning("cache.index_entry_malformed", key=key, error=str(exc))
             self._cache.delete(_ENTRY + key, retry=True)
             return None
 
