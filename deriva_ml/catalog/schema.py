@@ -45,13 +45,9 @@ __all__ = [
 #: The columns deriva-py's ``Table.define_vocabulary`` gives every vocabulary.
 VOCABULARY_COLUMNS: tuple[ColumnDef, ...] = (
     ColumnDef("ID", "ermrest_curie", nullok=False, comment="The preferred CURIE for this term."),
-    ColumnDef(
-        "URI", "ermrest_uri", nullok=False, default="/id/{RID}", comment="The preferred URI of this term."
-    ),
+    ColumnDef("URI", "ermrest_uri", nullok=False, default="/id/{RID}", comment="The preferred URI of this term."),
     ColumnDef("Name", "text", nullok=False, comment="The preferred human-readable name for this term."),
-    ColumnDef(
-        "Description", "markdown", nullok=False, comment="A longer human-readable description of this term."
-    ),
+    ColumnDef("Description", "markdown", nullok=False, comment="A longer human-readable description of this term."),
     ColumnDef("Synonyms", "text[]", comment="Alternate human-readable names for this term."),
 )
 
@@ -344,9 +340,7 @@ def _ml_tables() -> tuple[TableDef, ...]:
         _DATASET_VERSION,
         _DATASET,
         association_table(ML_SCHEMA, [("Dataset", _DATASET), ("Dataset_Type", _DATASET_TYPE)]),
-        association_table(
-            ML_SCHEMA, [("Dataset", _DATASET), ("Nested_Dataset", _DATASET)], name="Dataset_Dataset"
-        ),
+        association_table(ML_SCHEMA, [("Dataset", _DATASET), ("Nested_Dataset", _DATASET)], name="Dataset_Dataset"),
         association_table(
             ML_SCHEMA,
             [("Dataset", _DATASET), ("Execution", _EXECUTION)],
@@ -436,6 +430,4 @@ SEED_TERMS: Mapping[str, tuple[dict[str, str], ...]] = {
 
 def seed_batch(schema: str = ML_SCHEMA) -> Batch:
     """Inserts of :data:`SEED_TERMS`, skipping terms already present (idempotent)."""
-    return Batch(
-        tuple(Insert(schema, vocab, terms, on_conflict_skip=True) for vocab, terms in SEED_TERMS.items())
-    )
+    return Batch(tuple(Insert(schema, vocab, terms, on_conflict_skip=True) for vocab, terms in SEED_TERMS.items()))

@@ -1,0 +1,624 @@
+"""A live ERMrest catalog through deriva-py's HTTP binding (the only module that imports ``deriva``).
+
+Requests follow ERMrest's REST API (see ``docs/catalog.md`` for the exact URLs):
+
+- model: ``GET /ermrest/catalog/N/schema`` once per instance (again only after DDL or ``refresh=True``);
+  DDL: one atomic ``POST /ermrest/catalog/N/schema`` with a batch list of schema and table documents;
+- insert: ``POST /entity/S:T?defaults=RID,RCT,RMT,RCB,RMB[,...][&onconflict=skip]``, ``batch_size`` rows per
+  request; update: ``PUT /attributegroup/S:T/K;C1,C2``; delete: ``DELETE /entity/S:T/C=v1;C=v2``;
+- query: ``GET /entity/S:T/filters@sort(...)?limit=N`` or ``/attribute/S:T/filters/C1,C2``; snapshot reads
+  use ``/ermrest/catalog/N@SNAP/...``; ``snapshot()`` reads ``snaptime`` from ``GET /ermrest/catalog/N``;
+- ``resolve_rid``: ``GET /entity_rid/RID``.
+
+A batch is applied request by request: each request is atomic on the server, the batch as a whole is not.
+``request_count`` counts HTTP requests made (``requests`` by method) for tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from deriva_ml.catalog._common import check_columns, check_writable, find_table, where_items
+from deriva_ml.catalog.port import ML_SCHEMA, Where
+from deriva_ml.catalog.schema import ML_TABLES, seed_batch, table_kind
+from deriva_ml.core.effects import Batch, BatchResult, Delete, Insert, Update, resolve_refs
+from deriva_ml.core.errors import (
+    CatalogBusy,
+    CatalogError,
+    ConflictError,
+    ForeignKeyError,
+    InvalidRID,
+    NotFound,
+    PermissionDenied,
+    RIDNotFound,
+    UnknownTable,
+    ValidationError,
+)
+from deriva_ml.core.rid import RID, is_rid
+from deriva_ml.core.schema_defs import (
+    COLUMN_TYPES,
+    SYSTEM_COLUMNS,
+    CatalogModel,
+    ColumnDef,
+    ForeignKeyDef,
+    KeyDef,
+    TableDef,
+)
+
+__all__ = [
+    "DEFAULT_SESSION_CONFIG",
+    "ErmrestCatalog",
+    "create_ml_catalog",
+    "model_from_document",
+    "table_document",
+    "table_from_document",
+]
+
+#: Overrides of deriva-py's session config: a few quick retries instead of ~8 minutes of back-off.
+DEFAULT_SESSION_CONFIG: Mapping[str, Any] = {
+    "retry_connect": 2,
+    "retry_read": 2,
+    "retry_backoff_factor": 0.2,
+    "retry_status_forcelist": [502, 503, 504],
+    "cookie_jar": None,
+}
+
+_SYSTEM_TYPES = {
+    "RID": "ermrest_rid",
+    "RCT": "ermrest_rct",
+    "RMT": "ermrest_rmt",
+    "RCB": "ermrest_rcb",
+    "RMB": "ermrest_rmb",
+}
+_MAX_URL = 1800
+
+
+def _u(name: object) -> str:
+    """ERMrest names and literals in URLs: percent-encode everything but unreserved characters."""
+    return quote(str(name), safe="")
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return _u(value)
+
+
+# ---------------------------------------------------------------------------------------------- model documents
+
+
+def _type_doc(typename: str) -> dict[str, Any]:
+    if typename.endswith("[]"):
+        return {"typename": typename, "is_array": True, "base_type": {"typename": typename[:-2]}}
+    return {"typename": typename}
+
+
+def table_document(t: TableDef) -> dict[str, Any]:
+    """The ERMrest table representation of ``t`` (system columns and the RID key included)."""
+    cols: list[dict[str, Any]] = [
+        {"name": n, "type": _type_doc(ty), "nullok": n in ("RCB", "RMB"), "comment": "System column"}
+        for n, ty in _SYSTEM_TYPES.items()
+    ]
+    for c in t.columns:
+        doc: dict[str, Any] = {"name": c.name, "type": _type_doc(c.type), "nullok": c.nullok, "comment": c.comment}
+        if c.default is not None:
+            doc["default"] = c.default
+        cols.append(doc)
+    keys = [{"unique_columns": ["RID"], "names": [[t.schema, f"{t.name}_RIDkey1"]]}]
+    for k in t.keys:
+        name = k.name or f"{t.name}_{'_'.join(k.columns)}_key"
+        keys.append({"unique_columns": list(k.columns), "names": [[t.schema, name[:63]]]})
+    fkeys = []
+    for fk in t.foreign_keys:
+        name = fk.name or f"{t.name}_{'_'.join(fk.columns)}_fkey"
+        fkeys.append(
+            {
+                "foreign_key_columns": [
+                    {"schema_name": t.schema, "table_name": t.name, "column_name": c} for c in fk.columns
+                ],
+                "referenced_columns": [
+                    {"schema_name": fk.pk_schema, "table_name": fk.pk_table, "column_name": c} for c in fk.pk_columns
+                ],
+                "on_delete": fk.on_delete,
+                "names": [[t.schema, name[:63]]],
+            }
+        )
+    return {
+        "schema_name": t.schema,
+        "table_name": t.name,
+        "comment": t.comment,
+        "kind": "table",
+        "annotations": {},
+        "column_definitions": cols,
+        "keys": keys,
+        "foreign_keys": fkeys,
+    }
+
+
+def _column_type(doc: Mapping[str, Any]) -> str:
+    typename = str(doc.get("typename", "text"))
+    if typename in COLUMN_TYPES:
+        return typename
+    if doc.get("is_array"):
+        return "text[]" if (doc.get("base_type") or {}).get("typename") in ("text", "markdown") else "jsonb"
+    if typename.startswith(("serial", "int")):
+        return "int8"
+    if typename.startswith("float") or typename == "numeric":
+        return "float8"
+    if (doc.get("base_type") or {}).get("typename") in COLUMN_TYPES:  # domains such as markdown
+        return str(doc["base_type"]["typename"])
+    return "text"
+
+
+def table_from_document(doc: Mapping[str, Any]) -> TableDef:
+    """A :class:`TableDef` from an ERMrest table representation (system columns, RID key, RCB/RMB fkeys dropped)."""
+    schema, name = doc["schema_name"], doc["table_name"]
+    cols = tuple(
+        ColumnDef(
+            c["name"],
+            _column_type(c.get("type") or {}),
+            bool(c.get("nullok", True)),
+            c.get("default") if isinstance(c.get("default"), str | int | float | bool) else None,
+            c.get("comment") or "",
+        )
+        for c in doc.get("column_definitions", [])
+        if c["name"] not in SYSTEM_COLUMNS
+    )
+    keys = tuple(
+        KeyDef(tuple(k["unique_columns"]), (k.get("names") or [[None, None]])[0][1])
+        for k in doc.get("keys", [])
+        if list(k["unique_columns"]) != ["RID"]
+    )
+    fks = []
+    for fk in doc.get("foreign_keys", []):
+        fcols = tuple(c["column_name"] for c in fk["foreign_key_columns"])
+        if set(fcols) <= set(SYSTEM_COLUMNS):
+            continue
+        ref = fk["referenced_columns"]
+        fks.append(
+            ForeignKeyDef(
+                fcols,
+                ref[0]["schema_name"],
+                ref[0]["table_name"],
+                tuple(c["column_name"] for c in ref),
+                on_delete=fk.get("on_delete") if fk.get("on_delete") in ("CASCADE", "SET NULL") else "NO ACTION",
+                name=(fk.get("names") or [[None, None]])[0][1],
+            )
+        )
+    t = TableDef(schema=schema, name=name, columns=cols, keys=keys, foreign_keys=fks, comment=doc.get("comment") or "")
+    kind = table_kind(t)
+    return t if kind == "table" else TableDef(t.schema, t.name, t.columns, t.keys, t.foreign_keys, kind, t.comment)
+
+
+def model_from_document(doc: Mapping[str, Any]) -> CatalogModel:
+    tables = []
+    for sname, sdoc in sorted((doc.get("schemas") or {}).items()):
+        for tname, tdoc in sorted((sdoc.get("tables") or {}).items()):
+            try:
+                tables.append(table_from_document({"schema_name": sname, "table_name": tname, **tdoc}))
+            except ValidationError:
+                continue  # names deriva_ml cannot address (e.g. longer than 63 characters)
+    return CatalogModel(tuple(tables))
+
+
+# ---------------------------------------------------------------------------------------------- adapter
+
+
+class ErmrestCatalog:
+    """A catalog on an ERMrest server. ``credential=None`` looks one up with deriva-py's ``get_credential``."""
+
+    def __init__(
+        self,
+        hostname: str,
+        catalog_id: str | int,
+        *,
+        credential: Mapping[str, Any] | None = None,
+        session_config: Mapping[str, Any] | None = None,
+        batch_size: int = 1000,
+        scheme: str = "https",
+    ) -> None:
+        from deriva.core import DEFAULT_SESSION_CONFIG as DERIVA_DEFAULTS
+        from deriva.core import get_credential
+
+        if batch_size < 1:
+            raise ValidationError(f"batch_size={batch_size!r} must be at least 1")
+        self.hostname = hostname
+        self.catalog_id = str(catalog_id)
+        self.scheme = scheme
+        self.batch_size = batch_size
+        self.session_config = {**DERIVA_DEFAULTS, **DEFAULT_SESSION_CONFIG, **(session_config or {})}
+        self._credential = credential if credential is not None else get_credential(hostname)
+        self.request_count = 0
+        self.requests: Counter[str] = Counter()
+        self._model: CatalogModel | None = None
+        self._schemas: set[str] = set()
+        self._bindings: dict[str | None, Any] = {}
+        self._binding(None)
+
+    def __repr__(self) -> str:
+        return f"ErmrestCatalog({self.hostname!r}, {self.catalog_id!r})"
+
+    # ------------------------------------------------------------------------------------ http
+
+    def _binding(self, snapshot: str | None) -> Any:
+        b = self._bindings.get(snapshot)
+        if b is None:
+            from deriva.core.ermrest_catalog import ErmrestCatalog as DerivaCatalog
+            from deriva.core.ermrest_catalog import ErmrestSnapshot
+
+            if snapshot is None:
+                b = DerivaCatalog(
+                    self.scheme,
+                    self.hostname,
+                    self.catalog_id,
+                    self._credential,
+                    caching=False,
+                    session_config=self.session_config,
+                )
+            else:  # /ermrest/catalog/N@SNAP/...
+                b = ErmrestSnapshot(
+                    self.scheme,
+                    self.hostname,
+                    self.catalog_id,
+                    _u(snapshot),
+                    self._credential,
+                    caching=False,
+                    session_config=self.session_config,
+                )
+            self._bindings[snapshot] = b
+        return b
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        snapshot: str | None = None,
+        what: str = "",
+        table: str | None = None,
+    ) -> Any:
+        import requests
+
+        b = self._binding(snapshot)
+        self.request_count += 1
+        self.requests[method] += 1
+        try:
+            if method == "GET":
+                r = b.get(path)
+            elif method == "POST":
+                r = b.post(path, json=body)
+            elif method == "PUT":
+                r = b.put(path, json=body)
+            else:
+                r = b.delete(path)
+            if r.status_code >= 400:
+                r.raise_for_status()
+        except requests.HTTPError as e:
+            raise _translate(e.response, what or f"{method} {path}", table) from e
+        except requests.ConnectionError as e:
+            raise CatalogBusy(f"{what or method + ' ' + path}: cannot reach {self.hostname}: {e}") from e
+        except requests.Timeout as e:
+            raise CatalogBusy(f"{what or method + ' ' + path}: {self.hostname} timed out: {e}") from e
+        if r.status_code == 204 or not r.content:
+            return None
+        return r.json()
+
+    # ------------------------------------------------------------------------------------ model
+
+    def model(self, *, refresh: bool = False) -> CatalogModel:
+        if self._model is None or refresh:
+            doc = self._request("GET", "/schema", what="model")
+            self._schemas = set((doc.get("schemas") or {}).keys())
+            self._model = model_from_document(doc)
+        return self._model
+
+    def _table(self, schema: str, table: str) -> TableDef:
+        return find_table(self.model(), schema, table)
+
+    def create_tables(self, tables: Sequence[TableDef], *, schemas: Sequence[str] = ()) -> None:
+        """Create ``tables`` (and missing schemas, plus any named in ``schemas``) in one atomic request."""
+        model = self.model()
+        have = self._schemas | set(model.schemas())
+        new_schemas = [s for s in dict.fromkeys([*schemas, *(t.schema for t in tables)]) if s not in have]
+        for t in tables:
+            if model.table(t.schema, t.name) is not None:
+                raise ConflictError(f"table {t.qualified} already exists")
+        body: list[dict[str, Any]] = [{"schema_name": s, "comment": "", "annotations": {}} for s in new_schemas]
+        body.extend(table_document(t) for t in tables)
+        if body:
+            self._request("POST", "/schema", body=body, what="create tables")
+        self.model(refresh=True)
+
+    # ------------------------------------------------------------------------------------ writes
+
+    def apply(self, batch: Batch) -> BatchResult:
+        rids: dict[str, RID] = {}
+        inserted: list[tuple[dict[str, Any], ...]] = []
+        for effect in batch.effects:
+            table = self._table(effect.schema, effect.table)
+            if isinstance(effect, Insert):
+                inserted.append(self._insert(table, effect, rids))
+            elif isinstance(effect, Update):
+                self._update(table, effect, rids)
+                inserted.append(())
+            else:
+                self._delete(table, effect, rids)
+                inserted.append(())
+        return BatchResult(rids=rids, inserted=tuple(inserted))
+
+    def _entity(self, t: TableDef) -> str:
+        return f"/entity/{_u(t.schema)}:{_u(t.name)}"
+
+    def _insert(self, t: TableDef, effect: Insert, rids: dict[str, RID]) -> tuple[dict[str, Any], ...]:
+        rows = [resolve_refs(r, rids) for r in effect.rows]
+        for r in rows:
+            check_writable(t, r.keys(), "insert")
+        # rows grouped by their column set: absent columns get the server's defaults
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for i, r in enumerate(rows):
+            groups.setdefault(tuple(sorted(r)), []).append(i)
+        out: list[dict[str, Any] | None] = [None] * len(rows)
+        for cols, idxs in groups.items():
+            defaults = [*SYSTEM_COLUMNS, *(c.name for c in t.columns if c.name not in cols)]
+            query = "?defaults=" + ",".join(_u(c) for c in defaults)
+            if effect.on_conflict_skip:
+                query += "&onconflict=skip"
+            for start in range(0, len(idxs), self.batch_size):
+                chunk = idxs[start : start + self.batch_size]
+                body = [{c: rows[i][c] for c in cols} for i in chunk]
+                got = (
+                    self._request(
+                        "POST", self._entity(t) + query, body=body, what=f"insert into {t.qualified}", table=t.qualified
+                    )
+                    or []
+                )
+                if not effect.on_conflict_skip:
+                    for i, row in zip(chunk, got, strict=True):
+                        out[i] = row
+                else:
+                    self._match_skipped(t, [rows[i] for i in chunk], chunk, got, out)
+        if effect.labels:
+            for i, label in enumerate(effect.labels):
+                if label is None:
+                    continue
+                row = out[i]
+                if row is not None:
+                    rids[label] = RID(row["RID"])
+                elif effect.on_conflict_skip:
+                    existing = self._existing(t, rows[i])
+                    if existing is not None:
+                        rids[label] = existing
+        return tuple(r for r in out if r is not None)
+
+    def _match_skipped(
+        self,
+        t: TableDef,
+        sent: list[dict[str, Any]],
+        idxs: list[int],
+        got: list[dict[str, Any]],
+        out: list[dict[str, Any] | None],
+    ) -> None:
+        keys = [k.columns for k in t.keys]
+        remaining = list(got)
+        for i, row in zip(idxs, sent, strict=True):
+            for r in remaining:
+                if any(all(c in row and r.get(c) == row[c] for c in k) for k in keys) or (
+                    not keys and all(r.get(c) == v for c, v in row.items())
+                ):
+                    out[i] = r
+                    remaining.remove(r)
+                    break
+
+    def _existing(self, t: TableDef, row: Mapping[str, Any]) -> RID | None:
+        for k in t.keys:
+            if all(row.get(c) is not None for c in k.columns):
+                hits = self.query(t.schema, t.name, {c: row[c] for c in k.columns}, columns=["RID"], limit=1)
+                if hits:
+                    return RID(hits[0]["RID"])
+        return None
+
+    def _update(self, t: TableDef, effect: Update, rids: dict[str, RID]) -> None:
+        check_columns(t, effect.key)
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for r in effect.rows:
+            row = resolve_refs(r, rids)
+            cols = tuple(sorted(c for c in row if c not in effect.key))
+            groups.setdefault(cols, []).append(row)
+        for cols, rows in groups.items():
+            check_writable(t, cols, "update")
+            path = (
+                f"/attributegroup/{_u(t.schema)}:{_u(t.name)}/"
+                f"{','.join(_u(k) for k in effect.key)};{','.join(_u(c) for c in cols)}"
+            )
+            for start in range(0, len(rows), self.batch_size):
+                chunk = rows[start : start + self.batch_size]
+                got = self._request("PUT", path, body=chunk, what=f"update of {t.qualified}", table=t.qualified) or []
+                if len(got) < len(chunk):
+                    self._check_updated(t, effect.key, chunk)
+
+    def _check_updated(self, t: TableDef, key: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+        # ERMrest may omit rows whose values did not change; only rows that do not exist are an error
+        for row in rows:
+            if not self.query(t.schema, t.name, {k: row[k] for k in key}, columns=list(key), limit=1):
+                value = row[key[0]] if len(key) == 1 else {k: row[k] for k in key}
+                if key == ("RID",):
+                    raise RIDNotFound(value, t.qualified)
+                raise NotFound(f"update of {t.qualified}: no row has {list(key)} = {value!r}")
+
+    def _delete(self, t: TableDef, effect: Delete, rids: dict[str, RID]) -> None:
+        check_columns(t, [effect.column, *effect.where])
+        values = list(resolve_refs({str(i): v for i, v in enumerate(effect.values)}, rids).values())
+        where = resolve_refs(effect.where, rids)
+        extra = "".join(f"/{_u(c)}={_literal(v)}" if v is not None else f"/{_u(c)}::null::" for c, v in where.items())
+        base = self._entity(t)
+        for chunk in _url_chunks(effect.column, values, _MAX_URL - len(base) - len(extra)):
+            try:
+                self._request("DELETE", f"{base}/{chunk}{extra}", what=f"delete from {t.qualified}", table=t.qualified)
+            except NotFound:
+                continue  # nothing matched
+
+    # ------------------------------------------------------------------------------------ reads
+
+    def query(
+        self,
+        schema: str,
+        table: str,
+        where: Where | None = None,
+        *,
+        columns: Sequence[str] | None = None,
+        order_by: Sequence[str] = (),
+        limit: int | None = None,
+        snapshot: str | None = None,
+    ) -> list[dict[str, Any]]:
+        t = self._table(schema, table)
+        items = where_items(where)
+        check_columns(t, [*(columns or ()), *(c for c, _, _ in items), *order_by])
+        filters = []
+        for col, value, many in items:
+            if many:
+                if not value:
+                    return []
+                filters.append(
+                    ";".join(f"{_u(col)}::null::" if v is None else f"{_u(col)}={_literal(v)}" for v in value)
+                )
+            elif value is None:
+                filters.append(f"{_u(col)}::null::")
+            else:
+                filters.append(f"{_u(col)}={_literal(value)}")
+        sort = [*order_by, *(["RID"] if "RID" not in order_by else [])]
+        project = list(columns) if columns else None
+        use_attribute = project is not None and all(c in project for c in sort)
+        if project is not None and not use_attribute and "RID" not in order_by and set(order_by) <= set(project):
+            sort, use_attribute = list(order_by), True
+        head = "attribute" if use_attribute else "entity"
+        path = f"/{head}/{_u(schema)}:{_u(table)}" + "".join(f"/{f}" for f in filters)
+        if use_attribute and project is not None:
+            path += "/" + ",".join(_u(c) for c in project)
+        if sort:
+            path += "@sort(" + ",".join(_u(c) for c in sort) + ")"
+        if limit is not None:
+            path += f"?limit={int(limit)}"
+        rows: list[dict[str, Any]] = (
+            self._request("GET", path, snapshot=snapshot, what=f"query of {t.qualified}", table=t.qualified) or []
+        )
+        if project is not None and not use_attribute:
+            rows = [{c: r.get(c) for c in project} for r in rows]
+        return rows
+
+    def snapshot(self) -> str:
+        doc = self._request("GET", "/", what="catalog status")
+        return str(doc["snaptime"])
+
+    def resolve_rid(self, rid: RID) -> tuple[str, str]:
+        if not is_rid(rid):
+            raise InvalidRID(rid)
+        base, _, snap = str(rid).partition("@")
+        try:
+            doc = self._request("GET", f"/entity_rid/{_u(base)}", snapshot=snap or None, what=f"resolve {rid}")
+        except (NotFound, UnknownTable) as e:
+            raise RIDNotFound(rid) from e
+        if not doc or doc.get("deleted_at"):
+            raise RIDNotFound(rid)
+        return str(doc["schema_name"]), str(doc["table_name"])
+
+    def close(self) -> None:
+        for b in self._bindings.values():
+            session = getattr(b, "_session", None)
+            if session is not None:
+                session.close()
+        self._bindings.clear()
+
+
+def _url_chunks(column: str, values: list[Any], budget: int) -> list[str]:
+    chunks: list[str] = []
+    cur: list[str] = []
+    size = 0
+    for v in values:
+        part = f"{_u(column)}::null::" if v is None else f"{_u(column)}={_literal(v)}"
+        if cur and size + len(part) + 1 > max(budget, 200):
+            chunks.append(";".join(cur))
+            cur, size = [], 0
+        cur.append(part)
+        size += len(part) + 1
+    if cur:
+        chunks.append(";".join(cur))
+    return chunks
+
+
+def _translate(response: Any, what: str, table: str | None) -> Exception:
+    status = getattr(response, "status_code", 0)
+    try:
+        text = response.text if response is not None else ""
+    except Exception:  # pragma: no cover - defensive
+        text = ""
+    detail = " ".join(text.split())[:500]
+    low = detail.lower()
+    msg = f"{what}: {detail or status}"
+    if status in (401, 403):
+        return PermissionDenied(msg)
+    if status == 409:
+        if "foreign key" in low or "violates foreign" in low or "is not present in table" in low:
+            return ForeignKeyError(msg)
+        if "null value" in low or "not-null" in low:
+            return ValidationError(msg)
+        return ConflictError(msg)
+    if status == 404:
+        if table is None:
+            return NotFound(msg)
+        return NotFound(msg)
+    if status in (502, 503, 504) or "lock" in low:
+        return CatalogBusy(msg + " (retry later)")
+    if status == 400:
+        return ValidationError(msg)
+    return CatalogError(msg)
+
+
+# ---------------------------------------------------------------------------------------------- catalogs
+
+
+def create_ml_catalog(
+    hostname: str,
+    project_name: str,
+    *,
+    credential: Mapping[str, Any] | None = None,
+    session_config: Mapping[str, Any] | None = None,
+    batch_size: int = 1000,
+    scheme: str = "https",
+) -> ErmrestCatalog:
+    """Create a new catalog with the deriva-ml schema, an empty domain schema ``project_name`` and seeded terms.
+
+    Requests: ``POST /ermrest/catalog``, ``GET /schema``, one ``POST /schema``, ``GET /schema``, then one
+    ``POST /entity`` per seeded vocabulary.
+    """
+    from deriva.core import DEFAULT_SESSION_CONFIG as DERIVA_DEFAULTS
+    from deriva.core import (
+        DerivaServer,
+        get_credential,
+    )
+
+    cred = credential if credential is not None else get_credential(hostname)
+    config = {**DERIVA_DEFAULTS, **DEFAULT_SESSION_CONFIG, **(session_config or {})}
+    server = DerivaServer(scheme, hostname, credentials=cred, session_config=config)
+    import requests
+
+    try:
+        r = server.post("/ermrest/catalog")
+        if r.status_code >= 400:
+            r.raise_for_status()
+    except requests.HTTPError as e:
+        raise _translate(e.response, f"create catalog on {hostname}", None) from e
+    catalog_id = str(r.json()["id"])
+    cat = ErmrestCatalog(
+        hostname, catalog_id, credential=cred, session_config=session_config, batch_size=batch_size, scheme=scheme
+    )
+    cat.request_count += 1
+    cat.requests["POST"] += 1
+    if project_name in (ML_SCHEMA, "public", "WWW"):
+        raise ValidationError(f"project_name {project_name!r} is reserved; choose another domain schema name")
+    cat.create_tables(ML_TABLES, schemas=[project_name])
+    cat.apply(seed_batch())
+    return cat

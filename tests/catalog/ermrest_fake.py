@@ -1,0 +1,241 @@
+"""A small stateful ERMrest on 127.0.0.1: the subset of ERMrest's documented REST API deriva_ml uses.
+
+Storage is a real SQLiteCatalog per catalog; this module only speaks ERMrest's URLs, bodies and status
+codes. ``log`` records every request (method, raw path, JSON body); ``fail_next`` injects status codes.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from deriva_ml.catalog.ermrest import table_from_document
+from deriva_ml.catalog.sqlite import SQLiteCatalog
+from deriva_ml.core.effects import Batch, Delete, Insert, Update
+from deriva_ml.core.errors import (
+    ConflictError,
+    DerivaMLException,
+    ForeignKeyError,
+    NotFound,
+    ValidationError,
+)
+from deriva_ml.core.schema_defs import SYSTEM_COLUMNS
+
+
+class _Catalog:
+    def __init__(self, path: Path) -> None:
+        self.store = SQLiteCatalog(path)
+        self.docs: dict[str, dict[str, Any]] = {"public": {"schema_name": "public", "tables": {}}}
+
+
+class FakeErmrest:
+    def __init__(self) -> None:
+        self._dir = tempfile.TemporaryDirectory()
+        self.catalogs: dict[str, _Catalog] = {}
+        self.log: list[tuple[str, str, Any]] = []
+        self.fail_next: list[tuple[int, str]] = []
+        self._lock = threading.Lock()
+        self._server = make_server("127.0.0.1", 0, self._app, threaded=True)
+        self.host = f"127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeErmrest:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        for c in self.catalogs.values():
+            c.store.close()
+        self._dir.cleanup()
+
+    def count(self, method: str, contains: str = "") -> int:
+        return sum(1 for m, p, _ in self.log if m == method and contains in p)
+
+    # -------------------------------------------------------------------------------------- wsgi
+
+    def _app(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        raw = environ.get("REQUEST_URI") or environ.get("RAW_URI") or request.full_path
+        path, _, query = raw.partition("?")
+        body = request.get_data()
+        doc = json.loads(body) if body else None
+        with self._lock:
+            self.log.append((request.method, raw, doc))
+            if self.fail_next:
+                status, text = self.fail_next.pop(0)
+                return Response(text, status=status)(environ, start_response)
+            try:
+                status, out = self._dispatch(request.method, path, parse_qs(query), doc)
+            except ForeignKeyError as e:
+                status, out = 409, f"insert or update violates foreign key constraint: {e}"
+            except ConflictError as e:
+                status, out = 409, f"duplicate key value violates unique constraint: {e}"
+            except ValidationError as e:
+                status, out = 400, f"Bad Request: {e}"
+            except NotFound as e:
+                status, out = 404, f"Not Found: {e}"
+            except DerivaMLException as e:
+                status, out = 500, str(e)
+        if isinstance(out, str):
+            return Response(out, status=status, content_type="text/plain")(environ, start_response)
+        if out is None:
+            return Response(status=204)(environ, start_response)
+        return Response(json.dumps(out), status=status, content_type="application/json")(environ, start_response)
+
+    def _dispatch(self, method: str, path: str, query: dict[str, list[str]], doc: Any) -> tuple[int, Any]:
+        parts = path.split("/")[1:]  # ['ermrest', 'catalog', id, ...]
+        if parts[:2] != ["ermrest", "catalog"]:
+            return 404, "no such service"
+        if len(parts) == 2 or (len(parts) == 3 and parts[2] == ""):
+            if method != "POST":
+                return 405, "method not allowed"
+            cid = str(len(self.catalogs) + 1)
+            self.catalogs[cid] = _Catalog(Path(self._dir.name) / f"{cid}.sqlite")
+            return 201, {"id": cid}
+        cid, _, snap = unquote(parts[2]).partition("@")
+        cat = self.catalogs.get(cid)
+        if cat is None:
+            return 404, f"catalog {cid} not found"
+        rest = parts[3:]
+        if rest and "@sort(" in rest[-1] and len(rest) == 2:
+            head, _, tail = rest[1].partition("@sort(")
+            rest = [rest[0], head, "@sort(" + tail]
+        if not rest or rest == [""]:
+            return 200, {"id": cid, "snaptime": cat.store.snapshot()}
+        api = rest[0]
+        if api == "schema":
+            if method == "GET":
+                return 200, {"schemas": cat.docs}
+            if method == "POST":
+                return self._ddl(cat, doc)
+        if api == "entity_rid":
+            s, t = cat.store.resolve_rid(unquote(rest[1]))
+            return 200, {"schema_name": s, "table_name": t, "RID": unquote(rest[1])}
+        if api in ("entity", "attribute", "attributegroup"):
+            schema, _, table = rest[1].partition(":")
+            schema, table = unquote(schema), unquote(table)
+            segs = rest[2:]
+            sort: list[str] = []
+            if segs and "@sort(" in segs[-1]:
+                if segs[-1].startswith("@sort("):
+                    segs = [*segs[:-1], "x" + segs[-1]]
+                    strip_head = True
+                else:
+                    strip_head = False
+                last, _, s = segs[-1].partition("@sort(")
+                sort = [unquote(c) for c in s.rstrip(")").split(",")]
+                segs = [*segs[:-1], last] if last and not strip_head else segs[:-1]
+            if api == "entity" and method == "POST":
+                return self._insert(cat, schema, table, query, doc)
+            if api == "attributegroup" and method == "PUT":
+                keys, _, _cols = segs[0].partition(";")
+                key = tuple(unquote(k) for k in keys.split(","))
+                present = [r for r in doc if cat.store.query(schema, table, {k: r[k] for k in key}, limit=1)]
+                if present:
+                    cat.store.apply(Batch([Update(schema, table, present, key=key)]))
+                return 200, present
+            project = None
+            if api == "attribute" and segs and "=" not in segs[-1] and "::" not in segs[-1]:
+                project = [unquote(c) for c in segs[-1].split(",")]
+                segs = segs[:-1]
+            where = self._filters(segs)
+            limit = int(query["limit"][0]) if "limit" in query else None
+            if method == "GET":
+                return 200, self._select(cat, schema, table, where, project, sort, limit, snap or None)
+            if method == "DELETE" and api == "entity":
+                rows = self._select(cat, schema, table, where, ["RID"], [], None, None)
+                if not rows:
+                    return 404, "no rows matched"
+                cat.store.apply(Batch([Delete(schema, table, "RID", [r["RID"] for r in rows])]))
+                return 204, None
+        return 400, f"unsupported request {method} {path}"
+
+    def _filters(self, segs: list[str]) -> list[tuple[str, list[Any]]]:
+        where = []
+        for seg in segs:
+            col = None
+            values: list[Any] = []
+            for term in seg.split(";"):
+                if term.endswith("::null::"):
+                    c, v = unquote(term[: -len("::null::")]), None
+                else:
+                    c, _, raw = term.partition("=")
+                    c, v = unquote(c), unquote(raw)
+                if col is not None and c != col:
+                    raise ValidationError("fake supports disjunction over one column only")
+                col = c
+                values.append(v)
+            assert col is not None
+            where.append((col, values))
+        return where
+
+    def _select(
+        self,
+        cat: _Catalog,
+        schema: str,
+        table: str,
+        where: list[tuple[str, list[Any]]],
+        project: list[str] | None,
+        sort: list[str],
+        limit: int | None,
+        snap: str | None,
+    ) -> list[Any]:
+        model = cat.store.model()
+        tdef = model.table(schema, table)
+        if tdef is None:
+            raise NotFound(f"table {schema}:{table}")
+        types = {c.name: c.type for c in tdef.columns}
+        cond: dict[str, Any] = {}
+        for col, vals in where:
+            conv = [_typed(types.get(col, "text"), v) for v in vals]
+            cond[col] = conv if len(conv) > 1 else conv[0]
+        return cat.store.query(
+            schema, table, cond, columns=project, order_by=[c for c in sort if c != "RID"], limit=limit, snapshot=snap
+        )
+
+    def _insert(
+        self, cat: _Catalog, schema: str, table: str, query: dict[str, list[str]], rows: Any
+    ) -> tuple[int, Any]:
+        defaults = set(",".join(query.get("defaults", [""])).split(","))
+        missing = set(SYSTEM_COLUMNS) - defaults
+        if missing and any(c in r for r in rows for c in missing):
+            return 400, "system columns given without defaults"
+        skip = query.get("onconflict") == ["skip"]
+        clean = [{k: v for k, v in r.items() if k not in defaults} for r in rows]
+        res = cat.store.apply(Batch([Insert(schema, table, clean, on_conflict_skip=skip)]))
+        return 200, [dict(r) for r in res.inserted[0]]
+
+    def _ddl(self, cat: _Catalog, doc: Any) -> tuple[int, Any]:
+        tables = []
+        for item in doc:
+            if "table_name" in item:
+                tables.append(item)
+            else:
+                if item["schema_name"] in cat.docs:
+                    return 409, f"schema {item['schema_name']} exists"
+                cat.docs[item["schema_name"]] = {**item, "tables": {}}
+        cat.store.create_tables([table_from_document(t) for t in tables])
+        for t in tables:
+            cat.docs.setdefault(t["schema_name"], {"schema_name": t["schema_name"], "tables": {}})
+            cat.docs[t["schema_name"]]["tables"][t["table_name"]] = t
+        return 201, doc
+
+
+def _typed(coltype: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if coltype in ("int2", "int4", "int8"):
+        return int(value)
+    if coltype in ("float4", "float8"):
+        return float(value)
+    if coltype == "boolean":
+        return value == "true"
+    return value
