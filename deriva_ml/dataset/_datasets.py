@@ -1,0 +1,688 @@
+"""Datasets: versioned collections of catalog rows (shell code; decisions live in ``_plans.py``).
+
+A dataset is a ``deriva-ml:Dataset`` row; its members are rows of other tables linked through
+``Dataset_<Table>`` associations (``Dataset_Dataset`` for nested datasets). Every version is a
+``Dataset_Version`` row carrying the catalog ``Snapshot`` taken when it was made; reading a version reads
+the membership *at that snapshot*, so a version keeps its members after newer versions add more.
+See ``docs/datasets.md``.
+
+Request counts below are catalog round trips (what matters on ERMrest; the embedded catalog is local).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from deriva_ml._log import get_logger
+from deriva_ml.core.definitions import ML_SCHEMA, MLVocab
+from deriva_ml.core.errors import NotFound, RIDNotFound, UnknownTable, ValidationError
+from deriva_ml.core.records import DatasetVersion
+from deriva_ml.core.rid import RID, parse_rid, split_snapshot
+from deriva_ml.core.schema_defs import TableDef
+from deriva_ml.dataset._plans import (
+    INITIAL_VERSION,
+    MemberAssociation,
+    as_names,
+    check_member_table,
+    current_version_row,
+    find_version_row,
+    member_associations,
+    nesting_cycle,
+    new_member_association,
+    plan_create_dataset,
+    plan_member_links,
+    plan_new_version,
+)
+
+if TYPE_CHECKING:
+    from deriva_ml._ml import DerivaML
+    from deriva_ml.dataset._bag import DatasetBag
+
+#: RIDs per ``RID in (...)`` query (keeps ERMrest URLs short).
+CHUNK = 200
+
+_SYSTEM_SCHEMAS = frozenset({ML_SCHEMA, "public", "www", "WWW", "_ermrest", "_acl_admin"})
+
+
+# ------------------------------------------------------------------------------------------ records
+
+
+@attrs.frozen
+class DatasetRecord:
+    """A dataset as the catalog knows it (a snapshot of its row, types and current version)."""
+
+    dataset_rid: RID
+    description: str = ""
+    dataset_types: tuple[str, ...] = ()
+    current_version: DatasetVersion | None = None
+    deleted: bool = False
+
+
+@attrs.frozen(order=False)
+class DatasetHistory:
+    """One ``Dataset_Version`` row: a version, when it was made (snapshot), by which execution, why."""
+
+    dataset_rid: RID
+    dataset_version: DatasetVersion
+    version_rid: RID
+    description: str = ""
+    execution_rid: RID | None = None
+    snapshot: str | None = None
+    minid: str | None = None
+    timestamp: str | None = None
+
+
+class Dataset:
+    """A dataset bound to its catalog: a frozen :class:`DatasetRecord` plus the ``DerivaML`` it came from.
+
+    Reading a field reads the record; methods that change the dataset (adding members, a new version)
+    write through the catalog and then swap in the evolved record.
+    """
+
+    __slots__ = ("_execution_rid", "_ml", "_record")
+
+    def __init__(self, ml: DerivaML, record: DatasetRecord, *, execution_rid: RID | None = None) -> None:
+        self._ml = ml
+        self._record = record
+        self._execution_rid = execution_rid
+
+    # fields ------------------------------------------------------------------------------------
+    @property
+    def record(self) -> DatasetRecord:
+        return self._record
+
+    @property
+    def dataset_rid(self) -> RID:
+        return self._record.dataset_rid
+
+    @property
+    def description(self) -> str:
+        return self._record.description
+
+    @property
+    def dataset_types(self) -> tuple[str, ...]:
+        return self._record.dataset_types
+
+    @property
+    def current_version(self) -> DatasetVersion | None:
+        return self._record.current_version
+
+    @property
+    def execution_rid(self) -> RID | None:
+        """The execution that created this dataset (when it was created through one)."""
+        return self._execution_rid
+
+    # operations --------------------------------------------------------------------------------
+    def add_dataset_members(
+        self, members: Sequence[str] | Mapping[str, Sequence[str]], description: str = ""
+    ) -> DatasetVersion:
+        """Add members (see :func:`add_dataset_members`); returns the dataset's version afterwards."""
+        v = add_dataset_members(
+            self._ml, self.dataset_rid, members, description=description, execution_rid=self._execution_rid
+        )
+        self._record = attrs.evolve(self._record, current_version=v)
+        return v
+
+    def list_dataset_members(
+        self, version: DatasetVersion | str | None = None, recurse: bool = False, limit: int | None = None
+    ) -> dict[str, list[dict[str, Any]]]:
+        return list_dataset_members(self._ml, self.dataset_rid, version, recurse=recurse, limit=limit)
+
+    def list_dataset_children(
+        self, recurse: bool = False, version: DatasetVersion | str | None = None
+    ) -> list[Dataset]:
+        return list_dataset_children(self._ml, self.dataset_rid, recurse=recurse, version=version)
+
+    def list_dataset_parents(self, recurse: bool = False) -> list[Dataset]:
+        return list_dataset_parents(self._ml, self.dataset_rid, recurse=recurse)
+
+    def increment_dataset_version(self, component: str, description: str = "") -> DatasetVersion:
+        v = increment_dataset_version(
+            self._ml, self.dataset_rid, component, description, execution_rid=self._execution_rid
+        )
+        self._record = attrs.evolve(self._record, current_version=v)
+        return v
+
+    def dataset_history(self) -> list[DatasetHistory]:
+        return dataset_history(self._ml, self.dataset_rid)
+
+    def download_dataset_bag(
+        self, version: DatasetVersion | str | None = None, materialize: bool = True
+    ) -> DatasetBag:
+        from deriva_ml.core.records import DatasetSpec
+        from deriva_ml.dataset._bag import download_dataset_bag
+
+        spec = DatasetSpec(rid=self.dataset_rid, version=version, materialize=materialize)
+        return download_dataset_bag(self._ml, spec)
+
+    # identity ----------------------------------------------------------------------------------
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Dataset):
+            return self.dataset_rid == other.dataset_rid
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.dataset_rid)
+
+    def __repr__(self) -> str:
+        r = self._record
+        return (
+            f"Dataset(rid={r.dataset_rid!r}, version={str(r.current_version) if r.current_version else None!r}, "
+            f"types={list(r.dataset_types)!r}, description={r.description!r})"
+        )
+
+
+# ------------------------------------------------------------------------------------------ create
+
+
+def create_dataset(
+    ml: DerivaML,
+    dataset_types: str | Sequence[str] | None = None,
+    description: str = "",
+    version: DatasetVersion | str | None = None,
+    *,
+    execution_rid: str | None = None,
+) -> Dataset:
+    """Create a dataset: its row, types and first version (default 0.1.0) in one batch.
+
+    Requests: the type lookup (cached per vocabulary), one snapshot read, one batch.
+    """
+    types = ml._validate_terms(MLVocab.dataset_type.value, as_names(dataset_types))
+    v = INITIAL_VERSION if version is None else DatasetVersion.parse(version)
+    exe = parse_rid(execution_rid, "execution_rid") if execution_rid else None
+    # Nothing is a member yet, so a snapshot taken just before the batch shows exactly the
+    # (empty) membership of the first version, and the whole creation stays one batch.
+    snapshot = ml.catalog.snapshot()
+    result = ml.catalog.apply(plan_create_dataset(description or "", types, v, exe, snapshot))
+    rid = result.rids["dataset"]
+    get_logger("deriva_ml.dataset").info("dataset created", dataset_rid=rid, version=str(v), types=list(types))
+    record = DatasetRecord(dataset_rid=rid, description=description or "", dataset_types=types, current_version=v)
+    return Dataset(ml, record, execution_rid=exe)
+
+
+# ------------------------------------------------------------------------------------------ lookup
+
+
+def _version_rows(ml: DerivaML, dataset_rid: RID) -> list[dict[str, Any]]:
+    """Every Dataset_Version row of a dataset; RIDNotFound when the dataset does not exist."""
+    rows = ml.catalog.query(ML_SCHEMA, "Dataset_Version", {"Dataset": dataset_rid})
+    if not rows and not ml.catalog.query(ML_SCHEMA, "Dataset", {"RID": dataset_rid}, columns=["RID"]):
+        raise RIDNotFound(dataset_rid, "Dataset")
+    return rows
+
+
+def _resolve_version(
+    ml: DerivaML, dataset_rid: RID, version: DatasetVersion | str | None
+) -> tuple[DatasetVersion, Mapping[str, Any]]:
+    """The version (None = current) and its Dataset_Version row (one request)."""
+    rows = _version_rows(ml, dataset_rid)
+    if version is None:
+        row = current_version_row(rows)
+        if row is None:
+            raise NotFound(f"dataset {dataset_rid} has no version")
+        return DatasetVersion.parse(row["Version"]), row
+    v = DatasetVersion.parse(version)
+    row = find_version_row(rows, v)
+    if row is None:
+        known = sorted(str(DatasetVersion.parse(r["Version"])) for r in rows if r.get("Version"))
+        raise NotFound(f"dataset {dataset_rid} has no version {v}; its versions: {', '.join(known) or '(none)'}")
+    return v, row
+
+
+def resolve_version(
+    ml: DerivaML, dataset_rid: str, version: DatasetVersion | str | None = None
+) -> tuple[DatasetVersion, Mapping[str, Any]]:
+    """The version (None = current) of a dataset and its Dataset_Version row. One request."""
+    return _resolve_version(ml, parse_rid(dataset_rid, "dataset_rid"), version)
+
+
+def current_version(ml: DerivaML, dataset_rid: str) -> DatasetVersion:
+    """The current (highest) version of a dataset. One request."""
+    v, _ = _resolve_version(ml, parse_rid(dataset_rid, "dataset_rid"), None)
+    return v
+
+
+def dataset_history(ml: DerivaML, dataset_rid: str) -> list[DatasetHistory]:
+    """Every version of a dataset, oldest first. One request."""
+    rid = parse_rid(dataset_rid, "dataset_rid")
+    out = [
+        DatasetHistory(
+            dataset_rid=rid,
+            dataset_version=DatasetVersion.parse(r["Version"]),
+            version_rid=RID(r["RID"]),
+            description=r.get("Description") or "",
+            execution_rid=r.get("Execution"),
+            snapshot=r.get("Snapshot"),
+            minid=r.get("Minid"),
+            timestamp=r.get("RCT"),
+        )
+        for r in _version_rows(ml, rid)
+    ]
+    return sorted(out, key=lambda h: h.dataset_version)
+
+
+def _chunks(items: Sequence[Any], n: int = CHUNK) -> Iterable[list[Any]]:
+    for i in range(0, len(items), n):
+        yield list(items[i : i + n])
+
+
+def _datasets_from_rows(ml: DerivaML, rows: Sequence[Mapping[str, Any]]) -> list[Dataset]:
+    """Dataset handles for Dataset rows: types and current versions in one request each per 200."""
+    if not rows:
+        return []
+    rids = [r["RID"] for r in rows]
+    types: dict[str, list[str]] = {r: [] for r in rids}
+    versions: dict[str, list[dict[str, Any]]] = {r: [] for r in rids}
+    for chunk in _chunks(rids):
+        for t in ml.catalog.query(ML_SCHEMA, "Dataset_Dataset_Type", {"Dataset": chunk}):
+            types[t["Dataset"]].append(t[MLVocab.dataset_type.value])
+        for v in ml.catalog.query(ML_SCHEMA, "Dataset_Version", {"Dataset": chunk}):
+            versions[v["Dataset"]].append(v)
+    out = []
+    for r in rows:
+        vrow = current_version_row(versions[r["RID"]], r.get("Version"))
+        record = DatasetRecord(
+            dataset_rid=RID(r["RID"]),
+            description=r.get("Description") or "",
+            dataset_types=tuple(sorted(types[r["RID"]])),
+            current_version=DatasetVersion.parse(vrow["Version"]) if vrow else None,
+            deleted=bool(r.get("Deleted")),
+        )
+        out.append(Dataset(ml, record))
+    return out
+
+
+def lookup_dataset(ml: DerivaML, dataset_rid: str) -> Dataset:
+    """The dataset with this RID (RIDNotFound otherwise). Three requests."""
+    rid, _ = split_snapshot(parse_rid(dataset_rid, "dataset_rid"))
+    rows = ml.catalog.query(ML_SCHEMA, "Dataset", {"RID": rid})
+    if not rows:
+        raise RIDNotFound(rid, "Dataset")
+    return _datasets_from_rows(ml, rows)[0]
+
+
+def find_datasets(ml: DerivaML, *, deleted: bool = False) -> list[Dataset]:
+    """Every dataset (without the deleted ones unless ``deleted=True``), in RID order."""
+    rows = ml.catalog.query(ML_SCHEMA, "Dataset", order_by=["RID"])
+    if not deleted:
+        rows = [r for r in rows if not r.get("Deleted")]
+    return _datasets_from_rows(ml, rows)
+
+
+# ------------------------------------------------------------------------------------------ versions
+
+
+def increment_dataset_version(
+    ml: DerivaML,
+    dataset_rid: str,
+    component: str,
+    description: str = "",
+    *,
+    execution_rid: str | None = None,
+) -> DatasetVersion:
+    """Make a new version (``component`` is major, minor or patch) that freezes the dataset as it is now.
+
+    Requests: one to read the versions, one snapshot read, one batch (the Dataset_Version row with its
+    Snapshot and the ``Dataset.Version`` pointer). A concurrent bump to the same number raises
+    ConflictError (the (Dataset, Version) key) and changes nothing.
+    """
+    rid = parse_rid(dataset_rid, "dataset_rid")
+    INITIAL_VERSION.bump(str(getattr(component, "value", component)))  # validate before any I/O
+    exe = parse_rid(execution_rid, "execution_rid") if execution_rid else None
+    current, _ = _resolve_version(ml, rid, None)
+    new = current.bump(str(getattr(component, "value", component)))
+    snapshot = ml.catalog.snapshot()
+    ml.catalog.apply(plan_new_version(rid, new, description or f"{component} version bump", exe, snapshot))
+    get_logger("deriva_ml.dataset").info(
+        "dataset version", dataset_rid=rid, version=str(new), previous=str(current), snapshot=snapshot
+    )
+    return new
+
+
+# ------------------------------------------------------------------------------------------ members
+
+
+def _member_candidates(ml: DerivaML) -> list[TableDef]:
+    model = ml.catalog.model()
+    out = []
+    for t in model.tables:
+        try:
+            check_member_table(t)
+        except ValidationError:
+            continue
+        out.append(t)
+    return out
+
+
+def _resolve_member_tables(ml: DerivaML, rids: Sequence[RID]) -> dict[tuple[str, str], list[RID]]:
+    """Which table each RID is in.
+
+    With few RIDs each is resolved on its own (``resolve_rid``: one request each); with more RIDs than
+    there are candidate member tables, each candidate table is asked once per 200 RIDs which of them it
+    holds, and only the RIDs found nowhere are resolved one by one.
+    """
+    found: dict[tuple[str, str], list[RID]] = {}
+    todo = list(dict.fromkeys(rids))
+    candidates = _member_candidates(ml)
+    if len(todo) > len(candidates):
+        remaining = set(todo)
+        for t in candidates:
+            if not remaining:
+                break
+            for chunk in _chunks(sorted(remaining)):
+                for row in ml.catalog.query(t.schema, t.name, {"RID": chunk}, columns=["RID"]):
+                    found.setdefault((t.schema, t.name), []).append(RID(row["RID"]))
+                    remaining.discard(row["RID"])
+        todo = [r for r in todo if r in remaining]
+    for r in todo:
+        found.setdefault(ml.catalog.resolve_rid(r), []).append(r)
+    return found
+
+
+def _group_members(
+    ml: DerivaML, members: Sequence[str] | Mapping[str, Sequence[str]]
+) -> dict[tuple[str, str], list[RID]]:
+    if isinstance(members, Mapping):
+        grouped: dict[tuple[str, str], list[RID]] = {}
+        for table_name, rids in members.items():
+            if isinstance(rids, str):
+                rids = [rids]
+            t = ml._table(table_name)
+            grouped.setdefault((t.schema, t.name), []).extend(
+                split_snapshot(parse_rid(r, f"members[{table_name!r}]"))[0] for r in rids
+            )
+        return grouped
+    if isinstance(members, str):
+        members = [members]
+    flat: list[RID] = [split_snapshot(parse_rid(r, "members"))[0] for r in members]
+    return _resolve_member_tables(ml, flat)
+
+
+def _descendant_edges(
+    ml: DerivaML, start: Iterable[RID], snapshot: str | None = None
+) -> list[tuple[RID, RID]]:
+    """Every (parent, child) Dataset_Dataset edge below ``start``, level by level (one request per level)."""
+    edges: list[tuple[RID, RID]] = []
+    frontier = list(dict.fromkeys(start))
+    seen = set(frontier)
+    while frontier:
+        nxt: list[RID] = []
+        for chunk in _chunks(frontier):
+            for r in ml.catalog.query(ML_SCHEMA, "Dataset_Dataset", {"Dataset": chunk}, snapshot=snapshot):
+                edges.append((RID(r["Dataset"]), RID(r["Nested_Dataset"])))
+                if r["Nested_Dataset"] not in seen:
+                    seen.add(r["Nested_Dataset"])
+                    nxt.append(RID(r["Nested_Dataset"]))
+        frontier = nxt
+    return edges
+
+
+def add_dataset_members(
+    ml: DerivaML,
+    dataset_rid: str,
+    members: Sequence[str] | Mapping[str, Sequence[str]],
+    *,
+    description: str = "",
+    execution_rid: str | None = None,
+) -> DatasetVersion:
+    """Add rows of any table(s) to a dataset and make a new minor version; returns the version after.
+
+    ``members`` is a list of RIDs (each RID's table is looked up) or ``{table_name: [rids]}``. Datasets
+    become nested datasets (a link that would make a cycle is rejected before anything is written).
+    The association ``Dataset_<Table>`` is created in the member table's schema the first time rows of
+    that table are added. Adding members that are all already present changes nothing and keeps the
+    version.
+
+    Requests: one for the versions, the RID look-ups (see :func:`_resolve_member_tables`; none with the
+    dict form), one per nesting level for datasets, one DDL when a new association is needed, one
+    batch of links, then the version bump (one snapshot read, one batch).
+    """
+    rid = parse_rid(dataset_rid, "dataset_rid")
+    exe = parse_rid(execution_rid, "execution_rid") if execution_rid else None
+    current, _ = _resolve_version(ml, rid, None)
+    grouped = _group_members(ml, members)
+    if not grouped:
+        return current
+    model = ml.catalog.model()
+    for key in grouped:
+        t = model.table(*key)
+        if t is None:
+            raise UnknownTable(f"{key[0]}:{key[1]}")
+        check_member_table(t)
+    nested = grouped.get((ML_SCHEMA, "Dataset"), [])
+    if nested:
+        if rid in nested:
+            raise ValidationError(f"dataset {rid} cannot be a member of itself")
+        bad = nesting_cycle(rid, nested, _descendant_edges(ml, nested))
+        if bad is not None:
+            raise ValidationError(f"nesting dataset {bad} under {rid} would create a cycle")
+    assoc = member_associations(model)
+    missing = [key for key in grouped if key not in assoc]
+    if missing:
+        dataset_table = model.table(ML_SCHEMA, "Dataset")
+        assert dataset_table is not None
+        new_tables = []
+        for key in sorted(missing):
+            member_table = model.table(*key)
+            assert member_table is not None
+            new_tables.append(new_member_association(member_table, dataset_table))
+        ml.catalog.create_tables(new_tables)
+        get_logger("deriva_ml.dataset").info("dataset member tables", created=[t.qualified for t in new_tables])
+        assoc = member_associations(ml.catalog.model())
+    result = ml.catalog.apply(plan_member_links(rid, grouped, assoc))
+    added = sum(len(rows) for rows in result.inserted)
+    log = get_logger("deriva_ml.dataset")
+    if added == 0:
+        log.info("dataset members already present", dataset_rid=rid, version=str(current))
+        return current
+    counts = {f"{k[1]}": len(set(v)) for k, v in grouped.items()}
+    new = increment_dataset_version(
+        ml, rid, "minor", description or f"Added members: {counts}", execution_rid=exe
+    )
+    log.info("dataset members added", dataset_rid=rid, added=added, version=str(new))
+    return new
+
+
+def _member_links(
+    ml: DerivaML,
+    dataset_rids: Sequence[RID],
+    snapshot: str | None,
+) -> dict[tuple[str, str], list[tuple[RID, RID]]]:
+    """``(dataset, member)`` links of the given datasets, by member table, at ``snapshot``.
+
+    One request per membership association table (per 200 datasets). An association that did not
+    exist at the snapshot has no links then.
+    """
+    out: dict[tuple[str, str], list[tuple[RID, RID]]] = {}
+    for key, a in sorted(member_associations(ml.catalog.model()).items()):
+        links: list[tuple[RID, RID]] = []
+        for chunk in _chunks(list(dataset_rids)):
+            try:
+                rows = ml.catalog.query(
+                    a.table.schema,
+                    a.table.name,
+                    {a.dataset_column: chunk},
+                    columns=[a.dataset_column, a.member_column],
+                    snapshot=snapshot,
+                )
+            except (UnknownTable, NotFound):
+                rows = []
+            links.extend((RID(r[a.dataset_column]), RID(r[a.member_column])) for r in rows)
+        out[key] = links
+    return out
+
+
+def _fetch_rows(
+    ml: DerivaML, table: TableDef, rids: Sequence[RID], snapshot: str | None
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for chunk in _chunks(sorted(set(rids))):
+        rows.extend(ml.catalog.query(table.schema, table.name, {"RID": chunk}, snapshot=snapshot))
+    rows.sort(key=lambda r: r["RID"])
+    return rows
+
+
+@attrs.frozen
+class MemberTree:
+    """What a dataset version holds: the datasets of its tree and every member link at one snapshot."""
+
+    dataset_rid: RID
+    version: DatasetVersion
+    snapshot: str | None
+    datasets: tuple[RID, ...]  # the dataset first, then its descendants level by level
+    edges: tuple[tuple[RID, RID], ...]  # Dataset_Dataset (parent, child) inside the tree
+    links: Mapping[tuple[str, str], tuple[tuple[RID, RID], ...]]  # by member table: (dataset, member)
+    associations: Mapping[tuple[str, str], MemberAssociation]
+
+    def direct_members(self, dataset_rid: RID) -> dict[tuple[str, str], list[RID]]:
+        return {k: [m for d, m in v if d == dataset_rid] for k, v in self.links.items()}
+
+    def descendants(self, dataset_rid: RID) -> list[RID]:
+        out: list[RID] = []
+        frontier = [dataset_rid]
+        seen = {dataset_rid}
+        while frontier:
+            nxt = []
+            for p, c in self.edges:
+                if p in frontier and c not in seen:
+                    seen.add(c)
+                    nxt.append(c)
+                    out.append(c)
+            frontier = nxt
+        return out
+
+
+def member_tree(
+    ml: DerivaML,
+    dataset_rid: RID,
+    version: DatasetVersion | str | None,
+    *,
+    resolved: tuple[DatasetVersion, Mapping[str, Any]] | None = None,
+) -> MemberTree:
+    """Resolve a version (unless ``resolved`` gives it) and read its nested tree at its snapshot."""
+    v, row = resolved if resolved is not None else _resolve_version(ml, dataset_rid, version)
+    snapshot = row.get("Snapshot") or None
+    if snapshot is None:
+        get_logger("deriva_ml.dataset").warning(
+            "dataset version has no snapshot; reading the current catalog", dataset_rid=dataset_rid, version=str(v)
+        )
+    edges = _descendant_edges(ml, [dataset_rid], snapshot)
+    datasets = [dataset_rid, *dict.fromkeys(c for _, c in edges if c != dataset_rid)]
+    links = _member_links(ml, datasets, snapshot)
+    return MemberTree(
+        dataset_rid=dataset_rid,
+        version=v,
+        snapshot=snapshot,
+        datasets=tuple(datasets),
+        edges=tuple(edges),
+        links={k: tuple(x) for k, x in links.items()},
+        associations=member_associations(ml.catalog.model()),
+    )
+
+
+def list_dataset_members(
+    ml: DerivaML,
+    dataset_rid: str,
+    version: DatasetVersion | str | None = None,
+    *,
+    recurse: bool = False,
+    limit: int | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Member rows by table name, as they were at ``version`` (None = the current version).
+
+    Every membership table appears (an empty list when the dataset has none of its rows). Nested
+    datasets are under ``"Dataset"``; ``recurse=True`` adds the members of nested datasets (each row
+    once). ``limit`` caps the rows per table. Rows are in RID order.
+
+    Requests: one for the versions, one per nesting level, one per membership table, one per member
+    table per 200 members; all reads at the version's snapshot.
+    """
+    rid = parse_rid(dataset_rid, "dataset_rid")
+    tree = member_tree(ml, rid, version)
+    sources = [rid, *tree.descendants(rid)] if recurse else [rid]
+    wanted = set(sources)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for key, links in sorted(tree.links.items()):
+        a = tree.associations[key]
+        members = list(dict.fromkeys(m for d, m in links if d in wanted))
+        if limit is not None:
+            members = sorted(members)[: max(0, int(limit))]
+        rows = _fetch_rows(ml, a.member, members, tree.snapshot) if members else []
+        out.setdefault(a.member_name, []).extend(rows)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ nesting
+
+
+def list_dataset_children(
+    ml: DerivaML,
+    dataset_rid: str,
+    *,
+    recurse: bool = False,
+    version: DatasetVersion | str | None = None,
+) -> list[Dataset]:
+    """Nested datasets at ``version`` (None = current version); ``recurse`` adds their descendants."""
+    rid = parse_rid(dataset_rid, "dataset_rid")
+    _, row = _resolve_version(ml, rid, version)
+    snapshot = row.get("Snapshot") or None
+    edges = _descendant_edges(ml, [rid], snapshot) if recurse else _descendant_edges_one(ml, rid, snapshot)
+    children = list(dict.fromkeys(c for p, c in edges if (recurse or p == rid) and c != rid))
+    return _datasets_by_rid(ml, children)
+
+
+def _descendant_edges_one(ml: DerivaML, rid: RID, snapshot: str | None) -> list[tuple[RID, RID]]:
+    rows = ml.catalog.query(ML_SCHEMA, "Dataset_Dataset", {"Dataset": rid}, snapshot=snapshot)
+    return [(RID(r["Dataset"]), RID(r["Nested_Dataset"])) for r in rows]
+
+
+def list_dataset_parents(ml: DerivaML, dataset_rid: str, *, recurse: bool = False) -> list[Dataset]:
+    """Datasets this one is nested in (now); ``recurse`` adds their ancestors."""
+    rid = parse_rid(dataset_rid, "dataset_rid")
+    out: list[RID] = []
+    seen = {rid}
+    frontier = [rid]
+    while frontier:
+        nxt = []
+        for chunk in _chunks(frontier):
+            for r in ml.catalog.query(ML_SCHEMA, "Dataset_Dataset", {"Nested_Dataset": chunk}):
+                p = RID(r["Dataset"])
+                if p not in seen:
+                    seen.add(p)
+                    nxt.append(p)
+                    out.append(p)
+        frontier = nxt if recurse else []
+    return _datasets_by_rid(ml, out)
+
+
+def _datasets_by_rid(ml: DerivaML, rids: Sequence[RID]) -> list[Dataset]:
+    if not rids:
+        return []
+    rows: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(list(rids)):
+        for r in ml.catalog.query(ML_SCHEMA, "Dataset", {"RID": chunk}):
+            rows[r["RID"]] = r
+    return _datasets_from_rows(ml, [rows[r] for r in rids if r in rows])
+
+
+__all__ = [
+    "Dataset",
+    "DatasetHistory",
+    "DatasetRecord",
+    "MemberTree",
+    "add_dataset_members",
+    "create_dataset",
+    "current_version",
+    "dataset_history",
+    "find_datasets",
+    "increment_dataset_version",
+    "list_dataset_children",
+    "list_dataset_members",
+    "list_dataset_parents",
+    "lookup_dataset",
+    "member_tree",
+    "resolve_version",
+]
