@@ -3,7 +3,8 @@
 An asset's file name is whatever the user called the file: spaces, several dots (``model.tar.gz``),
 no extension (``README``) and non-ASCII letters are all fine. What is refused is anything that would
 be read as a *path*: an empty name, ``.``, ``..``, a name containing ``/``, ``\\`` or NUL, or an
-absolute path (``/etc/passwd``, ``C:\\x``). ``a:b`` is a plain name.
+absolute or drive-relative path (``/etc/passwd``, ``C:\\x``, ``C:x`` — on Windows the last one
+escapes the directory it is written to). ``run:1.log`` is a plain name.
 
 Both object stores address an object by the same URL::
 
@@ -22,7 +23,7 @@ __all__ = ["HATRAC_PREFIX", "object_url", "parse_object_url", "validate_filename
 HATRAC_PREFIX = "/hatrac"
 
 _MD5_RE = re.compile(r"[0-9a-f]{32}")
-_DRIVE_RE = re.compile(r"[A-Za-z]:[\\/]")
+_DRIVE_RE = re.compile(r"[A-Za-z]:")
 
 
 def validate_filename(name: object, *, what: str = "filename") -> str:
@@ -40,7 +41,7 @@ def validate_filename(name: object, *, what: str = "filename") -> str:
     elif "\x00" in name:
         rule = "it contains a NUL character"
     elif name.startswith(("/", "\\")) or _DRIVE_RE.match(name):
-        rule = "it is an absolute path"
+        rule = "it is an absolute or drive-relative path"
     elif "/" in name:
         rule = "it contains the path separator '/'"
     elif "\\" in name:
