@@ -18,6 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from deriva_ml._log import get_logger as _get_logger
 from deriva_ml.source.detect import (
     DirtyState,
     DockerFacts,
@@ -179,9 +180,7 @@ def detect_source(
     Warnings (dirty tree, no repository, no remote...) are logged with structlog and issued as
     :class:`SourceWarning` (a ``UserWarning``); they are also in ``SourceInfo.warnings``.
     """
-    import structlog
-
-    log = structlog.get_logger(__name__)
+    log = _get_logger(__name__)
     env_map: Mapping[str, str] = os.environ if env is None else env
     ov: EnvOverrides = parse_env(env_map)
 

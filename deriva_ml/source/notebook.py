@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from deriva_ml._log import get_logger as _get_logger
 from deriva_ml.source.git import blob_id_of_bytes
 
 #: nbstripout's built-in extra keys (what ``nbstripout`` strips besides outputs and counts).
@@ -108,9 +109,8 @@ def find_notebook_path(
     ``servers`` defaults to ``jupyter_server.serverapp.list_running_servers()``; ``env`` (default
     ``os.environ``) is consulted for ``JPY_SESSION_NAME`` when no server knows the kernel.
     Returns None outside a kernel or when the notebook cannot be found; never raises."""
-    import structlog
 
-    log = structlog.get_logger(__name__)
+    log = _get_logger(__name__)
     kid = kernel or kernel_id()
     if kid is None:
         return None
