@@ -149,9 +149,7 @@ class Dataset:
     def dataset_history(self) -> list[DatasetHistory]:
         return dataset_history(self._ml, self.dataset_rid)
 
-    def download_dataset_bag(
-        self, version: DatasetVersion | str | None = None, materialize: bool = True
-    ) -> DatasetBag:
+    def download_dataset_bag(self, version: DatasetVersion | str | None = None, materialize: bool = True) -> DatasetBag:
         from deriva_ml.core.records import DatasetSpec
         from deriva_ml.dataset._bag import download_dataset_bag
 
@@ -401,9 +399,7 @@ def _group_members(
     return _resolve_member_tables(ml, flat)
 
 
-def _descendant_edges(
-    ml: DerivaML, start: Iterable[RID], snapshot: str | None = None
-) -> list[tuple[RID, RID]]:
+def _descendant_edges(ml: DerivaML, start: Iterable[RID], snapshot: str | None = None) -> list[tuple[RID, RID]]:
     """Every (parent, child) Dataset_Dataset edge below ``start``, level by level (one request per level)."""
     edges: list[tuple[RID, RID]] = []
     frontier = list(dict.fromkeys(start))
@@ -479,9 +475,7 @@ def add_dataset_members(
         log.info("dataset members already present", dataset_rid=rid, version=str(current))
         return current
     counts = {f"{k[1]}": len(set(v)) for k, v in grouped.items()}
-    new = increment_dataset_version(
-        ml, rid, "minor", description or f"Added members: {counts}", execution_rid=exe
-    )
+    new = increment_dataset_version(ml, rid, "minor", description or f"Added members: {counts}", execution_rid=exe)
     log.info("dataset members added", dataset_rid=rid, added=added, version=str(new))
     return new
 
@@ -515,9 +509,7 @@ def _member_links(
     return out
 
 
-def _fetch_rows(
-    ml: DerivaML, table: TableDef, rids: Sequence[RID], snapshot: str | None
-) -> list[dict[str, Any]]:
+def _fetch_rows(ml: DerivaML, table: TableDef, rids: Sequence[RID], snapshot: str | None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for chunk in _chunks(sorted(set(rids))):
         rows.extend(ml.catalog.query(table.schema, table.name, {"RID": chunk}, snapshot=snapshot))
