@@ -1,0 +1,603 @@
+"""``deriva-ml-run``: run a model under Hydra (hydra-zen configs) with full DerivaML provenance.
+
+A *model* is any callable that takes the :class:`~deriva_ml.DerivaML` instance and the running
+:class:`~deriva_ml.execution.Execution` as keyword arguments ``ml_instance`` and ``execution`` (``ml`` and
+``exe`` are accepted too), plus its own parameters, which come from the ``model_config`` group::
+
+    def train(learning_rate: float = 0.01, epochs: int = 3, *, ml_instance, execution): ...
+
+    store(builds(train, learning_rate=0.01, zen_partial=True), group="model_config", name="default_model")
+
+For each run the runner: connects (``deriva_ml`` group), builds the workflow (``workflow`` group) with its
+source detected from the *model's* file, creates the execution with the ``datasets`` and ``assets`` of the
+config, the selected config names (``config_choices``) and the job's resolved overrides (``argv``) in
+``configuration.json`` and Hydra's ``config.yaml``/``overrides.yaml``/``hydra.yaml`` uploaded as
+``Hydra_Config`` metadata; runs the model inside ``with execution:``; and uploads its outputs (also after
+a failure). In a multirun every job is a child of one parent execution (see ``_sweep.py``).
+
+See ``docs/runner.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib
+import inspect
+import logging
+import os
+import pkgutil
+import sys
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from deriva_ml.core.records import AssetSpec, DatasetSpec, ExecutionConfiguration, Workflow
+from deriva_ml.core.status import Status
+from deriva_ml.execution._hydra_configs import (
+    DEFAULT_CONFIG_NAME,
+    MULTIRUN_GROUP,
+    DatasetSpecConfig,
+    DerivaMLConfig,
+    DerivaMLConnection,
+    DerivaRunConfig,
+    MultirunSpec,
+    UploadConfig,
+    UploadSettings,
+    make_run_config,
+    multirun_config,
+    multirun_spec_from_node,
+    register_fallbacks,
+)
+from deriva_ml.execution._sweep import JobOutcome, SweepDir, derive_parent_status
+
+if TYPE_CHECKING:
+    from deriva_ml._ml import DerivaML
+    from deriva_ml.execution._execution import Execution
+
+PROG = "deriva-ml-run"
+_CALLBACK = "deriva_ml.execution._sweep.SweepFinalizer"
+_log = logging.getLogger("deriva_ml.runner")
+
+
+# ------------------------------------------------------------------------------------------ records
+
+
+@attrs.frozen
+class RunResult:
+    """What one run did: its execution, final status, workflow, uploads and (in a sweep) its parent."""
+
+    execution_rid: str
+    status: Status
+    workflow_rid: str | None
+    dry_run: bool
+    working_dir: str
+    uploaded: int = 0
+    parent_rid: str | None = None
+    sequence: int | None = None
+
+
+@attrs.frozen
+class SweepJob:
+    """A job of a multirun: the shared sweep directory, the job number and the parent's description."""
+
+    sweep_dir: Path
+    num: int
+    parent_description: str
+
+
+# -------------------------------------------------------------------------------------------- model
+
+
+def model_function(model: Any) -> Any:
+    """The user's function behind ``model`` (through ``functools.partial`` and ``functools.wraps``)."""
+    f = model
+    for _ in range(20):
+        if isinstance(f, functools.partial):
+            f = f.func
+        elif hasattr(f, "__wrapped__"):
+            f = f.__wrapped__
+        else:
+            break
+    if not (inspect.isfunction(f) or inspect.ismethod(f) or inspect.isclass(f)) and callable(f):
+        f = type(f)  # a callable object: its class defines the model
+    return f
+
+
+def model_source_file(model: Any) -> Path | None:
+    """The source file that defines ``model`` (what the workflow's URL and checksum must point at)."""
+    try:
+        src = inspect.getsourcefile(model_function(model))
+    except TypeError:
+        return None
+    return Path(src).resolve() if src and os.path.isfile(src) else None
+
+
+_ML_NAMES = ("ml_instance", "ml", "deriva_ml")
+_EXE_NAMES = ("execution", "exe")
+
+
+def _call_model(model: Callable[..., Any], ml: DerivaML, exe: Execution) -> Any:
+    try:
+        params = inspect.signature(model).parameters
+    except (TypeError, ValueError):
+        return model(ml_instance=ml, execution=exe)
+    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    kwargs: dict[str, Any] = {}
+    for names, value in ((_ML_NAMES, ml), (_EXE_NAMES, exe)):
+        name = next((n for n in names if n in params), None)
+        if name is None and var_kw:
+            name = names[0]
+        if name is None:
+            raise TypeError(
+                f"model {getattr(model_function(model), '__qualname__', model)!r} must accept keyword "
+                f"{' or '.join(repr(n) for n in names)}; its parameters are {list(params)}"
+            )
+        kwargs[name] = value
+    return model(**kwargs)
+
+
+# ------------------------------------------------------------------------------------------ running
+
+
+def _as_workflow(ml: DerivaML, workflow: Workflow | str, model: Any) -> Workflow:
+    """The workflow with its source detected from the model's file (explicit url/checksum are kept)."""
+    if isinstance(workflow, str):  # a workflow RID
+        record: Workflow = ml.lookup_workflow(workflow).record
+        return record
+    if not isinstance(workflow, Workflow):
+        raise TypeError(f"workflow={workflow!r} must be a Workflow (the 'workflow' config group) or a workflow RID")
+    if workflow.url and workflow.checksum:
+        return workflow
+    return ml.create_workflow(
+        workflow.name,
+        list(workflow.workflow_type),
+        workflow.description or "",
+        url=workflow.url,
+        checksum=workflow.checksum,
+        version=workflow.version,
+        caller_file=model_source_file(model),
+    )
+
+
+def _connection_of(ml: DerivaML) -> DerivaMLConnection:
+    return DerivaMLConnection(
+        hostname=ml.host_name,
+        catalog_id=ml.catalog_id,
+        home=str(ml.home.absolute()),
+        working_dir=str(ml.working_dir),
+        cache_dir=str(ml.cache_dir),
+        allow_dirty=ml.allow_dirty,
+        domain_schema=ml.domain_schema,
+    )
+
+
+def _create_parent(ml: DerivaML, workflow: Workflow, sweep: SweepJob) -> dict[str, Any]:
+    parent = ml.create_execution(ExecutionConfiguration(workflow=workflow, description=sweep.parent_description))
+    parent.execution_start()
+    _log.info("created sweep parent execution %s", parent.execution_rid)
+    return {
+        "rid": str(parent.execution_rid),
+        "workflow_rid": str(parent.workflow.rid) if parent.workflow.rid else None,
+        "connection": attrs.asdict(_connection_of(ml)),
+        "created": datetime.now(UTC).isoformat(),
+    }
+
+
+def run_model(
+    deriva_ml: DerivaML | DerivaMLConnection,
+    workflow: Workflow | str,
+    model_config: Callable[..., Any],
+    datasets: Sequence[DatasetSpec | str | Mapping[str, Any]] = (),
+    assets: Sequence[AssetSpec | str | Mapping[str, Any]] = (),
+    description: str = "",
+    dry_run: bool = False,
+    upload: UploadSettings | Mapping[str, Any] | None = None,
+    *,
+    config_choices: Mapping[str, str] | None = None,
+    argv: Sequence[str] = (),
+    metadata_files: Sequence[tuple[str | os.PathLike[str], str]] = (),
+    sweep: SweepJob | None = None,
+    _report: dict[str, Any] | None = None,
+) -> RunResult:
+    """Run ``model_config(ml_instance=..., execution=...)`` in a new execution and upload its outputs.
+
+    The programmatic twin of ``deriva-ml-run`` (which calls it once per Hydra job). ``deriva_ml`` is a
+    connected :class:`DerivaML` or a :class:`DerivaMLConnection`; ``workflow`` a :class:`Workflow` (its
+    source is detected from the model's file unless url and checksum are set) or a workflow RID.
+    ``dry_run=True`` runs the model but writes nothing to the catalog or object store. The model's
+    exception propagates after the execution was recorded Failed and partial outputs were uploaded.
+    """
+    report = _report if _report is not None else {}
+    own = isinstance(deriva_ml, DerivaMLConnection)
+    ml = deriva_ml.connect() if isinstance(deriva_ml, DerivaMLConnection) else deriva_ml
+    settings = (
+        upload if isinstance(upload, UploadSettings) else UploadSettings(**dict(upload)) if upload else UploadSettings()
+    )
+    try:
+        wf = _as_workflow(ml, workflow, model_config)
+        parent_rid: str | None = None
+        if sweep is not None and not dry_run:
+            parent_rid = SweepDir(sweep.sweep_dir).ensure_parent(lambda: _create_parent(ml, wf, sweep))["rid"]
+        config = ExecutionConfiguration(
+            workflow=wf,
+            description=description or wf.description or wf.name,
+            datasets=datasets,
+            assets=assets,
+            argv=tuple(argv),
+            config_choices=dict(config_choices or {}),
+        )
+        exe = ml.create_execution(config, dry_run=dry_run, metadata_files=metadata_files)
+        report["execution_rid"] = str(exe.execution_rid)
+        if parent_rid is not None and sweep is not None:
+            ml.restore_execution(parent_rid).add_nested_execution(exe, sequence=sweep.num)
+        error: BaseException | None = None
+        try:
+            with exe:
+                _call_model(model_config, ml, exe)
+        except BaseException as exc:
+            error = exc
+        uploaded = 0
+        try:
+            done = exe.upload_execution_outputs(
+                timeout=settings.timeout,
+                chunk_size=settings.chunk_size,
+                max_retries=settings.max_retries,
+                retry_delay=settings.retry_delay,
+            )
+            uploaded = sum(len(v) for v in done.values())
+        except Exception:
+            if error is None:
+                raise
+            _log.exception("uploading the partial outputs of the failed execution %s failed", exe.execution_rid)
+        if error is not None:
+            raise error
+        return RunResult(
+            execution_rid=str(exe.execution_rid),
+            status=exe.status,
+            workflow_rid=str(wf.rid) if wf.rid else (str(exe.workflow.rid) if exe.workflow.rid else None),
+            dry_run=dry_run,
+            working_dir=str(exe.working_dir),
+            uploaded=uploaded,
+            parent_rid=parent_rid,
+            sequence=sweep.num if sweep is not None else None,
+        )
+    finally:
+        if own:
+            ml.close()
+
+
+# ------------------------------------------------------------------------------------- hydra task
+
+
+def _instantiate(node: Any, **kwargs: Any) -> Any:
+    from hydra_zen import instantiate
+
+    return instantiate(node, _convert_="all", **kwargs)
+
+
+def _instantiate_model(node: Any) -> Any:
+    """The model callable: a config without ``_partial_`` whose target is a function is made partial."""
+    from omegaconf import DictConfig, OmegaConf
+
+    if node is None:
+        raise ValueError("no model: select one with model_config=NAME (group 'model_config')")
+    if isinstance(node, DictConfig) and "_target_" in node and not OmegaConf.select(node, "_partial_", default=False):
+        from hydra.utils import get_object
+
+        if inspect.isfunction(get_object(node._target_)):
+            return _instantiate(node, _partial_=True)
+    obj = _instantiate(node)
+    if not callable(obj):
+        raise TypeError(f"model_config instantiated to {obj!r}, which is not callable")
+    return obj
+
+
+def _connection(node: Any) -> DerivaML | DerivaMLConnection:
+    obj = _instantiate(node) if node is not None else DerivaMLConnection()
+    from deriva_ml._ml import DerivaML
+
+    if isinstance(obj, DerivaMLConnection | DerivaML):
+        return obj
+    if isinstance(obj, Mapping):
+        return DerivaMLConnection(**obj)
+    raise TypeError(f"deriva_ml config instantiated to {obj!r}; use DerivaMLConfig(...) or builds(DerivaML, ...)")
+
+
+def _hydra_metadata_files(hc: Any, dest: Path, stamp: str) -> list[tuple[Path, str]]:
+    """Hydra's ``config.yaml``, ``overrides.yaml``, ``hydra.yaml`` of this job, renamed ``hydra-<stamp>-*``."""
+    from deriva_ml.core.definitions import ExecMetadataType
+
+    if not hc.output_subdir:
+        return []
+    src = Path(str(hc.runtime.output_dir)) / str(hc.output_subdir)
+    out = []
+    for name in ("config.yaml", "overrides.yaml", "hydra.yaml"):
+        f = src / name
+        if f.is_file():
+            target = dest / f"hydra-{stamp}-{name}"
+            target.write_bytes(f.read_bytes())
+            out.append((target, ExecMetadataType.hydra_config.value))
+    return out
+
+
+def config_choices_of(choices: Mapping[str, Any]) -> dict[str, str]:
+    """The selected config of each of the project's groups (Hydra's own ``hydra/*`` groups left out)."""
+    return {str(k): str(v) for k, v in choices.items() if v is not None and not str(k).startswith("hydra/")}
+
+
+def _hydra_task(cfg: Any) -> Any:
+    """The task function Hydra calls once per job (in the launching process or a launcher's worker)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hc = HydraConfig.get()
+    multirun = hc.mode == RunMode.MULTIRUN
+    overrides = [str(o) for o in hc.overrides.task]
+    choices = config_choices_of(hc.runtime.choices)
+    dry_run = bool(cfg.get("dry_run", False))
+    num = int(hc.job.num) if multirun else 0
+    description = str(cfg.get("description") or "")
+    sweep: SweepJob | None = None
+    sweep_dir: SweepDir | None = None
+    if multirun:
+        root = Path(str(hc.sweep.dir))
+        if not root.is_absolute():
+            root = Path(str(hc.runtime.cwd)) / root
+        sweep_dir = SweepDir(root)
+        preset = cfg.get(MULTIRUN_GROUP)
+        parent_description = (
+            multirun_spec_from_node(preset).description if preset is not None else ""
+        ) or _default_parent_description(description, root)
+        sweep = SweepJob(root, num, parent_description)
+        job_text = f"Sweep job {num}: `{' '.join(overrides)}`" if overrides else f"Sweep job {num}"
+        description = f"{description}\n\n{job_text}" if description else job_text
+    report: dict[str, Any] = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="deriva-ml-hydra-") as tmp:
+            stamp = datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
+            result = run_model(
+                _connection(cfg.get("deriva_ml")),
+                _instantiate(cfg.workflow) if cfg.get("workflow") is not None else _missing("workflow"),
+                _instantiate_model(cfg.get("model_config")),
+                datasets=_instantiate(cfg.get("datasets")) or (),
+                assets=_instantiate(cfg.get("assets")) or (),
+                description=description,
+                dry_run=dry_run,
+                upload=_instantiate(cfg.get("upload")) if cfg.get("upload") is not None else None,
+                config_choices=choices,
+                argv=(PROG, *overrides),
+                metadata_files=_hydra_metadata_files(hc, Path(tmp), stamp),
+                sweep=sweep,
+                _report=report,
+            )
+    except Exception as exc:
+        rid = report.get("execution_rid")
+        print(f"{PROG}: job {num} FAILED" + (f" (execution {rid})" if rid else "") + f": {exc!r}", flush=True)
+        if sweep_dir is None or dry_run:
+            raise
+        # In a sweep the failure is recorded (the child is Failed in the catalog) and the sweep goes on;
+        # SweepFinalizer derives the parent's status and makes the command exit non-zero.
+        _log.exception("sweep job %s failed", num)
+        sweep_dir.record_job(
+            JobOutcome(num, Status.failed, rid if not dry_run else None, f"{type(exc).__name__}: {exc}")
+        )
+        return JobOutcome(num, Status.failed, rid, f"{type(exc).__name__}: {exc}")
+    if sweep_dir is not None and not dry_run:
+        sweep_dir.record_job(JobOutcome(num, result.status, result.execution_rid))
+    print(render_result(result), flush=True)
+    return result
+
+
+def _missing(group: str) -> Any:
+    raise ValueError(f"no {group}: select one with {group}=NAME (see `{PROG} --info`)")
+
+
+def _default_parent_description(description: str, sweep_dir: Path) -> str:
+    head = f"{description}\n\n" if description else ""
+    return (
+        f"## Multirun sweep\n\n{head}Each job of the sweep is a nested execution "
+        f"(Sequence = Hydra job number). Sweep directory: `{sweep_dir}`."
+    )
+
+
+def render_result(result: RunResult) -> str:
+    if result.dry_run:
+        return (
+            f"{PROG}: DRY RUN - nothing was written to the catalog or object store; "
+            f"model ran in {result.working_dir} (status {result.status.value})"
+        )
+    where = f" [sweep {result.parent_rid}, sequence {result.sequence}]" if result.parent_rid else ""
+    return (
+        f"{PROG}: execution {result.execution_rid} {result.status.value} (workflow {result.workflow_rid}); "
+        f"{result.uploaded} file(s) uploaded{where}"
+    )
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+def _import_config_modules(names: Sequence[str], search: Sequence[Path]) -> list[str]:
+    """Import each config module (and every submodule of a package) so its ``store(...)`` calls register."""
+    for d in reversed([str(p) for p in search]):
+        if d not in sys.path:
+            sys.path.insert(0, d)
+    loaded: list[str] = []
+    for name in names:
+        module = importlib.import_module(name)
+        loaded.append(name)
+        if hasattr(module, "__path__"):
+            for info in sorted(pkgutil.walk_packages(module.__path__, prefix=f"{name}."), key=lambda m: m.name):
+                importlib.import_module(info.name)
+                loaded.append(info.name)
+    return loaded
+
+
+def discover_config_modules(cwd: Path, explicit: Sequence[str]) -> tuple[list[str], list[Path]]:
+    """Which config modules to import: ``--config-module``, else ``$DERIVA_ML_CONFIG_MODULE``, else a
+    ``configs`` package in the current directory or in ``src/``. Returns the names and sys.path entries."""
+    search = [cwd]
+    if (cwd / "src").is_dir():
+        search.append(cwd / "src")
+    if explicit:
+        return list(explicit), search
+    env = os.environ.get("DERIVA_ML_CONFIG_MODULE", "")
+    if env.strip():
+        return [m.strip() for m in env.split(",") if m.strip()], search
+    for d in search:
+        if (d / "configs" / "__init__.py").is_file():
+            return ["configs"], [d]
+    return [], search
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        add_help=False,
+        description="Run a model with DerivaML provenance. Anything not listed here is passed to Hydra "
+        "(overrides such as workflow=NAME, +experiment=NAME, +multirun=NAME, -m, --config-dir, hydra/launcher=joblib).",
+    )
+    p.add_argument(
+        "--config-module",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="module/package whose store(...) calls define the configs "
+        "(repeatable; default: ./configs or ./src/configs)",
+    )
+    p.add_argument("--config-name", "-cn", default=None, help=f"top-level config (default {DEFAULT_CONFIG_NAME})")
+    p.add_argument("--info", action="store_true", help="list config groups, their options and the multirun presets")
+    p.add_argument("--host", default=None, help="shortcut for deriva_ml.hostname=HOST ('local' = embedded catalog)")
+    p.add_argument("--catalog", default=None, help="shortcut for deriva_ml.catalog_id=ID")
+    p.add_argument("--help", "-h", action="store_true", help="this help (Hydra's own: --hydra-help)")
+    return p
+
+
+def render_info(config_name: str = DEFAULT_CONFIG_NAME) -> str:
+    """The store's groups, their options (default marked ``*``) and the multirun presets."""
+    from hydra_zen import store
+
+    groups: dict[str, list[str]] = {}
+    presets: list[MultirunSpec] = []
+    primaries: list[str] = []
+    for entry in store:
+        group, name = entry["group"], entry["name"]
+        if group is None:
+            primaries.append(name)
+        elif group == MULTIRUN_GROUP:
+            presets.append(multirun_spec_from_node(entry["node"]))
+        else:
+            groups.setdefault(group, []).append(name)
+    defaults: dict[str, str] = {}
+    try:
+        top = store.get_entry(None, config_name)["node"]
+        for d in getattr(top, "defaults", None) or []:
+            if isinstance(d, Mapping):
+                for k, v in d.items():
+                    defaults[str(k).replace("optional ", "").replace("override ", "").lstrip("/")] = str(v)
+    except KeyError:
+        pass
+    lines = [f"Top-level configs: {', '.join(sorted(primaries)) or '(none)'} (running {config_name})", ""]
+    lines.append("Config groups (* = default):")
+    for group in sorted(groups):
+        opts = [f"{n}*" if defaults.get(group) == n else n for n in sorted(groups[group])]
+        lines.append(f"  {group}: {', '.join(opts)}")
+    lines.append("")
+    lines.append(f"Multirun presets ({PROG} +multirun=NAME):")
+    if not presets:
+        lines.append("  (none)")
+    for spec in sorted(presets, key=lambda s: s.name):
+        first = next((ln.strip("# ").strip() for ln in spec.description.splitlines() if ln.strip()), "")
+        lines.append(f"  {spec.name}: {' '.join(spec.overrides)}" + (f"  -- {first}" if first else ""))
+    return "\n".join(lines)
+
+
+def expand_multirun(args: Sequence[str], lookup: Callable[[str], MultirunSpec | None]) -> list[str]:
+    """``+multirun=NAME`` → ``--multirun`` + the preset's overrides + the rest (the user's come last, so they win).
+
+    Pure apart from ``lookup``. ``+multirun=NAME`` itself is kept so that the preset's description reaches
+    every job and ``config_choices`` records it.
+    """
+    names = [a.split("=", 1)[1] for a in args if a.startswith(f"+{MULTIRUN_GROUP}=")]
+    if not names:
+        return list(args)
+    if len(names) > 1 or "," in names[0]:
+        raise SystemExit(f"{PROG}: give one +{MULTIRUN_GROUP}=NAME (got {names})")
+    spec = lookup(names[0])
+    if spec is None:
+        raise SystemExit(f"{PROG}: no multirun preset {names[0]!r}; see `{PROG} --info`")
+    out = [] if ("-m" in args or "--multirun" in args) else ["--multirun"]
+    return [*out, *spec.overrides, *args]
+
+
+def _lookup_preset(name: str) -> MultirunSpec | None:
+    from hydra_zen import store
+
+    try:
+        return multirun_spec_from_node(store.get_entry(MULTIRUN_GROUP, name)["node"])
+    except KeyError:
+        return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``deriva-ml-run``."""
+    args, rest = _parser().parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    if args.help:
+        _parser().print_help()
+        return 0
+    rest = ["--help" if a == "--hydra-help" else a for a in rest]
+    names, search = discover_config_modules(Path.cwd(), args.config_module)
+    _import_config_modules(names, search)
+    config_name = args.config_name or DEFAULT_CONFIG_NAME
+    register_fallbacks()
+    if args.info:
+        print(render_info(config_name))
+        return 0
+    from hydra_zen import store
+
+    store.add_to_hydra_store(overwrite_ok=True)
+    if args.host:
+        rest.append(f"deriva_ml.hostname={args.host}")
+    if args.catalog:
+        rest.append(f"deriva_ml.catalog_id={args.catalog}")
+    hydra_args = expand_multirun(rest, _lookup_preset)
+    hydra_args.append(f"++hydra.callbacks.deriva_ml_sweep._target_={_CALLBACK}")
+    import hydra
+
+    saved = sys.argv
+    sys.argv = [PROG, *hydra_args]
+    try:
+        hydra.main(config_path=None, config_name=config_name, version_base="1.3")(_hydra_task)()
+    finally:
+        sys.argv = saved
+    return 0
+
+
+__all__ = [
+    "DatasetSpecConfig",
+    "DerivaMLConfig",
+    "DerivaMLConnection",
+    "DerivaRunConfig",
+    "MultirunSpec",
+    "RunResult",
+    "SweepJob",
+    "UploadConfig",
+    "UploadSettings",
+    "derive_parent_status",
+    "main",
+    "make_run_config",
+    "model_source_file",
+    "multirun_config",
+    "run_model",
+]
+
+if __name__ == "__main__":
+    # Re-enter through the package module so that launchers pickle ``deriva_ml.execution.runner._hydra_task``
+    # by reference rather than a copy of ``__main__``.
+    from deriva_ml.execution.runner import main as _main
+
+    sys.exit(_main())
