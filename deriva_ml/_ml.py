@@ -826,7 +826,7 @@ class DerivaML:
         """A BDBag of a dataset version (the current one unless the spec names one)."""
         from deriva_ml.dataset import _bag
 
-        spec = dataset if isinstance(dataset, DatasetSpec) else DatasetSpec(rid=dataset)  # type: ignore[arg-type]
+        spec = dataset if isinstance(dataset, DatasetSpec) else DatasetSpec(rid=dataset)
         return _bag.download_dataset_bag(self, spec)
 
     # ----------------------------------------------------------------------------------------- misc

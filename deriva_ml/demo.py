@@ -83,7 +83,7 @@ def ensure_dataset(ml: DerivaML, say: Callable[[str], None], n_images: int = 24)
             Batch(
                 [
                     Insert(
-                        ml.domain_schema,
+                        ml.domain_schema or "",
                         "Subject",
                         [{"Name": f"subject-{i}"} for i in range(4)],
                         labels=["s0", "s1", "s2", "s3"],
@@ -109,7 +109,7 @@ def train(
     ml: DerivaML, exe: Execution, dataset_rid: str, say: Callable[[str], None], epochs: int = 5
 ) -> dict[str, Any]:
     """Nearest-centroid training over the dataset's images; writes model and metrics outputs."""
-    bag = exe.download_dataset_bag(DatasetSpec(rid=dataset_rid))  # type: ignore[arg-type]
+    bag = exe.download_dataset_bag(DatasetSpec(rid=dataset_rid))
     images = bag.list_dataset_members()["Image"]
     samples = [(features(_read_pgm(Path(img["Filename"]))), img["Label"]) for img in images]
     rng = random.Random(0)
@@ -166,14 +166,14 @@ def run_demo(*, home: str | None = None, catalog: str = "demo", say: Callable[[s
     config = ExecutionConfiguration(
         workflow=workflow,
         description="Demo training run",
-        datasets=[DatasetSpec(rid=dataset_rid)],  # type: ignore[arg-type]
+        datasets=[DatasetSpec(rid=dataset_rid)],
     )
     say("running the training execution")
     with ml.create_execution(config) as exe:
         metrics = train(ml, exe, dataset_rid, say)
     uploaded = exe.upload_execution_outputs()
     record = ml.lookup_execution(exe.execution_rid)
-    summary = {
+    summary: dict[str, Any] = {
         "execution_rid": exe.execution_rid,
         "workflow_rid": exe.workflow.rid,
         "workflow_url": exe.workflow.url,

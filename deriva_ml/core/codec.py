@@ -118,7 +118,7 @@ def make_converter() -> cattrs.Converter:
             return parse_rid(v, "workflow")
         return structure_workflow(v, Workflow)
 
-    c.register_structure_hook(Workflow | RID | None, structure_workflow_ref)  # type: ignore[arg-type]
+    c.register_structure_hook(Workflow | RID | None, structure_workflow_ref)
 
     def unstructure_config(cfg: ExecutionConfiguration) -> dict[str, Any]:
         wf: Any = cfg.workflow
@@ -270,7 +270,7 @@ def make_converter() -> cattrs.Converter:
     for cls in (Insert, Update, Delete):
         c.register_unstructure_hook(cls, unstructure_effect)
         c.register_structure_hook(cls, structure_effect)
-    c.register_structure_hook(Effect, structure_effect)  # type: ignore[arg-type]
+    c.register_structure_hook(Effect, structure_effect)
     c.register_unstructure_hook(Batch, lambda b: {"effects": [unstructure_effect(e) for e in b.effects]})
     c.register_structure_hook(Batch, lambda v, _: Batch([structure_effect(e, None) for e in v["effects"]]))
     c.register_unstructure_hook(

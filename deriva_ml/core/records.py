@@ -8,7 +8,7 @@ value. Records never change; a change is ``attrs.evolve(record, ...)``, and stat
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -21,14 +21,14 @@ from deriva_ml.core.status import Status, check_transition
 # --------------------------------------------------------------------------------------------- helpers
 
 
-def _opt_rid(field: str) -> Any:
+def _opt_rid(field: str) -> Callable[[object], RID | None]:
     def convert(value: object) -> RID | None:
         return None if value is None or value == "" else parse_rid(value, field)
 
     return convert
 
 
-def _str_tuple(field: str) -> Any:
+def _str_tuple(field: str) -> Callable[[object], tuple[str, ...]]:
     def convert(value: object) -> tuple[str, ...]:
         if value is None:
             return ()
@@ -45,7 +45,7 @@ def _str_tuple(field: str) -> Any:
     return convert
 
 
-def _opt_str(field: str) -> Any:
+def _opt_str(field: str) -> Callable[[object], str | None]:
     def convert(value: object) -> str | None:
         if value is None or isinstance(value, str):
             return value
@@ -54,7 +54,7 @@ def _opt_str(field: str) -> Any:
     return convert
 
 
-def _str(field: str) -> Any:
+def _str(field: str) -> Callable[[object], str]:
     def convert(value: object) -> str:
         if isinstance(value, str):
             return value
@@ -65,7 +65,7 @@ def _str(field: str) -> Any:
     return convert
 
 
-def _bool(field: str) -> Any:
+def _bool(field: str) -> Callable[[object], bool]:
     def convert(value: object) -> bool:
         if isinstance(value, bool):
             return value
@@ -136,22 +136,42 @@ def _opt_version(value: object) -> DatasetVersion | None:
 # ----------------------------------------------------------------------------------------------- specs
 
 
+def _dataset_spec_materialize(value: object) -> bool:
+    return _bool("DatasetSpec.materialize")(value)
+
+
+def _dataset_spec_description(value: object) -> str:
+    return _str("DatasetSpec.description")(value)
+
+
+def _dataset_spec_rid(value: object) -> RID:
+    return parse_rid(value, "DatasetSpec.rid")
+
+
 @attrs.frozen
 class DatasetSpec:
     """An input dataset: its RID, a version (``None`` = the current one) and whether to fetch files."""
 
-    rid: RID = attrs.field(converter=lambda v: parse_rid(v, "DatasetSpec.rid"))
+    rid: RID = attrs.field(converter=_dataset_spec_rid)
     version: DatasetVersion | None = attrs.field(default=None, converter=_opt_version)
-    materialize: bool = attrs.field(default=True, converter=_bool("DatasetSpec.materialize"))
-    description: str = attrs.field(default="", converter=_str("DatasetSpec.description"))
+    materialize: bool = attrs.field(default=True, converter=_dataset_spec_materialize)
+    description: str = attrs.field(default="", converter=_dataset_spec_description)
+
+
+def _asset_spec_cache(value: object) -> bool:
+    return _bool("AssetSpec.cache")(value)
+
+
+def _asset_spec_rid(value: object) -> RID:
+    return parse_rid(value, "AssetSpec.rid")
 
 
 @attrs.frozen
 class AssetSpec:
     """An input asset by RID; ``cache=True`` keeps it in the MD5-addressed cache between runs."""
 
-    rid: RID = attrs.field(converter=lambda v: parse_rid(v, "AssetSpec.rid"))
-    cache: bool = attrs.field(default=False, converter=_bool("AssetSpec.cache"))
+    rid: RID = attrs.field(converter=_asset_spec_rid)
+    cache: bool = attrs.field(default=False, converter=_asset_spec_cache)
 
 
 def as_dataset_spec(value: object) -> DatasetSpec:
@@ -159,7 +179,7 @@ def as_dataset_spec(value: object) -> DatasetSpec:
     if isinstance(value, DatasetSpec):
         return value
     if isinstance(value, str):
-        return DatasetSpec(rid=value)  # type: ignore[arg-type]
+        return DatasetSpec(rid=value)
     if isinstance(value, Mapping):
         known = {k: value[k] for k in ("rid", "version", "materialize", "description") if k in value}
         if "rid" not in known:
@@ -173,7 +193,7 @@ def as_asset_spec(value: object) -> AssetSpec:
     if isinstance(value, AssetSpec):
         return value
     if isinstance(value, str):
-        return AssetSpec(rid=value)  # type: ignore[arg-type]
+        return AssetSpec(rid=value)
     if isinstance(value, Mapping):
         if "rid" not in value:
             raise ValidationError(f"asset entry {dict(value)!r} has no 'rid'")
@@ -201,7 +221,7 @@ def _asset_specs(value: object) -> tuple[AssetSpec, ...]:
     return tuple(as_asset_spec(v) for v in value)
 
 
-def _str_map(field: str) -> Any:
+def _str_map(field: str) -> Callable[[object], dict[str, str]]:
     def convert(value: object) -> dict[str, str]:
         if value is None:
             return {}
@@ -220,6 +240,38 @@ def _str_map(field: str) -> Any:
 # -------------------------------------------------------------------------------------------- workflow
 
 
+def _workflow_name(value: object) -> str:
+    return _str("Workflow.name")(value)
+
+
+def _workflow_workflow_type(value: object) -> tuple[str, ...]:
+    return _str_tuple("Workflow.workflow_type")(value)
+
+
+def _workflow_description(value: object) -> str | None:
+    return _opt_str("Workflow.description")(value)
+
+
+def _workflow_url(value: object) -> str | None:
+    return _opt_str("Workflow.url")(value)
+
+
+def _workflow_checksum(value: object) -> str | None:
+    return _opt_str("Workflow.checksum")(value)
+
+
+def _workflow_version(value: object) -> str | None:
+    return _opt_str("Workflow.version")(value)
+
+
+def _workflow_rid(value: object) -> RID | None:
+    return _opt_rid("Workflow.rid")(value)
+
+
+def _workflow_is_notebook(value: object) -> bool:
+    return _bool("Workflow.is_notebook")(value)
+
+
 @attrs.frozen
 class Workflow:
     """What code ran: a reusable definition that many executions reference.
@@ -229,14 +281,14 @@ class Workflow:
     once the workflow is in a catalog.
     """
 
-    name: str = attrs.field(converter=_str("Workflow.name"))
-    workflow_type: tuple[str, ...] = attrs.field(converter=_str_tuple("Workflow.workflow_type"))
-    description: str | None = attrs.field(default=None, converter=_opt_str("Workflow.description"))
-    url: str | None = attrs.field(default=None, converter=_opt_str("Workflow.url"))
-    checksum: str | None = attrs.field(default=None, converter=_opt_str("Workflow.checksum"))
-    version: str | None = attrs.field(default=None, converter=_opt_str("Workflow.version"))
-    rid: RID | None = attrs.field(default=None, converter=_opt_rid("Workflow.rid"))
-    is_notebook: bool = attrs.field(default=False, converter=_bool("Workflow.is_notebook"))
+    name: str = attrs.field(converter=_workflow_name)
+    workflow_type: tuple[str, ...] = attrs.field(converter=_workflow_workflow_type)
+    description: str | None = attrs.field(default=None, converter=_workflow_description)
+    url: str | None = attrs.field(default=None, converter=_workflow_url)
+    checksum: str | None = attrs.field(default=None, converter=_workflow_checksum)
+    version: str | None = attrs.field(default=None, converter=_workflow_version)
+    rid: RID | None = attrs.field(default=None, converter=_workflow_rid)
+    is_notebook: bool = attrs.field(default=False, converter=_workflow_is_notebook)
 
     def __attrs_post_init__(self) -> None:
         if not self.name.strip():
@@ -256,17 +308,29 @@ def _workflow_or_rid(value: object) -> Workflow | RID | None:
     raise ValidationError(f"ExecutionConfiguration.workflow={value!r} must be a Workflow, a workflow RID or None")
 
 
+def _execution_configuration_description(value: object) -> str:
+    return _str("ExecutionConfiguration.description")(value)
+
+
+def _execution_configuration_argv(value: object) -> tuple[str, ...]:
+    return _str_tuple("ExecutionConfiguration.argv")(value)
+
+
+def _execution_configuration_config_choices(value: object) -> dict[str, str]:
+    return _str_map("ExecutionConfiguration.config_choices")(value)
+
+
 @attrs.frozen
 class ExecutionConfiguration:
     """What an execution will use: workflow, input datasets and assets, description, argv, choices."""
 
     workflow: Workflow | RID | None = attrs.field(default=None, converter=_workflow_or_rid)
-    description: str = attrs.field(default="", converter=_str("ExecutionConfiguration.description"))
+    description: str = attrs.field(default="", converter=_execution_configuration_description)
     datasets: tuple[DatasetSpec, ...] = attrs.field(factory=tuple, converter=_dataset_specs)
     assets: tuple[AssetSpec, ...] = attrs.field(factory=tuple, converter=_asset_specs)
-    argv: tuple[str, ...] = attrs.field(factory=tuple, converter=_str_tuple("ExecutionConfiguration.argv"))
+    argv: tuple[str, ...] = attrs.field(factory=tuple, converter=_execution_configuration_argv)
     config_choices: dict[str, str] = attrs.field(
-        factory=dict, converter=_str_map("ExecutionConfiguration.config_choices"), hash=False
+        factory=dict, converter=_execution_configuration_config_choices, hash=False
     )
 
 
@@ -283,7 +347,7 @@ class StatusChange:
     at: datetime
 
 
-def _aware(field: str) -> Any:
+def _aware(field: str) -> Callable[[object], datetime | None]:
     def convert(value: object) -> datetime | None:
         if value is None:
             return None
@@ -296,18 +360,50 @@ def _aware(field: str) -> Any:
     return convert
 
 
+def _execution_record_workflow_rid(value: object) -> RID | None:
+    return _opt_rid("ExecutionRecord.workflow_rid")(value)
+
+
+def _execution_record_description(value: object) -> str:
+    return _str("ExecutionRecord.description")(value)
+
+
+def _execution_record_status_detail(value: object) -> str:
+    return _str("ExecutionRecord.status_detail")(value)
+
+
+def _execution_record_start_time(value: object) -> datetime | None:
+    return _aware("ExecutionRecord.start_time")(value)
+
+
+def _execution_record_stop_time(value: object) -> datetime | None:
+    return _aware("ExecutionRecord.stop_time")(value)
+
+
+def _execution_record_rid(value: object) -> RID:
+    return parse_rid(value, "ExecutionRecord.rid")
+
+
+def _status(value: object) -> Status:
+    return Status.parse(value)
+
+
+def _history(value: Iterable[StatusChange]) -> tuple[StatusChange, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class ExecutionRecord:
     """One run of a workflow as the catalog knows it."""
 
-    rid: RID = attrs.field(converter=lambda v: parse_rid(v, "ExecutionRecord.rid"))
-    workflow_rid: RID | None = attrs.field(default=None, converter=_opt_rid("ExecutionRecord.workflow_rid"))
-    description: str = attrs.field(default="", converter=_str("ExecutionRecord.description"))
-    status: Status = attrs.field(default=Status.created, converter=Status.parse)
-    status_detail: str = attrs.field(default="", converter=_str("ExecutionRecord.status_detail"))
-    start_time: datetime | None = attrs.field(default=None, converter=_aware("ExecutionRecord.start_time"))
-    stop_time: datetime | None = attrs.field(default=None, converter=_aware("ExecutionRecord.stop_time"))
-    history: tuple[StatusChange, ...] = attrs.field(factory=tuple, converter=tuple, eq=False)
+    rid: RID = attrs.field(converter=_execution_record_rid)
+    workflow_rid: RID | None = attrs.field(default=None, converter=_execution_record_workflow_rid)
+    description: str = attrs.field(default="", converter=_execution_record_description)
+    status: Status = attrs.field(default=Status.created, converter=_status)
+    status_detail: str = attrs.field(default="", converter=_execution_record_status_detail)
+    start_time: datetime | None = attrs.field(default=None, converter=_execution_record_start_time)
+    stop_time: datetime | None = attrs.field(default=None, converter=_execution_record_stop_time)
+    history: tuple[StatusChange, ...] = attrs.field(factory=tuple, converter=_history, eq=False)
 
     @property
     def execution_rid(self) -> RID:
@@ -376,16 +472,40 @@ def transition(record: ExecutionRecord, to: Status, detail: str, at: datetime) -
 # -------------------------------------------------------------------------------------------- terms
 
 
+def _term_name(value: object) -> str:
+    return _str("Term.name")(value)
+
+
+def _term_description(value: object) -> str:
+    return _str("Term.description")(value)
+
+
+def _term_synonyms(value: object) -> tuple[str, ...]:
+    return _str_tuple("Term.synonyms")(value)
+
+
+def _term_id(value: object) -> str | None:
+    return _opt_str("Term.id")(value)
+
+
+def _term_uri(value: object) -> str | None:
+    return _opt_str("Term.uri")(value)
+
+
+def _term_rid(value: object) -> RID | None:
+    return _opt_rid("Term.rid")(value)
+
+
 @attrs.frozen
 class Term:
     """A controlled-vocabulary term."""
 
-    name: str = attrs.field(converter=_str("Term.name"))
-    description: str = attrs.field(default="", converter=_str("Term.description"))
-    synonyms: tuple[str, ...] = attrs.field(factory=tuple, converter=_str_tuple("Term.synonyms"))
-    id: str | None = attrs.field(default=None, converter=_opt_str("Term.id"))
-    uri: str | None = attrs.field(default=None, converter=_opt_str("Term.uri"))
-    rid: RID | None = attrs.field(default=None, converter=_opt_rid("Term.rid"))
+    name: str = attrs.field(converter=_term_name)
+    description: str = attrs.field(default="", converter=_term_description)
+    synonyms: tuple[str, ...] = attrs.field(factory=tuple, converter=_term_synonyms)
+    id: str | None = attrs.field(default=None, converter=_term_id)
+    uri: str | None = attrs.field(default=None, converter=_term_uri)
+    rid: RID | None = attrs.field(default=None, converter=_term_rid)
 
     def __attrs_post_init__(self) -> None:
         if not self.name.strip():

@@ -7,6 +7,7 @@ catalog accepted the change, so the two never disagree.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -19,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path, PosixPath
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
@@ -301,7 +302,7 @@ class Execution:
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool:
+    ) -> Literal[False]:
         try:
             self.execution_stop(exc)
         except DerivaMLException:
@@ -483,7 +484,7 @@ class Execution:
                 filename=e.filename,
                 md5=md5,
                 options=options,
-                progress=lambda n, _t, key=e.key: report(key, n),
+                progress=functools.partial(_forward_progress, report, e.key),
             )
             report(e.key, stored.length)
             return e, stored
@@ -552,7 +553,7 @@ class Execution:
 
     def download_dataset_bag(self, dataset: DatasetSpec | str) -> Any:
         """The bag of an input dataset (already downloaded at initialization when listed in the config)."""
-        spec = dataset if isinstance(dataset, DatasetSpec) else DatasetSpec(rid=dataset)  # type: ignore[arg-type]
+        spec = dataset if isinstance(dataset, DatasetSpec) else DatasetSpec(rid=dataset)
         for bag in self.datasets:
             if bag.dataset_rid == spec.rid and (spec.version is None or bag.version == spec.version):
                 return bag
@@ -593,7 +594,7 @@ class Execution:
         """Download one asset into this execution's inputs (and link it as an Input)."""
         fetched = self._ml._download_assets(
             [AssetSpec(rid=asset_rid, cache=cache)], self.working_dir / "inputs" / "assets"
-        )  # type: ignore[arg-type]
+        )
         (schema, table), rid, path = fetched[0]
         if not self.dry_run:
             from deriva_ml.core.plans import plan_input_links
@@ -622,6 +623,10 @@ class Execution:
 
     def is_parent(self) -> bool:
         return bool(self.list_nested_executions())
+
+
+def _forward_progress(report: Callable[[int, int], None], key: int, done: int, _total: int) -> None:
+    report(key, done)
 
 
 def _describe(exc: BaseException) -> str:

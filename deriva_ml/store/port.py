@@ -12,7 +12,7 @@ replayed into a live catalog with identical provenance.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -50,6 +50,13 @@ def _non_negative(instance: object, attribute: attrs.Attribute[float], value: ob
         raise ValidationError(f"{attribute.name}={value!r} is not valid: expected a number >= 0")
 
 
+def _pair(value: Iterable[float]) -> tuple[float, float]:
+    items = tuple(value)
+    if len(items) != 2:
+        raise ValidationError(f"timeout={items!r} must be a pair (connect_timeout, read_timeout) in seconds")
+    return items[0], items[1]
+
+
 @attrs.frozen
 class UploadOptions:
     """How to move bytes to a store (the spec's ``upload_execution_outputs`` parameters).
@@ -60,7 +67,7 @@ class UploadOptions:
     back-off delay in seconds, doubling per retry (see :func:`deriva_ml.core.retry.backoff_delays`).
     """
 
-    timeout: tuple[float, float] = attrs.field(default=(600.0, 600.0), converter=tuple, validator=_positive_pair)
+    timeout: tuple[float, float] = attrs.field(default=(600.0, 600.0), converter=_pair, validator=_positive_pair)
     chunk_size: int = attrs.field(default=DEFAULT_CHUNK_SIZE, validator=_int_at_least(1))
     max_retries: int = attrs.field(default=3, validator=_int_at_least(0))
     retry_delay: float = attrs.field(default=5.0, validator=_non_negative)
