@@ -409,16 +409,17 @@ def download_dataset_bag(ml: DerivaML, spec: DatasetSpec) -> DatasetBag:
     staging.mkdir(parents=True)
     try:
         _build(ml, tree, staging, work, materialize=spec.materialize, version_row=vrow)
-        if final.exists():
-            _remove(final)
-        try:
-            os.rename(staging, final)
-        except OSError:
-            if not final.exists():
-                raise
-            # another process finished the same bag first: use theirs if it is sound
-            if quick_check(final, spec.materialize) is not None:
-                raise
+        if final.exists() and quick_check(final, spec.materialize) is None:
+            log.info("another process built the same bag first; using it", path=str(final))
+        else:
+            if final.exists():
+                _remove(final)  # the broken bag we found at the start
+            try:
+                os.rename(staging, final)
+            except OSError:
+                # lost a race with another process: theirs is used when it is sound
+                if not final.exists() or quick_check(final, spec.materialize) is not None:
+                    raise
     finally:
         _remove(work)
     log.info("bag ready", dataset_rid=rid, version=str(version), materialized=spec.materialize, path=str(final))
