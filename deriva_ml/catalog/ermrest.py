@@ -201,7 +201,7 @@ def model_from_document(doc: Mapping[str, Any]) -> CatalogModel:
                 tables.append(table_from_document({"schema_name": sname, "table_name": tname, **tdoc}))
             except ValidationError:
                 continue  # names deriva_ml cannot address (e.g. longer than 63 characters)
-    return CatalogModel(tuple(tables))
+    return CatalogModel(tuple(tables), schema_names=tuple(sorted(doc.get("schemas") or {})))
 
 
 # ---------------------------------------------------------------------------------------------- adapter

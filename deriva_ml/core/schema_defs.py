@@ -180,6 +180,8 @@ class CatalogModel:
     """The tables of a catalog, by schema and name (what an adapter fetches once)."""
 
     tables: tuple[TableDef, ...] = attrs.field(factory=tuple, converter=_tables)
+    #: Schemas the backend reports, including empty ones (a new project's domain schema).
+    schema_names: tuple[str, ...] = attrs.field(factory=tuple, converter=_names)
 
     def table(self, schema: str, name: str) -> TableDef | None:
         for t in self.tables:
@@ -192,4 +194,5 @@ class CatalogModel:
         return [t for t in self.tables if t.name == name]
 
     def schemas(self) -> tuple[str, ...]:
-        return tuple(sorted({t.schema for t in self.tables}))
+        """Every schema: those holding tables and those the backend reports empty."""
+        return tuple(sorted({t.schema for t in self.tables} | set(self.schema_names)))

@@ -1,18 +1,72 @@
+"""Execution tests run on both backends behind one interface.
+
+``embedded``: the default SQLite catalog and local content-addressed store.
+``ermrest+hatrac``: deriva_ml's ERMrest adapter and Hatrac store speaking real HTTP on 127.0.0.1 to the
+ERMrest subset in ``tests/catalog/ermrest_fake.py`` and the Hatrac protocol server in
+``tests/store/hatrac_server.py`` — the same code paths a live DERIVA server exercises.
+"""
+
 from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from deriva_ml import DerivaML
 from deriva_ml.testing import add_domain_schema
 
+_TESTS = Path(__file__).resolve().parents[1]
+for sub in ("catalog", "store"):
+    if str(_TESTS / sub) not in sys.path:
+        sys.path.insert(0, str(_TESTS / sub))
+
+BACKENDS = ["embedded", "ermrest+hatrac"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request, tmp_path, monkeypatch) -> Iterator[Callable[[], DerivaML]]:
+    """A factory of DerivaML instances that all talk to one fresh catalog and object store."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("DERIVA_ML_HOME", str(home))
+    opened: list[DerivaML] = []
+    if request.param == "embedded":
+
+        def open_ml() -> DerivaML:
+            ml = DerivaML("local", "test", home=home)
+            opened.append(ml)
+            return ml
+
+        yield open_ml
+    else:
+        from ermrest_fake import FakeErmrest
+        from hatrac_server import HatracTestServer, make_store
+
+        from deriva_ml.catalog.ermrest import ErmrestCatalog, create_ml_catalog
+
+        with FakeErmrest() as er, HatracTestServer() as hs:
+            first = create_ml_catalog(er.host, "test", scheme="http", credential={})
+            catalog_id = first.catalog_id
+            first.close()
+
+            def open_ml() -> DerivaML:
+                cat = ErmrestCatalog(er.host, catalog_id, scheme="http", credential={})
+                ml = DerivaML(er.host, catalog_id, catalog=cat, store=make_store(hs), home=home)
+                ml.servers = (er, hs)  # type: ignore[attr-defined]
+                opened.append(ml)
+                return ml
+
+            yield open_ml
+    for ml in opened:
+        ml.close()
+
 
 @pytest.fixture
-def ml(tmp_path, monkeypatch):
-    monkeypatch.setenv("DERIVA_ML_HOME", str(tmp_path / "home"))
-    ml = DerivaML("local", "test", home=tmp_path / "home")
+def ml(backend) -> DerivaML:
+    ml = backend()
     add_domain_schema(ml)
-    yield ml
-    ml.close()
+    return ml
 
 
 @pytest.fixture

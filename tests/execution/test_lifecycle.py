@@ -263,11 +263,11 @@ def test_manual_nesting_and_listing(ml, workflow):
         grandchild.add_nested_execution(parent)
 
 
-def test_restore_continues_an_execution_in_a_new_process_state(ml, workflow):
+def test_restore_continues_an_execution_in_a_new_process_state(backend, ml, workflow):
     with ml.create_execution(ExecutionConfiguration(workflow=workflow, description="first")) as exe:
         exe.asset_file_path("Model", "a.pt").write_bytes(b"a")
     rid = exe.execution_rid
-    ml2 = DerivaML("local", "test", home=ml.home)
+    ml2 = backend()
     again = ml2.restore_execution(rid)
     assert again.status is Status.completed and again.configuration.description == "first"
     again.asset_file_path("Model", "continued_model.pt").write_bytes(b"b")
