@@ -13,6 +13,10 @@ def __getattr__(name: str) -> Any:
         from deriva_ml.execution import runner
 
         return getattr(runner, name)
+    if name == "notebook_execution":
+        from deriva_ml.execution import notebook_runner
+
+        return notebook_runner.notebook_execution
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -27,5 +31,6 @@ __all__ = [
     "UploadedAsset",
     "Workflow",
     "multirun_config",
+    "notebook_execution",
     "run_model",
 ]

@@ -1,0 +1,314 @@
+"""``deriva-ml-run-notebook``: execute a Jupyter notebook as a recorded DerivaML execution.
+
+The runner owns the execution's lifecycle; the notebook only uses it:
+
+1. the runner composes the project's configs (``deriva_ml``, ``datasets``, ``assets``, ``workflow`` groups;
+   Hydra overrides allowed), builds the workflow from the *notebook file* (URL + nbstripout-normalised
+   checksum), creates the execution (inputs downloaded, metadata uploaded) and starts it (Running);
+2. it injects the ``-p KEY VALUE`` parameters as a code cell (after the cell tagged ``parameters`` when
+   there is one, like papermill) and executes the notebook with nbclient. The kernel inherits
+   ``DERIVA_ML_EXECUTION_RID``, the connection (``DERIVA_ML_HOSTNAME``, ``DERIVA_ML_CATALOG_ID``,
+   ``DERIVA_ML_HOME``...) and ``DERIVA_ML_WORKFLOW_URL``/``DERIVA_ML_WORKFLOW_CHECKSUM``;
+3. inside the notebook ``ml, execution = notebook_execution()`` restores that execution; files registered
+   with ``execution.asset_file_path(...)`` go into the same crash-safe manifest;
+4. the executed notebook (partial, when a cell failed) is written as an ``Execution_Asset`` of type
+   ``Notebook_Output``; the execution is stopped (Completed, or Failed with the cell error) and every
+   registered output is uploaded. A failed notebook exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from deriva_ml.core.records import ExecutionConfiguration, Workflow
+from deriva_ml.core.status import Status
+from deriva_ml.execution._hydra_configs import DerivaMLConnection
+
+if TYPE_CHECKING:
+    from deriva_ml._ml import DerivaML
+    from deriva_ml.execution._execution import Execution
+
+PROG = "deriva-ml-run-notebook"
+NOTEBOOK_CONFIG_NAME = "deriva_notebook"
+EXECUTION_RID_ENV = "DERIVA_ML_EXECUTION_RID"
+INJECTED_TAG = "injected-parameters"
+
+
+# -------------------------------------------------------------------------------- inside the kernel
+
+
+def notebook_execution() -> tuple[DerivaML, Execution]:
+    """``ml, execution = notebook_execution()``: the DerivaML connection and the running Execution that
+    ``deriva-ml-run-notebook`` created for this notebook (read from ``DERIVA_ML_*`` environment variables).
+
+    Outside the runner (no ``DERIVA_ML_EXECUTION_RID``) it raises, naming what to do instead.
+    """
+    from deriva_ml.core.errors import ExecutionError
+
+    rid = os.environ.get(EXECUTION_RID_ENV)
+    if not rid:
+        raise ExecutionError(
+            f"{EXECUTION_RID_ENV} is not set: run this notebook with `{PROG} NOTEBOOK.ipynb`, or create an "
+            "execution yourself with ml.create_execution(...)"
+        )
+    ml = DerivaMLConnection.from_env(os.environ).connect()
+    return ml, ml.restore_execution(rid)
+
+
+# --------------------------------------------------------------------------------------- parameters
+
+
+def parse_value(text: str) -> Any:
+    """``-p`` values are YAML scalars/lists (``0.1``, ``true``, ``[1, 2]``); anything else stays a string."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def parameters_source(params: dict[str, Any]) -> str:
+    lines = [f"# Parameters injected by {PROG}"]
+    for key, value in params.items():
+        if not key.isidentifier():
+            raise SystemExit(f"{PROG}: parameter name {key!r} is not a Python identifier")
+        lines.append(f"{key} = {value!r}")
+    return "\n".join(lines) + "\n"
+
+
+def inject_parameters(nb: Any, params: dict[str, Any]) -> Any:
+    """A copy of ``nb`` with a code cell of ``params`` (tag ``injected-parameters``) after the cell tagged
+    ``parameters``, or first when no cell has that tag. Without parameters the notebook is unchanged."""
+    import copy
+
+    import nbformat
+
+    if not params:
+        return nb
+    out = copy.deepcopy(nb)
+    cell = nbformat.v4.new_code_cell(parameters_source(params))  # type: ignore[no-untyped-call]
+    cell.metadata["tags"] = [INJECTED_TAG]
+    out.cells = [c for c in out.cells if INJECTED_TAG not in (c.get("metadata", {}).get("tags") or [])]
+    index = 0
+    for i, c in enumerate(out.cells):
+        if "parameters" in (c.get("metadata", {}).get("tags") or []):
+            index = i + 1
+            break
+    out.cells.insert(min(index, len(out.cells)), cell)
+    return out
+
+
+# ------------------------------------------------------------------------------------------- config
+
+
+def _compose(overrides: Sequence[str]) -> tuple[Any, dict[str, str]]:
+    """Compose the notebook config (``deriva_ml``/``datasets``/``assets``/``workflow`` groups) with overrides."""
+    from hydra import compose, initialize
+    from hydra_zen import make_config, store
+    from omegaconf import OmegaConf, open_dict
+
+    from deriva_ml.execution._hydra_configs import register_fallbacks
+    from deriva_ml.execution.runner import config_choices_of
+
+    register_fallbacks()
+    if (None, NOTEBOOK_CONFIG_NAME) not in store:
+        node = make_config(
+            hydra_defaults=[
+                "_self_",
+                {"deriva_ml": "default_deriva"},
+                {"optional datasets": "default_dataset"},
+                {"optional assets": "default_asset"},
+            ],
+            deriva_ml=None,
+            datasets=[],
+            assets=[],
+            workflow=None,
+            description="",
+        )
+        store(OmegaConf.to_container(OmegaConf.structured(node)), name=NOTEBOOK_CONFIG_NAME)
+    store.add_to_hydra_store(overwrite_ok=True)
+    with initialize(version_base="1.3", config_path=None):
+        cfg = compose(config_name=NOTEBOOK_CONFIG_NAME, overrides=list(overrides), return_hydra_config=True)
+    choices = config_choices_of(cfg.hydra.runtime.choices)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg, choices
+
+
+@attrs.frozen
+class NotebookResult:
+    execution_rid: str
+    status: Status
+    output_notebook: str
+    error: str = ""
+
+
+def run_notebook(
+    notebook: str | os.PathLike[str],
+    parameters: dict[str, Any] | None = None,
+    overrides: Sequence[str] = (),
+    *,
+    workflow_type: str | None = None,
+    description: str | None = None,
+    kernel_name: str | None = None,
+    timeout: int | None = None,
+    argv: Sequence[str] = (),
+) -> NotebookResult:
+    """Execute ``notebook`` as a new execution (see the module docstring); never raises for a cell error."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from deriva_ml.core.definitions import ExecAssetType
+    from deriva_ml.execution.runner import _connection, _connection_of, _instantiate
+
+    nb_path = Path(notebook).resolve()
+    if not nb_path.is_file():
+        raise SystemExit(f"{PROG}: no notebook {str(nb_path)!r}")
+    cfg, choices = _compose(overrides)
+    conn = _connection(cfg.get("deriva_ml"))
+    ml = conn.connect() if isinstance(conn, DerivaMLConnection) else conn
+    try:
+        wf_cfg = _instantiate(cfg.workflow) if cfg.get("workflow") is not None else None
+        base = wf_cfg if isinstance(wf_cfg, Workflow) else Workflow(name=nb_path.stem, workflow_type="Analysis")
+        base = attrs.evolve(
+            base,
+            workflow_type=(workflow_type,) if workflow_type else base.workflow_type,
+            description=base.description or f"Notebook {nb_path.name}",
+            is_notebook=True,
+        )
+        wf = ml.create_workflow(
+            base.name,
+            list(base.workflow_type),
+            base.description or "",
+            url=base.url,
+            checksum=base.checksum,
+            version=base.version,
+            caller_file=nb_path,
+        )
+        config = ExecutionConfiguration(
+            workflow=wf,
+            description=description or str(cfg.get("description") or "") or f"Notebook {nb_path.name}",
+            datasets=_instantiate(cfg.get("datasets")) or (),
+            assets=_instantiate(cfg.get("assets")) or (),
+            argv=tuple(argv) or (PROG, str(nb_path), *list(overrides)),
+            config_choices=choices,
+        )
+        exe = ml.create_execution(config)
+        out_path = exe.asset_file_path(
+            "Execution_Asset", nb_path.name, asset_types=[ExecAssetType.notebook_output.value]
+        )
+        nb = inject_parameters(nbformat.read(nb_path, as_version=4), dict(parameters or {}))  # type: ignore[no-untyped-call]
+        env = {
+            **_connection_of(ml).as_env(),
+            EXECUTION_RID_ENV: str(exe.execution_rid),
+            "DERIVA_ML_WORKFLOW_URL": wf.url or "",
+            "DERIVA_ML_WORKFLOW_CHECKSUM": wf.checksum or "",
+        }
+        kernel = kernel_name or (nb.metadata.get("kernelspec") or {}).get("name") or "python3"
+        client = NotebookClient(
+            nb,
+            timeout=timeout,
+            kernel_name=kernel,
+            resources={"metadata": {"path": str(nb_path.parent)}},
+        )
+        error: BaseException | None = None
+        exe.execution_start()
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)  # the kernel inherits this process's environment
+        try:
+            client.execute()
+        except Exception as exc:  # CellExecutionError, timeouts, a dead kernel
+            error = exc
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            nbformat.write(nb, out_path)  # type: ignore[no-untyped-call]  # executed, or partially
+        exe.execution_stop(error)
+        exe.upload_execution_outputs()
+        return NotebookResult(
+            str(exe.execution_rid),
+            exe.status,
+            str(out_path),
+            "" if error is None else f"{type(error).__name__}: {_first_lines(str(error))}",
+        )
+    finally:
+        if isinstance(conn, DerivaMLConnection):
+            ml.close()
+
+
+def _first_lines(text: str, n: int = 12) -> str:
+    import re
+
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", text)  # the kernel's traceback is ANSI-coloured
+    return "\n".join(plain.strip().splitlines()[-n:])
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Execute a notebook as a recorded DerivaML execution. Extra arguments are Hydra overrides "
+        "of the project's configs (deriva_ml=..., datasets=..., assets=..., workflow=...).",
+    )
+    p.add_argument("notebook", help="the .ipynb file")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"))
+    p.add_argument("--host", default=None, help="shortcut for deriva_ml.hostname=HOST")
+    p.add_argument("--catalog", default=None, help="shortcut for deriva_ml.catalog_id=ID")
+    p.add_argument("--config-module", action="append", default=[], metavar="MODULE")
+    p.add_argument(
+        "--workflow-type", default=None, help="Workflow_Type term (default: the workflow config's, or Analysis)"
+    )
+    p.add_argument("--description", default=None)
+    p.add_argument("--kernel", default=None, help="kernel name (default: the notebook's kernelspec, else python3)")
+    p.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: no limit)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from deriva_ml.execution.runner import _import_config_modules, discover_config_modules
+
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args, overrides = _parser().parse_known_args(raw)
+    names, search = discover_config_modules(Path.cwd(), args.config_module)
+    _import_config_modules(names, search)
+    if args.host:
+        overrides.append(f"deriva_ml.hostname={args.host}")
+    if args.catalog:
+        overrides.append(f"deriva_ml.catalog_id={args.catalog}")
+    params = {k: parse_value(v) for k, v in args.parameter}
+    result = run_notebook(
+        args.notebook,
+        params,
+        overrides,
+        workflow_type=args.workflow_type,
+        description=args.description,
+        kernel_name=args.kernel,
+        timeout=args.timeout,
+        argv=(PROG, *raw),
+    )
+    print(
+        f"{PROG}: execution {result.execution_rid} {result.status.value}; executed notebook: {result.output_notebook}"
+    )
+    if result.error:
+        print(f"{PROG}: notebook failed: {result.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    from deriva_ml.execution.notebook_runner import main as _main
+
+    sys.exit(_main())
