@@ -494,8 +494,10 @@ def render_info(config_name: str = DEFAULT_CONFIG_NAME) -> str:
             groups.setdefault(group, []).append(name)
     defaults: dict[str, str] = {}
     try:
-        top = store.get_entry(None, config_name)["node"]
-        for d in getattr(top, "defaults", None) or []:
+        from omegaconf import OmegaConf
+
+        top = OmegaConf.create(store.get_entry(None, config_name)["node"])
+        for d in OmegaConf.to_container(top).get("defaults") or []:  # type: ignore[union-attr]
             if isinstance(d, Mapping):
                 for k, v in d.items():
                     defaults[str(k).replace("optional ", "").replace("override ", "").lstrip("/")] = str(v)

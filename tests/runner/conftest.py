@@ -1,0 +1,121 @@
+"""Fixtures for runner tests: the demo project run as a subprocess against an embedded catalog in tmp."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from deriva_ml import DerivaML
+
+DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo_project"
+CATALOG = "demo"
+
+
+@attrs.frozen
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def check(self) -> Run:
+        assert self.returncode == 0, (
+            f"exit {self.returncode}\nSTDOUT:\n{self.stdout[-4000:]}\nSTDERR:\n{self.stderr[-4000:]}"
+        )
+        return self
+
+
+@attrs.define
+class Project:
+    tmp: Path
+
+    @property
+    def home(self) -> Path:
+        return self.tmp / "home"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["DERIVA_ML_HOME"] = str(self.home)
+        env["PYTHONWARNINGS"] = "ignore"
+        env.pop("DERIVA_ML_CONFIG_MODULE", None)
+        return env
+
+    def run(self, *args: str, module: str = "deriva_ml.execution.runner", timeout: float = 150) -> Run:
+        extra = []
+        if module.endswith(".runner"):
+            extra = [f"hydra.run.dir={self.tmp / 'outputs'}", f"hydra.sweep.dir={self.tmp / 'multirun'}"]
+        proc = subprocess.run(
+            [sys.executable, "-m", module, *args, *extra],
+            cwd=DEMO,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        return Run(proc.returncode, proc.stdout, proc.stderr)
+
+    def ml(self) -> DerivaML:
+        return DerivaML("local", CATALOG, home=self.home)
+
+    @property
+    def sweep_dir(self) -> Path:
+        return self.tmp / "multirun"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Project]:
+    yield Project(tmp_path)
+
+
+def configuration(ml: DerivaML, rid: str) -> dict[str, Any]:
+    """configuration.json of an execution, as uploaded to the catalog and object store."""
+    links = ml.catalog.query("deriva-ml", "Execution_Metadata_Execution", {"Execution": rid})
+    rows = ml.catalog.query(
+        "deriva-ml",
+        "Execution_Metadata",
+        {"RID": [r["Execution_Metadata"] for r in links], "Filename": "configuration.json"},
+    )
+    assert len(rows) == 1, rows
+    dest = ml.working_dir / "test-downloads" / rid / "configuration.json"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    ml.store.get(rows[0]["URL"], dest, md5=rows[0]["MD5"])
+    return dict(json.loads(dest.read_text()))
+
+
+def metadata_files(ml: DerivaML, rid: str) -> dict[str, set[str]]:
+    """File name -> asset types of the Execution_Metadata linked to an execution."""
+    links = ml.catalog.query("deriva-ml", "Execution_Metadata_Execution", {"Execution": rid})
+    rids = [r["Execution_Metadata"] for r in links]
+    rows = ml.catalog.query("deriva-ml", "Execution_Metadata", {"RID": rids})
+    types = ml.catalog.query("deriva-ml", "Execution_Metadata_Asset_Type", {"Execution_Metadata": rids})
+    out: dict[str, set[str]] = {r["Filename"]: set() for r in rows}
+    by_rid = {r["RID"]: r["Filename"] for r in rows}
+    for t in types:
+        out[by_rid[t["Execution_Metadata"]]].add(t["Asset_Type"])
+    return out
+
+
+def outputs(ml: DerivaML, rid: str, table: str = "Execution_Asset") -> dict[str, set[str]]:
+    """File name -> asset types of the ``table`` assets an execution output."""
+    links = ml.catalog.query("deriva-ml", f"{table}_Execution", {"Execution": rid, "Asset_Role": "Output"})
+    rids = [r[table] for r in links]
+    if not rids:
+        return {}
+    rows = ml.catalog.query("deriva-ml", table, {"RID": rids})
+    types = ml.catalog.query("deriva-ml", f"{table}_Asset_Type", {table: rids})
+    by_rid = {r["RID"]: r["Filename"] for r in rows}
+    out: dict[str, set[str]] = {r["Filename"]: set() for r in rows}
+    for t in types:
+        out[by_rid[t[table]]].add(t["Asset_Type"])
+    return out
+
+
+def row_counts(ml: DerivaML) -> dict[str, int]:
+    return {t.qualified: len(ml.catalog.query(t.schema, t.name)) for t in ml.catalog.model().tables}

@@ -1,0 +1,57 @@
+"""deriva-ml-run-notebook as a subprocess: a successful and a failing notebook."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from deriva_ml.core.status import Status
+
+from .conftest import DEMO, Project, configuration, metadata_files, outputs
+
+pytestmark = pytest.mark.timeout(180)
+NOTEBOOK = "notebooks/fit_report.ipynb"
+MODULE = "deriva_ml.execution.notebook_runner"
+
+
+def test_notebook_success(project: Project) -> None:
+    out = project.run(NOTEBOOK, "-p", "learning_rate", "0.5", "-p", "epochs", "4", module=MODULE).check().stdout
+    assert "Completed" in out
+    with project.ml() as ml:
+        (exe,) = ml.find_executions()
+        assert exe.status is Status.completed
+        assert outputs(ml, exe.rid) == {"fit_report.ipynb": {"Notebook_Output"}, "model.json": {"Execution_Asset"}}
+        assert "report.json" in metadata_files(ml, exe.rid)
+        cfg = configuration(ml, exe.rid)
+        assert cfg["workflow"]["url"].endswith("examples/demo_project/notebooks/fit_report.ipynb")
+        assert cfg["workflow"]["is_notebook"] is True
+        assert cfg["argv"][1:5] == [NOTEBOOK, "-p", "learning_rate", "0.5"]
+        executed = nbformat.read(ml.execution_dir(exe.rid) / "outputs" / "Execution_Asset" / "fit_report.ipynb", 4)
+        injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+        assert injected and "learning_rate = 0.5" in injected[0].source and "epochs = 4" in injected[0].source
+        tags = [c.metadata.get("tags", []) for c in executed.cells]
+        assert tags.index(["injected-parameters"]) == tags.index(["parameters"]) + 1
+        # the kernel saw the runner's provenance and execution
+        printed = "".join(o.get("text", "") for o in executed.cells[3].outputs)
+        assert exe.rid in printed and "fit_report.ipynb" in printed
+        metrics = json.loads((ml.execution_dir(exe.rid) / "outputs" / "Execution_Metadata" / "report.json").read_text())
+        assert metrics["epochs"] == 4
+
+
+def test_notebook_failure_keeps_partial_notebook(project: Project) -> None:
+    run = project.run(NOTEBOOK, "-p", "fail", "true", module=MODULE)
+    assert run.returncode == 1
+    assert "the notebook was asked to fail" in run.stderr
+    with project.ml() as ml:
+        (exe,) = ml.find_executions()
+        assert exe.status is Status.failed
+        assert "asked to fail" in exe.status_detail
+        assert outputs(ml, exe.rid)["fit_report.ipynb"] == {"Notebook_Output"}
+        executed = nbformat.read(ml.execution_dir(exe.rid) / "outputs" / "Execution_Asset" / "fit_report.ipynb", 4)
+        errors = [
+            o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"
+        ]
+        assert errors and errors[0]["ename"] == "RuntimeError"
+    assert (DEMO / NOTEBOOK).read_text().count("injected-parameters") == 0  # the source notebook is untouched

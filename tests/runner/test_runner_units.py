@@ -1,0 +1,132 @@
+"""Pure pieces of the runner: parent status derivation, preset expansion, parameter injection, the sweep lock."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import nbformat
+import pytest
+from hydra_zen import builds, instantiate, make_config
+from hypothesis import given
+from hypothesis import strategies as st
+
+from deriva_ml.core.records import AssetSpec, DatasetSpec, Workflow
+from deriva_ml.core.status import Status
+from deriva_ml.execution._sweep import SweepDir, derive_parent_status, summarize
+from deriva_ml.execution.notebook_runner import inject_parameters, parse_value
+from deriva_ml.execution.runner import MultirunSpec, config_choices_of, expand_multirun, model_source_file
+
+FINISHED = [Status.completed, Status.failed, Status.aborted]
+UNFINISHED = [Status.created, Status.initializing, Status.pending, Status.running]
+
+
+@given(st.lists(st.sampled_from(list(Status))))
+def test_derive_parent_status_rules(statuses: list[Status]) -> None:
+    got = derive_parent_status(statuses)
+    if any(s in UNFINISHED for s in statuses):
+        assert got is Status.running
+    elif statuses and all(s is Status.completed for s in statuses):
+        assert got is Status.completed
+    else:
+        assert got is Status.failed
+
+
+@given(st.lists(st.sampled_from(FINISHED), min_size=1), st.randoms())
+def test_derive_parent_status_ignores_order(statuses: list[Status], rnd) -> None:  # type: ignore[no-untyped-def]
+    shuffled = list(statuses)
+    rnd.shuffle(shuffled)
+    assert derive_parent_status(shuffled) is derive_parent_status(statuses)
+    assert summarize(statuses).startswith(f"{len(statuses)} job")
+
+
+def test_derive_parent_status_examples() -> None:
+    assert derive_parent_status([]) is Status.failed
+    assert derive_parent_status(["Completed", "Completed"]) is Status.completed
+    assert derive_parent_status(["Completed", "Failed"]) is Status.failed
+    assert derive_parent_status(["Completed", "Aborted"]) is Status.failed
+    assert derive_parent_status(["Failed", "Running"]) is Status.running
+
+
+def test_expand_multirun() -> None:
+    spec = MultirunSpec("s", ["+experiment=x", "model_config.lr=1,2"], "d")
+    assert expand_multirun(["a=1"], lambda n: spec) == ["a=1"]
+    assert expand_multirun(["+multirun=s", "a=1"], lambda n: spec) == [
+        "--multirun",
+        "+experiment=x",
+        "model_config.lr=1,2",
+        "+multirun=s",
+        "a=1",
+    ]
+    assert expand_multirun(["-m", "+multirun=s"], lambda n: spec)[0] == "+experiment=x"
+    with pytest.raises(SystemExit, match="no multirun preset"):
+        expand_multirun(["+multirun=t"], lambda n: None)
+
+
+def test_config_choices_leave_out_hydra_groups() -> None:
+    assert config_choices_of({"hydra/launcher": "joblib", "model_config": "quick", "x": None}) == {
+        "model_config": "quick"
+    }
+
+
+def test_records_survive_hydra_zen() -> None:
+    from deriva_ml.asset.aux_classes import AssetSpecConfig
+    from deriva_ml.execution import DatasetSpecConfig, DerivaMLConfig
+
+    cfg = make_config(
+        workflow=builds(Workflow, name="W", workflow_type=["Training", "Analysis"], populate_full_signature=True),
+        datasets=[DatasetSpecConfig(rid="1-ABC", version="1.2.0")],
+        assets=[AssetSpecConfig(rid="6-EPNR", cache=True)],
+        deriva_ml=DerivaMLConfig(hostname="local", catalog_id="x"),
+    )
+    out = instantiate(cfg, _convert_="all")
+    assert out["workflow"] == Workflow(name="W", workflow_type=("Training", "Analysis"))
+    assert out["datasets"] == [DatasetSpec(rid="1-ABC", version="1.2.0")]  # type: ignore[arg-type]
+    assert out["assets"] == [AssetSpec(rid="6-EPNR", cache=True)]  # type: ignore[arg-type]
+    assert out["deriva_ml"].catalog_id == "x"
+
+
+def test_model_source_file_unwraps_partials() -> None:
+    import functools
+
+    assert model_source_file(functools.partial(test_expand_multirun)) == Path(__file__).resolve()
+
+
+def test_inject_parameters_after_parameters_cell() -> None:
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("a = 1")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("x"), params, nbformat.v4.new_code_cell("print(a)")]
+    out = inject_parameters(nb, {"a": 2, "name": "z"})
+    assert [c.source for c in out.cells][2] == "# Parameters injected by deriva-ml-run-notebook\na = 2\nname = 'z'\n"
+    assert len(nb.cells) == 3  # the input is not changed
+    again = inject_parameters(out, {"a": 3})
+    assert len(again.cells) == 4 and "a = 3" in again.cells[2].source
+    plain = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(1)")])
+    assert "a = 1" in inject_parameters(plain, {"a": 1}).cells[0].source
+    assert (parse_value("0.5"), parse_value("true"), parse_value("[1, 2]"), parse_value("a b")) == (
+        0.5,
+        True,
+        [1, 2],
+        "a b",
+    )
+
+
+def _create_parent(args: tuple[str, str]) -> str:
+    sweep, marker_dir = args
+
+    def create() -> dict[str, str]:
+        marker = Path(marker_dir) / f"created-{multiprocessing.current_process().pid}"
+        marker.write_text("x")
+        return {"rid": marker.name}
+
+    return str(SweepDir(sweep).ensure_parent(create)["rid"])
+
+
+def test_ensure_parent_creates_exactly_once_across_processes(tmp_path: Path) -> None:
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        rids = pool.map(_create_parent, [(str(tmp_path / "sweep"), str(markers))] * 12)
+    assert len(set(rids)) == 1
+    assert len(list(markers.iterdir())) == 1
