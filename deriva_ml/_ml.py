@@ -137,13 +137,13 @@ class DerivaML:
     # ------------------------------------------------------------------------------------- adapters
 
     def _open_embedded(self) -> tuple[Catalog, ObjectStore]:
-        from deriva_ml.catalog.journal import JournalingCatalog
         from deriva_ml.catalog.sqlite import open_local_catalog
         from deriva_ml.store.local import LocalObjectStore
 
-        inner = open_local_catalog(self.catalog_id, self.home)
-        cat_dir = Path(inner.path).parent
-        return JournalingCatalog(inner, cat_dir / "journal.jsonl"), LocalObjectStore(cat_dir / "objects")
+        catalog = open_local_catalog(self.catalog_id, self.home)
+        # every later write is journalled in the same transaction: the basis of ``deriva_ml.sync``
+        catalog.journal = True
+        return catalog, LocalObjectStore(Path(catalog.path).parent / "objects")
 
     def _open_live(self, session_config: Mapping[str, Any] | None) -> tuple[Catalog, ObjectStore]:
         from deriva_ml.catalog.ermrest import ErmrestCatalog

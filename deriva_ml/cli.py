@@ -4,7 +4,8 @@
 - ``deriva-ml show RID [--json]`` — an execution's record, inputs, outputs and children;
 - ``deriva-ml executions [--status S]`` — list executions;
 - ``deriva-ml abort-stale [--older-than-hours H]`` — mark executions whose process died as Aborted;
-- ``deriva-ml cache stats|verify|clear [--older-than-days D]``.
+- ``deriva-ml cache stats|verify|clear [--older-than-days D]``;
+- ``deriva-ml sync --catalog NAME --to-host HOST --to-catalog ID`` — offline replay into a live catalog.
 
 ``--host`` (default ``local``) and ``--catalog`` select the catalog.
 """
@@ -50,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     target(a)
     a.add_argument("--older-than-hours", type=float, default=None)
 
+    y = sub.add_parser("sync", help="replay an embedded catalog's new records into a live catalog")
+    y.add_argument("--catalog", required=True, help="the embedded catalog's name")
+    y.add_argument("--home", default=None, help="deriva-ml home (default $DERIVA_ML_HOME or ~/.deriva-ml)")
+    y.add_argument("--to-host", required=True, help="the live DERIVA server")
+    y.add_argument("--to-catalog", required=True, help="the live catalog id")
+
     c = sub.add_parser("cache", help="inspect or clean the asset cache")
     target(c)
     c.add_argument("action", choices=["stats", "verify", "clear"])
@@ -70,6 +77,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if summary["status"] == "Completed" else 1
 
     from deriva_ml import DerivaML
+
+    if args.command == "sync":
+        from deriva_ml.sync import sync
+
+        source = DerivaML("local", args.catalog, home=args.home)
+        target = DerivaML(args.to_host, args.to_catalog, home=args.home)
+        report = sync(source, target, progress=lambda n, t: print(f"\rsync {n}/{t}", end="", file=sys.stderr))
+        print(
+            f"\nsynced {report.entries_applied} journal entries and {report.objects_copied} files "
+            f"({report.bytes_copied:,} bytes) into {args.to_host} catalog {args.to_catalog}"
+        )
+        return 0
 
     ml = DerivaML(args.host, args.catalog, home=args.home)
     try:

@@ -21,4 +21,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["AssetSpec", "AssetSpecConfig"]
+__all__ = ["AssetSpec", "AssetSpecConfig"]  # noqa: F822 - AssetSpecConfig is built lazily by __getattr__

@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from deriva_ml.catalog._codec import make_converter
+from deriva_ml.catalog._codec import dump_tables, load_table, make_converter
 from deriva_ml.catalog.port import Catalog, Where
 from deriva_ml.core.effects import Batch, BatchResult, Delete, Effect, Insert, Update
 from deriva_ml.core.errors import ConfigurationError
@@ -35,6 +35,8 @@ class JournalEntry:
     seq: int
     batch: Batch
     result: BatchResult
+    #: Tables created by this entry (a DDL entry has these and an empty batch).
+    tables: tuple[TableDef, ...] = ()
 
 
 def encode_entry(entry: JournalEntry) -> str:
@@ -43,6 +45,8 @@ def encode_entry(entry: JournalEntry) -> str:
         "batch": _CONVERTER.unstructure(entry.batch, Batch),
         "result": _CONVERTER.unstructure(entry.result, BatchResult),
     }
+    if entry.tables:
+        doc["tables"] = dump_tables(entry.tables)
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -53,13 +57,19 @@ def decode_entry(line: str, where: str = "journal") -> JournalEntry:
             seq=int(doc["seq"]),
             batch=_CONVERTER.structure(doc["batch"], Batch),
             result=_CONVERTER.structure(doc["result"], BatchResult),
+            tables=tuple(load_table(t) for t in doc.get("tables", ())),
         )
     except (ValueError, KeyError, TypeError) as e:
         raise ConfigurationError(f"{where}: malformed journal line {line[:200]!r}: {e}") from e
 
 
-def read_journal(path: Path) -> Iterator[JournalEntry]:
-    """The entries of the journal at ``path`` in order (a torn last line is ignored)."""
+def read_journal(path: Path | Any) -> Iterator[JournalEntry]:
+    """The entries of a journal in order: a JSON-lines file (a torn last line is ignored) or an embedded
+    catalog that journals in its own transactions (``SQLiteCatalog`` with ``journal=True``)."""
+    if hasattr(path, "journal_lines"):
+        for line in path.journal_lines():
+            yield decode_entry(line, f"{path}")
+        return
     with open(path, encoding="utf-8") as f:
         lines = f.readlines()
     for i, line in enumerate(lines, 1):
@@ -88,11 +98,7 @@ class JournalingCatalog:
             result = self.inner.apply(batch)
             if batch.effects:
                 self._seq += 1
-                line = encode_entry(JournalEntry(self._seq, batch, result)) + "\n"
-                with open(self.journal_path, "a", encoding="utf-8") as f:
-                    f.write(line)
-                    f.flush()
-                    os.fsync(f.fileno())
+                self._append(JournalEntry(self._seq, batch, result))
             return result
 
     def query(
@@ -114,7 +120,17 @@ class JournalingCatalog:
         return self.inner.resolve_rid(rid)
 
     def create_tables(self, tables: Sequence[TableDef]) -> None:
-        self.inner.create_tables(tables)
+        with self._lock:
+            self.inner.create_tables(tables)
+            self._seq += 1
+            self._append(JournalEntry(self._seq, Batch(()), BatchResult(), tuple(tables)))
+
+    def _append(self, entry: JournalEntry) -> None:
+        line = encode_entry(entry) + "\n"
+        with open(self.journal_path, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
 
     def snapshot(self) -> str:
         return self.inner.snapshot()
@@ -170,21 +186,37 @@ def replay(journal_path: Path, target: Catalog) -> dict[RID, RID]:
     """
     rid_map: dict[str, RID] = {}
     for entry in read_journal(journal_path):
-        new_result = target.apply(rewrite_batch(entry.batch, rid_map))
-        for label, old in entry.result.rids.items():
-            if label in new_result.rids:
-                rid_map[old] = new_result.rids[label]
-        for old_rows, new_rows in zip(entry.result.inserted, new_result.inserted, strict=False):
-            if len(old_rows) == len(new_rows):
-                pairs = list(zip(old_rows, new_rows, strict=True))
-            else:  # on_conflict_skip skipped different rows: match by content
-                by_content = {_content(_map_row(r, rid_map)): r for r in new_rows}
-                pairs = [
-                    (o, by_content[_content(_map_row(o, rid_map))])
-                    for o in old_rows
-                    if _content(_map_row(o, rid_map)) in by_content
-                ]
-            for old_row, new_row in pairs:
-                if "RID" in old_row and "RID" in new_row:
-                    rid_map[old_row["RID"]] = RID(new_row["RID"])
+        replay_entry(entry, target, rid_map)
     return {RID(k): v for k, v in rid_map.items()}
+
+
+def replay_entry(entry: JournalEntry, target: Catalog, rid_map: dict[str, RID]) -> BatchResult:
+    """Apply one journal entry to ``target``, extending ``rid_map`` (old RID -> new RID) in place.
+
+    A DDL entry creates the tables the target does not have yet (same schema and name).
+    """
+    if entry.tables:
+        model = target.model(refresh=True)
+        missing = [t for t in entry.tables if model.table(t.schema, t.name) is None]
+        if missing:
+            target.create_tables(missing)
+    if not entry.batch.effects:
+        return BatchResult()
+    new_result = target.apply(rewrite_batch(entry.batch, rid_map))
+    for label, old in entry.result.rids.items():
+        if label in new_result.rids:
+            rid_map[old] = new_result.rids[label]
+    for old_rows, new_rows in zip(entry.result.inserted, new_result.inserted, strict=False):
+        if len(old_rows) == len(new_rows):
+            pairs = list(zip(old_rows, new_rows, strict=True))
+        else:  # on_conflict_skip skipped different rows: match by content
+            by_content = {_content(_map_row(r, rid_map)): r for r in new_rows}
+            pairs = [
+                (o, by_content[_content(_map_row(o, rid_map))])
+                for o in old_rows
+                if _content(_map_row(o, rid_map)) in by_content
+            ]
+        for old_row, new_row in pairs:
+            if "RID" in old_row and "RID" in new_row:
+                rid_map[old_row["RID"]] = RID(new_row["RID"])
+    return new_result

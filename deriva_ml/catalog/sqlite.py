@@ -184,6 +184,9 @@ class SQLiteCatalog:
             raise _busy_or(e, f"cannot open catalog {self.path}") from e
         self._model: CatalogModel | None = None
         self._plans: dict[tuple[str, str], _Plan] = {}
+        #: When True, every applied batch and DDL change is also written, in the same transaction, to the
+        #: ``_dml_journal`` table (see ``deriva_ml.catalog.journal``): the journal can never miss a commit.
+        self.journal = False
 
     # ------------------------------------------------------------------------------------ setup
 
@@ -206,6 +209,7 @@ class SQLiteCatalog:
                 "CREATE TABLE IF NOT EXISTS _dml_rid_ranges (lo INTEGER PRIMARY KEY, hi INTEGER NOT NULL, "
                 "schema TEXT NOT NULL, name TEXT NOT NULL)"
             )
+            cur.execute("CREATE TABLE IF NOT EXISTS _dml_journal (seq INTEGER PRIMARY KEY, entry TEXT NOT NULL)")
             cur.execute("COMMIT")
         except BaseException:
             cur.execute("ROLLBACK")
@@ -284,6 +288,8 @@ class SQLiteCatalog:
                         "INSERT INTO _dml_tables (schema, name, definition) VALUES (?, ?, ?)",
                         (t.schema, t.name, json.dumps(_codec.dump_tables((t,))[0], sort_keys=True)),
                     )
+                if self.journal:
+                    self._journal(cur, tables=tables)
                 cur.execute("COMMIT")
             except BaseException as e:
                 cur.execute("ROLLBACK")
@@ -328,6 +334,9 @@ class SQLiteCatalog:
                     "WHERE key IN ('next_rid','seq')",
                     (state.next_rid, seq),
                 )
+                result = BatchResult(rids=state.rids, inserted=tuple(inserted))
+                if self.journal:
+                    self._journal(cur, batch=batch, result=result)
                 cur.execute("COMMIT")
             except BaseException as e:
                 if self._conn.in_transaction:
@@ -337,7 +346,27 @@ class SQLiteCatalog:
                 if isinstance(e, sqlite3.Error):
                     raise CatalogError(f"batch failed on {self.path}: {e}") from e
                 raise
-            return BatchResult(rids=state.rids, inserted=tuple(inserted))
+            return result
+
+    def _journal(
+        self,
+        cur: sqlite3.Cursor,
+        *,
+        batch: Batch | None = None,
+        result: BatchResult | None = None,
+        tables: Sequence[TableDef] = (),
+    ) -> None:
+        from deriva_ml.catalog.journal import JournalEntry, encode_entry
+
+        (last,) = cur.execute("SELECT coalesce(max(seq), 0) FROM _dml_journal").fetchone()
+        entry = JournalEntry(int(last) + 1, batch or Batch(()), result or BatchResult(), tuple(tables))
+        cur.execute("INSERT INTO _dml_journal (seq, entry) VALUES (?, ?)", (entry.seq, encode_entry(entry)))
+
+    def journal_lines(self, after: int = 0) -> list[str]:
+        """Journal entries (JSON lines) with ``seq > after``, in order."""
+        with self._lock:
+            rows = self._conn.execute("SELECT entry FROM _dml_journal WHERE seq > ? ORDER BY seq", (after,)).fetchall()
+        return [r[0] for r in rows]
 
     def _insert(self, cur: sqlite3.Cursor, plan: _Plan, effect: Insert, st: _State) -> tuple[dict[str, Any], ...]:
         user_set = plan.user_set
