@@ -486,10 +486,7 @@ class DerivaML:
             raise DerivaMLException(
                 "no workflow: pass ExecutionConfiguration(workflow=...) or create_execution(config, workflow=...)"
             )
-        if isinstance(wf_arg, str):
-            wf = self.lookup_workflow(wf_arg).record
-        else:
-            wf = self._with_source(wf_arg)
+        wf = self.lookup_workflow(wf_arg).record if isinstance(wf_arg, str) else self._with_source(wf_arg)
         self._check_inputs(configuration)
         # argv is provenance; secrets in it (--token x, --password=y) are not
         from deriva_ml.core.redact import redact_argv

@@ -16,8 +16,8 @@ import socket
 import sys
 import threading
 import traceback
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path, PosixPath
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
@@ -545,7 +545,7 @@ class Execution:
         ]
         batch, ident = plan_output_rows(self.execution_rid, outputs, existing)
         result = ml.catalog.apply(batch)
-        rids = {key: (result.rids[v] if v in result.rids else v) for key, v in ident.items()}
+        rids = {key: result.rids.get(v, v) for key, v in ident.items()}
         self._manifest.mark_cataloged({k: str(v) for k, v in rids.items()})
         self._log.info("cataloged outputs", count=len(entries), tables=sorted(t for _, t in by_table))
 
