@@ -473,6 +473,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--info", action="store_true", help="list config groups, their options and the multirun presets")
     p.add_argument("--host", default=None, help="shortcut for deriva_ml.hostname=HOST ('local' = embedded catalog)")
     p.add_argument("--catalog", default=None, help="shortcut for deriva_ml.catalog_id=ID")
+    p.add_argument(
+        "--finalize-sweep",
+        default=None,
+        metavar="SWEEP_DIR",
+        help="(re)derive the parent status of a sweep whose launching process died, then exit",
+    )
     p.add_argument("--help", "-h", action="store_true", help="this help (Hydra's own: --hydra-help)")
     return p
 
@@ -551,6 +557,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.help:
         _parser().print_help()
         return 0
+    if args.finalize_sweep:
+        from deriva_ml.execution._sweep import finalize_sweep, render_sweep_result
+
+        result = finalize_sweep(SweepDir(args.finalize_sweep))
+        print(render_sweep_result(result))
+        return 1 if result.parent_status is Status.failed else 0
     rest = ["--help" if a == "--hydra-help" else a for a in rest]
     names, search = discover_config_modules(Path.cwd(), args.config_module)
     _import_config_modules(names, search)

@@ -130,3 +130,39 @@ def test_ensure_parent_creates_exactly_once_across_processes(tmp_path: Path) -> 
         rids = pool.map(_create_parent, [(str(tmp_path / "sweep"), str(markers))] * 12)
     assert len(set(rids)) == 1
     assert len(list(markers.iterdir())) == 1
+
+
+def test_finalize_sweep_aborts_dead_children_and_fails_the_parent(tmp_path: Path) -> None:
+    """A child left Running by a process that is gone is Aborted; the parent is derived Failed."""
+    import json as _json
+
+    import attrs
+
+    from deriva_ml import DerivaML
+    from deriva_ml.core.records import ExecutionConfiguration
+    from deriva_ml.execution._sweep import finalize_sweep
+    from deriva_ml.execution.runner import _connection_of
+
+    sweep = SweepDir(tmp_path / "sweep")
+    with DerivaML("local", "fin", home=tmp_path / "home") as ml:
+        wf = Workflow(name="w", workflow_type="Training", url="file:///w.py", checksum="abc")
+        parent = ml.create_execution(ExecutionConfiguration(workflow=wf, description="parent"))
+        parent.execution_start()
+        sweep.ensure_parent(lambda: {"rid": parent.execution_rid, "connection": attrs.asdict(_connection_of(ml))})
+        done = ml.create_execution(ExecutionConfiguration(workflow=wf, description="ok"))
+        with done:
+            pass
+        crashed = ml.create_execution(ExecutionConfiguration(workflow=wf, description="crashed"))
+        crashed.execution_start()
+        # its process is gone: a lease naming a pid that cannot exist on this host
+        owner = _json.loads(crashed._manifest.get_state("owner") or "{}")
+        crashed._manifest.set_state("owner", _json.dumps({**owner, "pid": 2**22 + 7, "started": "1"}))
+        parent.add_nested_execution(done, sequence=0)
+        parent.add_nested_execution(crashed, sequence=1)
+    result = finalize_sweep(sweep)
+    assert result.parent_status is Status.failed
+    assert result.aborted == (crashed.execution_rid,)
+    with DerivaML("local", "fin", home=tmp_path / "home") as ml:
+        assert ml.lookup_execution(crashed.execution_rid).status is Status.aborted
+        assert "1 Aborted, 1 Completed" in ml.lookup_execution(parent.execution_rid).status_detail
+    assert finalize_sweep(sweep).parent_status is Status.failed  # idempotent
