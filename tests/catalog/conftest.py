@@ -13,33 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from catalog_support import DOMAIN, domain_tables
 
 from deriva_ml.catalog.port import Catalog
-from deriva_ml.catalog.schema import ML_TABLES, plain_table, vocabulary_table
+from deriva_ml.catalog.schema import ML_TABLES
 from deriva_ml.catalog.sqlite import SQLiteCatalog, open_local_catalog
-from deriva_ml.core.schema_defs import ColumnDef, KeyDef, TableDef
-
-DOMAIN = "test-domain"
-
-
-def domain_tables() -> list[TableDef]:
-    species = vocabulary_table(DOMAIN, "Species", "Kinds of subjects")
-    subject = plain_table(
-        DOMAIN,
-        "Subject",
-        [
-            ColumnDef("Name", "text", nullok=False),
-            ColumnDef("Age", "int4"),
-            ColumnDef("Weight", "float8"),
-            ColumnDef("Flag", "boolean"),
-            ColumnDef("Tags", "text[]"),
-            ColumnDef("Extra", "jsonb"),
-        ],
-        keys=[KeyDef(("Name",))],
-        references={"Species": species},
-    )
-    return [species, subject]
-
 
 ADAPTERS = ["sqlite"]
 if (Path(__file__).parents[2] / "deriva_ml" / "catalog" / "ermrest.py").exists():
@@ -66,8 +44,9 @@ def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]
         cat = open_local_catalog("conformance", tmp_path)
         cat.create_tables(domain_tables())
     elif kind == "ermrest-fake":
-        from deriva_ml.catalog.ermrest import create_ml_catalog
         from ermrest_fake import FakeErmrest
+
+        from deriva_ml.catalog.ermrest import create_ml_catalog
 
         server = request.getfixturevalue("ermrest_server")
         assert isinstance(server, FakeErmrest)

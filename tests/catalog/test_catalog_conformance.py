@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import DOMAIN
+from catalog_support import DOMAIN
 
 from deriva_ml.catalog.port import ML_SCHEMA, Catalog
 from deriva_ml.catalog.schema import ML_TABLES, SEED_TERMS

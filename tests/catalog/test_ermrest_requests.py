@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import DOMAIN, domain_tables
+from catalog_support import DOMAIN, domain_tables
 from ermrest_fake import FakeErmrest
 
 from deriva_ml.catalog.ermrest import ErmrestCatalog, create_ml_catalog, table_document, table_from_document

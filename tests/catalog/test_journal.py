@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DOMAIN, domain_tables
+from catalog_support import DOMAIN, domain_tables
 
 from deriva_ml.catalog.journal import JournalingCatalog, read_journal, replay
 from deriva_ml.catalog.port import ML_SCHEMA

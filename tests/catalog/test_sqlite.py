@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import DOMAIN
+from catalog_support import DOMAIN
 
 from deriva_ml.catalog.port import ML_SCHEMA, Catalog
 from deriva_ml.catalog.schema import ML_TABLES
@@ -132,7 +132,7 @@ def _writer(root: str, tag: str, n: int, queue: multiprocessing.Queue) -> None: 
 
 def test_two_processes_write_at_once(tmp_path: Path) -> None:
     with open_local_catalog("shared", tmp_path) as cat:
-        from conftest import domain_tables
+        from catalog_support import domain_tables
 
         cat.create_tables(domain_tables())
     ctx = multiprocessing.get_context("spawn")
