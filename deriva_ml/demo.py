@@ -38,9 +38,10 @@ def _read_pgm(path: Path) -> list[int]:
 
 
 def make_image(label: str, rng: random.Random) -> bytes:
-    """A 16x16 grey image: 'bright' images are lighter on average than 'dark' ones."""
-    base = 170 if label == "bright" else 80
-    return _pgm([max(0, min(255, int(rng.gauss(base, 35)))) for _ in range(SIDE * SIDE)])
+    """A 16x16 grey image: 'bright' images are lighter on average than 'dark' ones, with overlap."""
+    base = rng.gauss(145 if label == "bright" else 105, 18)  # per-image exposure varies
+    spread = rng.uniform(15, 45)
+    return _pgm([max(0, min(255, int(rng.gauss(base, spread)))) for _ in range(SIDE * SIDE)])
 
 
 def features(pixels: Sequence[int]) -> tuple[float, float]:
@@ -63,7 +64,7 @@ def ensure_schema(ml: DerivaML) -> None:
     ml.add_term("Workflow_Type", "Data_Generation", "Workflows that create data")
 
 
-def ensure_dataset(ml: DerivaML, say: Callable[[str], None], n_images: int = 24) -> str:
+def ensure_dataset(ml: DerivaML, say: Callable[[str], None], n_images: int = 40) -> str:
     """A dataset of generated images, created once by a recorded 'data generation' execution."""
     for ds in ml.find_datasets():
         if "Demo" in tuple(ds.dataset_types) and ds.description.startswith("deriva-ml demo images"):
@@ -118,11 +119,11 @@ def train(
     train_set, test_set = samples[:split], samples[split:] or samples[:1]
     centroids: dict[str, list[float]] = {}
     for epoch in range(1, epochs + 1):
-        # a running average of each class's feature vector, refined over the epochs
-        for (f0, f1), label in train_set:
-            c = centroids.setdefault(label, [f0, f1])
-            c[0] += (f0 - c[0]) / (epoch + 1)
-            c[1] += (f1 - c[1]) / (epoch + 1)
+        # each epoch sees a larger share of the training set (a learning curve), then re-fits the centroids
+        seen = train_set[: max(2, len(train_set) * epoch // epochs)]
+        for label in sorted({lab for _, lab in seen}):
+            feats = [f for f, lab in seen if lab == label]
+            centroids[label] = [sum(f[0] for f in feats) / len(feats), sum(f[1] for f in feats) / len(feats)]
         acc = _accuracy(centroids, train_set)
         exe.update_status(Status.running, f"Epoch {epoch}/{epochs}: train accuracy={acc:.3f}")
         say(f"  epoch {epoch}/{epochs}: train accuracy {acc:.3f}")

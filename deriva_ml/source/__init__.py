@@ -249,7 +249,8 @@ def detect_source(
 
 def _report(info: SourceInfo, log: Any) -> SourceInfo:
     for message in info.warnings:
-        log.warning("workflow source", detail=message, repo_root=info.repo_root)
+        # the user sees it once, as a warning at their own line; the log keeps it at info level
+        log.info("workflow source warning", detail=message, repo_root=info.repo_root)
         warnings.warn(message, SourceWarning, stacklevel=3)
     log.debug(
         "workflow source detected",
