@@ -132,6 +132,7 @@ class DerivaML:
         self.cache_dir = (Path(cache_dir) if cache_dir is not None else self.home / "cache").absolute()
         self._cache: AssetCache | None = None
         self._terms: dict[tuple[str, str], dict[str, Term]] = {}
+        self._rid_tables: dict[str, tuple[str, str]] = {}
         self.domain_schema = domain_schema or self._guess_domain_schema()
 
     # ------------------------------------------------------------------------------------- adapters
@@ -543,10 +544,18 @@ class DerivaML:
         from deriva_ml.catalog.schema import is_asset
 
         for a in configuration.assets:
-            schema, table = self.catalog.resolve_rid(a.rid)
+            schema, table = self.resolve_rid(a.rid)
             t = self.catalog.model().table(schema, table)
             if t is None or not is_asset(t):
                 raise ValidationError(f"asset {a.rid!r} is a row of {schema}:{table}, which is not an asset table")
+
+    def resolve_rid(self, rid: str) -> tuple[str, str]:
+        """``(schema, table)`` of the row with this RID (remembered: a row never changes table)."""
+        rid = parse_rid(rid)
+        found = self._rid_tables.get(rid)
+        if found is None:
+            found = self._rid_tables[rid] = self.catalog.resolve_rid(rid)
+        return found
 
     def lookup_execution(self, rid: str) -> ExecutionRecord:
         """The catalog's record of an execution."""
@@ -730,7 +739,7 @@ class DerivaML:
 
         located: dict[tuple[str, str], list[AssetSpec]] = {}
         for spec in specs:
-            located.setdefault(self.catalog.resolve_rid(spec.rid), []).append(spec)
+            located.setdefault(self.resolve_rid(spec.rid), []).append(spec)
         out: list[tuple[tuple[str, str], RID, Path]] = []
         for (schema, table), group in located.items():
             rows = {r["RID"]: r for r in self.catalog.query(schema, table, {"RID": [s.rid for s in group]})}

@@ -376,7 +376,7 @@ def _resolve_member_tables(ml: DerivaML, rids: Sequence[RID]) -> dict[tuple[str,
                     remaining.discard(row["RID"])
         todo = [r for r in todo if r in remaining]
     for r in todo:
-        found.setdefault(ml.catalog.resolve_rid(r), []).append(r)
+        found.setdefault(ml.resolve_rid(r), []).append(r)
     return found
 
 
