@@ -58,7 +58,7 @@ def test_dirty_warns_and_strict_raises(tmp_path: Path) -> None:
         info, warned = _quiet(caller_file=root / "train.py", env={})
     assert info.dirty_paths == ("lib.py",)
     assert len(warned) == 1 and "lib.py" in warned[0]
-    assert any(e["log_level"] == "warning" and "lib.py" in e["detail"] for e in logs)
+    assert any(e["event"] == "workflow source warning" and "lib.py" in e["detail"] for e in logs)
     assert all("s3cret" not in json.dumps(e, default=str) for e in logs)
     with pytest.raises(DirtyWorkflow) as exc:
         detect_source(caller_file=root / "train.py", env={}, allow_dirty=False)
