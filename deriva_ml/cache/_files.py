@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import shutil
 import stat
@@ -16,20 +15,15 @@ from typing import Any
 from deriva_ml._log import get_logger as _get_logger
 from deriva_ml.cache.policy import normalize_md5, validate_filename
 from deriva_ml.core.errors import ChecksumMismatch, StoreError
+from deriva_ml.store._files import md5_file as store_md5_file
 from deriva_ml.store.port import ObjectStore, ProgressCallback
 
 HASH_CHUNK = 1024 * 1024
 
 
 def md5_file(path: Path, chunk_size: int = HASH_CHUNK) -> str:
-    """Hex MD5 of a file, read in ``chunk_size`` pieces into one reused buffer."""
-    digest = hashlib.md5(usedforsecurity=False)
-    buf = bytearray(chunk_size)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as f:
-        while n := f.readinto(buf):
-            digest.update(view[:n])
-    return digest.hexdigest()
+    """Hex MD5 of a file (the store's one-pass hasher; ``chunk_size`` is kept for callers)."""
+    return store_md5_file(path)[0]
 
 
 def _on_rm_error(func: Callable[..., Any], path: str, _exc: object) -> None:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deriva_ml._log import get_logger
+from deriva_ml.cache._files import remove_tree
 from deriva_ml.catalog._codec import dump_model, load_model
 from deriva_ml.catalog.schema import is_asset
 from deriva_ml.core.definitions import ML_SCHEMA
@@ -413,7 +414,7 @@ def download_dataset_bag(ml: DerivaML, spec: DatasetSpec) -> DatasetBag:
             log.info("another process built the same bag first; using it", path=str(final))
         else:
             if final.exists():
-                _remove(final)  # the broken bag we found at the start
+                remove_tree(final)  # the broken bag we found at the start
             try:
                 os.rename(staging, final)
             except OSError:
@@ -421,16 +422,9 @@ def download_dataset_bag(ml: DerivaML, spec: DatasetSpec) -> DatasetBag:
                 if not final.exists() or quick_check(final, spec.materialize) is not None:
                     raise
     finally:
-        _remove(work)
+        remove_tree(work)
     log.info("bag ready", dataset_rid=rid, version=str(version), materialized=spec.materialize, path=str(final))
     return DatasetBag(final)
-
-
-def _remove(path: Path) -> None:
-    if path.is_symlink() or path.is_file():
-        path.unlink(missing_ok=True)
-    elif path.exists():
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def _build(

@@ -8,7 +8,6 @@ catalog accepted the change, so the two never disagree.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import shutil
@@ -47,6 +46,7 @@ from deriva_ml.core.records import (
 from deriva_ml.core.rid import RID, parse_rid
 from deriva_ml.core.status import Status
 from deriva_ml.execution._manifest import CATALOGED, REGISTERED, STORED, Manifest, ManifestEntry
+from deriva_ml.store._files import md5_file
 from deriva_ml.store.port import DEFAULT_CHUNK_SIZE, StoredObject, UploadOptions
 
 if TYPE_CHECKING:
@@ -57,16 +57,6 @@ ProgressCallback = Callable[[int, int], None]
 #: Columns an asset row gets from the upload itself (not settable as metadata).
 _ASSET_BUILTIN = frozenset({"URL", "Filename", "Length", "MD5", "Description"})
 _SYSTEM = frozenset({"RID", "RCT", "RMT", "RCB", "RMB"})
-
-
-def _md5_and_length(path: Path) -> tuple[str, int]:
-    h = hashlib.md5(usedforsecurity=False)
-    n = 0
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-            n += len(chunk)
-    return h.hexdigest(), n
 
 
 def _check_plain_name(name: str) -> str:
@@ -477,7 +467,7 @@ class Execution:
 
         def put(e: ManifestEntry) -> tuple[ManifestEntry, StoredObject]:
             path = self.working_dir / e.path
-            md5, _length = _md5_and_length(path)
+            md5, _length = md5_file(path)
             stored = ml.store.put(
                 path.resolve(),
                 table=e.asset_table,
