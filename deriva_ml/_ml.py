@@ -790,10 +790,11 @@ class DerivaML:
 
         return _datasets.lookup_dataset(self, dataset_rid)
 
-    def find_datasets(self) -> list[Any]:
+    def find_datasets(self, *, deleted: bool = False) -> list[Any]:
+        """Every dataset (``deleted=True`` includes ones marked Deleted)."""
         from deriva_ml.dataset import _datasets
 
-        return _datasets.find_datasets(self)
+        return _datasets.find_datasets(self, deleted=deleted)
 
     def add_dataset_members(self, dataset_rid: str, members: Any, **kwargs: Any) -> Any:
         from deriva_ml.dataset import _datasets
@@ -811,6 +812,12 @@ class DerivaML:
         from deriva_ml.dataset import _datasets
 
         return _datasets.list_dataset_children(self, dataset_rid, **kwargs)
+
+    def list_dataset_parents(self, dataset_rid: str, **kwargs: Any) -> list[Any]:
+        """Datasets that contain this one (``recurse=True`` for all ancestors)."""
+        from deriva_ml.dataset import _datasets
+
+        return _datasets.list_dataset_parents(self, dataset_rid, **kwargs)
 
     def increment_dataset_version(self, dataset_rid: str, component: str, description: str = "", **kwargs: Any) -> Any:
         from deriva_ml.dataset import _datasets

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from deriva_ml._log import get_logger
 from deriva_ml.cache._files import remove_tree
-from deriva_ml.catalog._codec import dump_model, load_model
+from deriva_ml.catalog import dump_model, load_model
 from deriva_ml.catalog.schema import is_asset
 from deriva_ml.core.definitions import ML_SCHEMA
 from deriva_ml.core.errors import DerivaMLException, NotFound, ValidationError
