@@ -212,6 +212,18 @@ def make_converter() -> cattrs.Converter:
         },
     )
 
+    c.register_structure_hook(
+        Term,
+        lambda v, _: Term(
+            name=v["name"],
+            description=v.get("description", ""),
+            synonyms=tuple(v.get("synonyms") or ()),
+            id=v.get("id"),
+            uri=v.get("uri"),
+            rid=v.get("rid"),
+        ),
+    )
+
     # effects, tagged by kind
     def unstructure_effect(e: Effect) -> dict[str, Any]:
         if isinstance(e, Insert):
