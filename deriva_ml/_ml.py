@@ -31,7 +31,9 @@ from deriva_ml.core.errors import (
     ValidationError,
 )
 from deriva_ml.core.plans import (
+    MLLayout,
     find_existing_workflow,
+    ml_layout,
     plan_add_workflow,
     plan_replace_workflow_types,
     plan_status_update,
@@ -193,6 +195,11 @@ class DerivaML:
 
     def model(self, *, refresh: bool = False) -> Any:
         return self.catalog.model(refresh=refresh)
+
+    @property
+    def layout(self) -> MLLayout:
+        """Which variant of the deriva-ml schema this catalog has (ours or a reference version's)."""
+        return ml_layout(self.catalog.model())
 
     def _guess_domain_schema(self) -> str | None:
         schemas = [s for s in self.catalog.model().schemas() if s not in _SYSTEM_SCHEMAS]
@@ -387,7 +394,9 @@ class DerivaML:
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            info = detect_source(caller_file=caller_file, url=wf.url, checksum=wf.checksum, allow_dirty=self.allow_dirty)
+            info = detect_source(
+                caller_file=caller_file, url=wf.url, checksum=wf.checksum, allow_dirty=self.allow_dirty
+            )
         for w in caught:  # re-issue at the user's line, not ours
             warnings.warn(w.message, w.category, stacklevel=_user_stacklevel())
         if info.repo_root and self._project_root is None:
@@ -407,7 +416,7 @@ class DerivaML:
         existing = self._find_workflow_row(wf.url, wf.checksum)
         if existing is not None:
             return RID(existing["RID"])
-        result = self.catalog.apply(plan_add_workflow(attrs.evolve(wf, workflow_type=types)))
+        result = self.catalog.apply(plan_add_workflow(attrs.evolve(wf, workflow_type=types), self.layout))
         rid = result.rids["workflow"]
         self._log.info("workflow registered", workflow_rid=rid, name=wf.name, url=wf.url)
         return rid
@@ -427,9 +436,14 @@ class DerivaML:
             return []
         rids = [r["RID"] for r in rows]
         types: dict[str, list[str]] = {r: [] for r in rids}
-        for chunk in _chunks(rids, 200):
-            for t in self.catalog.query(ML_SCHEMA, "Workflow_Workflow_Type", {"Workflow": chunk}):
-                types[t["Workflow"]].append(t["Workflow_Type"])
+        if self.layout.workflow_types == "column":
+            for r in rows:
+                if r.get("Workflow_Type"):
+                    types[r["RID"]].append(r["Workflow_Type"])
+        else:
+            for chunk in _chunks(rids, 200):
+                for t in self.catalog.query(ML_SCHEMA, "Workflow_Workflow_Type", {"Workflow": chunk}):
+                    types[t["Workflow"]].append(t["Workflow_Type"])
         out = []
         for r in rows:
             wf = Workflow(
@@ -888,7 +902,7 @@ class CatalogWorkflow:
         elif name == "workflow_type":
             new = attrs.evolve(rec, workflow_type=value)
             types = ml._validate_terms(MLVocab.workflow_type, new.workflow_type)
-            batch = plan_replace_workflow_types(rec.rid, rec.workflow_type, types)
+            batch = plan_replace_workflow_types(rec.rid, rec.workflow_type, types, ml.layout)
             if batch:
                 ml.catalog.apply(batch)
             new = attrs.evolve(new, workflow_type=types)

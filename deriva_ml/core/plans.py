@@ -16,6 +16,40 @@ from deriva_ml.core.effects import Batch, Effect, Insert, Ref, Update
 from deriva_ml.core.errors import ValidationError
 from deriva_ml.core.records import ExecutionRecord, Workflow
 from deriva_ml.core.rid import RID
+from deriva_ml.core.schema_defs import CatalogModel
+
+
+@attrs.frozen
+class MLLayout:
+    """Which variant of the deriva-ml schema a catalog has (ours, or one made by a reference version).
+
+    ``workflow_types``: ``"association"`` (a ``Workflow_Workflow_Type`` table, several types per workflow) or
+    ``"column"`` (a ``Workflow_Type`` column on ``Workflow``, one type). ``dataset_role``: whether
+    ``Dataset_Execution`` has the ``Asset_Role`` column that tells input from output datasets.
+    """
+
+    workflow_types: str = "association"
+    dataset_role: bool = True
+
+
+def ml_layout(model: CatalogModel) -> MLLayout:
+    """Read the layout off a catalog model (pure)."""
+    wf = model.table(ML_SCHEMA, "Workflow")
+    assoc = model.table(ML_SCHEMA, "Workflow_Workflow_Type") is not None
+    column = wf is not None and wf.column("Workflow_Type") is not None
+    de = model.table(ML_SCHEMA, "Dataset_Execution")
+    return MLLayout(
+        workflow_types="column" if column and not assoc else "association",
+        dataset_role=de is None or de.column("Asset_Role") is not None,
+    )
+
+
+def dataset_link_row(dataset: RID, execution: RID, role: AssetRole, layout: MLLayout) -> dict[str, Any]:
+    """A ``Dataset_Execution`` row; the role is kept where the catalog has the column for it."""
+    row: dict[str, Any] = {"Dataset": dataset, "Execution": execution}
+    if layout.dataset_role:
+        row["Asset_Role"] = role.value
+    return row
 
 
 def find_existing_workflow(workflow: Workflow, rows: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
@@ -30,24 +64,21 @@ def find_existing_workflow(workflow: Workflow, rows: Iterable[Mapping[str, Any]]
     return None
 
 
-def plan_add_workflow(workflow: Workflow) -> Batch:
+def plan_add_workflow(workflow: Workflow, layout: MLLayout = MLLayout()) -> Batch:
     """Insert a workflow and its types in one batch (the row is labelled ``workflow``)."""
+    row: dict[str, Any] = {
+        "Name": workflow.name,
+        "Description": workflow.description,
+        "URL": workflow.url,
+        "Checksum": workflow.checksum,
+        "Version": workflow.version,
+    }
+    if layout.workflow_types == "column":
+        row["Workflow_Type"] = workflow.workflow_type[0]
+        return Batch([Insert(ML_SCHEMA, "Workflow", [row], labels=["workflow"])])
     return Batch(
         [
-            Insert(
-                ML_SCHEMA,
-                "Workflow",
-                [
-                    {
-                        "Name": workflow.name,
-                        "Description": workflow.description,
-                        "URL": workflow.url,
-                        "Checksum": workflow.checksum,
-                        "Version": workflow.version,
-                    }
-                ],
-                labels=["workflow"],
-            ),
+            Insert(ML_SCHEMA, "Workflow", [row], labels=["workflow"]),
             Insert(
                 ML_SCHEMA,
                 "Workflow_Workflow_Type",
@@ -57,10 +88,16 @@ def plan_add_workflow(workflow: Workflow) -> Batch:
     )
 
 
-def plan_replace_workflow_types(workflow_rid: RID, old: Sequence[str], new: Sequence[str]) -> Batch:
+def plan_replace_workflow_types(
+    workflow_rid: RID, old: Sequence[str], new: Sequence[str], layout: MLLayout = MLLayout()
+) -> Batch:
     """Set a workflow's types to ``new``: delete the ones no longer wanted, insert the new ones."""
     from deriva_ml.core.effects import Delete
 
+    if layout.workflow_types == "column":
+        if len(new) != 1:
+            raise ValidationError(f"this catalog keeps one workflow type per workflow; got {list(new)}")
+        return Batch([Update(ML_SCHEMA, "Workflow", [{"RID": workflow_rid, "Workflow_Type": new[0]}])])
     gone = [t for t in old if t not in new]
     added = [t for t in dict.fromkeys(new) if t not in old]
     effects: list[Effect] = []
@@ -96,6 +133,7 @@ def plan_input_links(
     execution_rid: RID,
     dataset_rids: Sequence[RID],
     assets_by_table: Mapping[tuple[str, str], Sequence[RID]],
+    layout: MLLayout = MLLayout(),
 ) -> Batch:
     """Link input datasets and assets to an execution (role Input), idempotently."""
     effects: list[Effect] = []
@@ -104,10 +142,7 @@ def plan_input_links(
             Insert(
                 ML_SCHEMA,
                 "Dataset_Execution",
-                [
-                    {"Dataset": d, "Execution": execution_rid, "Asset_Role": AssetRole.input.value}
-                    for d in dict.fromkeys(dataset_rids)
-                ],
+                [dataset_link_row(d, execution_rid, AssetRole.input, layout) for d in dict.fromkeys(dataset_rids)],
                 on_conflict_skip=True,
             )
         )

@@ -234,7 +234,7 @@ class Execution:
         if not self.dry_run:
             from deriva_ml.core.plans import plan_input_links
 
-            batch = plan_input_links(self.execution_rid, [s.rid for s in resolved], by_table)
+            batch = plan_input_links(self.execution_rid, [s.rid for s in resolved], by_table, ml.layout)
             if batch:
                 ml.catalog.apply(batch)
         return tuple(resolved)
@@ -560,24 +560,10 @@ class Execution:
             dataset_types=dataset_types, description=description, version=version, execution_rid=self.execution_rid
         )
         if not self.dry_run:
-            self._ml.catalog.apply(
-                Batch(
-                    [
-                        Insert(
-                            ML_SCHEMA,
-                            "Dataset_Execution",
-                            [
-                                {
-                                    "Dataset": ds.dataset_rid,
-                                    "Execution": self.execution_rid,
-                                    "Asset_Role": AssetRole.output.value,
-                                }
-                            ],
-                            on_conflict_skip=True,
-                        )
-                    ]
-                )
-            )
+            from deriva_ml.core.plans import dataset_link_row
+
+            row = dataset_link_row(ds.dataset_rid, self.execution_rid, AssetRole.output, self._ml.layout)
+            self._ml.catalog.apply(Batch([Insert(ML_SCHEMA, "Dataset_Execution", [row], on_conflict_skip=True)]))
         return ds
 
     def download_asset(self, asset_rid: str, cache: bool = False) -> Path:
@@ -589,7 +575,7 @@ class Execution:
         if not self.dry_run:
             from deriva_ml.core.plans import plan_input_links
 
-            self._ml.catalog.apply(plan_input_links(self.execution_rid, [], {(schema, table): [rid]}))
+            self._ml.catalog.apply(plan_input_links(self.execution_rid, [], {(schema, table): [rid]}, self._ml.layout))
         self.asset_paths.setdefault(table, []).append(path)
         return path
 
