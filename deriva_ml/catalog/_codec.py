@@ -22,8 +22,13 @@ from deriva_ml.core.schema_defs import CatalogModel, TableDef
 _KINDS: dict[type, str] = {Insert: "insert", Update: "update", Delete: "delete"}
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def encode_value(value: Any) -> Any:
     """A row value as JSON: ``Ref`` becomes ``{"$ref": label}``; containers are walked."""
+    if type(value) in _PLAIN:  # the common case, without the isinstance chain
+        return value
     if isinstance(value, Ref):
         return {"$ref": value.label}
     if isinstance(value, Mapping):
@@ -45,6 +50,8 @@ def decode_value(value: Any) -> Any:
 
 
 def _row(row: Mapping[str, Any]) -> dict[str, Any]:
+    if all(type(v) in _PLAIN for v in row.values()):
+        return dict(row)
     return {str(k): encode_value(v) for k, v in row.items()}
 
 

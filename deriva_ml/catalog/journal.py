@@ -39,15 +39,37 @@ class JournalEntry:
     tables: tuple[TableDef, ...] = ()
 
 
+def _compact_result(entry: JournalEntry) -> dict[str, Any]:
+    """The result as the journal keeps it: rows of a plain insert are identified by position, so only their
+    RIDs are stored (``{"rids": [...]}``); rows of an ``on_conflict_skip`` insert, where the source may have
+    skipped some, are kept whole so replay can match them by content."""
+    inserted: list[Any] = []
+    for effect, rows in zip(entry.batch.effects, entry.result.inserted, strict=False):
+        if isinstance(effect, Insert) and not effect.on_conflict_skip and len(rows) == len(effect.rows):
+            inserted.append({"rids": [r["RID"] for r in rows]})
+        else:
+            inserted.append([dict(r) for r in rows])
+    return {"rids": dict(entry.result.rids), "inserted": inserted}
+
+
+def _expand_result(doc: Mapping[str, Any]) -> BatchResult:
+    inserted = [
+        tuple({"RID": rid} for rid in rows["rids"]) if isinstance(rows, Mapping) else tuple(rows)
+        for rows in doc.get("inserted", ())
+    ]
+    return BatchResult(rids=doc.get("rids", {}), inserted=inserted)
+
+
 def encode_entry(entry: JournalEntry) -> str:
     doc = {
         "seq": entry.seq,
         "batch": _CONVERTER.unstructure(entry.batch, Batch),
-        "result": _CONVERTER.unstructure(entry.result, BatchResult),
+        "result": _compact_result(entry),
     }
     if entry.tables:
         doc["tables"] = dump_tables(entry.tables)
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # key order is fixed by construction (records, and rows as the batch gave them): no sort needed
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
 
 
 def decode_entry(line: str, where: str = "journal") -> JournalEntry:
@@ -56,7 +78,7 @@ def decode_entry(line: str, where: str = "journal") -> JournalEntry:
         return JournalEntry(
             seq=int(doc["seq"]),
             batch=_CONVERTER.structure(doc["batch"], Batch),
-            result=_CONVERTER.structure(doc["result"], BatchResult),
+            result=_expand_result(doc["result"]),
             tables=tuple(load_table(t) for t in doc.get("tables", ())),
         )
     except (ValueError, KeyError, TypeError) as e:

@@ -65,22 +65,29 @@ _MISSING = object()
 _CHUNK = 500
 
 
+_PAIRS: tuple[str, ...] = ()
+
+
+def _group(v: int) -> str:
+    """The four base-32 digits of ``v`` (0 <= v < 32**4), from a 1,024-entry table of digit pairs."""
+    global _PAIRS
+    if not _PAIRS:
+        _PAIRS = tuple(_ALPHABET[i >> 5] + _ALPHABET[i & 31] for i in range(1024))
+    return _PAIRS[v >> 10] + _PAIRS[v & 1023]
+
+
 def encode_rid(n: int) -> RID:
     """ERMrest's RID rendering: base-32 (Crockford digits), in groups of four from the right."""
     if n < 0:
         raise ValueError(f"RID counter {n} is negative")
-    digits = []
+    groups = []
     while True:
-        n, r = divmod(n, 32)
-        digits.append(_ALPHABET[r])
+        n, r = divmod(n, 1 << 20)
+        groups.append(r)
         if not n:
             break
-    s = "".join(reversed(digits))
-    groups = []
-    while s:
-        groups.append(s[-4:])
-        s = s[:-4]
-    return RID("-".join(reversed(groups)))
+    head = _group(groups[-1]).lstrip("0") or "0"
+    return RID("-".join([head, *(_group(g) for g in reversed(groups[:-1]))]))
 
 
 def decode_rid(rid: str) -> int | None:
