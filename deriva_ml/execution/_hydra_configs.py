@@ -112,7 +112,7 @@ class UploadSettings:
 #: ``DerivaMLConfig(hostname="local", catalog_id="demo")``: a connection config for the ``deriva_ml`` group.
 DerivaMLConfig = builds(DerivaMLConnection, populate_full_signature=True, zen_dataclass={"cls_name": "DerivaMLConfig"})
 
-#: ``DatasetSpecConfig(rid="1-ABC", version="1.0.0")``: an entry of a ``datasets`` group list.
+#: ``DatasetSpecConfig(rid="1-ABC", version="1.0.0")``: a ``datasets`` group option (alone or in a list).
 DatasetSpecConfig = builds(DatasetSpec, populate_full_signature=True, zen_dataclass={"cls_name": "DatasetSpecConfig"})
 
 UploadConfig = builds(UploadSettings, populate_full_signature=True, zen_dataclass={"cls_name": "UploadConfig"})
@@ -141,8 +141,9 @@ def make_run_config(hydra_defaults: Sequence[Any] | None = None, description: st
         "deriva_ml": None,
         "workflow": None,
         "model_config": None,
-        "datasets": [],
-        "assets": [],
+        # None, not []: an option may be one spec (a dict) or a list, and Hydra cannot merge a dict onto a list
+        "datasets": None,
+        "assets": None,
         "description": description,
         "dry_run": False,
         "upload": UploadConfig(),
@@ -203,9 +204,19 @@ def multirun_spec_from_node(node: Any) -> MultirunSpec:
 
 
 def register_fallbacks() -> None:
-    """Built-in defaults for groups the project left undefined (a local catalog connection)."""
+    """Built-in options for what the project left undefined: a local catalog connection
+    (``deriva_ml=default_deriva``), and one input dataset or asset given by RID on the command line
+    (``datasets=by_rid datasets.rid=1-ABC [datasets.version=1.2.0]``, ``assets=by_rid assets.rid=2-XYZ
+    [assets.cache=true]``)."""
+    from deriva_ml.asset.aux_classes import AssetSpecConfig
+
     if ("deriva_ml", "default_deriva") not in store:
         store(DerivaMLConfig(), group="deriva_ml", name="default_deriva")
+    # rid "???" is mandatory: composing without datasets.rid=... says "Missing mandatory value: datasets.rid"
+    if ("datasets", "by_rid") not in store:
+        store(DatasetSpecConfig(rid="???"), group="datasets", name="by_rid")
+    if ("assets", "by_rid") not in store:
+        store(AssetSpecConfig(rid="???"), group="assets", name="by_rid")
     if (None, DEFAULT_CONFIG_NAME) not in store:
         # stored unstructured, so that ``_global_`` experiment presets need no ``bases=(DerivaRunConfig,)``
         from omegaconf import OmegaConf

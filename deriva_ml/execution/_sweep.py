@@ -6,10 +6,15 @@ job whatever launcher runs it) is the coordination point.
 - ``.deriva_ml/parent.lock`` — an exclusive ``fcntl`` lock. The first job to hold it creates the parent
   execution and writes ``.deriva_ml/parent.json`` (its RID and the connection); later jobs, in this or any
   other process, read the file under the same lock.
+- ``.deriva_ml/sweep.json`` — what was swept: the sweep's overrides, its base config choices and (for
+  Hydra's basic sweeper) the number of jobs, written by :class:`SweepFinalizer` ``on_multirun_start`` in
+  the launching process before any job runs. The job that creates the parent records it in the
+  parent's ``configuration.json``; finalization compares the number of jobs with the children.
 - ``.deriva_ml/jobs/<num>.json`` — each job's outcome (child RID, status, error), written atomically.
 - :class:`SweepFinalizer` — a Hydra callback; ``on_multirun_end`` runs once in the launching process after
   every job returned. It marks children whose process is gone as Aborted, derives the parent's status
-  with the pure :func:`derive_parent_status` and records it.
+  with the pure :func:`derive_parent_status` and records it. When the launching process itself died,
+  ``deriva-ml-run --finalize-sweep DIR`` runs the same finalization.
 """
 
 from __future__ import annotations
@@ -31,19 +36,24 @@ _STATE_DIR = ".deriva_ml"
 _FINISHED = frozenset({Status.completed, Status.failed, Status.aborted})
 
 
-def derive_parent_status(child_statuses: Iterable[Status | str]) -> Status:
+def derive_parent_status(child_statuses: Iterable[Status | str], missing_jobs: int = 0) -> Status:
     """The status of a sweep's parent execution from its children's statuses (pure).
 
+    ``missing_jobs``: jobs of the sweep that never ran (their launcher died first).
+
     - any child still Created/Initializing/Pending/Running → Running (not decided yet);
-    - otherwise Completed when there is at least one child and every child Completed;
-    - otherwise Failed (a child Failed or was Aborted, or the sweep produced no child at all).
+    - otherwise Failed when a child Failed (a model raised, or a job failed before its execution existed);
+    - otherwise Aborted when a child was Aborted (its process died) or jobs are missing;
+    - otherwise Completed when there is at least one child (all Completed), else Failed (nothing ran).
     """
     statuses = [Status.parse(s) for s in child_statuses]
     if any(s not in _FINISHED for s in statuses):
         return Status.running
-    if statuses and all(s is Status.completed for s in statuses):
-        return Status.completed
-    return Status.failed
+    if Status.failed in statuses:
+        return Status.failed
+    if Status.aborted in statuses or missing_jobs > 0:
+        return Status.aborted
+    return Status.completed if statuses else Status.failed
 
 
 def summarize(child_statuses: Iterable[Status | str]) -> str:
@@ -68,6 +78,54 @@ class JobOutcome:
     status: Status = attrs.field(converter=_status)
     execution_rid: str | None = None
     error: str = ""
+
+
+def _str_tuple(value: Iterable[Any]) -> tuple[str, ...]:
+    return tuple(str(v) for v in value)
+
+
+def _str_dict(value: Mapping[str, Any]) -> dict[str, str]:
+    return {str(k): str(v) for k, v in value.items()}
+
+
+@attrs.frozen
+class SweepInfo:
+    """What a sweep was asked to do (``sweep.json``): overrides as given, base choices, number of jobs."""
+
+    overrides: tuple[str, ...] = attrs.field(converter=_str_tuple)
+    choices: dict[str, str] = attrs.field(converter=_str_dict, hash=False)
+    expected_jobs: int | None = None
+
+
+def _parsed(overrides: Iterable[str]) -> list[Any]:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return list(OverridesParser.create().parse_overrides(list(overrides)))
+
+
+def sweep_choices(base_choices: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, str]:
+    """The config choices of a sweep as a whole: the base choices, with each swept group shown as its
+    sweep (``{"model_config": "quick,long"}``); Hydra's own ``hydra/*`` groups left out."""
+    out = {str(k): str(v) for k, v in base_choices.items() if v is not None and not str(k).startswith("hydra/")}
+    for o in _parsed(overrides):
+        key = o.key_or_group
+        if o.is_sweep_override() and key in out:
+            out[key] = ",".join(str(v) for v in o.sweep_string_iterator())
+    return out
+
+
+def count_jobs(overrides: Iterable[str]) -> int | None:
+    """How many jobs Hydra's basic sweeper makes of ``overrides`` (the product of the sweeps' lengths);
+    None when a sweep is not a plain list (ranges, intervals, optimiser sweepers)."""
+    n = 1
+    for o in _parsed(overrides):
+        if not o.is_sweep_override():
+            continue
+        try:
+            n *= len(list(o.sweep_string_iterator()))
+        except Exception:  # interval sweeps cannot be enumerated
+            return None
+    return n
 
 
 def _abs_path(value: str | os.PathLike[str]) -> Path:
@@ -125,6 +183,24 @@ class SweepDir:
         }
         _atomic_write(self.state_dir / "jobs" / f"{outcome.num}.json", json.dumps(data, indent=2))
 
+    @property
+    def sweep_file(self) -> Path:
+        return self.state_dir / "sweep.json"
+
+    def write_sweep(self, info: SweepInfo) -> None:
+        data = {"overrides": list(info.overrides), "choices": dict(info.choices), "expected_jobs": info.expected_jobs}
+        _atomic_write(self.sweep_file, json.dumps(data, indent=2, sort_keys=True))
+
+    def read_sweep(self) -> SweepInfo | None:
+        if not self.sweep_file.exists():
+            return None
+        data = json.loads(self.sweep_file.read_text())
+        return SweepInfo(data.get("overrides") or (), data.get("choices") or {}, data.get("expected_jobs"))
+
+    def has_state(self) -> bool:
+        """Whether any job of this sweep got as far as the catalog (a parent or a job outcome)."""
+        return self.parent_file.exists() or (self.state_dir / "jobs").is_dir()
+
     def job_outcomes(self) -> list[JobOutcome]:
         d = self.state_dir / "jobs"
         if not d.is_dir():
@@ -174,6 +250,7 @@ class SweepResult:
     children: tuple[tuple[str, Status], ...] = ()
     failed_jobs: tuple[JobOutcome, ...] = ()
     aborted: tuple[str, ...] = ()
+    missing_jobs: int = 0
 
 
 def finalize_sweep(sweep: SweepDir) -> SweepResult:
@@ -201,8 +278,16 @@ def finalize_sweep(sweep: SweepDir) -> SweepResult:
                 aborted.append(str(child.rid))
             children.append((str(child.rid), status))
         statuses = [s for _, s in children] + [Status.failed for _ in unlinked]
-        target = derive_parent_status(statuses)
-        detail = f"Sweep finished: {summarize(statuses)}"
+        info = sweep.read_sweep()
+        expected = info.expected_jobs if info is not None else None
+        ran = len(children) + len(unlinked)
+        missing = max(0, expected - ran) if expected is not None else 0
+        target = derive_parent_status(statuses, missing)
+        detail = (
+            f"Sweep ended early: {ran} of {expected} jobs ran: {summarize(statuses)}"
+            if missing
+            else f"Sweep finished: {summarize(statuses)}"
+        )
         parent_exe = ml.restore_execution(parent["rid"])
         if target is Status.running:
             log.warning("sweep has unfinished children; parent left Running", parent=parent["rid"], detail=detail)
@@ -216,26 +301,46 @@ def finalize_sweep(sweep: SweepDir) -> SweepResult:
         with contextlib.suppress(Exception):
             parent_exe.upload_execution_outputs()
         final = ml.lookup_execution(parent["rid"]).status
-        return SweepResult(parent["rid"], final, tuple(children), unlinked, tuple(aborted))
+        return SweepResult(parent["rid"], final, tuple(children), unlinked, tuple(aborted), missing)
 
 
 class SweepFinalizer(Callback):
     """Hydra callback (``hydra.callbacks.deriva_ml_sweep``): finalize the sweep once every job returned.
 
-    Runs in the launching process. Exits with status 1 when the parent ends Failed, so a sweep with a
-    failed job fails on the command line too.
+    Runs in the launching process. ``on_multirun_start`` records what is swept (``sweep.json``);
+    ``on_multirun_end`` finalizes and exits with status 1 when the parent ends Failed or Aborted, so a
+    sweep with a failed job fails on the command line too.
     """
 
-    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+    @staticmethod
+    def _sweep_dir(config: Any) -> SweepDir:
         sweep_dir = Path(str(config.hydra.sweep.dir))
         if not sweep_dir.is_absolute():
             sweep_dir = Path(str(config.hydra.runtime.cwd)) / sweep_dir
-        sweep = SweepDir(sweep_dir)
-        if not sweep.state_dir.exists():
+        return SweepDir(sweep_dir)
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        if config.get("dry_run", False):
+            return
+        overrides = [str(o) for o in config.hydra.overrides.task]
+        sweeper = str(config.hydra.runtime.choices.get("hydra/sweeper", "basic"))
+        self._sweep_dir(config).write_sweep(
+            SweepInfo(
+                overrides,
+                sweep_choices(config.hydra.runtime.choices, overrides),
+                count_jobs(overrides) if sweeper == "basic" else None,
+            )
+        )
+
+    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        sweep = self._sweep_dir(config)
+        if not sweep.has_state():
             return  # dry run or nothing ran
         result = finalize_sweep(sweep)
         print(render_sweep_result(result), flush=True)
-        if result.parent_status is Status.failed or (result.parent_rid is None and result.failed_jobs):
+        if result.parent_status in (Status.failed, Status.aborted) or (
+            result.parent_rid is None and result.failed_jobs
+        ):
             raise SystemExit(1)
 
 
@@ -251,4 +356,6 @@ def render_sweep_result(result: SweepResult) -> str:
     for job in result.failed_jobs:
         first = job.error.splitlines()[0] if job.error else ""
         lines.append(f"  job {job.num} failed before its execution existed: {first}")
+    if result.missing_jobs:
+        lines.append(f"  {result.missing_jobs} job(s) never ran (the sweep's launching process ended first)")
     return "\n".join(lines)

@@ -29,6 +29,7 @@ import os
 import pkgutil
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from deriva_ml._log import get_logger
 from deriva_ml.core.records import AssetSpec, DatasetSpec, ExecutionConfiguration, Workflow
 from deriva_ml.core.status import Status
 from deriva_ml.execution._hydra_configs import (
@@ -61,7 +63,8 @@ if TYPE_CHECKING:
 
 PROG = "deriva-ml-run"
 _CALLBACK = "deriva_ml.execution._sweep.SweepFinalizer"
-_log = logging.getLogger("deriva_ml.runner")
+#: Console log level of ``deriva-ml-run`` (``WARNING`` unless ``-v``/``-vv``): DEBUG, INFO, WARNING, ERROR.
+LOG_LEVEL_ENV = "DERIVA_ML_LOG_LEVEL"
 
 
 # ------------------------------------------------------------------------------------------ records
@@ -81,13 +84,24 @@ class RunResult:
     sequence: int | None = None
 
 
+def _str_dict(value: Mapping[str, Any]) -> dict[str, str]:
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _str_tuple(value: Sequence[Any]) -> tuple[str, ...]:
+    return tuple(str(v) for v in value)
+
+
 @attrs.frozen
 class SweepJob:
-    """A job of a multirun: the shared sweep directory, the job number and the parent's description."""
+    """A job of a multirun: the shared sweep directory, the job number, and what the parent records
+    (its markdown description, the sweep's config choices and its overrides as given)."""
 
     sweep_dir: Path
     num: int
     parent_description: str
+    parent_choices: dict[str, str] = attrs.field(factory=dict, converter=_str_dict, hash=False)
+    parent_overrides: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
 
 
 # -------------------------------------------------------------------------------------------- model
@@ -177,9 +191,15 @@ def _connection_of(ml: DerivaML) -> DerivaMLConnection:
 
 
 def _create_parent(ml: DerivaML, workflow: Workflow, sweep: SweepJob) -> dict[str, Any]:
-    parent = ml.create_execution(ExecutionConfiguration(workflow=workflow, description=sweep.parent_description))
+    config = ExecutionConfiguration(
+        workflow=workflow,
+        description=sweep.parent_description,
+        argv=(PROG, "--multirun", *sweep.parent_overrides),
+        config_choices=sweep.parent_choices,
+    )
+    parent = ml.create_execution(config)
     parent.execution_start()
-    _log.info("created sweep parent execution %s", parent.execution_rid)
+    get_logger("deriva_ml.runner").info("sweep parent created", execution_rid=str(parent.execution_rid))
     return {
         "rid": str(parent.execution_rid),
         "workflow_rid": str(parent.workflow.rid) if parent.workflow.rid else None,
@@ -253,7 +273,9 @@ def run_model(
         except Exception:
             if error is None:
                 raise
-            _log.exception("uploading the partial outputs of the failed execution %s failed", exe.execution_rid)
+            get_logger("deriva_ml.runner").exception(
+                "uploading the partial outputs of the failed execution failed", execution_rid=str(exe.execution_rid)
+            )
         if error is not None:
             raise error
         return RunResult(
@@ -295,6 +317,16 @@ def _instantiate_model(node: Any) -> Any:
     if not callable(obj):
         raise TypeError(f"model_config instantiated to {obj!r}, which is not callable")
     return obj
+
+
+def _as_list(value: Any) -> list[Any]:
+    """A ``datasets``/``assets`` group value as a list: one spec (``datasets=points datasets.rid=...``), a
+    list of specs, a bare RID, or nothing."""
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        return list(value)
+    return [value]
 
 
 def _connection(node: Any) -> DerivaML | DerivaMLConnection:
@@ -348,12 +380,18 @@ def _hydra_task(cfg: Any) -> Any:
         root = Path(str(hc.sweep.dir))
         if not root.is_absolute():
             root = Path(str(hc.runtime.cwd)) / root
-        sweep_dir = SweepDir(root)
         preset = cfg.get(MULTIRUN_GROUP)
         parent_description = (
             multirun_spec_from_node(preset).description if preset is not None else ""
         ) or _default_parent_description(description, root)
-        sweep = SweepJob(root, num, parent_description)
+        sweep_dir = SweepDir(root)
+        info = sweep_dir.read_sweep()  # written by SweepFinalizer.on_multirun_start in the launching process
+        # what the whole sweep was asked for; without it (no callback ran), this job's own choices
+        sweep = (
+            SweepJob(root, num, parent_description, info.choices, info.overrides)
+            if info is not None
+            else SweepJob(root, num, parent_description, choices, overrides)
+        )
         job_text = f"Sweep job {num}: `{' '.join(overrides)}`" if overrides else f"Sweep job {num}"
         description = f"{description}\n\n{job_text}" if description else job_text
     report: dict[str, Any] = {}
@@ -364,8 +402,8 @@ def _hydra_task(cfg: Any) -> Any:
                 _connection(cfg.get("deriva_ml")),
                 _instantiate(cfg.workflow) if cfg.get("workflow") is not None else _missing("workflow"),
                 _instantiate_model(cfg.get("model_config")),
-                datasets=_instantiate(cfg.get("datasets")) or (),
-                assets=_instantiate(cfg.get("assets")) or (),
+                datasets=_as_list(_instantiate(cfg.get("datasets"))),
+                assets=_as_list(_instantiate(cfg.get("assets"))),
                 description=description,
                 dry_run=dry_run,
                 upload=_instantiate(cfg.get("upload")) if cfg.get("upload") is not None else None,
@@ -381,15 +419,16 @@ def _hydra_task(cfg: Any) -> Any:
         if sweep_dir is None or dry_run:
             raise
         # In a sweep the failure is recorded (the child is Failed in the catalog) and the sweep goes on;
-        # SweepFinalizer derives the parent's status and makes the command exit non-zero.
-        _log.exception("sweep job %s failed", num)
+        # SweepFinalizer derives the parent's status and makes the command exit non-zero. The traceback
+        # goes to the job's log file (and the console with -v).
+        get_logger("deriva_ml.runner").info("sweep job failed", job=num, exc_info=True)
         sweep_dir.record_job(
             JobOutcome(num, Status.failed, rid if not dry_run else None, f"{type(exc).__name__}: {exc}")
         )
         return JobOutcome(num, Status.failed, rid, f"{type(exc).__name__}: {exc}")
     if sweep_dir is not None and not dry_run:
         sweep_dir.record_job(JobOutcome(num, result.status, result.execution_rid))
-    print(render_result(result), flush=True)
+    print(render_result(result, job=num if multirun else None, overrides=overrides), flush=True)
     return result
 
 
@@ -405,15 +444,21 @@ def _default_parent_description(description: str, sweep_dir: Path) -> str:
     )
 
 
-def render_result(result: RunResult) -> str:
+def render_result(result: RunResult, job: int | None = None, overrides: Sequence[str] = ()) -> str:
+    """The one progress line printed per run (per job of a sweep)."""
+    head = (
+        f"{PROG}: job {job}" + (f" ({' '.join(overrides)})" if overrides else "") + ": "
+        if job is not None
+        else f"{PROG}: "
+    )
     if result.dry_run:
         return (
-            f"{PROG}: DRY RUN - nothing was written to the catalog or object store; "
+            f"{head}DRY RUN - nothing was written to the catalog or object store; "
             f"model ran in {result.working_dir} (status {result.status.value})"
         )
-    where = f" [sweep {result.parent_rid}, sequence {result.sequence}]" if result.parent_rid else ""
+    where = f"; sweep parent {result.parent_rid}" if result.parent_rid else ""
     return (
-        f"{PROG}: execution {result.execution_rid} {result.status.value} (workflow {result.workflow_rid}); "
+        f"{head}execution {result.execution_rid} {result.status.value} (workflow {result.workflow_rid}); "
         f"{result.uploaded} file(s) uploaded{where}"
     )
 
@@ -479,8 +524,55 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SWEEP_DIR",
         help="(re)derive the parent status of a sweep whose launching process died, then exit",
     )
+    p.add_argument(
+        "--verbose",
+        "-v",
+        action="count",
+        default=0,
+        help=f"log INFO (-v) or DEBUG (-vv) to the console; default WARNING (also ${LOG_LEVEL_ENV}=INFO...). "
+        "The job's log file always has INFO.",
+    )
     p.add_argument("--help", "-h", action="store_true", help="this help (Hydra's own: --hydra-help)")
     return p
+
+
+def console_log_level(verbose: int, env: Mapping[str, str], hydra_args: Sequence[str] = ()) -> int:
+    """The console's log level: ``-vv`` DEBUG, ``-v`` INFO, else ``$DERIVA_ML_LOG_LEVEL``, else WARNING
+    (``hydra.verbose=...`` on the command line means DEBUG, so that what it enables is shown)."""
+    if verbose >= 2 or any(a.startswith("hydra.verbose=") for a in hydra_args):
+        return logging.DEBUG
+    if verbose == 1:
+        return logging.INFO
+    name = env.get(LOG_LEVEL_ENV, "").strip().upper()
+    if name:
+        level = logging.getLevelName(name)
+        if not isinstance(level, int):
+            raise SystemExit(f"{PROG}: ${LOG_LEVEL_ENV}={name!r} is not a log level (DEBUG, INFO, WARNING, ERROR)")
+        return level
+    return logging.WARNING
+
+
+def logging_overrides(level: int, hydra_args: Sequence[str]) -> list[str]:
+    """Hydra overrides that set the console handlers of Hydra's job and launcher logging to ``level``.
+
+    Hydra configures logging for the app (the console and ``<job>/<task>.log`` at INFO); the runner only
+    raises the console's threshold, so the log file keeps every INFO event. A ``hydra/job_logging=...``
+    or ``hydra/hydra_logging=...`` of the user's is left alone.
+    """
+    name = logging.getLevelName(level)
+    out = []
+    if not any(a.startswith(("hydra/job_logging=", "hydra.job_logging")) for a in hydra_args):
+        out.append(f"hydra.job_logging.handlers.console.level={name}")
+        if level <= logging.DEBUG:
+            out += ["hydra.job_logging.root.level=DEBUG", "hydra.job_logging.handlers.file.level=DEBUG"]
+    if not any(a.startswith(("hydra/hydra_logging=", "hydra.hydra_logging")) for a in hydra_args):
+        out.append(f"hydra.hydra_logging.handlers.console.level={name}")
+    return [f"++{o}" for o in out]
+
+
+def _configure_console_logging(level: int) -> None:
+    """Logging of the runner's own commands that run outside Hydra (``--finalize-sweep``)."""
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
 def render_info(config_name: str = DEFAULT_CONFIG_NAME) -> str:
@@ -557,12 +649,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.help:
         _parser().print_help()
         return 0
+    level = console_log_level(args.verbose, os.environ, rest)
     if args.finalize_sweep:
         from deriva_ml.execution._sweep import finalize_sweep, render_sweep_result
 
+        _configure_console_logging(level)
         result = finalize_sweep(SweepDir(args.finalize_sweep))
         print(render_sweep_result(result))
-        return 1 if result.parent_status is Status.failed else 0
+        return 1 if result.parent_status in (Status.failed, Status.aborted) else 0
     rest = ["--help" if a == "--hydra-help" else a for a in rest]
     names, search = discover_config_modules(Path.cwd(), args.config_module)
     _import_config_modules(names, search)
@@ -580,15 +674,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         rest.append(f"deriva_ml.catalog_id={args.catalog}")
     hydra_args = expand_multirun(rest, _lookup_preset)
     hydra_args.append(f"++hydra.callbacks.deriva_ml_sweep._target_={_CALLBACK}")
+    hydra_args += logging_overrides(level, hydra_args)
     import hydra
 
-    saved = sys.argv
+    saved = sys.argv, warnings.showwarning
     sys.argv = [PROG, *hydra_args]
+    warnings.showwarning = _source_warnings_once(warnings.showwarning)
     try:
         hydra.main(config_path=None, config_name=config_name, version_base="1.3")(_hydra_task)()
     finally:
-        sys.argv = saved
+        sys.argv, warnings.showwarning = saved
     return 0
+
+
+def _source_warnings_once(show: Callable[..., None]) -> Callable[..., None]:
+    """``warnings.showwarning`` that shows each distinct SourceWarning once per command (every job of a
+    sweep detects the same source; a ``"once"`` filter does not survive the library's
+    ``catch_warnings``)."""
+    from deriva_ml.source import SourceWarning
+
+    seen: set[str] = set()
+
+    def showwarning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, SourceWarning):
+            if str(message) in seen:
+                return
+            seen.add(str(message))
+        show(message, category, *args, **kwargs)
+
+    return showwarning
 
 
 __all__ = [

@@ -13,20 +13,31 @@ from hypothesis import strategies as st
 
 from deriva_ml.core.records import AssetSpec, DatasetSpec, Workflow
 from deriva_ml.core.status import Status
-from deriva_ml.execution._sweep import SweepDir, derive_parent_status, summarize
+from deriva_ml.execution._sweep import SweepDir, count_jobs, derive_parent_status, summarize, sweep_choices
 from deriva_ml.execution.notebook_runner import inject_parameters, parse_value
-from deriva_ml.execution.runner import MultirunSpec, config_choices_of, expand_multirun, model_source_file
+from deriva_ml.execution.runner import (
+    MultirunSpec,
+    config_choices_of,
+    console_log_level,
+    expand_multirun,
+    logging_overrides,
+    model_source_file,
+)
 
 FINISHED = [Status.completed, Status.failed, Status.aborted]
 UNFINISHED = [Status.created, Status.initializing, Status.pending, Status.running]
 
 
-@given(st.lists(st.sampled_from(list(Status))))
-def test_derive_parent_status_rules(statuses: list[Status]) -> None:
-    got = derive_parent_status(statuses)
+@given(st.lists(st.sampled_from(list(Status))), st.integers(0, 3))
+def test_derive_parent_status_rules(statuses: list[Status], missing: int) -> None:
+    got = derive_parent_status(statuses, missing)
     if any(s in UNFINISHED for s in statuses):
         assert got is Status.running
-    elif statuses and all(s is Status.completed for s in statuses):
+    elif Status.failed in statuses:
+        assert got is Status.failed
+    elif Status.aborted in statuses or missing:
+        assert got is Status.aborted
+    elif statuses:
         assert got is Status.completed
     else:
         assert got is Status.failed
@@ -44,8 +55,40 @@ def test_derive_parent_status_examples() -> None:
     assert derive_parent_status([]) is Status.failed
     assert derive_parent_status(["Completed", "Completed"]) is Status.completed
     assert derive_parent_status(["Completed", "Failed"]) is Status.failed
-    assert derive_parent_status(["Completed", "Aborted"]) is Status.failed
+    assert derive_parent_status(["Completed", "Aborted"]) is Status.aborted
+    assert derive_parent_status(["Completed", "Aborted", "Failed"]) is Status.failed
+    assert derive_parent_status(["Completed"], missing_jobs=1) is Status.aborted
+    assert derive_parent_status([], missing_jobs=3) is Status.aborted
     assert derive_parent_status(["Failed", "Running"]) is Status.running
+
+
+def test_sweep_choices_and_job_count() -> None:
+    base = {"model_config": "default_model", "multirun": "lr_sweep", "hydra/launcher": "basic", "x": None}
+    overrides = ["model_config=quick,long", "model_config.epochs=1,2,3", "+multirun=lr_sweep"]
+    assert sweep_choices(base, overrides) == {"model_config": "quick,long", "multirun": "lr_sweep"}
+    assert count_jobs(overrides) == 6
+    assert count_jobs(["a=1"]) == 1
+    assert count_jobs(["a=range(0,4)"]) == 4
+    assert count_jobs(["a=interval(0,1)"]) is None
+
+
+def test_console_log_level() -> None:
+    import logging
+
+    assert console_log_level(0, {}) == logging.WARNING
+    assert console_log_level(1, {}) == logging.INFO
+    assert console_log_level(2, {}) == logging.DEBUG
+    assert console_log_level(0, {"DERIVA_ML_LOG_LEVEL": "info"}) == logging.INFO
+    assert console_log_level(0, {}, ["hydra.verbose=deriva_ml"]) == logging.DEBUG
+    with pytest.raises(SystemExit, match="not a log level"):
+        console_log_level(0, {"DERIVA_ML_LOG_LEVEL": "loud"})
+    assert logging_overrides(logging.WARNING, []) == [
+        "++hydra.job_logging.handlers.console.level=WARNING",
+        "++hydra.hydra_logging.handlers.console.level=WARNING",
+    ]
+    assert logging_overrides(logging.INFO, ["hydra/job_logging=disabled"]) == [
+        "++hydra.hydra_logging.handlers.console.level=INFO"
+    ]
 
 
 def test_expand_multirun() -> None:
@@ -132,8 +175,8 @@ def test_ensure_parent_creates_exactly_once_across_processes(tmp_path: Path) -> 
     assert len(list(markers.iterdir())) == 1
 
 
-def test_finalize_sweep_aborts_dead_children_and_fails_the_parent(tmp_path: Path) -> None:
-    """A child left Running by a process that is gone is Aborted; the parent is derived Failed."""
+def test_finalize_sweep_aborts_dead_children_and_the_parent(tmp_path: Path) -> None:
+    """A child left Running by a process that is gone is Aborted; so is the parent (derived)."""
     import json as _json
 
     import attrs
@@ -160,9 +203,9 @@ def test_finalize_sweep_aborts_dead_children_and_fails_the_parent(tmp_path: Path
         parent.add_nested_execution(done, sequence=0)
         parent.add_nested_execution(crashed, sequence=1)
     result = finalize_sweep(sweep)
-    assert result.parent_status is Status.failed
+    assert result.parent_status is Status.aborted
     assert result.aborted == (crashed.execution_rid,)
     with DerivaML("local", "fin", home=tmp_path / "home") as ml:
         assert ml.lookup_execution(crashed.execution_rid).status is Status.aborted
         assert "1 Aborted, 1 Completed" in ml.lookup_execution(parent.execution_rid).status_detail
-    assert finalize_sweep(sweep).parent_status is Status.failed  # idempotent
+    assert finalize_sweep(sweep).parent_status is Status.aborted  # idempotent
