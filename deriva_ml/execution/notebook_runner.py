@@ -3,8 +3,10 @@
 The runner owns the execution's lifecycle; the notebook only uses it:
 
 1. the runner composes the project's configs (``deriva_ml``, ``datasets``, ``assets``, ``workflow`` groups;
-   Hydra overrides allowed), builds the workflow from the *notebook file* (URL + nbstripout-normalised
-   checksum), creates the execution (inputs downloaded, metadata uploaded) and starts it (Running);
+   Hydra overrides allowed; the ``workflow`` option named after the notebook, e.g. ``fit_report`` for
+   ``fit_report.ipynb``, is the default when the project defines one), builds the workflow from the
+   *notebook file* (URL + nbstripout-normalised checksum), creates the execution (inputs downloaded,
+   metadata uploaded) and starts it (Running);
 2. it injects the ``-p KEY VALUE`` parameters as a code cell (after the cell tagged ``parameters`` when
    there is one, like papermill) and executes the notebook with nbclient. The kernel inherits
    ``DERIVA_ML_EXECUTION_RID``, the connection (``DERIVA_ML_HOSTNAME``, ``DERIVA_ML_CATALOG_ID``,
@@ -14,6 +16,9 @@ The runner owns the execution's lifecycle; the notebook only uses it:
 4. the executed notebook (partial, when a cell failed) is written as an ``Execution_Asset`` of type
    ``Notebook_Output``; the execution is stopped (Completed, or Failed with the cell error) and every
    registered output is uploaded. A failed notebook exits with status 1.
+
+``--dry-run`` does the same against the catalog read-only: the notebook runs (``notebook_execution()``
+returns a dry-run execution) and nothing is written to the catalog or the object store.
 """
 
 from __future__ import annotations
@@ -38,6 +43,10 @@ if TYPE_CHECKING:
 PROG = "deriva-ml-run-notebook"
 NOTEBOOK_CONFIG_NAME = "deriva_notebook"
 EXECUTION_RID_ENV = "DERIVA_ML_EXECUTION_RID"
+#: Set to ``true`` in the kernel of a ``--dry-run``; ``DERIVA_ML_CONFIGURATION`` then names the
+#: execution's configuration.json, from which ``notebook_execution()`` makes its own dry-run execution.
+DRY_RUN_ENV = "DERIVA_ML_DRY_RUN"
+CONFIGURATION_ENV = "DERIVA_ML_CONFIGURATION"
 INJECTED_TAG = "injected-parameters"
 
 
@@ -59,6 +68,13 @@ def notebook_execution() -> tuple[DerivaML, Execution]:
             "execution yourself with ml.create_execution(...)"
         )
     ml = DerivaMLConnection.from_env(os.environ).connect()
+    if os.environ.get(DRY_RUN_ENV, "").lower() == "true":
+        from deriva_ml.core.codec import configuration_from_json
+
+        config = configuration_from_json(Path(os.environ[CONFIGURATION_ENV]).read_text())
+        exe = ml.create_execution(config, dry_run=True)  # nothing reaches the catalog
+        exe.execution_start()
+        return ml, exe
     return ml, ml.restore_execution(rid)
 
 
@@ -109,9 +125,15 @@ def inject_parameters(nb: Any, params: dict[str, Any]) -> Any:
 # ------------------------------------------------------------------------------------------- config
 
 
-def _compose(overrides: Sequence[str]) -> tuple[Any, dict[str, str]]:
-    """Compose the notebook config (``deriva_ml``/``datasets``/``assets``/``workflow`` groups) with overrides."""
+def _compose(overrides: Sequence[str], notebook_stem: str = "") -> tuple[Any, dict[str, str]]:
+    """Compose the notebook config (``deriva_ml``/``datasets``/``assets``/``workflow`` groups) with overrides.
+
+    Unless the project stores its own ``deriva_notebook`` config, the default workflow is the ``workflow``
+    option named after the notebook (``fit_report`` for ``fit_report.ipynb``) when there is one, else none
+    (``workflow=NAME`` selects one).
+    """
     from hydra import compose, initialize
+    from hydra.core.config_store import ConfigStore
     from hydra_zen import make_config, store
     from omegaconf import OmegaConf, open_dict
 
@@ -119,6 +141,7 @@ def _compose(overrides: Sequence[str]) -> tuple[Any, dict[str, str]]:
     from deriva_ml.execution.runner import config_choices_of
 
     register_fallbacks()
+    store.add_to_hydra_store(overwrite_ok=True)
     if (None, NOTEBOOK_CONFIG_NAME) not in store:
         node = make_config(
             hydra_defaults=[
@@ -126,15 +149,17 @@ def _compose(overrides: Sequence[str]) -> tuple[Any, dict[str, str]]:
                 {"deriva_ml": "default_deriva"},
                 {"optional datasets": "default_dataset"},
                 {"optional assets": "default_asset"},
+                # null: no workflow unless the notebook has its own option; ``workflow=NAME`` still works
+                {"workflow": notebook_stem if notebook_stem and ("workflow", notebook_stem) in store else None},
             ],
             deriva_ml=None,
-            datasets=[],
-            assets=[],
+            datasets=None,
+            assets=None,
             workflow=None,
             description="",
         )
-        store(OmegaConf.to_container(OmegaConf.structured(node)), name=NOTEBOOK_CONFIG_NAME)
-    store.add_to_hydra_store(overwrite_ok=True)
+        # Hydra's own store (not hydra-zen's): it is rebuilt for each notebook
+        ConfigStore.instance().store(name=NOTEBOOK_CONFIG_NAME, node=OmegaConf.to_container(OmegaConf.structured(node)))
     with initialize(version_base="1.3", config_path=None):
         cfg = compose(config_name=NOTEBOOK_CONFIG_NAME, overrides=list(overrides), return_hydra_config=True)
     choices = config_choices_of(cfg.hydra.runtime.choices)
@@ -149,6 +174,7 @@ class NotebookResult:
     status: Status
     output_notebook: str
     error: str = ""
+    dry_run: bool = False
 
 
 def run_notebook(
@@ -161,18 +187,22 @@ def run_notebook(
     kernel_name: str | None = None,
     timeout: int | None = None,
     argv: Sequence[str] = (),
+    dry_run: bool = False,
 ) -> NotebookResult:
-    """Execute ``notebook`` as a new execution (see the module docstring); never raises for a cell error."""
+    """Execute ``notebook`` as a new execution (see the module docstring); never raises for a cell error.
+
+    ``dry_run=True``: the notebook runs, nothing is written to the catalog or object store."""
     import nbformat
     from nbclient import NotebookClient
 
+    from deriva_ml.core.codec import configuration_to_json
     from deriva_ml.core.definitions import ExecAssetType
-    from deriva_ml.execution.runner import _connection, _connection_of, _instantiate
+    from deriva_ml.execution.runner import _as_list, _connection, _connection_of, _instantiate
 
     nb_path = Path(notebook).resolve()
     if not nb_path.is_file():
         raise SystemExit(f"{PROG}: no notebook {str(nb_path)!r}")
-    cfg, choices = _compose(overrides)
+    cfg, choices = _compose(overrides, nb_path.stem)
     conn = _connection(cfg.get("deriva_ml"))
     ml = conn.connect() if isinstance(conn, DerivaMLConnection) else conn
     try:
@@ -196,12 +226,12 @@ def run_notebook(
         config = ExecutionConfiguration(
             workflow=wf,
             description=description or str(cfg.get("description") or "") or f"Notebook {nb_path.name}",
-            datasets=_instantiate(cfg.get("datasets")) or (),
-            assets=_instantiate(cfg.get("assets")) or (),
+            datasets=_as_list(_instantiate(cfg.get("datasets"))),
+            assets=_as_list(_instantiate(cfg.get("assets"))),
             argv=tuple(argv) or (PROG, str(nb_path), *list(overrides)),
             config_choices=choices,
         )
-        exe = ml.create_execution(config)
+        exe = ml.create_execution(config, dry_run=dry_run)
         out_path = exe.asset_file_path(
             "Execution_Asset", nb_path.name, asset_types=[ExecAssetType.notebook_output.value]
         )
@@ -212,6 +242,10 @@ def run_notebook(
             "DERIVA_ML_WORKFLOW_URL": wf.url or "",
             "DERIVA_ML_WORKFLOW_CHECKSUM": wf.checksum or "",
         }
+        if dry_run:
+            cfg_file = exe.working_dir / "dry-run-configuration.json"
+            cfg_file.write_text(configuration_to_json(exe.configuration))
+            env.update({DRY_RUN_ENV: "true", CONFIGURATION_ENV: str(cfg_file)})
         kernel = kernel_name or (nb.metadata.get("kernelspec") or {}).get("name") or "python3"
         client = NotebookClient(
             nb,
@@ -235,12 +269,14 @@ def run_notebook(
                     os.environ[k] = v
             nbformat.write(nb, out_path)  # type: ignore[no-untyped-call]  # executed, or partially
         exe.execution_stop(error)
-        exe.upload_execution_outputs()
+        if not dry_run:
+            exe.upload_execution_outputs()
         return NotebookResult(
             str(exe.execution_rid),
             exe.status,
             str(out_path),
             "" if error is None else f"{type(error).__name__}: {_first_lines(str(error))}",
+            dry_run,
         )
     finally:
         if isinstance(conn, DerivaMLConnection):
@@ -274,14 +310,26 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--description", default=None)
     p.add_argument("--kernel", default=None, help="kernel name (default: the notebook's kernelspec, else python3)")
     p.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: no limit)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="run the notebook but write nothing to the catalog or object store"
+    )
+    p.add_argument("--verbose", "-v", action="count", default=0, help="log INFO (-v) or DEBUG (-vv); default WARNING")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from deriva_ml.execution.runner import _import_config_modules, discover_config_modules
+    import logging
+
+    from deriva_ml.execution.runner import _import_config_modules, console_log_level, discover_config_modules
 
     raw = list(sys.argv[1:] if argv is None else argv)
     args, overrides = _parser().parse_known_args(raw)
+    # an application entry point: it configures logging (the library never does)
+    logging.basicConfig(
+        level=console_log_level(args.verbose, os.environ),
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     names, search = discover_config_modules(Path.cwd(), args.config_module)
     _import_config_modules(names, search)
     if args.host:
@@ -298,10 +346,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         kernel_name=args.kernel,
         timeout=args.timeout,
         argv=(PROG, *raw),
+        dry_run=args.dry_run,
     )
-    print(
-        f"{PROG}: execution {result.execution_rid} {result.status.value}; executed notebook: {result.output_notebook}"
-    )
+    if result.dry_run:
+        print(
+            f"{PROG}: DRY RUN - nothing was written to the catalog or object store; notebook "
+            f"{result.status.value}; executed notebook: {result.output_notebook}"
+        )
+    else:
+        print(
+            f"{PROG}: execution {result.execution_rid} {result.status.value}; "
+            f"executed notebook: {result.output_notebook}"
+        )
     if result.error:
         print(f"{PROG}: notebook failed: {result.error}", file=sys.stderr)
         return 1
