@@ -25,3 +25,14 @@ workflow_store(
     ),
     name="linear_evaluation",
 )
+# deriva-ml-run-notebook uses the workflow option named after the notebook (notebooks/fit_report.ipynb)
+workflow_store(
+    builds(
+        Workflow,
+        name="Linear Fit Report",
+        workflow_type="Analysis",
+        description="Fit and report on the demo linear model in a notebook.",
+        populate_full_signature=True,
+    ),
+    name="fit_report",
+)
