@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import attrs
 import pytest
 
 from deriva_ml import DerivaML
+from deriva_ml.source import SourceWarning
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo_project"
 CATALOG = "demo"
@@ -47,12 +49,15 @@ class Project:
         env.pop("DERIVA_ML_CONFIG_MODULE", None)
         return env
 
-    def run(self, *args: str, module: str = "deriva_ml.execution.runner", timeout: float = 150) -> Run:
+    def argv(self, *args: str, module: str = "deriva_ml.execution.runner") -> list[str]:
         extra = []
-        if module.endswith(".runner"):
+        if module.endswith(".runner") and "--finalize-sweep" not in args:
             extra = [f"hydra.run.dir={self.tmp / 'outputs'}", f"hydra.sweep.dir={self.tmp / 'multirun'}"]
+        return [sys.executable, "-m", module, *args, *extra]
+
+    def run(self, *args: str, module: str = "deriva_ml.execution.runner", timeout: float = 150) -> Run:
         proc = subprocess.run(
-            [sys.executable, "-m", module, *args, *extra],
+            self.argv(*args, module=module),
             cwd=DEMO,
             env=self.env(),
             capture_output=True,
@@ -72,6 +77,19 @@ class Project:
 @pytest.fixture
 def project(tmp_path: Path) -> Iterator[Project]:
     yield Project(tmp_path)
+
+
+def demo_inputs(ml: DerivaML) -> Any:
+    """The demo project's inputs (``models/demo_data.py``): a dataset of point files and a starting model."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("demo_project_demo_data", DEMO / "models" / "demo_data.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SourceWarning)  # the test tree is a dirty checkout
+        return module.create_demo_inputs(ml)
 
 
 def configuration(ml: DerivaML, rid: str) -> dict[str, Any]:

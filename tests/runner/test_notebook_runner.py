@@ -9,7 +9,7 @@ import pytest
 
 from deriva_ml.core.status import Status
 
-from .conftest import DEMO, Project, configuration, metadata_files, outputs
+from .conftest import DEMO, Project, configuration, metadata_files, outputs, row_counts
 
 pytestmark = pytest.mark.timeout(180)
 NOTEBOOK = "notebooks/fit_report.ipynb"
@@ -27,6 +27,10 @@ def test_notebook_success(project: Project) -> None:
         cfg = configuration(ml, exe.rid)
         assert cfg["workflow"]["url"].endswith("examples/demo_project/notebooks/fit_report.ipynb")
         assert cfg["workflow"]["is_notebook"] is True
+        # the project's workflow option named after the notebook is the default
+        assert cfg["config_choices"]["workflow"] == "fit_report"
+        assert cfg["workflow"]["name"] == "Linear Fit Report"
+        assert cfg["workflow"]["workflow_type"] == ["Analysis"]
         assert cfg["argv"][1:5] == [NOTEBOOK, "-p", "learning_rate", "0.5"]
         executed = nbformat.read(ml.execution_dir(exe.rid) / "outputs" / "Execution_Asset" / "fit_report.ipynb", 4)
         injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
@@ -55,3 +59,16 @@ def test_notebook_failure_keeps_partial_notebook(project: Project) -> None:
         ]
         assert errors and errors[0]["ename"] == "RuntimeError"
     assert (DEMO / NOTEBOOK).read_text().count("injected-parameters") == 0  # the source notebook is untouched
+
+
+def test_notebook_dry_run_writes_nothing(project: Project) -> None:
+    with project.ml() as ml:
+        before = row_counts(ml)
+    run = project.run(NOTEBOOK, "--dry-run", "-p", "epochs", "2", "workflow=linear_evaluation", module=MODULE).check()
+    assert "DRY RUN" in run.stdout
+    executed_path = run.stdout.strip().rsplit("executed notebook: ", 1)[1]
+    executed = nbformat.read(executed_path, 4)
+    printed = "".join(o.get("text", "") for o in executed.cells[3].outputs)
+    assert "0000" in printed  # the kernel's execution is a dry run too
+    with project.ml() as ml:
+        assert row_counts(ml) == before

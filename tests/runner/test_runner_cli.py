@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
 from deriva_ml.core.status import Status
 
-from .conftest import Project, configuration, metadata_files, outputs, row_counts
+from .conftest import Project, configuration, demo_inputs, metadata_files, outputs, row_counts
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -21,8 +26,15 @@ def test_info_lists_groups_options_and_presets(project: Project) -> None:
 
 
 def test_single_run_records_provenance(project: Project) -> None:
-    out = project.run("model_config.epochs=3").check().stdout
+    run = project.run("model_config.epochs=3").check()
+    out = run.stdout
     assert "Completed" in out
+    # the console is quiet by default: one progress line, no INFO events (the job's log file has them)
+    assert [line for line in out.splitlines() if line.strip()] == [
+        line for line in out.splitlines() if "deriva-ml-run:" in line
+    ]
+    assert "event=" not in out + run.stderr
+    assert "event='status'" in (project.tmp / "outputs" / "runner.log").read_text()
     with project.ml() as ml:
         (exe,) = ml.find_executions()
         assert exe.status is Status.completed
@@ -72,8 +84,9 @@ def test_dry_run_writes_nothing(project: Project) -> None:
     project.run("model_config.epochs=2").check()  # creates the catalog and a first execution
     with project.ml() as ml:
         before = row_counts(ml)
-    out = project.run("dry_run=true", "+experiment=quick_fit").check().stdout
+    out = project.run("-v", "dry_run=true", "+experiment=quick_fit").check().stdout
     assert "DRY RUN" in out
+    assert "event='status'" in out  # -v shows INFO events on the console
     with project.ml() as ml:
         assert row_counts(ml) == before
 
@@ -91,7 +104,22 @@ def test_multirun_preset_makes_one_parent_and_ordered_children(project: Project,
         parent = parents[0]
         assert parent.status is Status.completed
         assert parent.description.startswith("## Learning Rate Sweep")
-        assert configuration(ml, parent.rid)["datasets"] == []
+        parent_cfg = configuration(ml, parent.rid)
+        assert parent_cfg["datasets"] == []
+        # the parent records the sweep as a whole: its choices and its overrides as given
+        assert parent_cfg["config_choices"] == {
+            "multirun": "lr_sweep",
+            "experiment": "quick_fit",
+            "model_config": "quick",
+            "workflow": "default_workflow",
+            "deriva_ml": "default_deriva",
+            "datasets": "default_dataset",
+            "assets": "default_asset",
+        }
+        assert parent_cfg["argv"][:2] == ["deriva-ml-run", "--multirun"]
+        assert "model_config.learning_rate=0.05,0.1,0.5" in parent_cfg["argv"]
+        assert "+multirun=lr_sweep" in parent_cfg["argv"]
+        assert parent_cfg["description"].startswith("## Learning Rate Sweep")
         links = ml.catalog.query("deriva-ml", "Execution_Execution", {"Execution": parent.rid})
         assert sorted(link["Sequence"] for link in links) == [0, 1, 2]
         rates = {}
@@ -119,6 +147,15 @@ def test_plain_multirun_flag(project: Project) -> None:
         assert [configuration(ml, c.rid)["argv"][1] for c in children] == [
             "model_config.epochs=1",
             "model_config.epochs=2",
+        ]
+        parent_cfg = configuration(ml, parent.rid)
+        assert parent_cfg["config_choices"]["model_config"] == "default_model"
+        assert "multirun" not in parent_cfg["config_choices"]
+        assert parent_cfg["argv"] == [
+            "deriva-ml-run",
+            "--multirun",
+            "model_config.epochs=1,2",
+            "model_config.learning_rate=0.1",
         ]
 
 
@@ -149,3 +186,91 @@ def test_unknown_preset_names_the_fix(project: Project) -> None:
     run = project.run("+multirun=nope")
     assert run.returncode != 0
     assert "no multirun preset 'nope'" in run.stderr
+
+
+def test_dataset_and_asset_inputs(project: Project) -> None:
+    """datasets=points datasets.rid=... and assets=warm_start assets.rid=...: the bag's files are the data."""
+    with project.ml() as ml:
+        made = demo_inputs(ml)
+        version = ml.lookup_dataset(made.dataset_rid).current_version
+        before = {e.rid for e in ml.find_executions()}
+    project.run(
+        "datasets=points",
+        f"datasets.rid={made.dataset_rid}",
+        "assets=warm_start",
+        f"assets.rid={made.model_rid}",
+        "model_config.epochs=3",
+    ).check()
+    with project.ml() as ml:
+        (exe,) = [e for e in ml.find_executions() if e.rid not in before]
+        assert exe.status is Status.completed
+        links = ml.catalog.query("deriva-ml", "Dataset_Execution", {"Execution": exe.rid})
+        assert [(x["Dataset"], x["Asset_Role"]) for x in links] == [(made.dataset_rid, "Input")]
+        asset_links = ml.catalog.query("deriva-ml", "Execution_Asset_Execution", {"Execution": exe.rid})
+        assert (made.model_rid, "Input") in {(x["Execution_Asset"], x["Asset_Role"]) for x in asset_links}
+        cfg = configuration(ml, exe.rid)
+        assert cfg["config_choices"]["datasets"] == "points"
+        assert cfg["config_choices"]["assets"] == "warm_start"
+        (ds,) = cfg["datasets"]
+        assert ds["rid"] == made.dataset_rid
+        assert ds["version"] == {"major": version.major, "minor": version.minor, "patch": version.patch}
+        assert cfg["assets"] == [{"rid": made.model_rid, "cache": True}]
+        assert f"datasets.rid={made.dataset_rid}" in cfg["argv"]
+        metrics = json.loads(
+            (ml.execution_dir(exe.rid) / "outputs" / "Execution_Metadata" / "metrics.json").read_text()
+        )
+        assert metrics["data_files"] == ["points_0.csv", "points_1.csv", "points_2.csv"]
+        assert metrics["n_points"] == 60 and metrics["warm_start"] is True
+        # cache=True: the input asset is a link into the MD5-addressed cache
+        (start,) = (ml.execution_dir(exe.rid) / "inputs" / "assets").rglob("*model.json")
+        assert start.is_symlink() and Path(os.readlink(start)).is_relative_to(ml.cache_dir)
+
+
+def test_missing_dataset_rid_names_the_fix(project: Project) -> None:
+    run = project.run("datasets=points")
+    assert run.returncode != 0
+    assert "Missing mandatory value: datasets.rid" in run.stderr
+
+
+@pytest.mark.parametrize("recover", ["finalize", "abort_stale"])
+def test_killed_launcher_leaves_a_recoverable_sweep(project: Project, recover: str) -> None:
+    """SIGKILL the launching process while job 1 runs; job 2 never starts. Recovery aborts the running
+    child and derives the parent Aborted (2 of 3 jobs ran)."""
+    log = project.tmp / "launcher.out"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            project.argv("-m", "model_config.sleep=0,60,0", "model_config.epochs=1"),
+            cwd=Path(__file__).resolve().parents[2] / "examples" / "demo_project",
+            env=project.env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "model: sleeping" not in log.read_text():
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    with project.ml() as ml:
+        (parent,) = [e for e in ml.find_executions() if ml.list_nested_executions(e.rid)]
+        assert parent.status is Status.running  # nobody finalized it
+        if recover == "abort_stale":
+            aborted = {r.rid for r in ml.abort_stale_executions()}
+            assert parent.rid in aborted  # its owner (the launcher) is gone too
+    run = project.run("--finalize-sweep", str(project.sweep_dir))
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert f"sweep parent {parent.rid} Aborted" in run.stdout
+    with project.ml() as ml:
+        children = ml.list_nested_executions(parent.rid)
+        assert [c.status for c in children] == [Status.completed, Status.aborted]
+        final = ml.lookup_execution(parent.rid)
+        assert final.status is Status.aborted
+        if recover == "finalize":
+            assert "Sweep ended early: 2 of 3 jobs ran: 2 jobs: 1 Aborted, 1 Completed" in final.status_detail
+    # finalizing again changes nothing
+    again = project.run("--finalize-sweep", str(project.sweep_dir))
+    assert again.returncode == 1 and f"sweep parent {parent.rid} Aborted" in again.stdout
