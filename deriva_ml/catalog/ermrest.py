@@ -221,7 +221,6 @@ class ErmrestCatalog:
         scheme: str = "https",
     ) -> None:
         from deriva.core import DEFAULT_SESSION_CONFIG as DERIVA_DEFAULTS
-        from deriva.core import get_credential
 
         if batch_size < 1:
             raise ValidationError(f"batch_size={batch_size!r} must be at least 1")
@@ -230,7 +229,7 @@ class ErmrestCatalog:
         self.scheme = scheme
         self.batch_size = batch_size
         self.session_config = {**DERIVA_DEFAULTS, **DEFAULT_SESSION_CONFIG, **(session_config or {})}
-        self._credential = credential if credential is not None else get_credential(hostname)
+        self._credential = credential if credential is not None else _lookup_credential(hostname)
         self.request_count = 0
         self.requests: Counter[str] = Counter()
         self._model: CatalogModel | None = None
@@ -357,19 +356,30 @@ class ErmrestCatalog:
         rows = [resolve_refs(r, rids) for r in effect.rows]
         for r in rows:
             check_writable(t, r.keys(), "insert")
-        # rows grouped by their column set: absent columns get the server's defaults
+        # ERMrest refuses (400) a request whose rows share a key, even with onconflict=skip; a later row
+        # that repeats an earlier row's key would be skipped anyway, so it is not sent (``dup_of``).
+        dup_of = _duplicates(t, rows) if effect.on_conflict_skip else {}
+        # rows grouped by their column set: absent columns get the server's defaults (an absent column
+        # NOT listed in ?defaults= would be stored as NULL, not as its default)
         groups: dict[tuple[str, ...], list[int]] = {}
         for i, r in enumerate(rows):
-            groups.setdefault(tuple(sorted(r)), []).append(i)
+            if i not in dup_of:
+                groups.setdefault(tuple(sorted(r)), []).append(i)
         out: list[dict[str, Any] | None] = [None] * len(rows)
         for cols, idxs in groups.items():
+            explicit_null = None
+            if not cols:
+                # "Entity insertion requires at least one non-defaulting column" (409): send one
+                # nullable column without a default as an explicit null (the same value a default gives)
+                explicit_null = next((c.name for c in t.columns if c.nullok and c.default is None), None)
+                cols = (explicit_null,) if explicit_null is not None else cols
             defaults = [*SYSTEM_COLUMNS, *(c.name for c in t.columns if c.name not in cols)]
             query = "?defaults=" + ",".join(_u(c) for c in defaults)
             if effect.on_conflict_skip:
                 query += "&onconflict=skip"
             for start in range(0, len(idxs), self.batch_size):
                 chunk = idxs[start : start + self.batch_size]
-                body = [{c: rows[i][c] for c in cols} for i in chunk]
+                body = [{c: rows[i].get(c) for c in cols} for i in chunk]
                 got = (
                     self._request(
                         "POST", self._entity(t) + query, body=body, what=f"insert into {t.qualified}", table=t.qualified
@@ -385,14 +395,14 @@ class ErmrestCatalog:
             for i, label in enumerate(effect.labels):
                 if label is None:
                     continue
-                row = out[i]
+                row = out[dup_of.get(i, i)]
                 if row is not None:
                     rids[label] = RID(row["RID"])
                 elif effect.on_conflict_skip:
                     existing = self._existing(t, rows[i])
                     if existing is not None:
                         rids[label] = existing
-        return tuple(r for r in out if r is not None)
+        return tuple(r for i, r in enumerate(out) if r is not None and i not in dup_of)
 
     def _match_skipped(
         self,
@@ -436,12 +446,23 @@ class ErmrestCatalog:
             )
             for start in range(0, len(rows), self.batch_size):
                 chunk = rows[start : start + self.batch_size]
-                got = self._request("PUT", path, body=chunk, what=f"update of {t.qualified}", table=t.qualified) or []
+                try:
+                    got = (
+                        self._request("PUT", path, body=chunk, what=f"update of {t.qualified}", table=t.qualified) or []
+                    )
+                except ConflictError as e:
+                    # documented: a row whose key matches no stored row "will cause an error" (409
+                    # "Input row key (...) does not match existing entity."); nothing was updated
+                    if "does not match existing" not in str(e):
+                        raise
+                    self._check_updated(t, effect.key, chunk)
+                    raise
                 if len(got) < len(chunk):
+                    # some servers skip unmatched rows instead (200, fewer rows): check them
                     self._check_updated(t, effect.key, chunk)
 
     def _check_updated(self, t: TableDef, key: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
-        # ERMrest may omit rows whose values did not change; only rows that do not exist are an error
+        # raise for the first row whose key matches no stored row
         for row in rows:
             if not self.query(t.schema, t.name, {k: row[k] for k in key}, columns=list(key), limit=1):
                 value = row[key[0]] if len(key) == 1 else {k: row[k] for k in key}
@@ -500,8 +521,9 @@ class ErmrestCatalog:
             path += "/" + ",".join(_u(c) for c in project)
         if sort:
             path += "@sort(" + ",".join(_u(c) for c in sort) + ")"
-        if limit is not None:
-            path += f"?limit={int(limit)}"
+        # an absent ?limit= lets the server apply its configured default_limit (100 unless configured
+        # otherwise in ERMrest's source), so "no limit" is spelled out
+        path += f"?limit={int(limit)}" if limit is not None else "?limit=none"
         rows: list[dict[str, Any]] = (
             self._request("GET", path, snapshot=snapshot, what=f"query of {t.qualified}", table=t.qualified) or []
         )
@@ -531,6 +553,37 @@ class ErmrestCatalog:
             if session is not None:
                 session.close()
         self._bindings.clear()
+
+
+def _lookup_credential(hostname: str) -> Any:
+    """deriva-py's ``get_credential`` for ``hostname`` (credential files are keyed by host name; with a
+    ``host:port`` that has no entry, the bare host name is tried). deriva-py then sends a
+    ``{"bearer-token": t}`` as ``Authorization: Bearer t`` and a ``{"cookie": "webauthn=..."}`` as a cookie."""
+    from deriva.core import get_credential
+
+    cred = get_credential(hostname)
+    bare = hostname.rsplit(":", 1)[0] if hostname.count(":") == 1 else hostname
+    if cred is None and bare != hostname:
+        cred = get_credential(bare)
+    return cred
+
+
+def _duplicates(t: TableDef, rows: list[dict[str, Any]]) -> dict[int, int]:
+    """``{i: j}`` for each row ``i`` whose values on some key (all non-null) equal those of an earlier row ``j``."""
+    seen: dict[tuple[Any, ...], int] = {}
+    dup: dict[int, int] = {}
+    for i, row in enumerate(rows):
+        for k in t.keys:
+            if all(row.get(c) is not None for c in k.columns):
+                sig = (k.columns, *(repr(row[c]) for c in k.columns))
+                if sig in seen:
+                    dup[i] = seen[sig]
+                    break
+        if i not in dup:
+            for k in t.keys:
+                if all(row.get(c) is not None for c in k.columns):
+                    seen.setdefault((k.columns, *(repr(row[c]) for c in k.columns)), i)
+    return dup
 
 
 def _url_chunks(column: str, values: list[Any], budget: int) -> list[str]:
@@ -573,6 +626,8 @@ def _translate(response: Any, what: str, table: str | None) -> Exception:
     if status in (502, 503, 504) or "lock" in low:
         return CatalogBusy(msg + " (retry later)")
     if status == 400:
+        if "share the same unique key" in low:  # ERMrest: duplicate keys within one request body
+            return ConflictError(msg)
         return ValidationError(msg)
     return CatalogError(msg)
 
@@ -595,12 +650,9 @@ def create_ml_catalog(
     ``POST /entity`` per seeded vocabulary.
     """
     from deriva.core import DEFAULT_SESSION_CONFIG as DERIVA_DEFAULTS
-    from deriva.core import (
-        DerivaServer,
-        get_credential,
-    )
+    from deriva.core import DerivaServer
 
-    cred = credential if credential is not None else get_credential(hostname)
+    cred = credential if credential is not None else _lookup_credential(hostname)
     config = {**DERIVA_DEFAULTS, **DEFAULT_SESSION_CONFIG, **(session_config or {})}
     server = DerivaServer(scheme, hostname, credentials=cred, session_config=config)
     import requests

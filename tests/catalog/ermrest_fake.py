@@ -28,11 +28,17 @@ from deriva_ml.core.errors import (
 )
 from deriva_ml.core.schema_defs import SYSTEM_COLUMNS
 
+#: ERMrest's ``default_limit`` configuration default (``apicore.py``: ``ermrest_config.get('default_limit',
+#: 100)``): a GET without ``?limit=`` may be truncated, so clients send ``?limit=none``.
+DEFAULT_LIMIT = 100
+
 
 class _Catalog:
     def __init__(self, path: Path) -> None:
         self.store = SQLiteCatalog(path)
         self.docs: dict[str, dict[str, Any]] = {"public": {"schema_name": "public", "tables": {}}}
+        self.rid_tables: dict[str, tuple[str, str]] = {}  # every RID ever issued -> (schema, table)
+        self.deleted: dict[str, str] = {}  # deleted RID -> snapshot before the deletion
 
 
 class FakeErmrest:
@@ -117,8 +123,21 @@ class FakeErmrest:
             if method == "POST":
                 return self._ddl(cat, doc)
         if api == "entity_rid":
-            s, t = cat.store.resolve_rid(unquote(rest[1]))
-            return 200, {"schema_name": s, "table_name": t, "RID": unquote(rest[1])}
+            # data/rest.md "Entity Resolution": 200 {schema_name, table_name, RID}; a RID whose row was
+            # deleted still resolves (200) with deleted_at/last_visible_at/last_visible_snaptime; else 404
+            rid = unquote(rest[1])
+            if rid in cat.deleted and not snap:
+                s, t = cat.rid_tables[rid]
+                return 200, {
+                    "schema_name": s,
+                    "table_name": t,
+                    "RID": rid,
+                    "deleted_at": "2000-01-01T00:00:00+00:00",
+                    "last_visible_at": "2000-01-01T00:00:00+00:00",
+                    "last_visible_snaptime": cat.deleted[rid],
+                }
+            s, t = cat.store.resolve_rid(rid)
+            return 200, {"schema_name": s, "table_name": t, "RID": rid}
         if api in ("entity", "attribute", "attributegroup"):
             schema, _, table = rest[1].partition(":")
             schema, table = unquote(schema), unquote(table)
@@ -136,25 +155,24 @@ class FakeErmrest:
             if api == "entity" and method == "POST":
                 return self._insert(cat, schema, table, query, doc)
             if api == "attributegroup" and method == "PUT":
-                keys, _, _cols = segs[0].partition(";")
-                key = tuple(unquote(k) for k in keys.split(","))
-                present = [r for r in doc if cat.store.query(schema, table, {k: r[k] for k in key}, limit=1)]
-                if present:
-                    cat.store.apply(Batch([Update(schema, table, present, key=key)]))
-                return 200, present
+                return self._update(cat, schema, table, segs[0], doc)
             project = None
             if api == "attribute" and segs and "=" not in segs[-1] and "::" not in segs[-1]:
                 project = [unquote(c) for c in segs[-1].split(",")]
                 segs = segs[:-1]
             where = self._filters(segs)
-            limit = int(query["limit"][0]) if "limit" in query else None
+            raw_limit = query.get("limit", [str(DEFAULT_LIMIT)])[0]
+            limit = None if raw_limit.lower() == "none" else int(raw_limit)
             if method == "GET":
                 return 200, self._select(cat, schema, table, where, project, sort, limit, snap or None)
             if method == "DELETE" and api == "entity":
                 rows = self._select(cat, schema, table, where, ["RID"], [], None, None)
-                if not rows:
-                    return 404, "no rows matched"
+                if not rows:  # ermpath EntityPath.delete: raise NotFound('entities matching request path')
+                    return 404, "404 Not Found\nThe requested entities matching request path could not be found.\n"
+                before = cat.store.snapshot()
                 cat.store.apply(Batch([Delete(schema, table, "RID", [r["RID"] for r in rows])]))
+                for r in rows:
+                    cat.deleted[r["RID"]] = before
                 return 204, None
         return 400, f"unsupported request {method} {path}"
 
@@ -204,14 +222,86 @@ class FakeErmrest:
     def _insert(
         self, cat: _Catalog, schema: str, table: str, query: dict[str, list[str]], rows: Any
     ) -> tuple[int, Any]:
-        defaults = set(",".join(query.get("defaults", [""])).split(","))
-        missing = set(SYSTEM_COLUMNS) - defaults
-        if missing and any(c in r for r in rows for c in missing):
-            return 400, "system columns given without defaults"
-        skip = query.get("onconflict") == ["skip"]
-        clean = [{k: v for k, v in r.items() if k not in defaults} for r in rows]
+        """``POST /entity/S:T[?defaults=..][&nondefaults=..][&onconflict=skip]`` as ERMrest does it.
+
+        - system columns are always defaulted (their input values ignored) unless named in ``nondefaults``;
+        - columns in ``defaults`` get the server default, their input values ignored;
+        - any other column absent from a JSON row is stored as NULL (not as its default);
+        - keys of the body that are not columns are ignored;
+        - "Entity insertion requires at least one non-defaulting column." (409) when all are defaulted;
+        - rows sharing the values of the union of the non-defaulted key columns: 400, even with skip;
+        - ``onconflict=skip``: rows colliding with stored rows are skipped and absent from the response.
+        """
+        tdef = cat.store.model().table(schema, table)
+        if tdef is None:
+            raise NotFound(f"table {schema}:{table}")
+        split = lambda k: {unquote(c) for c in ",".join(query.get(k, [""])).split(",") if c}  # noqa: E731
+        nondefaults = split("nondefaults")
+        defaults = (split("defaults") | set(SYSTEM_COLUMNS)) - nondefaults
+        onconflict = query.get("onconflict", ["abort"])[0].lower()
+        if onconflict not in ("skip", "abort"):
+            return 400, f'Unknown action name in query parameter onconflict="{onconflict}".'
+        columns = [c.name for c in tdef.columns]
+        writable = [c for c in columns if c not in defaults]
+        if not writable:
+            return (
+                409,
+                "409 Conflict\nThe request conflicts with the state of the server. Entity insertion requires at least one non-defaulting column.\n",
+            )
+        clean = [{c: r.get(c) for c in writable} for r in rows]
+        mkcols = sorted({c for k in tdef.keys for c in k.columns if c in writable})
+        if mkcols:
+            seen = set()
+            for r in clean:
+                if all(r[c] is not None for c in mkcols):
+                    sig = tuple(json.dumps(r[c], sort_keys=True) for c in mkcols)
+                    if sig in seen:
+                        return (
+                            400,
+                            "400 Bad Request\nThe request is malformed. Multiple input rows share the same unique key information.\n",
+                        )
+                    seen.add(sig)
+        skip = onconflict == "skip"
         res = cat.store.apply(Batch([Insert(schema, table, clean, on_conflict_skip=skip)]))
-        return 200, [dict(r) for r in res.inserted[0]]
+        out = [dict(r) for r in res.inserted[0]]
+        for r in out:
+            cat.rid_tables[r["RID"]] = (schema, table)
+        return 200, out
+
+    def _update(self, cat: _Catalog, schema: str, table: str, spec: str, rows: Any) -> tuple[int, Any]:
+        """``PUT /attributegroup/S:T/K1,K2;C1,C2`` (data/rest.md "Attribute Group Update").
+
+        "Any input row with group key columns not matching an existing stored row will cause an error"
+        (409, nothing changed); rows sharing a key: 400; the response lists the key and target values of
+        each updated row.
+        """
+        keys, _, targets = spec.partition(";")
+        key = tuple(unquote(k) for k in keys.split(","))
+        cols = tuple(unquote(c) for c in targets.split(",") if c)
+        if not cols:
+            return 400, "Grouped attribute update requires at least one target attribute."
+        if set(key) & set(cols):
+            return 400, f"Update column {sorted(set(key) & set(cols))[0]} cannot be bound more than once."
+        seen = set()
+        for r in rows:
+            sig = tuple(json.dumps(r.get(k), sort_keys=True) for k in key)
+            if sig in seen:
+                return (
+                    400,
+                    "400 Bad Request\nThe request is malformed. Multiple input rows share the same unique key information.\n",
+                )
+            seen.add(sig)
+        for r in rows:
+            if not cat.store.query(schema, table, {k: r.get(k) for k in key}, columns=list(key), limit=1):
+                values = tuple(r.get(k) for k in key)
+                return 409, (
+                    "409 Conflict\nThe request conflicts with the state of the server. "
+                    f"Input row key ({values}) does not match existing entity.\n"
+                )
+        clean = [{c: r.get(c) for c in (*key, *cols)} for r in rows]
+        if clean:
+            cat.store.apply(Batch([Update(schema, table, clean, key=key)]))
+        return 200, clean
 
     def _ddl(self, cat: _Catalog, doc: Any) -> tuple[int, Any]:
         tables = []

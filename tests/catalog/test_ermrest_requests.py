@@ -6,14 +6,22 @@ import subprocess
 import sys
 
 import pytest
+import requests
 from catalog_support import DOMAIN, domain_tables
-from ermrest_fake import FakeErmrest
+from ermrest_fake import DEFAULT_LIMIT, FakeErmrest
 
 from deriva_ml.catalog.ermrest import ErmrestCatalog, create_ml_catalog, table_document, table_from_document
 from deriva_ml.catalog.port import ML_SCHEMA
 from deriva_ml.catalog.schema import ML_TABLES
 from deriva_ml.core.effects import Batch, Delete, Insert, Update
-from deriva_ml.core.errors import CatalogBusy, ConflictError, ForeignKeyError, PermissionDenied
+from deriva_ml.core.errors import (
+    CatalogBusy,
+    ConflictError,
+    ForeignKeyError,
+    NotFound,
+    PermissionDenied,
+    RIDNotFound,
+)
 
 FAST = {"retry_read": 0, "retry_connect": 0, "retry_backoff_factor": 0}
 
@@ -81,9 +89,9 @@ def test_query_urls(cat: ErmrestCatalog, ermrest_server: FakeErmrest) -> None:
         paths[0]
         == "/ermrest/catalog/1/attribute/test-domain:Subject/Name=a%20b;Name=c%2Fd/Age=3/Name@sort(Name)?limit=5"
     )
-    assert paths[1] == "/ermrest/catalog/1/entity/test-domain:Subject/Age::null::@sort(RID)"
+    assert paths[1] == "/ermrest/catalog/1/entity/test-domain:Subject/Age::null::@sort(RID)?limit=none"
     assert paths[2] == "/ermrest/catalog/1/"
-    assert paths[3] == f"/ermrest/catalog/1@{snap}/entity/test-domain:Subject@sort(RID)"
+    assert paths[3] == f"/ermrest/catalog/1@{snap}/entity/test-domain:Subject@sort(RID)?limit=none"
 
 
 def test_update_delete_resolve_urls(cat: ErmrestCatalog, ermrest_server: FakeErmrest) -> None:
@@ -124,3 +132,101 @@ def test_import_deriva_ml_does_not_import_deriva() -> None:
         "import sys, deriva_ml, deriva_ml.catalog.sqlite, deriva_ml.catalog.journal; assert 'deriva' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# -- documented ERMrest behaviour the adapter relies on (pinned in the fake) -----------------------------
+# Sources: informatics-isi-edu/ermrest docs/api-doc/data/rest.md, data/naming.md and ermrest/ermpath/resource.py.
+
+
+def _raw(server: FakeErmrest, method: str, path: str, body: object = None) -> requests.Response:
+    return requests.request(method, f"http://{server.host}/ermrest/catalog/1{path}", json=body, timeout=10)
+
+
+def test_query_without_limit_spells_out_limit_none(cat: ErmrestCatalog, ermrest_server: FakeErmrest) -> None:
+    """ERMrest applies its configured default_limit (100 by default in apicore.py) when ?limit= is absent."""
+    cat.apply(Batch([Insert(DOMAIN, "Subject", [{"Name": f"s{i:03}"} for i in range(DEFAULT_LIMIT + 20)])]))
+    assert len(_raw(ermrest_server, "GET", "/entity/test-domain:Subject").json()) == DEFAULT_LIMIT
+    assert len(cat.query(DOMAIN, "Subject")) == DEFAULT_LIMIT + 20
+    assert len(cat.query(DOMAIN, "Subject", columns=["Name"], order_by=["Name"])) == DEFAULT_LIMIT + 20
+
+
+def test_insert_absent_columns_are_null_unless_listed_in_defaults(
+    cat: ErmrestCatalog, ermrest_server: FakeErmrest
+) -> None:
+    """JSON input: a column absent from the rows and not in ?defaults= is stored as NULL, not its default."""
+    ds = _raw(ermrest_server, "POST", "/entity/deriva-ml:Dataset?defaults=RID", [{"Description": "d"}]).json()[0]
+    path = "/entity/deriva-ml:Dataset_Version"
+    row = {"Dataset": ds["RID"], "Description": "x"}
+    assert _raw(ermrest_server, "POST", path, [row]).json()[0]["Version"] is None
+    row2 = {"Dataset": ds["RID"], "Description": "y"}
+    assert _raw(ermrest_server, "POST", path + "?defaults=Version", [row2]).json()[0]["Version"] == "0.1.0"
+    # the adapter lists every absent column in ?defaults=, so the column default applies
+    ds2 = cat.apply(Batch([Insert(ML_SCHEMA, "Dataset", [{"Description": "e"}])])).inserted[0][0]
+    res = cat.apply(Batch([Insert(ML_SCHEMA, "Dataset_Version", [{"Dataset": ds2["RID"], "Description": "z"}])]))
+    assert res.inserted[0][0]["Version"] == "0.1.0"
+    assert "defaults=RID,RCT,RMT,RCB,RMB," in ermrest_server.log[-1][1]
+
+
+def test_system_columns_are_always_defaulted(ermrest_server: FakeErmrest, cat: ErmrestCatalog) -> None:
+    """rest.md: RID, RCT, RMT, RCB, RMB 'are implicitly supplied with default values during entity creation'."""
+    r = _raw(ermrest_server, "POST", "/entity/test-domain:Subject", [{"Name": "a", "RID": "ZZZZ"}])
+    assert r.status_code == 200 and r.json()[0]["RID"] != "ZZZZ"
+    assert set(r.json()[0]) >= {"RID", "RCT", "RMT", "RCB", "RMB", "Name", "Age"}  # whole rows come back
+
+
+def test_insert_needs_one_non_defaulting_column(cat: ErmrestCatalog, ermrest_server: FakeErmrest) -> None:
+    cols = "RID,RCT,RMT,RCB,RMB,Workflow,Description,Duration,Status,Status_Detail"
+    r = _raw(ermrest_server, "POST", f"/entity/deriva-ml:Execution?defaults={cols}", [{}])
+    assert r.status_code == 409 and "at least one non-defaulting column" in r.text
+    res = cat.apply(Batch([Insert(ML_SCHEMA, "Execution", [{}], labels=["e"])]))  # an empty row still works
+    assert res.rids["e"] == res.inserted[0][0]["RID"]
+    body = ermrest_server.log[-1][2]
+    assert len(body) == 1 and list(body[0].values()) == [None]
+
+
+def test_on_conflict_skip_response_and_duplicates_in_one_request(
+    cat: ErmrestCatalog, ermrest_server: FakeErmrest
+) -> None:
+    """onconflict=skip is INSERT .. ON CONFLICT DO NOTHING: skipped rows are absent from the response;
+    rows sharing key values within one request are refused (400) before that, skip or not."""
+    first = cat.apply(Batch([Insert(DOMAIN, "Subject", [{"Name": "a"}], labels=["a"])])).rids["a"]
+    r = _raw(ermrest_server, "POST", "/entity/test-domain:Subject?onconflict=skip", [{"Name": "a"}, {"Name": "b"}])
+    assert [x["Name"] for x in r.json()] == ["b"]
+    r = _raw(ermrest_server, "POST", "/entity/test-domain:Subject?onconflict=skip", [{"Name": "c"}, {"Name": "c"}])
+    assert r.status_code == 400 and "share the same unique key" in r.text
+    ermrest_server.log.clear()
+    rows = [{"Name": "d"}, {"Name": "a"}, {"Name": "d"}]
+    res = cat.apply(Batch([Insert(DOMAIN, "Subject", rows, labels=["d1", "a", "d2"], on_conflict_skip=True)]))
+    assert [x["Name"] for x in res.inserted[0]] == ["d"]
+    assert res.rids["d1"] == res.rids["d2"] and res.rids["a"] == first
+    assert [len(b) for m, _, b in ermrest_server.log if m == "POST"] == [2]  # the repeat is not sent
+    with pytest.raises(ConflictError, match="share the same unique key"):
+        cat.apply(Batch([Insert(DOMAIN, "Subject", [{"Name": "e"}, {"Name": "e"}])]))
+
+
+def test_update_of_missing_key_is_an_error(cat: ErmrestCatalog, ermrest_server: FakeErmrest) -> None:
+    """rest.md: 'Any input row with group key columns not matching an existing stored row will cause an error.'"""
+    rid = cat.apply(Batch([Insert(DOMAIN, "Subject", [{"Name": "a"}], labels=["a"])])).rids["a"]
+    r = _raw(ermrest_server, "PUT", "/attributegroup/test-domain:Subject/RID;Age", [{"RID": "1-ZZZZ", "Age": 1}])
+    assert r.status_code == 409 and "does not match existing entity" in r.text
+    r = _raw(ermrest_server, "PUT", "/attributegroup/test-domain:Subject/RID;Age", [{"RID": rid, "Age": 5}])
+    assert r.status_code == 200 and r.json() == [{"RID": rid, "Age": 5}]
+    with pytest.raises(RIDNotFound):
+        cat.apply(Batch([Update(DOMAIN, "Subject", [{"RID": rid, "Age": 6}, {"RID": "1-ZZZZ", "Age": 7}])]))
+    assert cat.query(DOMAIN, "Subject", {"RID": rid}, columns=["Age"]) == [{"Age": 5}]  # request was atomic
+    with pytest.raises(NotFound):
+        cat.apply(Batch([Update(DOMAIN, "Subject", [{"Name": "nobody", "Age": 1}], key=("Name",))]))
+
+
+def test_delete_without_match_and_resolution_of_deleted_rids(cat: ErmrestCatalog, ermrest_server: FakeErmrest) -> None:
+    """DELETE of an empty entity set is 404; entity_rid of a deleted row is 200 with deleted_at."""
+    assert _raw(ermrest_server, "DELETE", "/entity/test-domain:Subject/Name=nobody").status_code == 404
+    cat.apply(Batch([Delete(DOMAIN, "Subject", "Name", ["nobody"])]))  # no error
+    rid = cat.apply(Batch([Insert(DOMAIN, "Subject", [{"Name": "a"}], labels=["a"])])).rids["a"]
+    assert cat.resolve_rid(rid) == (DOMAIN, "Subject")
+    cat.apply(Batch([Delete(DOMAIN, "Subject", "RID", [rid])]))
+    doc = _raw(ermrest_server, "GET", f"/entity_rid/{rid}").json()
+    assert doc["table_name"] == "Subject" and doc["deleted_at"] and doc["last_visible_snaptime"]
+    with pytest.raises(RIDNotFound):
+        cat.resolve_rid(rid)
+    assert _raw(ermrest_server, "GET", "/entity_rid/1-ZZZZ").status_code == 404
