@@ -3,8 +3,9 @@
 Speaks Hatrac's documented REST API (``docs/REST-API.md`` in informatics-isi-edu/hatrac):
 
 - ``HEAD /hatrac/<T>/<obj>`` — does the object exist, with which ``Content-MD5`` and length;
-- ``PUT /hatrac/<T>/<obj>`` with ``Content-MD5`` — a whole object in one request (files no larger
-  than one chunk);
+- ``PUT /hatrac/<T>/<obj>`` with ``Content-MD5`` and ``If-None-Match: *`` — a whole object in one
+  request (files no larger than one chunk); a 412 (the object got a version meanwhile) is checked
+  with a ``HEAD`` and accepted only when that version has the same MD5;
 - ``POST /hatrac/<T>/<obj>;upload`` (JSON job description) → job URL; ``PUT <job>/<i>`` per chunk;
   ``POST <job>`` to finalize; ``GET <job>`` for the job's status; ``DELETE <job>`` to cancel;
 - ``PUT /hatrac/<T>?parents=true`` with ``Content-Type: application/x-hatrac-namespace`` — only after a
@@ -214,7 +215,6 @@ class HatracObjectStore:
         previous: _Attempt | None = None
         for i in range(n + 1):
             if i:
-
                 _get_logger(__name__).warning(
                     "hatrac.retry",
                     request=what,
@@ -401,6 +401,11 @@ class HatracObjectStore:
             "Content-Type": OBJECT_CONTENT_TYPE,
             "Content-MD5": md5_hex_to_b64(md5),
             "Content-Disposition": _content_disposition(filename),
+            # REST-API.md "Object Creation and Update": "An `*` with the `If-None-Match` header requires
+            # that the object lack a current version" (else 412). A PUT to an existing object otherwise
+            # silently adds a version, e.g. when another writer got there after our HEAD, or when a
+            # retry follows an attempt whose answer was lost.
+            "If-None-Match": "*",
         }
         if progress is not None:
             progress(0, length)
@@ -410,7 +415,14 @@ class HatracObjectStore:
             self._ensure_namespace(table, opts)
             r = self._request("PUT", url, opts, error=UploadFailed, data=data, headers=headers)
             r.close()
-        if r.status_code not in (200, 201, 204):
+        if r.status_code == 412:  # the object has a current version now: fine if it holds these bytes
+            existing = self._head(url, opts, UploadFailed)
+            if existing is None or existing.md5 != md5:
+                raise UploadFailed(
+                    f"PUT {url} failed: HTTP 412: the object was created meanwhile with other bytes "
+                    f"(MD5 {existing.md5 if existing else '?'}, not {md5})"
+                )
+        elif r.status_code not in (200, 201, 204):
             raise self._fail(r, f"PUT {url}", UploadFailed)
         if progress is not None:
             progress(length, length)

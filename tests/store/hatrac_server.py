@@ -6,7 +6,9 @@ that deriva_ml uses, with the documented status codes:
 - namespaces: ``PUT`` with ``Content-Type: application/x-hatrac-namespace`` (``?parents=true``
   creates ancestors; 404 missing parent; 409 exists / parent is an object), ``GET``/``HEAD`` listing;
 - objects: ``PUT`` (``Content-MD5`` checked → 400; ``Content-Length`` required → 411; 404 missing
-  parent namespace unless ``?parents=true``; 409 name is a namespace), ``GET``/``HEAD`` with
+  parent namespace unless ``?parents=true``; 409 name is a namespace; 412 when ``If-None-Match: *``
+  meets a current version or ``If-Match`` another ETag; a PUT to an existing object otherwise adds a
+  version), ``GET``/``HEAD`` with
   ``Content-MD5``/``Content-Length``/``Content-Disposition``/``Content-Location``, ``DELETE``;
 - upload jobs: ``POST obj;upload`` (JSON ``chunk-length``/``content-length``/metadata → 201 + Location),
   ``PUT obj;upload/<job>/<n>`` (204; 409 wrong size / out of range; 404 unknown job), ``GET`` job
@@ -409,6 +411,17 @@ class HatracTestServer:
                 self._error(h, 409, f"Name {name} is a namespace.")
                 return
             if name not in self.objects and not self._check_parent(h, name, parents):
+                return
+            current = self.objects.get(name) or []
+            # REST-API.md: "An `*` with the `If-None-Match` header requires that the object lack a current
+            # version"; "An _etag value_ with the `If-Match` header requires that the current version ...
+            # match" -- otherwise 412 Precondition Failed.
+            if h.headers.get("If-None-Match", "").strip() == "*" and current:
+                self._error(h, 412, f"Object {name} already has a current version.")
+                return
+            if_match = h.headers.get("If-Match")
+            if if_match is not None and (not current or if_match.strip() != f'"{current[-1].version}"'):
+                self._error(h, 412, f"Object {name} does not match {if_match}.")
                 return
             if data is None:
                 self._error(h, 411, "Content-Length required.")

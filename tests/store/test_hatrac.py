@@ -367,3 +367,37 @@ def test_concurrent_puts_share_one_store(hatrac_server: HatracTestServer, tmp_pa
     for p, obj in zip(files, objs, strict=True):
         assert hatrac_server.object_bytes(obj.url) == p.read_bytes()
     assert hatrac_server.jobs == {}
+
+
+# -- conditional object PUT (REST-API.md "Object Creation and Update") --------------------------------------
+
+
+def test_server_put_to_existing_object_adds_a_version_unless_if_none_match(
+    hatrac_server: HatracTestServer,
+) -> None:
+    """Documented: PUT creates 'a new object or a new version of an existing object'; If-None-Match: * → 412."""
+    url = hatrac_server.url + "/hatrac/x?parents=true"
+    assert requests.put(url, data=b"a", timeout=5).status_code == 201
+    assert requests.put(url, data=b"b", timeout=5).status_code == 201
+    assert len(hatrac_server.objects["/hatrac/x"]) == 2
+    assert requests.put(url, data=b"c", headers={"If-None-Match": "*"}, timeout=5).status_code == 412
+    assert len(hatrac_server.objects["/hatrac/x"]) == 2
+
+
+def test_single_put_is_conditional_and_a_412_is_checked(hatrac_server: HatracTestServer, tmp_path: Path) -> None:
+    store = make_store(hatrac_server)
+    src = write(tmp_path, 100)
+    obj = store.put(src, table=T, filename="f.bin")
+    assert hatrac_server.requests[-1].headers["if-none-match"] == "*"
+    # another writer stored the same bytes after our HEAD (simulated: the HEAD says "missing")
+    hatrac_server.reset_counts()
+    hatrac_server.fail("HEAD", r".", status=404, times=1)
+    assert store.put(src, table=T, filename="f.bin") == obj
+    assert hatrac_server.calls() == [("HEAD", obj.url), ("PUT", obj.url), ("HEAD", obj.url)]
+    assert len(hatrac_server.objects[obj.url]) == 1  # no second version
+    # ... or other bytes under the name: refused
+    hatrac_server.objects[obj.url][-1].metadata["content-md5"] = "AAAAAAAAAAAAAAAAAAAAAA=="
+    hatrac_server.fail("HEAD", r".", status=404, times=1)
+    with pytest.raises(UploadFailed, match="412"):
+        store.put(src, table=T, filename="f.bin")
+    assert len(hatrac_server.objects[obj.url]) == 1
