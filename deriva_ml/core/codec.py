@@ -48,16 +48,102 @@ _REFERENCE_WORKFLOW_EXTRAS = frozenset({"git_root", "allow_dirty"})
 _WORKFLOW_KEYS = frozenset({"name", "workflow_type", "description", "url", "checksum", "version", "rid", "is_notebook"})
 
 
-def _unstructure_value(v: Any) -> Any:
-    if isinstance(v, Ref):
-        return {"$ref": v.label}
-    return v
+_PLAIN = (str, int, float, bool, type(None))
 
 
-def _structure_value(v: Any) -> Any:
-    if isinstance(v, Mapping) and set(v) == {"$ref"}:
-        return Ref(str(v["$ref"]))
-    return v
+def encode_value(value: Any) -> Any:
+    """A row value as JSON: ``Ref`` becomes ``{"$ref": label}``; containers are walked."""
+    if type(value) in _PLAIN:  # the common case, without the isinstance chain
+        return value
+    if isinstance(value, Ref):
+        return {"$ref": value.label}
+    if isinstance(value, Mapping):
+        return {str(k): encode_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [encode_value(v) for v in value]
+    return value
+
+
+def decode_value(value: Any) -> Any:
+    """Inverse of :func:`encode_value`."""
+    if isinstance(value, dict):
+        if len(value) == 1 and "$ref" in value and isinstance(value["$ref"], str):
+            return Ref(value["$ref"])
+        return {k: decode_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode_value(v) for v in value]
+    return value
+
+
+def row_to_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    if all(type(v) in _PLAIN for v in row.values()):
+        return dict(row)
+    return {str(k): encode_value(v) for k, v in row.items()}
+
+
+_KINDS: dict[type, str] = {Insert: "insert", Update: "update", Delete: "delete"}
+
+
+def effect_to_json(effect: Effect) -> dict[str, Any]:
+    """An effect as JSON, tagged by ``kind``."""
+    kind = _KINDS[type(effect)]
+    if isinstance(effect, Insert):
+        return {
+            "kind": kind,
+            "schema": effect.schema,
+            "table": effect.table,
+            "rows": [row_to_json(r) for r in effect.rows],
+            "labels": list(effect.labels),
+            "on_conflict_skip": effect.on_conflict_skip,
+        }
+    if isinstance(effect, Update):
+        return {
+            "kind": kind,
+            "schema": effect.schema,
+            "table": effect.table,
+            "rows": [row_to_json(r) for r in effect.rows],
+            "key": list(effect.key),
+        }
+    return {
+        "kind": kind,
+        "schema": effect.schema,
+        "table": effect.table,
+        "column": effect.column,
+        "values": [encode_value(v) for v in effect.values],
+        "where": row_to_json(effect.where),
+    }
+
+
+def effect_from_json(data: Any, _: Any = None) -> Effect:
+    """Inverse of :func:`effect_to_json`; a malformed effect raises :class:`ConfigurationError`."""
+    if not isinstance(data, dict) or data.get("kind") not in ("insert", "update", "delete"):
+        raise ConfigurationError(f"effect {data!r} lacks a kind of 'insert', 'update' or 'delete'")
+    try:
+        kind = data["kind"]
+        if kind == "insert":
+            return Insert(
+                data["schema"],
+                data["table"],
+                [decode_value(r) for r in data["rows"]],
+                labels=tuple(data.get("labels", ())),
+                on_conflict_skip=bool(data.get("on_conflict_skip", False)),
+            )
+        if kind == "update":
+            return Update(
+                data["schema"],
+                data["table"],
+                [decode_value(r) for r in data["rows"]],
+                key=tuple(data.get("key", ("RID",))),
+            )
+        return Delete(
+            data["schema"],
+            data["table"],
+            data["column"],
+            tuple(decode_value(v) for v in data["values"]),
+            decode_value(data.get("where", {})),
+        )
+    except KeyError as e:
+        raise ConfigurationError(f"effect {data!r} lacks field {e.args[0]!r}") from e
 
 
 def make_converter() -> cattrs.Converter:
@@ -225,66 +311,12 @@ def make_converter() -> cattrs.Converter:
     )
 
     # effects, tagged by kind
-    def unstructure_effect(e: Effect) -> dict[str, Any]:
-        if isinstance(e, Insert):
-            return {
-                "kind": "insert",
-                "schema": e.schema,
-                "table": e.table,
-                "rows": [{k: _unstructure_value(v) for k, v in r.items()} for r in e.rows],
-                "labels": list(e.labels),
-                "on_conflict_skip": e.on_conflict_skip,
-            }
-        if isinstance(e, Update):
-            return {
-                "kind": "update",
-                "schema": e.schema,
-                "table": e.table,
-                "rows": [{k: _unstructure_value(v) for k, v in r.items()} for r in e.rows],
-                "key": list(e.key),
-            }
-        return {
-            "kind": "delete",
-            "schema": e.schema,
-            "table": e.table,
-            "column": e.column,
-            "values": [_unstructure_value(v) for v in e.values],
-            "where": {k: _unstructure_value(v) for k, v in e.where.items()},
-        }
-
-    def structure_effect(v: Any, _: Any) -> Effect:
-        kind = v.get("kind") if isinstance(v, Mapping) else None
-        if kind == "insert":
-            return Insert(
-                v["schema"],
-                v["table"],
-                [{k: _structure_value(x) for k, x in r.items()} for r in v["rows"]],
-                labels=v.get("labels", ()),
-                on_conflict_skip=bool(v.get("on_conflict_skip", False)),
-            )
-        if kind == "update":
-            return Update(
-                v["schema"],
-                v["table"],
-                [{k: _structure_value(x) for k, x in r.items()} for r in v["rows"]],
-                key=tuple(v.get("key", ("RID",))),
-            )
-        if kind == "delete":
-            return Delete(
-                v["schema"],
-                v["table"],
-                v["column"],
-                [_structure_value(x) for x in v["values"]],
-                where={k: _structure_value(x) for k, x in v.get("where", {}).items()},
-            )
-        raise ConfigurationError(f"effect {v!r} has no valid 'kind' (insert, update, delete)")
-
     for cls in (Insert, Update, Delete):
-        c.register_unstructure_hook(cls, unstructure_effect)
-        c.register_structure_hook(cls, structure_effect)
-    c.register_structure_hook(Effect, structure_effect)
-    c.register_unstructure_hook(Batch, lambda b: {"effects": [unstructure_effect(e) for e in b.effects]})
-    c.register_structure_hook(Batch, lambda v, _: Batch([structure_effect(e, None) for e in v["effects"]]))
+        c.register_unstructure_hook(cls, effect_to_json)
+        c.register_structure_hook(cls, effect_from_json)
+    c.register_structure_hook(Effect, effect_from_json)
+    c.register_unstructure_hook(Batch, lambda b: {"effects": [effect_to_json(e) for e in b.effects]})
+    c.register_structure_hook(Batch, lambda v, _: Batch([effect_from_json(e) for e in v["effects"]]))
     c.register_unstructure_hook(
         BatchResult,
         lambda r: {
