@@ -498,18 +498,9 @@ class ErmrestCatalog:
         t = self._table(schema, table)
         items = where_items(where)
         check_columns(t, [*(columns or ()), *(c for c, _, _ in items), *order_by])
-        filters = []
-        for col, value, many in items:
-            if many:
-                if not value:
-                    return []
-                filters.append(
-                    ";".join(f"{_u(col)}::null::" if v is None else f"{_u(col)}={_literal(v)}" for v in value)
-                )
-            elif value is None:
-                filters.append(f"{_u(col)}::null::")
-            else:
-                filters.append(f"{_u(col)}={_literal(value)}")
+        filters = _filters(items)
+        if filters is None:
+            return []
         sort = [*order_by, *(["RID"] if "RID" not in order_by else [])]
         project = list(columns) if columns else None
         use_attribute = project is not None and all(c in project for c in sort)
@@ -528,6 +519,47 @@ class ErmrestCatalog:
             self._request("GET", path, snapshot=snapshot, what=f"query of {t.qualified}", table=t.qualified) or []
         )
         if project is not None and not use_attribute:
+            rows = [{c: r.get(c) for c in project} for r in rows]
+        return rows
+
+    def query_linked(
+        self,
+        schema: str,
+        table: str,
+        where: Where | None = None,
+        *,
+        via: str,
+        target_schema: str,
+        target_table: str,
+        target_column: str = "RID",
+        columns: Sequence[str] | None = None,
+        limit: int | None = None,
+        snapshot: str | None = None,
+    ) -> list[dict[str, Any]]:
+        # naming.md "Linkage by Explicit Column Mapping": /S:T/<filters>/(via)=(TS:TT:TC) joins the filtered
+        # source rows to the target table and denotes the target's entities (the right-most table
+        # instance); "joins in the path may be used to filter out rows but do not cause duplicate rows"
+        src = self._table(schema, table)
+        dst = self._table(target_schema, target_table)
+        items = where_items(where)
+        check_columns(src, [via, *(c for c, _, _ in items)])
+        check_columns(dst, [target_column, *(columns or ())])
+        filters = _filters(items)
+        if filters is None:
+            return []
+        link = f"({_u(via)})=({_u(target_schema)}:{_u(target_table)}:{_u(target_column)})"
+        path = f"{_u(schema)}:{_u(table)}" + "".join(f"/{f}" for f in filters) + "/" + link
+        project = list(columns) if columns else None
+        if project is None:
+            path = "/entity/" + path
+        else:
+            # on /attribute/ a sort key must be a projected column: RID is projected and dropped again
+            path = "/attribute/" + path + "/" + ",".join(_u(c) for c in dict.fromkeys([*project, "RID"]))
+        path += "@sort(RID)"
+        path += f"?limit={int(limit)}" if limit is not None else "?limit=none"
+        what = f"query of {dst.qualified} through {src.qualified}.{via}"
+        rows: list[dict[str, Any]] = self._request("GET", path, snapshot=snapshot, what=what, table=dst.qualified) or []
+        if project is not None and "RID" not in project:
             rows = [{c: r.get(c) for c in project} for r in rows]
         return rows
 
@@ -566,6 +598,22 @@ def _lookup_credential(hostname: str) -> Any:
     if cred is None and bare != hostname:
         cred = get_credential(bare)
     return cred
+
+
+def _filters(items: list[tuple[str, Any, bool]]) -> list[str] | None:
+    """Path filter elements (conjoined by ``/``; ``;`` is disjunction) for ``where_items``; None when a
+    condition can match no row (an empty list of values)."""
+    out = []
+    for col, value, many in items:
+        if many:
+            if not value:
+                return None
+            out.append(";".join(f"{_u(col)}::null::" if v is None else f"{_u(col)}={_literal(v)}" for v in value))
+        elif value is None:
+            out.append(f"{_u(col)}::null::")
+        else:
+            out.append(f"{_u(col)}={_literal(value)}")
+    return out
 
 
 def _duplicates(t: TableDef, rows: list[dict[str, Any]]) -> dict[int, int]:

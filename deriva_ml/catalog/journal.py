@@ -138,6 +138,33 @@ class JournalingCatalog:
             schema, table, where, columns=columns, order_by=order_by, limit=limit, snapshot=snapshot
         )
 
+    def query_linked(
+        self,
+        schema: str,
+        table: str,
+        where: Where | None = None,
+        *,
+        via: str,
+        target_schema: str,
+        target_table: str,
+        target_column: str = "RID",
+        columns: Sequence[str] | None = None,
+        limit: int | None = None,
+        snapshot: str | None = None,
+    ) -> list[dict[str, Any]]:
+        return self.inner.query_linked(
+            schema,
+            table,
+            where,
+            via=via,
+            target_schema=target_schema,
+            target_table=target_table,
+            target_column=target_column,
+            columns=columns,
+            limit=limit,
+            snapshot=snapshot,
+        )
+
     def resolve_rid(self, rid: RID) -> tuple[str, str]:
         return self.inner.resolve_rid(rid)
 

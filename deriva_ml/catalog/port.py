@@ -56,6 +56,33 @@ class Catalog(Protocol):
         """Rows of ``schema:table`` matching every ``where`` condition, as dicts (one request)."""
         ...
 
+    def query_linked(
+        self,
+        schema: str,
+        table: str,
+        where: Where | None = None,
+        *,
+        via: str,
+        target_schema: str,
+        target_table: str,
+        target_column: str = "RID",
+        columns: Sequence[str] | None = None,
+        limit: int | None = None,
+        snapshot: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The rows of ``target_schema:target_table`` referenced by the rows of ``schema:table`` that match
+        ``where``: a target row is returned when its ``target_column`` equals the ``via`` column of at least
+        one matching source row. One request however many rows match.
+
+        Each target row appears once (in RID order), however many source rows reference it; source rows
+        whose ``via`` is NULL reference nothing. ``columns`` projects the target rows; ``limit`` caps the
+        number of target rows (after de-duplication). With ``snapshot``, both tables are read as they were
+        at that snapshot. ``via`` need not be a declared foreign key. Typical use, the members of a dataset
+        in one request: ``query_linked(S, "Dataset_Image", {"Dataset": rid}, via="Image", target_schema=S,
+        target_table="Image")``. Raises ``UnknownTable``/``UnknownColumn`` like :meth:`query`.
+        """
+        ...
+
     def resolve_rid(self, rid: RID) -> tuple[str, str]:
         """``(schema, table)`` of the row with this RID, or ``RIDNotFound``."""
         ...

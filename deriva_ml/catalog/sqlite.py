@@ -577,25 +577,10 @@ class SQLiteCatalog:
             names = tuple(columns) if columns else t.column_names
             items = where_items(where)
             check_columns(t, [*names, *(c for c, _, _ in items), *order_by])
-            conds: list[str] = []
-            params: list[Any] = []
-            for col, value, many in items:
-                if many:
-                    vals = [v for v in value if v is not None]
-                    if not vals and None not in value:
-                        return []
-                    parts = []
-                    if vals:
-                        parts.append(f"{_q(col)} IN ({','.join('?' * len(vals))})")
-                        params.extend(plan.encode(col, v) for v in vals)
-                    if None in value:
-                        parts.append(f"{_q(col)} IS NULL")
-                    conds.append("(" + " OR ".join(parts) + ")")
-                elif value is None:
-                    conds.append(f"{_q(col)} IS NULL")
-                else:
-                    conds.append(f"{_q(col)} = ?")
-                    params.append(plan.encode(col, value))
+            built = _conditions(plan, items, "")
+            if built is None:
+                return []
+            conds, params = built
             if snapshot is not None:
                 conds.append(f"{_HIDDEN_SEQ} <= ?")
                 params.append(self._snapshot_seq(snapshot))
@@ -606,11 +591,64 @@ class SQLiteCatalog:
             if limit is not None:
                 sql += " LIMIT ?"
                 params.append(int(limit))
-            try:
-                rows = self._conn.execute(sql, params).fetchall()
-            except sqlite3.OperationalError as e:
-                raise _busy_or(e, f"query of {t.qualified} failed: {e}") from e
-            return [plan.decode(names, r) for r in rows]
+            return self._select(plan, names, sql, params, f"query of {t.qualified}")
+
+    def query_linked(
+        self,
+        schema: str,
+        table: str,
+        where: Where | None = None,
+        *,
+        via: str,
+        target_schema: str,
+        target_table: str,
+        target_column: str = "RID",
+        columns: Sequence[str] | None = None,
+        limit: int | None = None,
+        snapshot: str | None = None,
+    ) -> list[dict[str, Any]]:
+        # one statement: the target rows semi-joined (IN) to the filtered source rows, so each target
+        # row appears once however many source rows reference it; both sides read at the snapshot
+        with self._lock:
+            src = self._plan(schema, table)
+            dst = self._plan(target_schema, target_table)
+            names = tuple(columns) if columns else dst.table.column_names
+            items = where_items(where)
+            check_columns(src.table, [via, *(c for c, _, _ in items)])
+            check_columns(dst.table, [target_column, *names])
+            built = _conditions(src, items, "s.")
+            if built is None:
+                return []
+            conds, params = built
+            conds.append(f"s.{_q(via)} IS NOT NULL")
+            outer: list[str] = []
+            if snapshot is not None:
+                seq = self._snapshot_seq(snapshot)
+                conds.append(f"s.{_HIDDEN_SEQ} <= ?")
+                params.append(seq)
+                outer.append(f"t.{_HIDDEN_SEQ} <= ?")
+                params.append(seq)
+            sql = (
+                f"SELECT {','.join('t.' + _q(c) for c in names)} FROM {dst.sql} AS t "
+                f"WHERE t.{_q(target_column)} IN (SELECT s.{_q(via)} FROM {src.sql} AS s WHERE {' AND '.join(conds)})"
+            )
+            if outer:
+                sql += " AND " + " AND ".join(outer)
+            sql += " ORDER BY t.RID"
+            if limit is not None:
+                sql += " LIMIT ?"
+                params.append(int(limit))
+            what = f"query of {dst.table.qualified} through {src.table.qualified}.{via}"
+            return self._select(dst, names, sql, params, what)
+
+    def _select(
+        self, plan: _Plan, names: Sequence[str], sql: str, params: list[Any], what: str
+    ) -> list[dict[str, Any]]:
+        try:
+            rows = self._conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as e:
+            raise _busy_or(e, f"{what} failed: {e}") from e
+        return [plan.decode(names, r) for r in rows]
 
     def _snapshot_seq(self, snapshot: str) -> int:
         if not re.fullmatch(r"[0-9]+", str(snapshot)):
@@ -663,6 +701,32 @@ class _State:
         self.now = now
         self.user = user
         self.rids: dict[str, RID] = {}
+
+
+def _conditions(plan: _Plan, items: list[tuple[str, Any, bool]], prefix: str) -> tuple[list[str], list[Any]] | None:
+    """SQL conditions and parameters for ``where_items`` on ``plan``'s table (columns prefixed with
+    ``prefix``, e.g. ``"s."``); None when a condition can match no row (an empty list of values)."""
+    conds: list[str] = []
+    params: list[Any] = []
+    for col, value, many in items:
+        name = prefix + _q(col)
+        if many:
+            vals = [v for v in value if v is not None]
+            if not vals and None not in value:
+                return None
+            parts = []
+            if vals:
+                parts.append(f"{name} IN ({','.join('?' * len(vals))})")
+                params.extend(plan.encode(col, v) for v in vals)
+            if None in value:
+                parts.append(f"{name} IS NULL")
+            conds.append("(" + " OR ".join(parts) + ")")
+        elif value is None:
+            conds.append(f"{name} IS NULL")
+        else:
+            conds.append(f"{name} = ?")
+            params.append(plan.encode(col, value))
+    return conds, params
 
 
 def _unique_cols(msg: str) -> list[str]:

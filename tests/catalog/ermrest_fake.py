@@ -160,9 +160,14 @@ class FakeErmrest:
             if api == "attribute" and segs and "=" not in segs[-1] and "::" not in segs[-1]:
                 project = [unquote(c) for c in segs[-1].split(",")]
                 segs = segs[:-1]
-            where = self._filters(segs)
             raw_limit = query.get("limit", [str(DEFAULT_LIMIT)])[0]
             limit = None if raw_limit.lower() == "none" else int(raw_limit)
+            links = [i for i, seg in enumerate(segs) if seg.startswith(("(", "left(", "right(", "full("))]
+            if links:
+                if method != "GET" or api == "attributegroup":
+                    return 400, f"fake supports linked paths on GET /entity and /attribute only: {method} {path}"
+                return 200, self._linked(cat, schema, table, segs, links, project, sort, limit, snap or None)
+            where = self._filters(segs)
             if method == "GET":
                 return 200, self._select(cat, schema, table, where, project, sort, limit, snap or None)
             if method == "DELETE" and api == "entity":
@@ -175,6 +180,62 @@ class FakeErmrest:
                     cat.deleted[r["RID"]] = before
                 return 204, None
         return 400, f"unsupported request {method} {path}"
+
+    def _linked(
+        self,
+        cat: _Catalog,
+        schema: str,
+        table: str,
+        segs: list[str],
+        links: list[int],
+        project: list[str] | None,
+        sort: list[str],
+        limit: int | None,
+        snap: str | None,
+    ) -> list[Any]:
+        """``GET /entity/S:T/<filters>/(C)=(S2:T2:C2)`` (or ``/attribute/.../<projection>``): naming.md "Linkage
+        by Explicit Column Mapping". The left column resolves in the parent path's table, the right one is
+        ``schema:table:column`` of a catalog table; the inner join denotes the entities of the right-most
+        table, distinct ("joins ... may be used to filter out rows but do not cause duplicate rows").
+
+        The subset here: one link, one column on each side, an inner join, filters before the link only,
+        sorted by RID (or unsorted).
+        """
+        if len(links) != 1 or links[0] != len(segs) - 1:
+            raise ValidationError("fake supports one link element, last in the path (filters before it)")
+        left, sep, right = segs[-1].partition(")=(")
+        if not sep or not left.startswith("(") or not right.endswith(")"):
+            raise ValidationError(f"fake supports only an inner join by explicit column mapping: {segs[-1]}")
+        via = [unquote(c) for c in left[1:].split(",")]
+        target = [unquote(p) for p in right[:-1].split(":")]
+        if len(via) != 1 or len(target) != 3 or "," in right:
+            raise ValidationError("fake supports one column on each side, the right one as schema:table:column")
+        model = cat.store.model()
+        src, dst = model.table(schema, table), model.table(target[0], target[1])
+        if src is None or dst is None:
+            raise NotFound(f"table {schema}:{table}" if src is None else f"table {target[0]}:{target[1]}")
+        for t, c in ((src, via[0]), (dst, target[2])):
+            if c not in t.column_names:
+                raise NotFound(f"column {c} in table {t.qualified}")
+        if sort not in ([], ["RID"]):
+            raise ValidationError("fake sorts linked paths by RID only")
+        types = {c.name: c.type for c in src.columns}
+        cond: dict[str, Any] = {}
+        for col, vals in self._filters(segs[:-1]):
+            conv = [_typed(types.get(col, "text"), v) for v in vals]
+            cond[col] = conv if len(conv) > 1 else conv[0]
+        return cat.store.query_linked(
+            schema,
+            table,
+            cond,
+            via=via[0],
+            target_schema=target[0],
+            target_table=target[1],
+            target_column=target[2],
+            columns=project,
+            limit=limit,
+            snapshot=snap,
+        )
 
     def _filters(self, segs: list[str]) -> list[tuple[str, list[Any]]]:
         where = []

@@ -8,7 +8,7 @@ import pytest
 from catalog_support import DOMAIN
 
 from deriva_ml.catalog.port import ML_SCHEMA, Catalog
-from deriva_ml.catalog.schema import ML_TABLES, SEED_TERMS
+from deriva_ml.catalog.schema import ML_TABLES, SEED_TERMS, plain_table
 from deriva_ml.catalog.sqlite import SQLiteCatalog
 from deriva_ml.core.effects import Batch, Delete, Insert, Ref, Update
 from deriva_ml.core.errors import (
@@ -21,7 +21,7 @@ from deriva_ml.core.errors import (
     ValidationError,
 )
 from deriva_ml.core.rid import RID, is_rid
-from deriva_ml.core.schema_defs import SYSTEM_COLUMNS
+from deriva_ml.core.schema_defs import SYSTEM_COLUMNS, ColumnDef
 
 
 def _subject(name: str, **extra: Any) -> dict[str, Any]:
@@ -242,3 +242,157 @@ def test_create_tables_refreshes_model(catalog: Catalog) -> None:
         )
     )
     assert catalog.resolve_rid(res.rids["i"]) == (DOMAIN, "Image")
+
+
+# ---------------------------------------------------------------------------------------- query_linked
+
+
+def _workflows_and_executions(catalog: Catalog) -> tuple[list[RID], dict[str, RID]]:
+    """Workflows w0..w3; executions: two Running on w0 (a duplicate reference), Running on w1, Failed on
+    w2, Running without a workflow; w3 is referenced by nothing."""
+    res = catalog.apply(
+        Batch(
+            [
+                Insert(ML_SCHEMA, "Workflow", [{"Name": f"w{i}"} for i in range(4)], [f"w{i}" for i in range(4)]),
+                Insert(
+                    ML_SCHEMA,
+                    "Execution",
+                    [
+                        {"Workflow": Ref("w0"), "Status": "Running"},
+                        {"Workflow": Ref("w0"), "Status": "Running"},
+                        {"Workflow": Ref("w1"), "Status": "Running"},
+                        {"Workflow": Ref("w2"), "Status": "Failed"},
+                        {"Workflow": None, "Status": "Running"},
+                    ],
+                    ["e0", "e1", "e2", "e3", "e4"],
+                ),
+            ]
+        )
+    )
+    return [res.rids[f"w{i}"] for i in range(4)], res.rids
+
+
+def _via_workflow(catalog: Catalog, where: Any, **kw: Any) -> list[dict[str, Any]]:
+    return catalog.query_linked(
+        ML_SCHEMA, "Execution", where, via="Workflow", target_schema=ML_SCHEMA, target_table="Workflow", **kw
+    )
+
+
+def test_query_linked_returns_distinct_target_rows(catalog: Catalog) -> None:
+    w, _ = _workflows_and_executions(catalog)
+    got = _via_workflow(catalog, {"Status": "Running"})
+    # w0 is referenced twice and appears once; the execution without a workflow references nothing
+    assert [r["RID"] for r in got] == sorted([w[0], w[1]])
+    assert got == catalog.query(ML_SCHEMA, "Workflow", {"RID": [w[0], w[1]]}, order_by=["RID"])
+    assert [r["RID"] for r in _via_workflow(catalog, None)] == sorted(w[:3])
+
+
+def test_query_linked_filters(catalog: Catalog) -> None:
+    w, e = _workflows_and_executions(catalog)
+    assert [r["RID"] for r in _via_workflow(catalog, {"Status": "Failed"})] == [w[2]]
+    assert [r["RID"] for r in _via_workflow(catalog, {"Status": ["Failed", "Done"]})] == [w[2]]
+    assert [r["RID"] for r in _via_workflow(catalog, {"RID": [e["e1"], e["e3"]], "Status": "Running"})] == [w[0]]
+    assert [r["RID"] for r in _via_workflow(catalog, {"Workflow": w[1]})] == [w[1]]
+    assert [r["RID"] for r in _via_workflow(catalog, {"Description": None, "Status": "Failed"})] == [w[2]]
+    assert _via_workflow(catalog, {"Status": "Running"}, columns=["Name"]) == [
+        {"Name": r["Name"]} for r in _via_workflow(catalog, {"Status": "Running"})
+    ]
+    assert _via_workflow(catalog, None, columns=["RID", "Name"], limit=2) == [
+        {"RID": r["RID"], "Name": r["Name"]} for r in _via_workflow(catalog, None)[:2]
+    ]
+
+
+def test_query_linked_empty_results(catalog: Catalog) -> None:
+    _workflows_and_executions(catalog)
+    assert _via_workflow(catalog, {"Status": "Aborted"}) == []
+    assert _via_workflow(catalog, {"Workflow": None}) == []  # matches a row, but it references nothing
+    assert _via_workflow(catalog, {"Status": "Running"}, limit=0) == []
+    before = getattr(catalog, "request_count", None)
+    assert _via_workflow(catalog, {"Status": []}) == []  # can match nothing: no request is needed
+    assert getattr(catalog, "request_count", None) == before
+
+
+def test_query_linked_non_rid_target_column(catalog: Catalog) -> None:
+    odd = "a/b;c=d&e,f(g) h%i?j@k:l"
+    catalog.apply(
+        Batch(
+            [
+                Insert(DOMAIN, "Species", [{"Name": n, "Description": n} for n in ("cat", "dog", odd, "eel")]),
+                Insert(
+                    DOMAIN,
+                    "Subject",
+                    [
+                        _subject("s1", Species="cat", Age=1),
+                        _subject("s2", Species="cat", Age=1),
+                        _subject("s3", Species=odd, Age=1),
+                        _subject(odd, Species="dog", Age=2),
+                        _subject("s5", Age=1),
+                    ],
+                ),
+            ]
+        )
+    )
+    species = catalog.query_linked(
+        DOMAIN, "Subject", {"Age": 1}, via="Species", target_schema=DOMAIN, target_table="Species",
+        target_column="Name", columns=["Name"],
+    )  # fmt: skip
+    assert sorted(r["Name"] for r in species) == sorted(["cat", odd])
+    got = catalog.query_linked(
+        DOMAIN, "Subject", {"Name": odd}, via="Species", target_schema=DOMAIN, target_table="Species",
+        target_column="Name",
+    )  # fmt: skip
+    assert [r["Name"] for r in got] == ["dog"] and got[0]["ID"].endswith(got[0]["RID"])
+
+
+def test_query_linked_reads_snapshot(catalog: Catalog) -> None:
+    w, _ = _workflows_and_executions(catalog)
+    snap = catalog.snapshot()
+    catalog.apply(
+        Batch(
+            [
+                Insert(ML_SCHEMA, "Workflow", [{"Name": "late"}], ["late"]),
+                Insert(
+                    ML_SCHEMA,
+                    "Execution",
+                    [{"Workflow": Ref("late"), "Status": "Running"}, {"Workflow": w[3], "Status": "Running"}],
+                ),
+            ]
+        )
+    )
+    now = _via_workflow(catalog, {"Status": "Running"})
+    assert len(now) == 4 and w[3] in {r["RID"] for r in now}
+    then = _via_workflow(catalog, {"Status": "Running"}, snapshot=snap)
+    assert [r["RID"] for r in then] == sorted([w[0], w[1]])
+    assert _via_workflow(catalog, {"Status": "Running"}, columns=["Name"], snapshot=snap) == [
+        {"Name": r["Name"]} for r in then
+    ]
+
+
+def test_query_linked_names_with_spaces_and_dashes(catalog: Catalog) -> None:
+    table = plain_table(DOMAIN, "Odd Table-1", [ColumnDef("Who Is-it", "text"), ColumnDef("Kind", "text")])
+    catalog.create_tables([table])
+    subjects = catalog.apply(Batch([Insert(DOMAIN, "Subject", [_subject("a"), _subject("b")])])).inserted[0]
+    a, b = (r["RID"] for r in subjects)
+    catalog.apply(
+        Batch([Insert(DOMAIN, table.name, [{"Who Is-it": a, "Kind": "k;1"}, {"Who Is-it": b, "Kind": "k 2"}])])
+    )
+    got = catalog.query_linked(
+        DOMAIN, table.name, {"Kind": "k;1"}, via="Who Is-it", target_schema=DOMAIN, target_table="Subject",
+        columns=["Name"],
+    )  # fmt: skip
+    assert got == [{"Name": "a"}]
+
+
+def test_query_linked_unknown_names(catalog: Catalog) -> None:
+    with pytest.raises(UnknownTable, match="Nope"):
+        catalog.query_linked(ML_SCHEMA, "Nope", via="Workflow", target_schema=ML_SCHEMA, target_table="Workflow")
+    with pytest.raises(UnknownTable, match="Nope"):
+        catalog.query_linked(ML_SCHEMA, "Execution", via="Workflow", target_schema=ML_SCHEMA, target_table="Nope")
+    with pytest.raises(UnknownColumn, match="Colour"):
+        _via_workflow(catalog, {"Colour": "red"})
+    with pytest.raises(UnknownColumn, match="Colour"):
+        _via_workflow(catalog, None, columns=["Colour"])
+    with pytest.raises(UnknownColumn, match="Colour"):
+        catalog.query_linked(ML_SCHEMA, "Execution", via="Colour", target_schema=ML_SCHEMA, target_table="Workflow")
+    with pytest.raises(UnknownColumn, match="Colour"):
+        _via_workflow(catalog, None, target_column="Colour")

@@ -94,6 +94,44 @@ def test_query_urls(cat: ErmrestCatalog, ermrest_server: FakeErmrest) -> None:
     assert paths[3] == f"/ermrest/catalog/1@{snap}/entity/test-domain:Subject@sort(RID)?limit=none"
 
 
+def test_query_linked_urls(cat: ErmrestCatalog, ermrest_server: FakeErmrest) -> None:
+    """One GET: the filtered source path, then a link by explicit column mapping (naming.md), sorted by RID."""
+    link = dict(via="Species", target_schema=DOMAIN, target_table="Species", target_column="Name")
+    cat.query_linked(DOMAIN, "Subject", {"Name": ["a b", "c/d"], "Age": 3}, **link)
+    cat.query_linked(DOMAIN, "Subject", {"Age": None}, columns=["Name"], limit=5, **link)
+    snap = cat.snapshot()
+    cat.query_linked(DOMAIN, "Subject", columns=["RID", "Description"], snapshot=snap, **link)
+    paths = [p for m, p, _ in ermrest_server.log if m == "GET"]
+    assert paths[0] == (
+        "/ermrest/catalog/1/entity/test-domain:Subject/Name=a%20b;Name=c%2Fd/Age=3"
+        "/(Species)=(test-domain:Species:Name)@sort(RID)?limit=none"
+    )
+    assert paths[1] == (
+        "/ermrest/catalog/1/attribute/test-domain:Subject/Age::null::"
+        "/(Species)=(test-domain:Species:Name)/Name,RID@sort(RID)?limit=5"
+    )
+    assert paths[3] == (
+        f"/ermrest/catalog/1@{snap}/attribute/test-domain:Subject"
+        "/(Species)=(test-domain:Species:Name)/RID,Description@sort(RID)?limit=none"
+    )
+
+
+def test_linked_path_denotes_distinct_target_entities(cat: ErmrestCatalog, ermrest_server: FakeErmrest) -> None:
+    """naming.md: the path denotes the right-most table's entities; joins filter but never duplicate rows.
+    The server's default_limit applies to a linked path like any other, so the adapter sends limit=none."""
+    species = [{"Name": f"sp{i:03}", "Description": "d"} for i in range(DEFAULT_LIMIT + 5)]
+    subjects = [{"Name": f"s{i:03}-{j}", "Species": f"sp{i:03}"} for i in range(DEFAULT_LIMIT + 5) for j in (0, 1)]
+    cat.apply(Batch([Insert(DOMAIN, "Species", species), Insert(DOMAIN, "Subject", subjects)]))
+    path = "/entity/test-domain:Subject/(Species)=(test-domain:Species:Name)@sort(RID)"
+    assert len(_raw(ermrest_server, "GET", path).json()) == DEFAULT_LIMIT
+    rows = _raw(ermrest_server, "GET", path + "?limit=none").json()
+    assert len(rows) == DEFAULT_LIMIT + 5 and set(rows[0]) >= {"RID", "Name", "Description", "ID"}
+    ermrest_server.log.clear()
+    link = dict(via="Species", target_schema=DOMAIN, target_table="Species", target_column="Name")
+    assert len(cat.query_linked(DOMAIN, "Subject", **link)) == DEFAULT_LIMIT + 5
+    assert len(ermrest_server.log) == 1
+
+
 def test_update_delete_resolve_urls(cat: ErmrestCatalog, ermrest_server: FakeErmrest) -> None:
     res = cat.apply(Batch([Insert(DOMAIN, "Subject", [{"Name": "a"}, {"Name": "b"}])]))
     rids = [r["RID"] for r in res.inserted[0]]

@@ -102,3 +102,23 @@ def test_torn_last_line_is_ignored(tmp_path: Path) -> None:
         f.write('{"seq": 2, "batch": {"eff')
     assert len(list(read_journal(journal))) == 1
     src.close()
+
+
+def test_journaling_catalog_delegates_query_linked(tmp_path: Path) -> None:
+    src = open_local_catalog("src", tmp_path)
+    journal = tmp_path / "journal.jsonl"
+    cat = JournalingCatalog(src, journal)
+    res = cat.apply(
+        Batch(
+            [
+                Insert(ML_SCHEMA, "Workflow", [{"Name": "w"}], ["w"]),
+                Insert(ML_SCHEMA, "Execution", [{"Workflow": Ref("w")}, {"Workflow": Ref("w")}]),
+            ]
+        )
+    )
+    got = cat.query_linked(
+        ML_SCHEMA, "Execution", via="Workflow", target_schema=ML_SCHEMA, target_table="Workflow", columns=["RID"]
+    )
+    assert got == [{"RID": res.rids["w"]}]
+    assert len(list(read_journal(journal))) == 1  # reads are not journalled
+    cat.close()
