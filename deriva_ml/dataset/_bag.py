@@ -438,7 +438,7 @@ def _build(
 ) -> None:
     from bdbag import bdbag_api
 
-    from deriva_ml.dataset._datasets import _fetch_rows
+    from deriva_ml.dataset._datasets import _fetch_rows, _member_rows
 
     log = get_logger("deriva_ml.dataset.bag", dataset_rid=tree.dataset_rid, version=str(tree.version))
     model = ml.catalog.model()
@@ -467,7 +467,8 @@ def _build(
         if key == dataset_key:
             rows = dataset_rows = _fetch_rows(ml, tdef, list(tree.datasets), None)
         else:
-            rows = _fetch_rows(ml, tdef, by_table[key], snapshot)
+            # the member rows in one request per table (however many members), read the way the links were
+            rows = _member_rows(ml, tree.associations[key], tree.datasets, snapshot)
         rel = f"{tdef.schema}/{tdef.name}.csv"
         _write_csv(staging / rel, tdef.column_names, rows)
         tables_meta[tdef.name] = {"schema": tdef.schema, "csv": rel, "asset": is_asset(tdef), "rows": len(rows)}

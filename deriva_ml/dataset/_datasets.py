@@ -490,31 +490,83 @@ def _member_links(
     One request per membership association table (per 200 datasets). An association that did not
     exist at the snapshot has no links then.
     """
-    out: dict[tuple[str, str], list[tuple[RID, RID]]] = {}
-    for key, a in sorted(member_associations(ml.catalog.model()).items()):
-        links: list[tuple[RID, RID]] = []
-        for chunk in _chunks(list(dataset_rids)):
-            try:
-                rows = ml.catalog.query(
-                    a.table.schema,
-                    a.table.name,
-                    {a.dataset_column: chunk},
-                    columns=[a.dataset_column, a.member_column],
-                    snapshot=snapshot,
-                )
-            except (UnknownTable, NotFound):
-                rows = []
-            links.extend((RID(r[a.dataset_column]), RID(r[a.member_column])) for r in rows)
-        out[key] = links
-    return out
+    return {
+        key: _association_links(ml, a, dataset_rids, snapshot)
+        for key, a in sorted(member_associations(ml.catalog.model()).items())
+    }
+
+
+def _association_links(
+    ml: DerivaML, a: MemberAssociation, dataset_rids: Sequence[RID], snapshot: str | None
+) -> list[tuple[RID, RID]]:
+    """``(dataset, member)`` links of one association (one request per 200 datasets)."""
+    links: list[tuple[RID, RID]] = []
+    for chunk in _chunks(list(dataset_rids)):
+        try:
+            rows = ml.catalog.query(
+                a.table.schema,
+                a.table.name,
+                {a.dataset_column: chunk},
+                columns=[a.dataset_column, a.member_column],
+                snapshot=snapshot,
+            )
+        except (UnknownTable, NotFound):
+            rows = []
+        links.extend((RID(r[a.dataset_column]), RID(r[a.member_column])) for r in rows)
+    return links
 
 
 def _fetch_rows(ml: DerivaML, table: TableDef, rids: Sequence[RID], snapshot: str | None) -> list[dict[str, Any]]:
+    """Rows of ``table`` with these RIDs, in RID order: one request per 200 RIDs."""
     rows: list[dict[str, Any]] = []
     for chunk in _chunks(sorted(set(rids))):
         rows.extend(ml.catalog.query(table.schema, table.name, {"RID": chunk}, snapshot=snapshot))
     rows.sort(key=lambda r: r["RID"])
     return rows
+
+
+def _member_rows(
+    ml: DerivaML,
+    a: MemberAssociation,
+    dataset_rids: Sequence[RID],
+    snapshot: str | None,
+    *,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Rows of ``a``'s member table linked to any of ``dataset_rids`` at ``snapshot``, each once, in RID
+    order, at most ``limit``.
+
+    One request per 200 datasets (``Catalog.query_linked``: the association joined to the member table
+    on the server), however many members there are. A catalog without ``query_linked`` gets the links
+    (one request per 200 datasets) and then the rows (one request per 200 members). An association that
+    did not exist at the snapshot has no members then.
+    """
+    linked = getattr(ml.catalog, "query_linked", None)
+    if linked is None:
+        links = _association_links(ml, a, dataset_rids, snapshot)
+        members = sorted(set(m for _, m in links))
+        if limit is not None:
+            members = members[: max(0, int(limit))]
+        return _fetch_rows(ml, a.member, members, snapshot) if members else []
+    found: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(sorted(set(dataset_rids))):
+        try:
+            rows = linked(
+                a.table.schema,
+                a.table.name,
+                {a.dataset_column: chunk},
+                via=a.member_column,
+                target_schema=a.member.schema,
+                target_table=a.member.name,
+                limit=None if limit is None else max(0, int(limit)),
+                snapshot=snapshot,
+            )
+        except (UnknownTable, NotFound):
+            rows = []
+        for r in rows:
+            found.setdefault(r["RID"], r)
+    out = [found[k] for k in sorted(found)]
+    return out if limit is None else out[: max(0, int(limit))]
 
 
 @attrs.frozen
@@ -547,6 +599,18 @@ class MemberTree:
         return out
 
 
+def _version_snapshot(dataset_rid: RID, version: DatasetVersion, row: Mapping[str, Any]) -> str | None:
+    """The snapshot a version's membership is read at (None, with a warning, for a version without one)."""
+    snapshot = row.get("Snapshot") or None
+    if snapshot is None:
+        get_logger("deriva_ml.dataset").warning(
+            "dataset version has no snapshot; reading the current catalog",
+            dataset_rid=dataset_rid,
+            version=str(version),
+        )
+    return snapshot
+
+
 def member_tree(
     ml: DerivaML,
     dataset_rid: RID,
@@ -556,11 +620,7 @@ def member_tree(
 ) -> MemberTree:
     """Resolve a version (unless ``resolved`` gives it) and read its nested tree at its snapshot."""
     v, row = resolved if resolved is not None else _resolve_version(ml, dataset_rid, version)
-    snapshot = row.get("Snapshot") or None
-    if snapshot is None:
-        get_logger("deriva_ml.dataset").warning(
-            "dataset version has no snapshot; reading the current catalog", dataset_rid=dataset_rid, version=str(v)
-        )
+    snapshot = _version_snapshot(dataset_rid, v, row)
     edges = _descendant_edges(ml, [dataset_rid], snapshot)
     datasets = [dataset_rid, *dict.fromkeys(c for _, c in edges if c != dataset_rid)]
     links = _member_links(ml, datasets, snapshot)
@@ -589,21 +649,20 @@ def list_dataset_members(
     datasets are under ``"Dataset"``; ``recurse=True`` adds the members of nested datasets (each row
     once). ``limit`` caps the rows per table. Rows are in RID order.
 
-    Requests: one for the versions, one per nesting level, one per membership table, one per member
-    table per 200 members; all reads at the version's snapshot.
+    Requests: one for the versions, one per membership table (the association joined to its member
+    table on the server: constant in the number of members), and with ``recurse`` one per nesting level
+    (and per 200 nested datasets); all reads at the version's snapshot.
     """
     rid = parse_rid(dataset_rid, "dataset_rid")
-    tree = member_tree(ml, rid, version)
-    sources = [rid, *tree.descendants(rid)] if recurse else [rid]
-    wanted = set(sources)
+    v, row = _resolve_version(ml, rid, version)
+    snapshot = _version_snapshot(rid, v, row)
+    sources = [rid]
+    if recurse:
+        edges = _descendant_edges(ml, [rid], snapshot)
+        sources.extend(dict.fromkeys(c for _, c in edges if c != rid))
     out: dict[str, list[dict[str, Any]]] = {}
-    for key, links in sorted(tree.links.items()):
-        a = tree.associations[key]
-        members = list(dict.fromkeys(m for d, m in links if d in wanted))
-        if limit is not None:
-            members = sorted(members)[: max(0, int(limit))]
-        rows = _fetch_rows(ml, a.member, members, tree.snapshot) if members else []
-        out.setdefault(a.member_name, []).extend(rows)
+    for _, a in sorted(member_associations(ml.catalog.model()).items()):
+        out.setdefault(a.member_name, []).extend(_member_rows(ml, a, sources, snapshot, limit=limit))
     return out
 
 
