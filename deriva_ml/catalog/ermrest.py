@@ -545,8 +545,8 @@ class ErmrestCatalog:
         check_columns(src, [via, *(c for c, _, _ in items)])
         check_columns(dst, [target_column, *(columns or ())])
         filters = _filters(items)
-        if filters is None:
-            return []
+        if filters is None or (limit is not None and int(limit) <= 0):
+            return []  # nothing can match (and ?limit=0 is not sent to the server)
         link = f"({_u(via)})=({_u(target_schema)}:{_u(target_table)}:{_u(target_column)})"
         path = f"{_u(schema)}:{_u(table)}" + "".join(f"/{f}" for f in filters) + "/" + link
         project = list(columns) if columns else None

@@ -76,7 +76,7 @@ class Catalog(Protocol):
 
         Each target row appears once (in RID order), however many source rows reference it; source rows
         whose ``via`` is NULL reference nothing. ``columns`` projects the target rows; ``limit`` caps the
-        number of target rows (after de-duplication). With ``snapshot``, both tables are read as they were
+        number of target rows (after de-duplication; 0 or less: none, without a request). With ``snapshot``, both tables are read as they were
         at that snapshot. ``via`` need not be a declared foreign key. Typical use, the members of a dataset
         in one request: ``query_linked(S, "Dataset_Image", {"Dataset": rid}, via="Image", target_schema=S,
         target_table="Image")``. Raises ``UnknownTable``/``UnknownColumn`` like :meth:`query`.

@@ -617,8 +617,8 @@ class SQLiteCatalog:
             check_columns(src.table, [via, *(c for c, _, _ in items)])
             check_columns(dst.table, [target_column, *names])
             built = _conditions(src, items, "s.")
-            if built is None:
-                return []
+            if built is None or (limit is not None and int(limit) <= 0):
+                return []  # (SQLite reads a negative LIMIT as no limit)
             conds, params = built
             conds.append(f"s.{_q(via)} IS NOT NULL")
             outer: list[str] = []

@@ -541,12 +541,14 @@ def _member_rows(
     (one request per 200 datasets) and then the rows (one request per 200 members). An association that
     did not exist at the snapshot has no members then.
     """
+    if limit is not None and int(limit) <= 0:
+        return []
     linked = getattr(ml.catalog, "query_linked", None)
     if linked is None:
         links = _association_links(ml, a, dataset_rids, snapshot)
         members = sorted(set(m for _, m in links))
         if limit is not None:
-            members = members[: max(0, int(limit))]
+            members = members[: int(limit)]
         return _fetch_rows(ml, a.member, members, snapshot) if members else []
     found: dict[str, dict[str, Any]] = {}
     for chunk in _chunks(sorted(set(dataset_rids))):
@@ -558,7 +560,7 @@ def _member_rows(
                 via=a.member_column,
                 target_schema=a.member.schema,
                 target_table=a.member.name,
-                limit=None if limit is None else max(0, int(limit)),
+                limit=None if limit is None else int(limit),
                 snapshot=snapshot,
             )
         except (UnknownTable, NotFound):
@@ -566,7 +568,7 @@ def _member_rows(
         for r in rows:
             found.setdefault(r["RID"], r)
     out = [found[k] for k in sorted(found)]
-    return out if limit is None else out[: max(0, int(limit))]
+    return out if limit is None else out[: int(limit)]
 
 
 @attrs.frozen

@@ -306,9 +306,10 @@ def test_query_linked_empty_results(catalog: Catalog) -> None:
     _workflows_and_executions(catalog)
     assert _via_workflow(catalog, {"Status": "Aborted"}) == []
     assert _via_workflow(catalog, {"Workflow": None}) == []  # matches a row, but it references nothing
-    assert _via_workflow(catalog, {"Status": "Running"}, limit=0) == []
     before = getattr(catalog, "request_count", None)
     assert _via_workflow(catalog, {"Status": []}) == []  # can match nothing: no request is needed
+    assert _via_workflow(catalog, {"Status": "Running"}, limit=0) == []
+    assert _via_workflow(catalog, {"Status": "Running"}, limit=-1) == []
     assert getattr(catalog, "request_count", None) == before
 
 

@@ -82,6 +82,7 @@ def test_listing_members_is_constant_in_the_member_count(backend: tuple[DerivaML
         assert len(linked) == 3 and all("?limit=none" in p for p in linked)
     limited = ml.list_dataset_members(big.dataset_rid, limit=7)["Image"]
     assert [r["RID"] for r in limited] == sorted(big_rids)[:7]
+    assert ml.list_dataset_members(big.dataset_rid, limit=0)["Image"] == []
 
 
 def test_bag_rows_are_constant_in_the_member_count(backend: tuple[DerivaML, Any]) -> None:
