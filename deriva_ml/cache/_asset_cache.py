@@ -435,9 +435,7 @@ class AssetCache:
         self._index.incr("evictions")
         if corrupt:
             self._index.incr("corruptions")
-            _get_logger(__name__).warning(
-                "cache.evicted", key=entry.key, reason=reason, path=str(self._path(entry))
-            )
+            _get_logger(__name__).warning("cache.evicted", key=entry.key, reason=reason, path=str(self._path(entry)))
         else:
             _get_logger(__name__).info("cache.evicted", key=entry.key, reason=reason)
         return entry.size

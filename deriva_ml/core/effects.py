@@ -82,9 +82,7 @@ class Update:
                     f"Update of {self.schema}:{self.table}: row {dict(row)!r} lacks key column(s) {missing}"
                 )
             if len(row) <= len(self.key):
-                raise ValidationError(
-                    f"Update of {self.schema}:{self.table}: row {dict(row)!r} sets no column"
-                )
+                raise ValidationError(f"Update of {self.schema}:{self.table}: row {dict(row)!r} sets no column")
 
 
 def _values(value: Iterable[Value]) -> tuple[Value, ...]:
