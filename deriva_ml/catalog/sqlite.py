@@ -65,14 +65,12 @@ _MISSING = object()
 _CHUNK = 500
 
 
-_PAIRS: tuple[str, ...] = ()
+#: Every pair of base-32 digits, so that a 4-digit RID group is two lookups.
+_PAIRS: tuple[str, ...] = tuple(_ALPHABET[i >> 5] + _ALPHABET[i & 31] for i in range(1024))
 
 
 def _group(v: int) -> str:
-    """The four base-32 digits of ``v`` (0 <= v < 32**4), from a 1,024-entry table of digit pairs."""
-    global _PAIRS
-    if not _PAIRS:
-        _PAIRS = tuple(_ALPHABET[i >> 5] + _ALPHABET[i & 31] for i in range(1024))
+    """The four base-32 digits of ``v`` (0 <= v < 32**4)."""
     return _PAIRS[v >> 10] + _PAIRS[v & 1023]
 
 
