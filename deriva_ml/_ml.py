@@ -57,6 +57,9 @@ if TYPE_CHECKING:
     from deriva_ml.cache import AssetCache
     from deriva_ml.execution._execution import Execution
 
+#: Manifest state naming the Execution row it belongs to (the row's RCT: RIDs can repeat across catalogs).
+_IDENTITY = "execution_rct"
+
 #: ``DerivaML(LOCAL_HOST, name)`` selects the embedded catalog.
 LOCAL_HOST = "local"
 
@@ -537,15 +540,49 @@ class DerivaML:
             )
             rid = result.rids["execution"]
             work = self.execution_dir(rid)
+            if work.exists():  # left by a catalog that reused this RID (e.g. recreated): never mix them
+                self._set_aside(work, "a new execution got this RID")
         config = attrs.evolve(configuration, workflow=wf)
         record = ExecutionRecord(rid=rid, workflow_rid=wf.rid, description=configuration.description)
         exe = Execution(self, record, config, wf, work, dry_run=dry_run)
+        if not dry_run:
+            exe._manifest.set_state(_IDENTITY, str(result.inserted[0][0].get("RCT") or ""))
         extra = [(Path(p), t) for p, t in metadata_files]
         exe._initialize(extra_metadata_files=extra)
         return exe
 
     def execution_dir(self, rid: str) -> Path:
         return self.working_dir / "executions" / rid
+
+    def _set_aside(self, work: Path, why: str) -> None:
+        stamp = self._now().strftime("%Y%m%dT%H%M%S%f")
+        aside = work.with_name(f"{work.name}.stale-{stamp}")
+        work.rename(aside)
+        self._log.warning("execution directory set aside", path=str(work), moved_to=str(aside), reason=why)
+
+    def _open_manifest(self, row: Mapping[str, Any], *, create: bool) -> Any:
+        """The local manifest of the execution ``row`` — only if it belongs to that very row.
+
+        A directory whose manifest names another row (same RID, different creation time: a catalog that
+        was recreated) is set aside rather than trusted. ``create=False`` returns None where none exists.
+        """
+        from deriva_ml.execution._manifest import Manifest
+
+        work = self.execution_dir(row["RID"])
+        path = work / "manifest.sqlite"
+        if path.exists():
+            manifest = Manifest(path)
+            mine = manifest.get_state(_IDENTITY)
+            if mine is None or not row.get("RCT") or mine == str(row["RCT"]):
+                return manifest
+            manifest.close()
+            self._set_aside(work, "its manifest belongs to another execution with the same RID")
+        if not create:
+            return None
+        manifest = Manifest(path)
+        if row.get("RCT"):
+            manifest.set_state(_IDENTITY, str(row["RCT"]))
+        return manifest
 
     def _check_inputs(self, configuration: ExecutionConfiguration) -> None:
         """Every dataset RID is a Dataset and every asset RID is in an asset table (before any write)."""
@@ -587,11 +624,14 @@ class DerivaML:
         """Rebuild an Execution from the catalog and its local manifest (to finish an interrupted upload)."""
         from deriva_ml.core.codec import configuration_from_json, loads
         from deriva_ml.execution._execution import Execution
-        from deriva_ml.execution._manifest import Manifest
 
-        row_record = self.lookup_execution(execution_rid)
+        rid = parse_rid(execution_rid, "execution rid")
+        rows = self.catalog.query(ML_SCHEMA, "Execution", {"RID": rid})
+        if not rows:
+            raise RIDNotFound(rid, "Execution")
+        row_record = _record_from_row(rows[0])
         work = self.execution_dir(row_record.rid)
-        manifest = Manifest(work / "manifest.sqlite")
+        manifest = self._open_manifest(rows[0], create=True)
         saved = manifest.get_state("record")
         record = row_record
         if saved:
@@ -646,7 +686,6 @@ class DerivaML:
         """
         from deriva_ml.core.codec import dumps, loads
         from deriva_ml.execution._execution import owner_is_alive
-        from deriva_ml.execution._manifest import Manifest
 
         aborted: list[ExecutionRecord] = []
         live = (Status.created, Status.initializing, Status.pending, Status.running)
@@ -654,11 +693,9 @@ class DerivaML:
         now = self._now()
         for row in rows:
             record = _record_from_row(row)
-            manifest_path = self.execution_dir(record.rid) / "manifest.sqlite"
             reason = None
-            manifest = None
-            if manifest_path.exists():
-                manifest = Manifest(manifest_path)
+            manifest = self._open_manifest(row, create=False)
+            if manifest is not None:
                 owner_text = manifest.get_state("owner")
                 if owner_text:
                     owner = json.loads(owner_text)
