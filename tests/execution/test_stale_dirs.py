@@ -23,7 +23,7 @@ def run_once(home, name: str) -> tuple[str, dict]:
 
 def test_recreated_catalog_does_not_reuse_old_execution_dirs(tmp_path):
     home = tmp_path / "home"
-    rid1, first = run_once(home, "first")
+    rid1, _first = run_once(home, "first")
     shutil.rmtree(home / "catalogs" / "again")  # the user recreates the catalog; work dirs stay
     rid2, second = run_once(home, "second")
     assert rid1 == rid2  # the new catalog counts RIDs from the start again
