@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from deriva_ml._log import get_logger
+from deriva_ml._util import chunks, safe_name
 from deriva_ml.catalog.port import Catalog
 from deriva_ml.core.definitions import ML_SCHEMA, MLVocab
 from deriva_ml.core.effects import Batch, Insert, Update
@@ -130,9 +131,10 @@ class DerivaML:
             self.catalog, self.store = self._open_embedded()
         else:
             self.catalog, self.store = self._open_live(session_config)
-        safe_host = "".join(ch if ch.isalnum() or ch in "-._" else "_" for ch in hostname)
         self.working_dir = (
-            Path(working_dir) if working_dir is not None else self.home / "work" / f"{safe_host}_{self.catalog_id}"
+            Path(working_dir)
+            if working_dir is not None
+            else self.home / "work" / f"{safe_name(hostname)}_{self.catalog_id}"
         ).absolute()
         self.cache_dir = (Path(cache_dir) if cache_dir is not None else self.home / "cache").absolute()
         self._cache: AssetCache | None = None
@@ -158,13 +160,12 @@ class DerivaML:
         catalog = ErmrestCatalog(
             self.host_name, self.catalog_id, credential=self.credential, session_config=session_config
         )
-        safe_host = "".join(ch if ch.isalnum() or ch in "-._" else "_" for ch in self.host_name)
         store = HatracObjectStore(
             self.host_name,
             credential=self.credential,
             session_config=session_config,
             # chunked uploads resume across processes from here
-            state_dir=self.home / "upload-state" / safe_host,
+            state_dir=self.home / "upload-state" / safe_name(self.host_name),
         )
         return catalog, store
 
@@ -444,7 +445,7 @@ class DerivaML:
                 if r.get("Workflow_Type"):
                     types[r["RID"]].append(r["Workflow_Type"])
         else:
-            for chunk in _chunks(rids, 200):
+            for chunk in chunks(rids):
                 for t in self.catalog.query(ML_SCHEMA, "Workflow_Workflow_Type", {"Workflow": chunk}):
                     types[t["Workflow"]].append(t["Workflow_Type"])
         out = []
@@ -971,11 +972,6 @@ def _user_stacklevel() -> int:
         frame = frame.f_back  # type: ignore[assignment]
         level += 1
     return level
-
-
-def _chunks(items: Sequence[Any], n: int) -> Iterable[list[Any]]:
-    for i in range(0, len(items), n):
-        yield list(items[i : i + n])
 
 
 def _term_from_row(row: Mapping[str, Any]) -> Term:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from deriva_ml._log import get_logger
+from deriva_ml._util import safe_name
 from deriva_ml.catalog.journal import JournalEntry, read_journal, replay_entry
 from deriva_ml.core.definitions import ML_SCHEMA
 from deriva_ml.core.effects import Batch, Insert, Update
@@ -55,7 +56,7 @@ class SyncReport:
 
 
 def _state_path(source: DerivaML, target: DerivaML) -> Path:
-    key = "".join(ch if ch.isalnum() or ch in "-._" else "_" for ch in f"{target.host_name}_{target.catalog_id}")
+    key = safe_name(f"{target.host_name}_{target.catalog_id}")
     return Path(source.catalog.path).parent / f"sync-{key}.json"  # type: ignore[attr-defined]
 
 

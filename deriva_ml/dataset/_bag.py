@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deriva_ml._log import get_logger
+from deriva_ml._util import chunks, safe_name
 from deriva_ml.cache._files import remove_tree
 from deriva_ml.catalog import dump_model, load_model
 from deriva_ml.catalog.schema import is_asset
@@ -62,13 +63,9 @@ def bag_name(dataset_rid: str, version: DatasetVersion, materialize: bool) -> st
     return f"Dataset_{dataset_rid}_{version}" + ("" if materialize else "_metadata")
 
 
-def _safe(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-._" else "_" for ch in text)
-
-
 def bag_cache_root(ml: DerivaML) -> Path:
     """``<cache_dir>/bags/<host>_<catalog>``: bags of one catalog (RIDs are unique per catalog only)."""
-    return Path(ml.cache_dir) / "bags" / f"{_safe(ml.host_name)}_{_safe(ml.catalog_id)}"
+    return Path(ml.cache_dir) / "bags" / f"{safe_name(ml.host_name)}_{safe_name(ml.catalog_id)}"
 
 
 def asset_relpath(table: str, rid: str, filename: str | None) -> str:
@@ -538,7 +535,6 @@ def _datasets_info(
     ml: DerivaML, tree: MemberTree, snapshot: str | None, dataset_rows: Sequence[Mapping[str, Any]]
 ) -> dict[str, dict[str, Any]]:
     """Description, types, version at the snapshot and children of every dataset of the tree."""
-    from deriva_ml.dataset._datasets import _chunks
     from deriva_ml.dataset._plans import current_version_row
 
     rids = list(tree.datasets)
@@ -552,7 +548,7 @@ def _datasets_info(
     for row in dataset_rows:
         if row["RID"] in info:
             info[row["RID"]]["description"] = row.get("Description") or ""
-    for chunk in _chunks(rids):
+    for chunk in chunks(rids):
         for t in ml.catalog.query(ML_SCHEMA, "Dataset_Dataset_Type", {"Dataset": chunk}):
             info[t["Dataset"]]["dataset_types"].append(t["Dataset_Type"])
         nested = [d for d in chunk if d != tree.dataset_rid]

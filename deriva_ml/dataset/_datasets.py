@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from deriva_ml._log import get_logger
+from deriva_ml._util import chunks
 from deriva_ml.core.definitions import ML_SCHEMA, MLVocab
 from deriva_ml.core.errors import NotFound, RIDNotFound, UnknownTable, ValidationError
 from deriva_ml.core.records import DatasetVersion
@@ -41,8 +42,6 @@ if TYPE_CHECKING:
     from deriva_ml._ml import DerivaML
     from deriva_ml.dataset._bag import DatasetBag
 
-#: RIDs per ``RID in (...)`` query (keeps ERMrest URLs short).
-CHUNK = 200
 
 _SYSTEM_SCHEMAS = frozenset({ML_SCHEMA, "public", "www", "WWW", "_ermrest", "_acl_admin"})
 
@@ -262,11 +261,6 @@ def dataset_history(ml: DerivaML, dataset_rid: str) -> list[DatasetHistory]:
     return sorted(out, key=lambda h: h.dataset_version)
 
 
-def _chunks(items: Sequence[Any], n: int = CHUNK) -> Iterable[list[Any]]:
-    for i in range(0, len(items), n):
-        yield list(items[i : i + n])
-
-
 def _datasets_from_rows(ml: DerivaML, rows: Sequence[Mapping[str, Any]]) -> list[Dataset]:
     """Dataset handles for Dataset rows: types and current versions in one request each per 200."""
     if not rows:
@@ -274,7 +268,7 @@ def _datasets_from_rows(ml: DerivaML, rows: Sequence[Mapping[str, Any]]) -> list
     rids = [r["RID"] for r in rows]
     types: dict[str, list[str]] = {r: [] for r in rids}
     versions: dict[str, list[dict[str, Any]]] = {r: [] for r in rids}
-    for chunk in _chunks(rids):
+    for chunk in chunks(rids):
         for t in ml.catalog.query(ML_SCHEMA, "Dataset_Dataset_Type", {"Dataset": chunk}):
             types[t["Dataset"]].append(t[MLVocab.dataset_type.value])
         for v in ml.catalog.query(ML_SCHEMA, "Dataset_Version", {"Dataset": chunk}):
@@ -370,7 +364,7 @@ def _resolve_member_tables(ml: DerivaML, rids: Sequence[RID]) -> dict[tuple[str,
         for t in candidates:
             if not remaining:
                 break
-            for chunk in _chunks(sorted(remaining)):
+            for chunk in chunks(sorted(remaining)):
                 for row in ml.catalog.query(t.schema, t.name, {"RID": chunk}, columns=["RID"]):
                     found.setdefault((t.schema, t.name), []).append(RID(row["RID"]))
                     remaining.discard(row["RID"])
@@ -406,7 +400,7 @@ def _descendant_edges(ml: DerivaML, start: Iterable[RID], snapshot: str | None =
     seen = set(frontier)
     while frontier:
         nxt: list[RID] = []
-        for chunk in _chunks(frontier):
+        for chunk in chunks(frontier):
             for r in ml.catalog.query(ML_SCHEMA, "Dataset_Dataset", {"Dataset": chunk}, snapshot=snapshot):
                 edges.append((RID(r["Dataset"]), RID(r["Nested_Dataset"])))
                 if r["Nested_Dataset"] not in seen:
@@ -501,7 +495,7 @@ def _association_links(
 ) -> list[tuple[RID, RID]]:
     """``(dataset, member)`` links of one association (one request per 200 datasets)."""
     links: list[tuple[RID, RID]] = []
-    for chunk in _chunks(list(dataset_rids)):
+    for chunk in chunks(list(dataset_rids)):
         try:
             rows = ml.catalog.query(
                 a.table.schema,
@@ -519,7 +513,7 @@ def _association_links(
 def _fetch_rows(ml: DerivaML, table: TableDef, rids: Sequence[RID], snapshot: str | None) -> list[dict[str, Any]]:
     """Rows of ``table`` with these RIDs, in RID order: one request per 200 RIDs."""
     rows: list[dict[str, Any]] = []
-    for chunk in _chunks(sorted(set(rids))):
+    for chunk in chunks(sorted(set(rids))):
         rows.extend(ml.catalog.query(table.schema, table.name, {"RID": chunk}, snapshot=snapshot))
     rows.sort(key=lambda r: r["RID"])
     return rows
@@ -551,7 +545,7 @@ def _member_rows(
             members = members[: int(limit)]
         return _fetch_rows(ml, a.member, members, snapshot) if members else []
     found: dict[str, dict[str, Any]] = {}
-    for chunk in _chunks(sorted(set(dataset_rids))):
+    for chunk in chunks(sorted(set(dataset_rids))):
         try:
             rows = linked(
                 a.table.schema,
@@ -700,7 +694,7 @@ def list_dataset_parents(ml: DerivaML, dataset_rid: str, *, recurse: bool = Fals
     frontier = [rid]
     while frontier:
         nxt = []
-        for chunk in _chunks(frontier):
+        for chunk in chunks(frontier):
             for r in ml.catalog.query(ML_SCHEMA, "Dataset_Dataset", {"Nested_Dataset": chunk}):
                 p = RID(r["Dataset"])
                 if p not in seen:
@@ -715,7 +709,7 @@ def _datasets_by_rid(ml: DerivaML, rids: Sequence[RID]) -> list[Dataset]:
     if not rids:
         return []
     rows: dict[str, dict[str, Any]] = {}
-    for chunk in _chunks(list(rids)):
+    for chunk in chunks(list(rids)):
         for r in ml.catalog.query(ML_SCHEMA, "Dataset", {"RID": chunk}):
             rows[r["RID"]] = r
     return _datasets_from_rows(ml, [rows[r] for r in rids if r in rows])

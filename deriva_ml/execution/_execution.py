@@ -15,7 +15,7 @@ import socket
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path, PosixPath
 from types import TracebackType
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from deriva_ml._log import get_logger
+from deriva_ml._util import chunks
 from deriva_ml.core.codec import configuration_to_json, dumps
 from deriva_ml.core.definitions import ML_SCHEMA, AssetRole, ExecMetadataType, MLAsset
 from deriva_ml.core.effects import Batch, Insert
@@ -515,7 +516,7 @@ class Execution:
         for e in entries:
             by_table.setdefault((e.schema, e.asset_table), []).append(e.url or "")
         for (schema, table), urls in by_table.items():
-            for chunk in _chunks(sorted(set(urls)), 200):
+            for chunk in chunks(sorted(set(urls))):
                 for row in ml.catalog.query(schema, table, {"URL": chunk}, columns=["RID", "URL"]):
                     existing[(schema, table, row["URL"])] = RID(row["RID"])
         outputs = [
@@ -611,11 +612,6 @@ def _describe(exc: BaseException) -> str:
     from deriva_ml.core.redact import scrub_url
 
     return scrub_url(text if len(text) > 2000 else f"{text}\n{tb}"[:4000])
-
-
-def _chunks(items: Sequence[str], n: int) -> Iterable[list[str]]:
-    for i in range(0, len(items), n):
-        yield list(items[i : i + n])
 
 
 class _ProgressLog:
