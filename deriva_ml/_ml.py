@@ -33,7 +33,6 @@ from deriva_ml.core.errors import (
 )
 from deriva_ml.core.plans import (
     MLLayout,
-    find_existing_workflow,
     ml_layout,
     plan_add_workflow,
     plan_replace_workflow_types,
@@ -426,14 +425,13 @@ class DerivaML:
         return rid
 
     def _find_workflow_row(self, url: str | None, checksum: str | None) -> dict[str, Any] | None:
+        """The workflow row to reuse: same URL first, else same checksum (indexed queries, no scan)."""
         rows: list[dict[str, Any]] = []
         if url:
             rows = self.catalog.query(ML_SCHEMA, "Workflow", {"URL": url}, limit=1)
         if not rows and checksum:
             rows = self.catalog.query(ML_SCHEMA, "Workflow", {"Checksum": checksum}, limit=1)
-        probe = Workflow(name="probe", workflow_type="x", url=url, checksum=checksum)
-        found = find_existing_workflow(probe, rows)
-        return dict(found) if found is not None else None
+        return dict(rows[0]) if rows else None
 
     def _workflows_from_rows(self, rows: Sequence[Mapping[str, Any]]) -> list[CatalogWorkflow]:
         if not rows:

@@ -52,18 +52,6 @@ def dataset_link_row(dataset: RID, execution: RID, role: AssetRole, layout: MLLa
     return row
 
 
-def find_existing_workflow(workflow: Workflow, rows: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    """The catalog row a workflow deduplicates to: same URL first, else same checksum."""
-    rows = list(rows)
-    for row in rows:
-        if workflow.url and row.get("URL") == workflow.url:
-            return row
-    for row in rows:
-        if workflow.checksum and row.get("Checksum") == workflow.checksum:
-            return row
-    return None
-
-
 def plan_add_workflow(workflow: Workflow, layout: MLLayout = MLLayout()) -> Batch:
     """Insert a workflow and its types in one batch (the row is labelled ``workflow``)."""
     row: dict[str, Any] = {
