@@ -17,7 +17,7 @@ from hatrac_server import HatracTestServer, make_store
 
 from deriva_ml.core.errors import ChecksumMismatch, InvalidFileName, StoreError
 from deriva_ml.store.local import LocalObjectStore
-from deriva_ml.store.names import parse_object_url
+from deriva_ml.store.names import bounded_name, parse_object_url
 from deriva_ml.store.port import ObjectStore, StoredObject, UploadOptions
 
 TABLE = "DerivaML_Store_Test"
@@ -110,13 +110,18 @@ def test_put_with_correct_md5(leg: Leg, make_file: Callable[..., Path], tmp_path
         "数据 集.csv",
         "odd;name:with%20and?#&+=.txt",
         "x" * 200,
+        "a" * 251 + ".txt",  # 255 bytes of ASCII (the limit): the object name is bounded, not a 500
+        "é" * 125 + ".csv",  # 254 bytes of 2-byte UTF-8
+        "数" * 85,  # 255 bytes of 3-byte UTF-8
     ],
 )
 def test_odd_file_names(leg: Leg, make_file: Callable[..., Path], tmp_path: Path, name: str) -> None:
     src = make_file("src.bin", size=300)
     obj = leg.store.put(src, table=TABLE, filename=name)
-    assert parse_object_url(obj.url) == (TABLE, md5(src.read_bytes()), name)
-    assert obj.filename == name
+    ref = parse_object_url(obj.url)
+    assert (ref.table, ref.md5, ref.filename, ref.version) == (TABLE, md5(src.read_bytes()), bounded_name(name), None)
+    assert len(ref.name.encode("utf-8")) <= 200  # fits Hatrac's file-system backend (~228 bytes)
+    assert obj.filename == name  # the full name (the catalog's Filename; Content-Disposition)
     assert leg.store.stat(obj.url) == obj
     dest_dir = tmp_path / "dest"
     dest_dir.mkdir()
@@ -150,7 +155,7 @@ def test_put_is_idempotent(leg: Leg, make_file: Callable[..., Path]) -> None:
     third = leg.store.put(src, table=TABLE, filename="a.bin", md5=first.md5)
     assert first == second == third
     if leg.server is not None:
-        assert leg.server.calls() == [("HEAD", first.url)] * 2
+        assert leg.server.calls() == [("PUT", first.url), ("HEAD", first.url)] * 2  # 412, then MD5 check
     if isinstance(leg.store, LocalObjectStore):
         blobs = [p for p in (leg.store.root / "objects").rglob("*") if p.is_file()]
         assert len(blobs) == 1

@@ -8,7 +8,7 @@ import pytest
 
 from deriva_ml.core.errors import InvalidFileName, ValidationError
 from deriva_ml.core.retry import backoff_delays
-from deriva_ml.store.names import object_url, parse_object_url, validate_filename
+from deriva_ml.store.names import UntrustedURL, object_url, parse_object_url, validate_filename
 
 M = "0123456789abcdef0123456789abcdef"
 
@@ -43,24 +43,70 @@ def test_invalid_names_name_value_and_rule(name: object, rule: str) -> None:
 def test_url_shape_and_round_trip() -> None:
     url = object_url("Execution_Asset", M, "my model; v1.tar.gz")
     assert url == f"/hatrac/Execution_Asset/{M}.my%20model%3B%20v1.tar.gz"
-    assert parse_object_url(url) == ("Execution_Asset", M, "my model; v1.tar.gz")
+    ref = parse_object_url(url)
+    assert (ref.table, ref.md5, ref.filename, ref.version, ref.path) == (
+        "Execution_Asset",
+        M,
+        "my model; v1.tar.gz",
+        None,
+        url,
+    )
+    assert object_url("T", M, "a.b", generation=2) == f"/hatrac/T/{M}-2.a.b"
+    assert parse_object_url(f"/hatrac/T/{M}-2.a.b").md5 == M
+
+
+@pytest.mark.parametrize(
+    ("url", "table", "md5", "filename", "version", "path"),
+    [
+        # deriva-py (the reference package) records the version Hatrac returns
+        (f"/hatrac/Image/{M}.scan_1.png:4SHM5ZV2QBGVRBOX6PTFMLVG2Y", "Image", M, "scan_1.png", "4SHM5ZV2QBGVRBOX6PTFMLVG2Y", None),
+        (f"/hatrac/T/{M}.a%20b%3Ac.txt:V1", "T", M, "a b:c.txt", "V1", None),
+        (f"/hatrac/T/{M}.a b.txt", "T", M, "a b.txt", None, f"/hatrac/T/{M}.a%20b.txt"),  # re-encoded
+        ("/hatrac/T/notanmd5.x", "T", None, "notanmd5.x", None, None),
+        (f"/hatrac/T/{M}", "T", None, M, None, None),
+        (f"/hatrac/T/sub/{M}.x:ABC", "T", M, "x", "ABC", None),  # nested namespaces
+        (f"/hatrac/T/{M.upper()}.x", "T", None, f"{M.upper()}.x", None, None),
+    ],
+)
+def test_any_hatrac_object_url_is_read(
+    url: str, table: str, md5: str | None, filename: str, version: str | None, path: str | None
+) -> None:
+    ref = parse_object_url(url)
+    assert (ref.table, ref.md5, ref.filename, ref.version) == (table, md5, filename, version)
+    assert ref.path == (path or url.rsplit(":", 1)[0] if version else path or url)
+    assert ref.url == (ref.path if version is None else f"{ref.path}:{version}")
 
 
 @pytest.mark.parametrize(
     "url",
     [
-        "/hatrac/T/notanmd5.x",
-        f"/hatrac/T/{M}",
         f"/other/T/{M}.x",
-        f"/hatrac/T/sub/{M}.x",
-        f"/hatrac/T/{M}.a%2Fb",
-        f"/hatrac/T/{M}.a b",  # not canonically encoded
-        f"/hatrac/T/{M.upper()}.x",
+        f"/hatrac/{M}.x",  # no namespace
+        f"/hatrac/T/{M}.a%2Fb",  # encoded '/'
+        f"/hatrac/T/{M}.a%5Cb",  # encoded '\\'
+        "/hatrac/T/../../etc/passwd",
+        "/hatrac/T/%2e%2e/x",
+        "/hatrac/T/./x",
+        "/hatrac//T/x",
+        "/hatrac/T/x;upload",
+        "/hatrac/T/x?y=1",
+        "/hatrac/T/x#f",
+        "/hatrac/T/x\r\nHost: evil",
+        "/hatrac/T/x%0d%0aHost",
+        "/hatrac/T/%ff.x",  # not UTF-8
+        "/hatrac/T/a:b:c",
+        "/hatrac/T:1/x",
+        "/hatrac/T/x:not a version",
+        "hatrac/T/x",
+        "https://evil.example/hatrac/T/x",
+        "//evil.example/hatrac/T/x",
+        None,
     ],
 )
 def test_malformed_urls_rejected(url: str) -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(UntrustedURL) as info:
         parse_object_url(url)
+    assert isinstance(info.value, ValidationError) and repr(url) in str(info.value)
 
 
 def test_object_url_rejects_bad_md5() -> None:
