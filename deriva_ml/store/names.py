@@ -15,10 +15,11 @@ Both object stores address an object by the same URL::
 
     /hatrac/<Table>/<md5 hex>.<bounded filename, percent-encoded with urllib.parse.quote(name, safe="")>
 
-The file-name part of the object name is the file name itself when it has at most
-:data:`OBJECT_NAME_BUDGET` bytes of UTF-8; a longer one is cut on a UTF-8 boundary and ends in ``~`` +
-10 hex digits of the SHA-256 of the full name (+ its extension), e.g. ``aaaa…aaa~3f2c9d0e1b.csv``
-(Hatrac's file-system backend fails with HTTP 500 on object names over ~228 bytes). The full name
+The file-name part of the object name is the file name itself when its percent-encoded form has at
+most :data:`OBJECT_NAME_BUDGET` characters; a longer one is cut at a character boundary and ends in
+``~`` + 10 hex digits of the SHA-256 of the full name (+ its extension), e.g.
+``aaaa…aaa~3f2c9d0e1b.csv``. Hatrac's file-system backend stores the percent-encoded object name plus
+``:<26-char version>`` as one file, so an encoded name over 228 bytes fails with HTTP 500 (measured). The full name
 always stays in the catalog's ``Filename`` column and in the object's ``Content-Disposition``.
 When a Hatrac name was deleted it can never be created again; the store then writes
 ``<md5>-<n>.<name>`` (n = 1, 2, ...), still content-addressed.
@@ -60,10 +61,11 @@ HATRAC_PREFIX = "/hatrac"
 #: Longest file name, in bytes of UTF-8 (NAME_MAX of common file systems).
 MAX_NAME_BYTES = 255
 
-#: Longest file-name part of an object name, in bytes of UTF-8. The object name is
-#: ``<32 hex>[-<n>].<part>`` (at most ~200 bytes); Hatrac's file-system backend stores
-#: ``<name>:<26-char version>`` as one file, so names over ~228 bytes fail there (measured: 500).
+#: Longest file-name part of an object name, in characters of its percent-encoded form. The encoded
+#: object name is ``<32 hex>[-<n>].<part>`` (at most 197 bytes); Hatrac's file-system backend stores
+#: ``<encoded name>:<26-char version>`` as one file, so encoded names over 228 bytes fail (HTTP 500).
 OBJECT_NAME_BUDGET = 160
+_SEGMENT_RE = re.compile(r"(?:[A-Za-z0-9_.~-]|%[0-9A-Fa-f]{2})+")
 
 _MD5_RE = re.compile(r"[0-9a-f]{32}")
 _DRIVE_RE = re.compile(r"[A-Za-z]:")
@@ -125,24 +127,32 @@ def validate_md5(md5: object) -> str:
     return md5
 
 
-def bounded_name(filename: str, budget: int = OBJECT_NAME_BUDGET) -> str:
-    """``filename`` if it has at most ``budget`` bytes of UTF-8, else a recognisable bounded form.
+def _encoded_len(text: str) -> int:
+    return len(quote(text, safe=""))
 
-    The bounded form keeps the start of the name (cut on a UTF-8 boundary), then ``~`` and 10 hex digits
-    of the SHA-256 of the full name, then the extension (when it is at most 16 bytes), so distinct long
-    names get distinct object names.
+
+def bounded_name(filename: str, budget: int = OBJECT_NAME_BUDGET) -> str:
+    """``filename`` if its percent-encoded form has at most ``budget`` characters, else a bounded form.
+
+    The bounded form keeps the start of the name (whole characters, so UTF-8 is never split), then ``~``
+    and 10 hex digits of the SHA-256 of the full name, then the extension (when its encoded form has at
+    most 16 characters), so distinct long names get distinct object names.
     """
-    raw = filename.encode("utf-8")
-    if len(raw) <= budget:
+    if _encoded_len(filename) <= budget:
         return filename
-    digest = hashlib.sha256(raw).hexdigest()[:10]
+    digest = hashlib.sha256(filename.encode("utf-8")).hexdigest()[:10]
     stem, dot, ext = filename.rpartition(".")
-    suffix = "." + ext if dot and stem and 0 < len(ext.encode("utf-8")) <= 16 else ""
+    suffix = "." + ext if dot and stem and 0 < _encoded_len(ext) <= 16 else ""
     if not suffix:
         stem = filename
-    room = budget - len(suffix.encode("utf-8")) - 1 - len(digest)
-    cut = stem.encode("utf-8")[:room].decode("utf-8", "ignore")
-    return f"{cut}~{digest}{suffix}"
+    room = budget - _encoded_len(suffix) - 1 - len(digest)
+    cut, used = [], 0
+    for ch in stem:
+        used += _encoded_len(ch)
+        if used > room:
+            break
+        cut.append(ch)
+    return f"{''.join(cut)}~{digest}{suffix}"
 
 
 def object_url(table: str, md5: str, filename: str, *, generation: int = 0) -> str:
@@ -164,8 +174,9 @@ def object_url(table: str, md5: str, filename: str, *, generation: int = 0) -> s
 class ObjectRef:
     """A parsed Hatrac object URL (see :func:`parse_object_url`).
 
-    ``path`` is the canonical server-relative path without the version (every segment re-encoded with
-    ``quote(segment, safe="")``); ``url`` adds ``:<version>`` back. ``md5`` is the MD5 the object name
+    ``path`` is the server-relative path without the version (segments kept as given when they are in
+    Hatrac's form — unreserved characters and ``%XX`` — else encoded with ``quote(segment, safe="")``);
+    ``url`` adds ``:<version>`` back. ``md5`` is the MD5 the object name
     promises (ours and deriva-py's ``<md5>.<name>``), else ``None``; ``filename`` is the object name
     without that prefix (for long names a bounded form: the full name is in the catalog).
     """
@@ -233,7 +244,11 @@ def parse_object_url(url: object) -> ObjectRef:
     name = decoded[-1]
     m = _LEAF_RE.fullmatch(name)
     md5, filename = (m.group("md5"), m.group("name")) if m else (None, name)
-    path = HATRAC_PREFIX + "/" + "/".join(quote(s, safe="") for s in decoded)
+    # Hatrac keeps a name as it was sent (it accepts only unreserved characters and %XX), so a
+    # segment already in that form is kept byte for byte; anything else is encoded canonically.
+    path = HATRAC_PREFIX + "/" + "/".join(
+        raw if _SEGMENT_RE.fullmatch(raw) else quote(seg, safe="") for raw, seg in zip(raws, decoded, strict=True)
+    )
     return ObjectRef(path=path, version=version, table=decoded[0], name=name, md5=md5, filename=filename)
 
 

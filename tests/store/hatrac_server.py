@@ -46,12 +46,14 @@ import contextlib
 import hashlib
 import http.server
 import json
+import os
 import re
 import socket
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote
 
@@ -76,6 +78,7 @@ class Fault:
     drop_after: int | None = None
     skip: int = 0
     times: int | None = 1
+    message: str | None = None
     seen: int = 0
     applied: int = 0
 
@@ -178,10 +181,19 @@ class HatracTestServer:
         return fault
 
     def fail(
-        self, method: str | None, pattern: str, status: int = 500, *, skip: int = 0, times: int | None = 1
+        self,
+        method: str | None,
+        pattern: str,
+        status: int = 500,
+        *,
+        skip: int = 0,
+        times: int | None = 1,
+        message: str | None = None,
     ) -> Fault:
-        """Answer ``status`` to matching requests (e.g. the Nth: ``skip=N-1, times=1``)."""
-        return self._add(Fault(method, re.compile(pattern), "status", status=status, skip=skip, times=times))
+        """Answer ``status`` (body ``message``) to matching requests (e.g. the Nth: ``skip=N-1, times=1``)."""
+        return self._add(
+            Fault(method, re.compile(pattern), "status", status=status, skip=skip, times=times, message=message)
+        )
 
     def drop(
         self,
@@ -289,7 +301,7 @@ class HatracTestServer:
         if fault is not None:
             if fault.action == "status":
                 self._read_body(h)
-                self._error(h, fault.status, f"injected fault {fault.status}")
+                self._error(h, fault.status, fault.message or f"injected fault {fault.status}")
                 return
             if fault.action == "drop":
                 self._drop(h, fault)
@@ -375,9 +387,9 @@ class HatracTestServer:
         return base64.b64encode(hashlib.md5(data).digest()).decode() == cls._md5_b64(header)
 
     @staticmethod
-    def _too_long(name: str) -> bool:
-        """The file-system backend stores ``<last segment>:<26-char version>`` as one file name."""
-        return len(name.rsplit("/", 1)[-1].encode("utf-8")) + 27 > 255
+    def _too_long(name_raw: str) -> bool:
+        """The file-system backend stores ``<last segment as sent (encoded)>:<26-char version>`` as one file."""
+        return len(name_raw.rsplit("/", 1)[-1]) + 27 > 255
 
     def _name_too_long(self, h: _Handler, name: str) -> None:
         self._error(h, 500, f"[Errno 36] File name too long: '/var/www{name}:XXXXXXXXXXXXXXXXXXXXXXXXXX'")
@@ -489,7 +501,7 @@ class HatracTestServer:
             if not self._md5_ok(data, h.headers.get("Content-MD5")):
                 self._error(h, 400, "Content-MD5 does not match the content received.")
                 return
-            if self._too_long(name):
+            if self._too_long(name_raw):
                 self._name_too_long(h, name)
                 return
             metadata = {"content-type": content_type or "application/octet-stream"}
@@ -546,7 +558,7 @@ class HatracTestServer:
             return
         if name not in self.objects and not self._check_parent(h, name, parents):
             return
-        if self._too_long(name):
+        if self._too_long(name_raw):
             self._name_too_long(h, name)
             return
         metadata = {
@@ -557,6 +569,7 @@ class HatracTestServer:
         if "content-md5" in metadata:
             metadata["content-md5"] = self._md5_b64(metadata["content-md5"])
         job_id = uuid.uuid4().hex
+        self.objects.setdefault(name, [])  # the real server creates the name (no content yet) with the job
         self.jobs[f"{name}|{job_id}"] = Job(name, name_raw, chunk_length, content_length, metadata)
         loc = f"{name_raw};upload/{job_id}"
         self._send(h, 201, (loc + "\n").encode(), {"Location": loc}, "text/uri-list")
@@ -660,3 +673,32 @@ def make_store(server: HatracTestServer, *, sleep: Any = None, **kwargs: Any) ->
     return HatracObjectStore(
         server.url, session=session, sleep=sleep if sleep is not None else SleepRecorder(), **kwargs
     )
+
+
+def live_host() -> str | None:
+    """``DERIVA_ML_TEST_HOST``: the live legs run only when it is set."""
+    return os.environ.get("DERIVA_ML_TEST_HOST") or None
+
+
+def live_credential() -> dict[str, str] | None:
+    """The live host's credential from ``DERIVA_ML_TEST_CREDENTIAL_FILE`` (else ``None``: deriva-py's own)."""
+    path = os.environ.get("DERIVA_ML_TEST_CREDENTIAL_FILE")
+    host = live_host()
+    if not path or not host:
+        return None
+    data = json.loads(Path(path).read_text())
+    found = data.get(host, data) if isinstance(data, dict) else None
+    return found if isinstance(found, dict) else None
+
+
+def live_session() -> Any:
+    """A ``requests.Session`` carrying the live credential (raw requests for the contract tests)."""
+    import requests
+
+    session = requests.Session()
+    cred = live_credential() or {}
+    if "bearer-token" in cred:
+        session.headers["Authorization"] = f"Bearer {cred['bearer-token']}"
+    elif "cookie" in cred:
+        session.headers["Cookie"] = cred["cookie"]
+    return session
