@@ -246,8 +246,12 @@ def parse_object_url(url: object) -> ObjectRef:
     md5, filename = (m.group("md5"), m.group("name")) if m else (None, name)
     # Hatrac keeps a name as it was sent (it accepts only unreserved characters and %XX), so a
     # segment already in that form is kept byte for byte; anything else is encoded canonically.
-    path = HATRAC_PREFIX + "/" + "/".join(
-        raw if _SEGMENT_RE.fullmatch(raw) else quote(seg, safe="") for raw, seg in zip(raws, decoded, strict=True)
+    path = (
+        HATRAC_PREFIX
+        + "/"
+        + "/".join(
+            raw if _SEGMENT_RE.fullmatch(raw) else quote(seg, safe="") for raw, seg in zip(raws, decoded, strict=True)
+        )
     )
     return ObjectRef(path=path, version=version, table=decoded[0], name=name, md5=md5, filename=filename)
 
@@ -300,4 +304,7 @@ def resolve_object_url(url: object, server_url: str | None = None, *, allowed_or
         raise _bad(url, str(exc)) from None
     if origin not in trusted:
         raise _bad(url, f"{origin[0]}://{origin[1]}:{origin[2]} is not the configured server")
-    return parse_object_url(parts.path)
+    try:
+        return parse_object_url(parts.path)
+    except UntrustedURL as exc:
+        raise _bad(url, f"its path is not a Hatrac object path ({exc})") from None

@@ -262,3 +262,54 @@ def test_object_url_is_pure_and_shared(leg: Leg, tmp_path: Path) -> None:
     assert LocalObjectStore(tmp_path / "other").object_url(TABLE, m, "my model.tar.gz") == expected
     if leg.server is not None:
         assert leg.server.count() == 0
+
+
+# -- issue 10: deleted names, versioned URLs, empty objects on the real server -------------------------
+
+
+def _delete_object(leg: Leg, url: str) -> None:
+    """Delete an object on the server (raw DELETE; Hatrac legs only)."""
+    store: Any = leg.store
+    r = store._session.request("DELETE", store.server_url + url, timeout=30)
+    assert r.status_code == 204, r.text
+
+
+def test_content_whose_name_was_deleted_can_be_stored_again(
+    leg: Leg, make_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A deleted Hatrac name can never be created again (409): the store moves on to ``<md5>-1.<name>``."""
+    if isinstance(leg.store, LocalObjectStore):
+        pytest.skip("the local store has no deletion")
+    for size, opts in ((100, None), (3 * 64 * 1024 + 1, SMALL_CHUNKS)):  # one PUT, and an upload job
+        src = make_file(f"d{size}.bin", size=size)
+        first = leg.store.put(src, table=TABLE, filename="deleted.bin", options=opts)
+        _delete_object(leg, first.url)
+        assert leg.store.stat(first.url) is None
+        again = leg.store.put(src, table=TABLE, filename="deleted.bin", options=opts)
+        ref = parse_object_url(again.url)
+        assert again.url != first.url and ref.md5 == first.md5 and again.url.split("/")[-1].startswith(f"{ref.md5}-1.")
+        assert (again.length, again.md5, again.filename) == (size, md5(src.read_bytes()), "deleted.bin")
+        assert leg.store.get(again.url, tmp_path / f"d{size}.out").read_bytes() == src.read_bytes()
+        assert leg.store.put(src, table=TABLE, filename="deleted.bin", options=opts) == again  # idempotent
+
+
+def test_versioned_and_absolute_urls_of_the_server_are_read(
+    leg: Leg, make_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    """deriva-py records ``/hatrac/<T>/<md5>.<name>:<VERSION>``; an absolute URL of the server is fine too."""
+    if isinstance(leg.store, LocalObjectStore):
+        pytest.skip("the local store has no versions and no server")
+    src = make_file(size=500)
+    obj = leg.store.put(src, table=TABLE, filename="v.bin")
+    store: Any = leg.store
+    head = store._session.request("HEAD", store.server_url + obj.url, timeout=30)
+    versioned = head.headers["Content-Location"]
+    assert versioned.startswith(obj.url + ":")
+    stat = leg.store.stat(versioned)
+    assert stat is not None and (stat.md5, stat.length, stat.filename, stat.url) == (obj.md5, 500, "v.bin", versioned)
+    assert leg.store.get(versioned, tmp_path / "v.out", md5=obj.md5).read_bytes() == src.read_bytes()
+    absolute = store.server_url + versioned
+    assert leg.store.get(absolute, tmp_path / "abs.out").read_bytes() == src.read_bytes()
+    dest_dir = tmp_path / "dir"
+    dest_dir.mkdir()
+    assert leg.store.get(versioned, dest_dir) == dest_dir / "v.bin"  # the name from Content-Disposition

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -59,7 +60,14 @@ def test_url_shape_and_round_trip() -> None:
     ("url", "table", "md5", "filename", "version", "path"),
     [
         # deriva-py (the reference package) records the version Hatrac returns
-        (f"/hatrac/Image/{M}.scan_1.png:4SHM5ZV2QBGVRBOX6PTFMLVG2Y", "Image", M, "scan_1.png", "4SHM5ZV2QBGVRBOX6PTFMLVG2Y", None),
+        (
+            f"/hatrac/Image/{M}.scan_1.png:4SHM5ZV2QBGVRBOX6PTFMLVG2Y",
+            "Image",
+            M,
+            "scan_1.png",
+            "4SHM5ZV2QBGVRBOX6PTFMLVG2Y",
+            None,
+        ),
         (f"/hatrac/T/{M}.a%20b%3Ac.txt:V1", "T", M, "a b:c.txt", "V1", None),
         (f"/hatrac/T/{M}.a b.txt", "T", M, "a b.txt", None, f"/hatrac/T/{M}.a%20b.txt"),  # re-encoded
         ("/hatrac/T/notanmd5.x", "T", None, "notanmd5.x", None, None),
@@ -148,3 +156,56 @@ def test_backoff_huge_counts_are_capped_not_overflowing() -> None:
 def test_backoff_rejects_bad_parameters(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         backoff_delays(**kwargs)  # type: ignore[arg-type]
+
+
+# -- issue 12.5: long names, control and bidi characters, NFC/NFD twins -------------------------------
+
+
+def test_300_character_names_raise_invalid_file_name_naming_the_limit() -> None:
+    for name in ("x" * 300, "é" * 128, "数" * 86):  # 300 / 256 / 258 bytes of UTF-8
+        with pytest.raises(InvalidFileName, match="limit of 255 bytes"):
+            validate_filename(name)
+    assert validate_filename("x" * 255) == "x" * 255
+    assert validate_filename("数" * 85) == "数" * 85
+
+
+@pytest.mark.parametrize(
+    ("name", "char"),
+    [
+        ("evil\nname.txt", "U+000A"),
+        ("tab\there", "U+0009"),
+        ("esc\x1b[31m.txt", "U+001B"),
+        ("del\x7f", "U+007F"),
+        ("c1\x9b.txt", "U+009B"),
+        ("invoice\u202egpj.exe", "U+202E"),  # displays as invoiceexe.jpg
+        ("a\u2066b", "U+2066"),
+        ("mark\u200f.txt", "U+200F"),
+    ],
+)
+def test_control_and_bidi_characters_are_refused(name: str, char: str) -> None:
+    with pytest.raises(InvalidFileName, match=re.escape(char)):
+        validate_filename(name)
+
+
+def test_nfc_and_nfd_twins_are_one_name() -> None:
+    nfc, nfd = "caf\u00e9.txt", "cafe\u0301.txt"
+    assert nfc != nfd
+    assert validate_filename(nfc) == validate_filename(nfd) == nfc
+    assert object_url("T", M, nfd) == object_url("T", M, nfc)
+
+
+def test_long_names_get_a_bounded_recognisable_object_name() -> None:
+    from urllib.parse import quote
+
+    from deriva_ml.store.names import bounded_name
+
+    a, b = "a" * 250 + "1.csv", "a" * 250 + "2.csv"
+    ba, bb = bounded_name(a), bounded_name(b)
+    assert ba != bb and ba.startswith("a" * 100) and ba.endswith(".csv") and "~" in ba
+    for name in (a, "é" * 127, "数" * 85, "x" * 255, "数" * 60 + ".verylongextension_of_30_chars"):
+        short = bounded_name(name)
+        assert len(quote(short, safe="")) <= 160
+        url = object_url("Execution_Asset", M, name)
+        assert len(url.rsplit("/", 1)[1]) <= 200
+        assert parse_object_url(url).filename == short
+    assert bounded_name("model.pt") == "model.pt"
