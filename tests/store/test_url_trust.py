@@ -81,7 +81,7 @@ def hostile_urls(foreign: str, ours: str) -> list[str]:
         f"http://{ours_host}:1/hatrac/T/{M}.x",  # other port
         f"http://{ours}/other/{M}.x",  # our host, outside /hatrac/
         f"http://{ours}/hatrac/T/{M}.x?redirect=http://{foreign}/",
-        f"file:///etc/passwd",
+        "file:///etc/passwd",
         f"/hatrac/T/../../../{foreign}/x",  # '..' segments
         "/hatrac/T/%2e%2e/%2e%2e/x",
         f"/hatrac/T/..%2F..%2F{M}.x",  # percent-encoded slashes
