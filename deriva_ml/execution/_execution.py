@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from deriva_ml._log import get_logger
-from deriva_ml._process import owner_identity, owner_is_alive, process_start_time  # noqa: F401 (re-exported)
+from deriva_ml._process import owner_identity as owner_identity  # re-exported: one liveness check
+from deriva_ml._process import owner_is_alive as owner_is_alive
+from deriva_ml._process import process_start_time as process_start_time
 from deriva_ml._util import chunks
 from deriva_ml.core.codec import configuration_to_json, dumps
 from deriva_ml.core.definitions import ML_SCHEMA, AssetRole, ExecMetadataType, MLAsset

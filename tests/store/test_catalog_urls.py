@@ -164,9 +164,7 @@ def test_hostile_asset_urls_are_refused_everywhere(world: World, foreign: Record
         f"http://127.0.0.1@{foreign.hostport}/hatrac/Image/{md5}.x.png",
         f"/hatrac/Image/..%2F..%2F{md5}.x.png",
     ]
-    rids = _insert(
-        world, "Image", [{"URL": u, "Filename": "x.png", "MD5": md5, "Length": len(data)} for u in hostile]
-    )
+    rids = _insert(world, "Image", [{"URL": u, "Filename": "x.png", "MD5": md5, "Length": len(data)} for u in hostile])
     exe = _execution(world)
     for rid in rids:
         for cache in (False, True):
