@@ -209,3 +209,29 @@ def test_long_names_get_a_bounded_recognisable_object_name() -> None:
         assert len(url.rsplit("/", 1)[1]) <= 200
         assert parse_object_url(url).filename == short
     assert bounded_name("model.pt") == "model.pt"
+
+
+def test_asset_file_path_with_a_300_character_name_is_invalid_file_name(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12.5: not a raw OSError (ENAMETOOLONG) from probing the name on disk."""
+    from deriva_ml import DerivaML, ExecutionConfiguration
+
+    monkeypatch.setenv("DERIVA_ML_HOME", str(tmp_path / "home"))
+    ml = DerivaML("local", "t", home=tmp_path / "home")
+    try:
+        wf = ml.create_workflow(
+            name="names",
+            workflow_type="Training",
+            description="long names",
+            url="https://github.com/org/repo/blob/abc123/train.py",
+            checksum="e5f6a7b8c9d0e5f6a7b8c9d0e5f6a7b8c9d0e5f6",
+        )
+        exe = ml.create_execution(ExecutionConfiguration(workflow=wf))
+        with exe:
+            with pytest.raises(InvalidFileName, match="limit of 255 bytes"):
+                exe.asset_file_path("Execution_Asset", "x" * 300)
+            with pytest.raises(InvalidFileName, match="U\\+202E"):
+                exe.asset_file_path("Execution_Asset", "invoice\u202egpj.exe")
+            nfd = exe.asset_file_path("Execution_Asset", "cafe\u0301.txt")
+            assert nfd.name == "caf\u00e9.txt"
+    finally:
+        ml.close()
