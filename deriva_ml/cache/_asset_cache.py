@@ -12,6 +12,7 @@ See ``docs/asset-cache.md`` for the rules.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -40,6 +41,14 @@ from deriva_ml.core.errors import ValidationError
 from deriva_ml.store.port import ObjectStore, ProgressCallback
 
 READ_ONLY = 0o444
+
+
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
 
 #: Temporary download directories older than this are removed by ``verify()``.
 STALE_TMP_SECONDS = 24 * 3600.0
@@ -131,6 +140,48 @@ class AssetCache:
         self._tmp.mkdir(parents=True, exist_ok=True)
         self._index = CacheIndex(self.cache_dir / "index")
         self._memo: dict[str, CacheEntry] = {}
+        if self._index.rebuilt:
+            self._rebuild_index()
+
+    def _rebuild_index(self) -> None:
+        """Re-register the cached files after the index was found corrupt and recreated.
+
+        Each ``assets/{rid}_{md5}/<file>`` whose bytes hash to its ``md5`` gets its entry back; anything
+        else is removed (fetched again when needed).
+        """
+        log = _get_logger(__name__)
+        kept = dropped = 0
+        for child in sorted(self._assets.iterdir()):
+            key = key_from_dirname(child.name)
+            files = [] if key is None or not child.is_dir() or child.is_symlink() else list(child.iterdir())
+            entry = None
+            if key is not None and len(files) == 1 and _is_regular(files[0]):
+                rid, _, md5 = key.partition(":")
+                try:
+                    filename = validate_filename(files[0].name)
+                    good = filename == files[0].name and md5_file(files[0]) == md5
+                except (OSError, ValidationError):
+                    good = False
+                if good:
+                    st = os.stat(files[0])
+                    now = self._clock()
+                    entry = CacheEntry(
+                        rid=rid,
+                        md5=md5,
+                        filename=filename,
+                        path=f"assets/{child.name}/{filename}",
+                        size=st.st_size,
+                        mtime_ns=st.st_mtime_ns,
+                        last_used=now,
+                        created=now,
+                    )
+            if entry is None:
+                remove_tree(child)
+                dropped += 1
+            else:
+                self._index.put(entry)
+                kept += 1
+        log.warning("cache.index_rebuilt", cache_dir=str(self.cache_dir), entries=kept, removed=dropped)
 
     # lifecycle -----------------------------------------------------------------------------------
     def close(self) -> None:
@@ -303,8 +354,11 @@ class AssetCache:
             if entry is None:
                 return None
         try:
-            st = os.stat(self._path(entry))
+            st = os.lstat(self._path(entry))
         except OSError:
+            self._memo.pop(key, None)
+            return None
+        if not stat.S_ISREG(st.st_mode):  # a symlink planted in the cache is never followed
             self._memo.pop(key, None)
             return None
         if stat_is_fresh(entry, st.st_size, st.st_mtime_ns):
@@ -325,9 +379,12 @@ class AssetCache:
             return None
         path = self._path(entry)
         try:
-            st = os.stat(path)
+            st = os.lstat(path)
         except OSError:
             self._evict(entry, reason="file is missing", corrupt=True)
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            self._evict(entry, reason="not a regular file (a symlink?)", corrupt=True)
             return None
         if stat_is_fresh(entry, st.st_size, st.st_mtime_ns):
             self._memo[key] = entry

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,8 +22,16 @@ from types import TracebackType
 import diskcache
 
 from deriva_ml._log import get_logger as _get_logger
-from deriva_ml.cache.policy import CacheEntry, entry_from_json, entry_to_json
-from deriva_ml.core.errors import ConfigurationError, StoreError
+from deriva_ml._process import owner_identity, owner_is_alive
+from deriva_ml.cache.policy import (
+    CacheEntry,
+    entry_from_json,
+    entry_to_json,
+    normalize_md5,
+    validate_filename,
+    validate_rid,
+)
+from deriva_ml.core.errors import ConfigurationError, StoreError, ValidationError
 
 _ENTRY = "entry:"
 _LOCK = "lock:"
@@ -43,24 +51,15 @@ class CacheLockTimeout(StoreError, TimeoutError):
         )
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:  # pragma: no cover - platforms without signal 0
-        return True
-    return True
-
-
 class BoundedLock(diskcache.Lock):  # type: ignore[misc]
     """:class:`diskcache.Lock` with a bounded wait, an owner token and stale-holder detection.
 
-    The stored value names the holder (host, pid, token). ``release`` deletes the lock only while it
-    still holds our token (an expired lock re-taken by someone else is left alone). A waiter breaks a
-    lock whose holder is a dead process on this host.
+    The stored value names the holder (host, pid, process start time, token: the same identity as an
+    execution's lease, :mod:`deriva_ml._process`). ``release`` deletes the lock only while it still
+    holds our token (an expired lock re-taken by someone else is left alone). A waiter breaks at once a
+    lock whose holder is a dead process on this host — including a pid now used by an unrelated
+    process started at another time (pid reuse) — and a lock whose value is not a holder at all
+    (garbage). A holder on another host is waited for (up to the timeout; ``expire`` ends it).
     """
 
     def __init__(
@@ -77,8 +76,7 @@ class BoundedLock(diskcache.Lock):  # type: ignore[misc]
         self._timeout = timeout
         self._poll = poll
         self._max_poll = max_poll
-        self._host = socket.gethostname()
-        self._token = json.dumps({"host": self._host, "pid": os.getpid(), "token": uuid.uuid4().hex})
+        self._token = json.dumps({**owner_identity(), "token": uuid.uuid4().hex})
 
     def acquire(self) -> None:
         start = time.monotonic()
@@ -100,18 +98,22 @@ class BoundedLock(diskcache.Lock):  # type: ignore[misc]
 
     def _break_if_stale(self) -> None:
         raw = self._cache.get(self._key, retry=True)
+        if raw is None:
+            return
         try:
             holder = json.loads(raw) if isinstance(raw, str) else None
         except ValueError:
             holder = None
-        if not isinstance(holder, dict) or holder.get("host") != self._host:
-            return
-        pid = holder.get("pid")
-        if isinstance(pid, int) and not _pid_alive(pid):
-            with self._cache.transact(retry=True):
-                if self._cache.get(self._key, retry=True) == raw:
-                    self._cache.delete(self._key, retry=True)
-            _get_logger(__name__).warning("cache.lock_broken", key=self._key, dead_pid=pid)
+        if isinstance(holder, dict) and isinstance(holder.get("host"), str) and "pid" in holder:
+            if owner_is_alive(holder) is not False:
+                return  # alive, or on another host (cannot tell): wait
+            reason = "holder process is gone (or its pid now belongs to another process)"
+        else:
+            reason = "lock value is not a holder"
+        with self._cache.transact(retry=True):
+            if self._cache.get(self._key, retry=True) == raw:
+                self._cache.delete(self._key, retry=True)
+        _get_logger(__name__).warning("cache.lock_broken", key=self._key, holder=repr(raw)[:200], reason=reason)
 
     def __enter__(self) -> BoundedLock:
         self.acquire()
@@ -126,19 +128,70 @@ class BoundedLock(diskcache.Lock):  # type: ignore[misc]
         self.release()
 
 
+def entry_problem(key: str, entry: CacheEntry) -> str | None:
+    """Why an index entry cannot be trusted, or ``None``: it must name exactly its own file.
+
+    The only path an entry may hold is ``assets/{rid}_{md5}/{filename}`` for its own key, with a valid
+    RID, MD5 and file name — so no entry can point outside the cache (``../..``, an absolute path) or
+    at another entry's file.
+    """
+    try:
+        rid, md5 = validate_rid(entry.rid), normalize_md5(entry.md5)
+        filename = validate_filename(entry.filename)
+    except ValidationError as exc:
+        return str(exc)
+    if (rid, md5, filename) != (entry.rid, entry.md5, entry.filename) or entry.key != key:
+        return f"entry names ({entry.rid!r}, {entry.md5!r}, {entry.filename!r}), not key {key!r}"
+    expected = f"assets/{entry.dirname}/{entry.filename}"
+    if entry.path != expected:
+        return f"path {entry.path!r} is not {expected!r}"
+    return None
+
+
 class CacheIndex:
-    """Typed access to the diskcache index under ``cache_dir/index/``."""
+    """Typed access to the diskcache index under ``cache_dir/index/``.
+
+    A corrupt index (``sqlite3.DatabaseError`` on open) is moved aside to ``index.corrupt-<time>`` and
+    a fresh one is created (``rebuilt`` is then True: the asset cache re-registers its files); when even
+    that fails, :class:`StoreError` names the file.
+    """
 
     def __init__(self, directory: Path, *, sqlite_timeout: float = 60.0) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
-        self._cache = diskcache.Cache(
-            str(directory),
+        self.rebuilt = False
+        try:
+            self._cache = self._open(sqlite_timeout)
+        except sqlite3.DatabaseError as exc:
+            aside = directory.with_name(f"{directory.name}.corrupt-{time.time_ns()}")
+            _get_logger(__name__).warning(
+                "cache.index_corrupt", path=str(directory / "cache.db"), error=str(exc), moved_to=str(aside)
+            )
+            try:
+                os.replace(directory, aside)
+                directory.mkdir(parents=True, exist_ok=True)
+                self._cache = self._open(sqlite_timeout)
+            except (OSError, sqlite3.Error) as again:
+                raise StoreError(
+                    f"the asset-cache index {str(directory / 'cache.db')!r} is corrupt ({exc}) and could not be "
+                    f"rebuilt ({again}); remove the directory {str(directory)!r} to start an empty index"
+                ) from again
+            self.rebuilt = True
+
+    def _open(self, sqlite_timeout: float) -> diskcache.Cache:
+        cache = diskcache.Cache(
+            str(self.directory),
             timeout=sqlite_timeout,
             eviction_policy="none",
             cull_limit=0,
             statistics=False,
         )
+        try:
+            cache.get(_COUNTER + "probe", retry=True)  # reads a page: a damaged file fails here
+        except sqlite3.DatabaseError:
+            cache.close()
+            raise
+        return cache
 
     # entries -------------------------------------------------------------------------------------
     def get(self, key: str) -> CacheEntry | None:
@@ -148,7 +201,11 @@ class CacheIndex:
         try:
             if not isinstance(raw, str):
                 raise ConfigurationError(f"index value for {key!r} is {type(raw).__name__}, not JSON text")
-            return entry_from_json(json.loads(raw))
+            entry = entry_from_json(json.loads(raw))
+            problem = entry_problem(key, entry)
+            if problem is not None:
+                raise ConfigurationError(f"untrusted index entry for {key!r}: {problem}")
+            return entry
         except (ValueError, ConfigurationError) as exc:
             _get_logger(__name__).warning("cache.index_entry_malformed", key=key, error=str(exc))
             self._cache.delete(_ENTRY + key, retry=True)

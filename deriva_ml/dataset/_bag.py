@@ -82,12 +82,19 @@ def asset_relpath(table: str, rid: str, filename: str | None) -> str:
 def absolute_url(ml: DerivaML, url: str) -> str:
     """An absolute URL for an asset's object-store URL, as written to ``fetch.txt``.
 
-    Already absolute: unchanged. On a live server: ``https://<host><url>``. On the embedded catalog the
+    The URL must pass the store's trust gate (a Hatrac path of the configured server, else
+    :class:`~deriva_ml.store.names.UntrustedURL`). On a live server: ``<server_url><path>``. On the embedded catalog the
     ``/hatrac/...`` URL names an object of the local store; its file is written as a ``file://`` URL
     (resolvable on this machine), falling back to ``file://<url>`` when the store cannot say where.
     """
+    check = getattr(ml.store, "check_url", None)
+    if callable(check):  # refuses anything not on the configured server (UntrustedURL), before any request
+        url = check(url).url
     if "://" in url:
         return url
+    server = getattr(ml.store, "server_url", None)
+    if isinstance(server, str):
+        return f"{server}{url}"
     if ml.host_name != "local":
         return f"https://{ml.host_name}{url}"
     path_of = getattr(ml.store, "path_of", None)

@@ -11,7 +11,6 @@ import functools
 import json
 import os
 import shutil
-import socket
 import sys
 import threading
 import traceback
@@ -24,6 +23,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from deriva_ml._log import get_logger
+from deriva_ml._process import owner_identity as owner_identity  # re-exported: one liveness check
+from deriva_ml._process import owner_is_alive as owner_is_alive
+from deriva_ml._process import process_start_time as process_start_time
 from deriva_ml._util import chunks
 from deriva_ml.core.codec import configuration_to_json, dumps
 from deriva_ml.core.definitions import ML_SCHEMA, AssetRole, ExecMetadataType, MLAsset
@@ -64,42 +66,6 @@ def _check_plain_name(name: str) -> str:
     from deriva_ml.store.names import validate_filename
 
     return validate_filename(name)
-
-
-def process_start_time(pid: int) -> str | None:
-    """An identifier of when process ``pid`` started (Linux ``/proc``), or None where unknown."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # field 22 (starttime) counted after the parenthesised command name
-    fields = stat.rsplit(")", 1)[-1].split()
-    return fields[19] if len(fields) > 19 else None
-
-
-def owner_identity() -> dict[str, Any]:
-    """host, pid and process start time of the current process (the execution's lease)."""
-    pid = os.getpid()
-    return {"host": socket.gethostname(), "pid": pid, "started": process_start_time(pid)}
-
-
-def owner_is_alive(owner: Mapping[str, Any]) -> bool | None:
-    """True/False when ``owner`` ran on this host and is/isn't still running; None when it can't be told."""
-    if owner.get("host") != socket.gethostname():
-        return None
-    pid = int(owner.get("pid", -1))
-    if pid <= 0:
-        return False
-    started = process_start_time(pid)
-    if started is None:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return owner.get("started") is None
-    return owner.get("started") in (None, started)
 
 
 class AssetFilePath(PosixPath):
@@ -361,7 +327,7 @@ class Execution:
         types = tuple(asset_types) if asset_types is not None else ml._default_asset_types(table.name)
         ml._validate_terms("Asset_Type", types)
         source = Path(file_name)
-        existing = source.exists() and (source.is_absolute() or os.sep in str(file_name) or source.is_file())
+        existing = os.path.exists(source) and (source.is_absolute() or os.sep in str(file_name) or source.is_file())
         if existing and source.is_file():
             name = _check_plain_name(rename_file or source.name)
             dest = self._outputs_dir(table.name) / name

@@ -35,20 +35,28 @@ import json
 import math
 import os
 import random
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import requests
 
 from deriva_ml._log import get_logger as _get_logger
 from deriva_ml.core.errors import ChecksumMismatch, ObjectNotFound, PermissionDenied, StoreError, UploadFailed
 from deriva_ml.core.retry import backoff_delays
-from deriva_ml.store._files import IO_CHUNK, md5_b64_to_hex, md5_file, md5_hex_to_b64, write_hashed
-from deriva_ml.store.names import HATRAC_PREFIX, object_url, parse_object_url, validate_filename, validate_md5
+from deriva_ml.store._files import EMPTY_MD5, IO_CHUNK, md5_b64_to_hex, md5_file, md5_hex_to_b64, write_hashed
+from deriva_ml.store.names import (
+    HATRAC_PREFIX,
+    ObjectRef,
+    object_url,
+    resolve_object_url,
+    validate_filename,
+    validate_md5,
+)
 from deriva_ml.store.port import ProgressCallback, StoredObject, UploadOptions
 
 __all__ = [
@@ -64,6 +72,13 @@ OBJECT_CONTENT_TYPE = "application/octet-stream"
 
 #: Responses worth another attempt; everything else is final.
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+#: A 500 whose body names one of these errors cannot heal by retrying (Hatrac's file-system backend
+#: answers ``[Errno 36] File name too long`` for object names over ~228 bytes): it is final at once.
+_PERMANENT_500 = re.compile(r"\[Errno (?:20|21|22|36|84)\]|File name too long|Invalid argument|Not a directory")
+
+#: Alternative object names tried after the plain one was deleted on the server (409 on create).
+MAX_GENERATIONS = 20
 
 #: Merged over deriva-py's ``DEFAULT_SESSION_CONFIG``: no urllib3-level retries (we retry ourselves,
 #: with our own schedule and per-request timeouts).
@@ -102,6 +117,19 @@ def _split_base(hostname_or_server_url: str) -> tuple[str, str]:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise StoreError(f"server={hostname_or_server_url!r} is not a host name or http(s) URL")
     return parts.scheme, parts.netloc
+
+
+def _filename_from_disposition(header: str | None) -> str | None:
+    """The file name of a ``Content-Disposition: filename*=UTF-8''<quoted>`` header, if valid."""
+    if not header:
+        return None
+    m = re.search(r"filename\*=UTF-8''([^;\s]+)", header, re.IGNORECASE)
+    if m is None:
+        return None
+    try:
+        return validate_filename(unquote(m.group(1), errors="strict"))
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def _path_of(location: str) -> str:
@@ -149,9 +177,13 @@ class HatracObjectStore:
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[int], Sequence[float]] | None = uniform_jitter,
         retry_cap: float | None = 300.0,
+        allowed_origins: Sequence[str] = (),
     ) -> None:
         scheme, netloc = _split_base(hostname_or_server_url)
         self._base = f"{scheme}://{netloc}"
+        self._allowed_origins = tuple(allowed_origins)
+        for origin in self._allowed_origins:
+            _split_base(origin)
         self._binding: Any = None  # keeps deriva-py's HatracStore (and so its session) alive
         if session is None:
             session = self._deriva_session(scheme, netloc, credential, session_config)
@@ -203,8 +235,20 @@ class HatracObjectStore:
         """The URL an object with this content and name gets in ``table`` (pure; no I/O)."""
         return object_url(table, md5.lower() if isinstance(md5, str) else md5, filename)
 
-    def _full(self, url: str) -> str:
-        return url if "://" in url else self._base + url
+    def check_url(self, url: object) -> ObjectRef:
+        """Parse a catalog-supplied object URL, refusing anything not on this server (no request).
+
+        See :func:`deriva_ml.store.names.resolve_object_url`: a server-relative ``/hatrac/...`` path, or
+        an absolute URL whose scheme, host and port are this server's (or an ``allowed_origins`` entry).
+        Raises :class:`~deriva_ml.store.names.UntrustedURL` otherwise.
+        """
+        return resolve_object_url(url, self._base, allowed_origins=self._allowed_origins)
+
+    def _full(self, path: str) -> str:
+        """Absolute URL of a server-relative path; requests only ever go to the configured server."""
+        if not path.startswith("/") or path.startswith("//"):
+            raise StoreError(f"internal: {path!r} is not a server-relative path")
+        return self._base + path
 
     # -- HTTP with retries -------------------------------------------------------------------------
     def _attempts(self, opts: UploadOptions, what: str) -> Iterator[_Attempt]:
@@ -254,12 +298,23 @@ class HatracObjectStore:
             except _TRANSIENT as exc:
                 reason = attempt.reason = f"{type(exc).__name__}: {exc}"
                 continue
-            if r.status_code in RETRYABLE_STATUS:
+            if r.status_code in RETRYABLE_STATUS and not self._permanent(r):
                 reason = attempt.reason = f"HTTP {r.status_code}"
                 r.close()
                 continue
             return r
         raise error(f"{what} failed after {opts.max_retries + 1} attempts; last error: {reason}")
+
+    @staticmethod
+    def _permanent(r: requests.Response) -> bool:
+        """A 500 that names an error retrying cannot heal (reads the short error body)."""
+        if r.status_code != 500:
+            return False
+        try:
+            body = r.content[:2000].decode("utf-8", "replace")
+        except Exception:  # pragma: no cover - body unreadable
+            return False
+        return bool(_PERMANENT_500.search(body))
 
     @staticmethod
     def _fail(
@@ -278,33 +333,32 @@ class HatracObjectStore:
         return error(msg)
 
     # -- stat -----------------------------------------------------------------------------------
-    def _head(self, url: str, opts: UploadOptions, error: type[StoreError]) -> StoredObject | None:
-        r = self._request("HEAD", url, opts, error=error)
+    def _head(self, ref: ObjectRef, opts: UploadOptions, error: type[StoreError]) -> StoredObject | None:
+        r = self._request("HEAD", ref.url, opts, error=error)
         r.close()
-        if r.status_code in (404, 409):  # 409: the object has no current version
+        if r.status_code in (404, 409):  # 404: no such (or a deleted) name; 409: no current version
             return None
         if r.status_code != 200:
-            raise self._fail(r, f"HEAD {url}", error)
-        _, _, filename = parse_object_url(_path_of(url))
+            raise self._fail(r, f"HEAD {ref.url}", error)
         header = r.headers.get("Content-MD5")
-        md5 = md5_b64_to_hex(header) if header else None
+        md5 = (md5_b64_to_hex(header) if header else None) or ref.md5 or ""
         try:
             length = int(r.headers.get("Content-Length", "-1"))
         except ValueError:
             length = -1
-        return StoredObject(url=_path_of(url), filename=filename, length=length, md5=md5 or "")
+        if length < 0 and md5 == EMPTY_MD5:
+            length = 0  # the real server sends no Content-Length on a HEAD of a 0-byte object
+        filename = _filename_from_disposition(r.headers.get("Content-Disposition")) or ref.filename
+        return StoredObject(url=ref.url, filename=filename, length=length, md5=md5)
 
     def stat(self, url: str) -> StoredObject | None:
         """Length and MD5 of the object at ``url`` (one ``HEAD``), or ``None`` when there is none.
 
-        The MD5 is the server's ``Content-MD5``; an object stored without one reports the MD5 its
-        URL names.
+        ``url`` may be any Hatrac object URL of this server (versioned or not; see :meth:`check_url`).
+        The MD5 is the server's ``Content-MD5``, else the one the object name promises; the file name
+        is the one in ``Content-Disposition``, else the object name's.
         """
-        parse_object_url(_path_of(url))
-        obj = self._head(url, self._options, StoreError)
-        if obj is not None and not obj.md5:
-            obj = StoredObject(url=obj.url, filename=obj.filename, length=obj.length, md5=parse_object_url(obj.url)[1])
-        return obj
+        return self._head(self.check_url(url), self._options, StoreError)
 
     # -- put ------------------------------------------------------------------------------------
     def put(
@@ -317,13 +371,16 @@ class HatracObjectStore:
         options: UploadOptions | None = None,
         progress: ProgressCallback | None = None,
     ) -> StoredObject:
-        """Upload the file at ``path`` to ``/hatrac/<table>/<md5>.<filename>``.
+        """Upload the file at ``path`` to ``/hatrac/<table>/<md5>.<bounded filename>``.
 
-        Requests: ``HEAD`` (object already there with this MD5 → done, 1 request); else one ``PUT``
-        for files up to one chunk (2 requests), or an upload job for larger files: ``POST`` job,
-        one ``PUT`` per chunk not yet sent, ``POST`` finalize (n + 3 requests; a resumed job adds a
-        ``GET`` of the job status and skips finished chunks). A missing namespace costs one ``PUT``
-        of the namespace and a repeat of the refused request.
+        Requests: files up to one chunk go in one ``PUT`` with ``If-None-Match: *`` (**1** request);
+        a 412 (the object exists) is followed by one ``HEAD``, and succeeds when that object holds the
+        same MD5. Larger files: ``HEAD`` (already there with this MD5 → done), else an upload job:
+        ``POST`` job, one ``PUT`` per chunk not yet sent, ``POST`` finalize (n + 3 requests; a resumed
+        job adds a ``GET`` of the job status and skips finished chunks). A missing namespace costs one
+        ``PUT`` of the namespace and a repeat of the refused request. A name the server refuses with
+        409 (it was deleted once and can never be created again) moves on to ``<md5>-1.<name>``,
+        ``<md5>-2.<name>``, ... (one more request each).
 
         Raises:
             InvalidFileName: ``table`` or ``filename`` is not a plain name.
@@ -331,8 +388,8 @@ class HatracObjectStore:
             PermissionDenied: the server answered 401 or 403.
             UploadFailed: anything else went wrong, after the retries; the message names the URL.
         """
-        validate_filename(table, what="table")
-        validate_filename(filename)
+        table = validate_filename(table, what="table")
+        filename = validate_filename(filename)
         opts = options or self._options
         path = Path(path)
         try:
@@ -345,24 +402,31 @@ class HatracObjectStore:
                 verify = True
         except OSError as exc:
             raise UploadFailed(f"cannot read {path}: {exc}") from exc
-        url = self.object_url(table, md5, filename)
+        for generation in range(MAX_GENERATIONS):
+            url = object_url(table, md5, filename, generation=generation)
+            if length <= opts.chunk_size:
+                obj = self._put_single(path, url, table, filename, md5, length, opts, progress)
+            else:
+                obj = self._put_chunked(path, url, table, filename, md5, length, verify, opts, progress)
+            if obj is not None:
+                return obj
+            _get_logger(__name__).warning("hatrac.name_unavailable", url=url, next_generation=generation + 1)
+        raise UploadFailed(
+            f"cannot store {path}: the names {object_url(table, md5, filename)} and its {MAX_GENERATIONS - 1} "
+            f"alternatives <md5>-<n>.<name> are all unavailable (deleted on the server)"
+        )
 
-        existing = self._head(url, opts, UploadFailed)
-        if existing is not None:
-            if existing.md5 == md5 and existing.length == length:
-                if progress is not None:
-                    progress(length, length)
-                return existing
-            if existing.md5 and existing.md5 != md5:
-                raise UploadFailed(
-                    f"{url} already holds different bytes (MD5 {existing.md5}, not {md5}); refusing to "
-                    f"add a version under a name that promises MD5 {md5}"
-                )
-        if length <= opts.chunk_size:
-            self._put_single(path, url, table, filename, md5, length, opts, progress)
-        else:
-            self._put_chunked(path, url, table, filename, md5, length, verify, opts, progress)
-        return StoredObject(url=url, filename=filename, length=length, md5=md5)
+    def _existing(self, url: str, md5: str, length: int, opts: UploadOptions) -> StoredObject | None:
+        """The object at ``url`` if it holds exactly these bytes; ``UploadFailed`` if other bytes."""
+        existing = self._head(self.check_url(url), opts, UploadFailed)
+        if existing is None:
+            return None
+        if existing.md5 != md5 or existing.length not in (length, -1):
+            raise UploadFailed(
+                f"{url} already holds different bytes (MD5 {existing.md5 or '?'}, {existing.length} bytes; "
+                f"not {md5}, {length} bytes); refusing to add a version under a name that promises MD5 {md5}"
+            )
+        return existing
 
     def _ensure_namespace(self, table: str, opts: UploadOptions) -> None:
         ns = f"{HATRAC_PREFIX}/{quote(table, safe='')}"
@@ -387,7 +451,8 @@ class HatracObjectStore:
         length: int,
         opts: UploadOptions,
         progress: ProgressCallback | None,
-    ) -> None:
+    ) -> StoredObject | None:
+        """One ``PUT`` with ``If-None-Match: *``; ``None`` when the server says the name is unavailable."""
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -403,8 +468,8 @@ class HatracObjectStore:
             "Content-Disposition": _content_disposition(filename),
             # REST-API.md "Object Creation and Update": "An `*` with the `If-None-Match` header requires
             # that the object lack a current version" (else 412). A PUT to an existing object otherwise
-            # silently adds a version, e.g. when another writer got there after our HEAD, or when a
-            # retry follows an attempt whose answer was lost.
+            # silently adds a version (e.g. a second upload of the same file, another writer, or a retry
+            # after an attempt whose answer was lost), so no HEAD is needed before the PUT.
             "If-None-Match": "*",
         }
         if progress is not None:
@@ -415,17 +480,17 @@ class HatracObjectStore:
             self._ensure_namespace(table, opts)
             r = self._request("PUT", url, opts, error=UploadFailed, data=data, headers=headers)
             r.close()
-        if r.status_code == 412:  # the object has a current version now: fine if it holds these bytes
-            existing = self._head(url, opts, UploadFailed)
-            if existing is None or existing.md5 != md5:
-                raise UploadFailed(
-                    f"PUT {url} failed: HTTP 412: the object was created meanwhile with other bytes "
-                    f"(MD5 {existing.md5 if existing else '?'}, not {md5})"
-                )
+        if r.status_code == 409:  # the name was deleted once (or is a namespace): never creatable again
+            return None
+        if r.status_code == 412:  # the object has a current version: fine if it holds these bytes
+            existing = self._existing(url, md5, length, opts)
+            if existing is None:
+                raise UploadFailed(f"PUT {url} failed: HTTP 412 (the object exists), but a HEAD finds none")
         elif r.status_code not in (200, 201, 204):
             raise self._fail(r, f"PUT {url}", UploadFailed)
         if progress is not None:
             progress(length, length)
+        return StoredObject(url=url, filename=filename, length=length, md5=md5)
 
     # resumable state ------------------------------------------------------------------------------
     def _state_key(self, url: str, md5: str, length: int, chunk: int) -> str:
@@ -489,7 +554,8 @@ class HatracObjectStore:
 
     def _create_job(
         self, url: str, table: str, filename: str, md5: str, length: int, chunk: int, opts: UploadOptions
-    ) -> str:
+    ) -> str | None:
+        """``POST <url>;upload``: the job's path, or ``None`` when the name is unavailable (409)."""
         body = json.dumps(
             {
                 "chunk-length": chunk,
@@ -506,6 +572,8 @@ class HatracObjectStore:
             self._ensure_namespace(table, opts)
             r = self._request("POST", url + ";upload", opts, error=UploadFailed, data=body, headers=headers)
             r.close()
+        if r.status_code == 409:
+            return None
         if r.status_code not in (200, 201):
             raise self._fail(r, f"POST {url};upload", UploadFailed)
         location = r.headers.get("Location") or (r.text.strip().splitlines() or [""])[0]
@@ -525,7 +593,12 @@ class HatracObjectStore:
         verify: bool,
         opts: UploadOptions,
         progress: ProgressCallback | None,
-    ) -> None:
+    ) -> StoredObject | None:
+        """``HEAD`` (already there → done), else an upload job; ``None`` when the name is unavailable."""
+        if self._existing(url, md5, length, opts) is not None:
+            if progress is not None:
+                progress(length, length)
+            return StoredObject(url=url, filename=filename, length=length, md5=md5)
         chunk = max(opts.chunk_size, math.ceil(length / MAX_CHUNKS))
         nchunks = math.ceil(length / chunk)
         key = self._state_key(url, md5, length, chunk)
@@ -535,7 +608,10 @@ class HatracObjectStore:
             done = {int(i) for i in state.get("done", [])}
             job = str(state["job"])
         else:
-            job = self._create_job(url, table, filename, md5, length, chunk, opts)
+            created = self._create_job(url, table, filename, md5, length, chunk, opts)
+            if created is None:
+                return None
+            job = created
             done = set()
             state = {"url": url, "md5": md5, "length": length, "chunk-length": chunk, "job": job, "done": []}
             self._save_state(key, state)
@@ -575,17 +651,17 @@ class HatracObjectStore:
             self._drop_state(key)
             raise ChecksumMismatch(path, md5, h.hexdigest())
 
+        result = StoredObject(url=url, filename=filename, length=length, md5=md5)
         r = self._request("POST", job, opts, error=UploadFailed, headers={"Accept": "text/uri-list"})
         r.close()
         if r.status_code in (200, 201, 204):
             self._drop_state(key)
-            return
+            return result
         if r.status_code == 404:
             # A retried finalize whose first attempt went through (the job is gone)?
-            existing = self._head(url, opts, UploadFailed)
             self._drop_state(key)
-            if existing is not None and existing.md5 == md5:
-                return
+            if self._existing(url, md5, length, opts) is not None:
+                return result
         if r.status_code == 409:
             self._drop_state(key)
             raise self._fail(r, f"POST {job} (finalize)", UploadFailed, "server MD5 check failed")
@@ -624,10 +700,10 @@ class HatracObjectStore:
         ``Content-Length``; on a mismatch nothing is left at ``dest``. If ``dest`` is an existing
         directory the file is written inside it under the object's file name.
         """
-        _, _, filename = parse_object_url(_path_of(url))
+        ref = self.check_url(url)  # before any request: the credential never leaves this server
+        url = ref.url
         dest = Path(dest)
-        if dest.is_dir():
-            dest = dest / filename
+        into_dir = dest.is_dir()
         opts = self._options
         what = f"GET {url}"
         reason = "no attempt made"
@@ -638,7 +714,7 @@ class HatracObjectStore:
                 reason = attempt.reason = f"{type(exc).__name__}: {exc}"
                 continue
             try:
-                if r.status_code in RETRYABLE_STATUS:
+                if r.status_code in RETRYABLE_STATUS and not self._permanent(r):
                     reason = attempt.reason = f"HTTP {r.status_code}"
                     continue
                 if r.status_code in (404, 409):
@@ -649,6 +725,10 @@ class HatracObjectStore:
                 header_md5 = md5_b64_to_hex(header) if header else None
                 length_header = r.headers.get("Content-Length")
                 length = int(length_header) if length_header and length_header.isdigit() else None
+                if into_dir:
+                    name = _filename_from_disposition(r.headers.get("Content-Disposition"))
+                    dest = dest / (name or validate_filename(ref.filename))
+                    into_dir = False
                 write_hashed(
                     r.iter_content(IO_CHUNK),
                     dest,

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from deriva_ml.core.errors import ObjectNotFound, StoreError
 from deriva_ml.store._files import atomic_file, read_chunks, write_hashed
-from deriva_ml.store.names import object_url, parse_object_url, validate_filename, validate_md5
+from deriva_ml.store.names import ObjectRef, object_url, resolve_object_url, validate_filename, validate_md5
 from deriva_ml.store.port import ProgressCallback, StoredObject, UploadOptions
 
 __all__ = ["LocalObjectStore"]
@@ -52,6 +52,13 @@ class LocalObjectStore:
     def _blob_path(self, md5: str, filename: str) -> Path:
         return self._root / "objects" / md5[:2] / md5 / filename
 
+    def check_url(self, url: object) -> ObjectRef:
+        """Parse an object URL; only server-relative ``/hatrac/...`` paths (this store has no server).
+
+        Raises :class:`~deriva_ml.store.names.UntrustedURL` for anything else (absolute URLs included).
+        """
+        return resolve_object_url(url, None)
+
     def _index_path(self, url: str) -> Path:
         h = hashlib.sha256(url.encode("utf-8")).hexdigest()
         return self._root / "index" / h[:2] / f"{h}.json"
@@ -64,7 +71,7 @@ class LocalObjectStore:
 
     def stat(self, url: str) -> StoredObject | None:
         """Length and MD5 of the object at ``url``, or ``None`` when there is none."""
-        parse_object_url(url)  # malformed URLs raise, they are not "missing"
+        url = self.check_url(url).path  # malformed URLs raise, they are not "missing"; no versions here
         try:
             record = json.loads(self._index_path(url).read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -72,7 +79,11 @@ class LocalObjectStore:
         except (OSError, ValueError) as exc:
             raise StoreError(f"unreadable index entry for {url} in {self._root}: {exc}") from exc
         obj = StoredObject(url=record["url"], filename=record["filename"], length=record["length"], md5=record["md5"])
-        if obj.url != url or not self._blob_path(obj.md5, obj.filename).is_file():
+        try:
+            valid = obj.url == url and validate_filename(obj.filename) == obj.filename and validate_md5(obj.md5)
+        except ValueError:
+            valid = False
+        if not valid or not self._blob_path(obj.md5, obj.filename).is_file():
             return None
         return obj
 
@@ -93,8 +104,8 @@ class LocalObjectStore:
         (:class:`~deriva_ml.core.errors.ChecksumMismatch`, nothing stored). ``options`` is accepted
         for interface compatibility and ignored (a local copy has no chunks, timeouts or retries).
         """
-        validate_filename(table, what="table")
-        validate_filename(filename)
+        table = validate_filename(table, what="table")
+        filename = validate_filename(filename)
         path = Path(path)
         if md5 is not None:
             md5 = validate_md5(md5.lower() if isinstance(md5, str) else md5)

@@ -15,6 +15,16 @@ that deriva_ml uses, with the documented status codes:
   status (JSON, no chunk list — as documented), ``POST`` finalize (409 missing chunks or MD5 mismatch),
   ``DELETE`` cancel.
 
+Where the real server (Hatrac on Apache, file-system backend) differs from the documentation, the fake
+follows the real server (each measured with raw requests; see ``docs/object-stores.md``, "Hatrac
+contract"): an object name whose last segment plus ``:<26-char version>`` exceeds 255 bytes gets a 500
+``[Errno 36] File name too long`` (on ``PUT`` and on ``POST ;upload``); a ``HEAD`` of a 0-byte object
+has no ``Content-Length``; a deleted name can never be created again (``PUT``/``POST ;upload`` → 409,
+``GET``/``HEAD`` → 404); ``Content-MD5`` in hex is accepted like base64; finalising a job with chunks
+missing is accepted (missing chunks read as zero bytes) and only the MD5, when given, is checked
+(mismatch → 409); ``GET``/``HEAD`` of ``<name>:<version>`` read that version (404 if unknown);
+without a stored ``Content-Disposition`` the object's own name is reported as its file name.
+
 Everything is stored in memory. Every request is recorded as ``(method, raw path)`` so tests can
 count round trips, and faults can be injected per method + path regex: an HTTP status, a dropped
 connection part-way through the request body, or a delay before the answer (to trip client timeouts).
@@ -36,12 +46,14 @@ import contextlib
 import hashlib
 import http.server
 import json
+import os
 import re
 import socket
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote
 
@@ -66,6 +78,7 @@ class Fault:
     drop_after: int | None = None
     skip: int = 0
     times: int | None = 1
+    message: str | None = None
     seen: int = 0
     applied: int = 0
 
@@ -128,6 +141,7 @@ class HatracTestServer:
         self.lock = threading.RLock()
         self.namespaces: set[str] = {prefix}
         self.objects: dict[str, list[Version]] = {}
+        self.deleted: set[str] = set()  # names that can never be created again
         self.jobs: dict[str, Job] = {}
         self.requests: list[Recorded] = []
         self.faults: list[Fault] = []
@@ -167,10 +181,19 @@ class HatracTestServer:
         return fault
 
     def fail(
-        self, method: str | None, pattern: str, status: int = 500, *, skip: int = 0, times: int | None = 1
+        self,
+        method: str | None,
+        pattern: str,
+        status: int = 500,
+        *,
+        skip: int = 0,
+        times: int | None = 1,
+        message: str | None = None,
     ) -> Fault:
-        """Answer ``status`` to matching requests (e.g. the Nth: ``skip=N-1, times=1``)."""
-        return self._add(Fault(method, re.compile(pattern), "status", status=status, skip=skip, times=times))
+        """Answer ``status`` (body ``message``) to matching requests (e.g. the Nth: ``skip=N-1, times=1``)."""
+        return self._add(
+            Fault(method, re.compile(pattern), "status", status=status, skip=skip, times=times, message=message)
+        )
 
     def drop(
         self,
@@ -231,10 +254,13 @@ class HatracTestServer:
         body: bytes = b"",
         headers: dict[str, str] | None = None,
         content_type: str = "text/plain",
+        omit_length: bool = False,
     ) -> None:
         h.send_response(status)
         all_headers = {"Content-Type": content_type, **(headers or {})}
-        if "Content-Length" not in all_headers:
+        if omit_length:
+            all_headers.pop("Content-Length", None)
+        elif "Content-Length" not in all_headers:
             all_headers["Content-Length"] = str(len(body))
         for k, v in all_headers.items():
             h.send_header(k, v)
@@ -275,7 +301,7 @@ class HatracTestServer:
         if fault is not None:
             if fault.action == "status":
                 self._read_body(h)
-                self._error(h, fault.status, f"injected fault {fault.status}")
+                self._error(h, fault.status, fault.message or f"injected fault {fault.status}")
                 return
             if fault.action == "drop":
                 self._drop(h, fault)
@@ -338,30 +364,53 @@ class HatracTestServer:
         ):
             if key in v.metadata:
                 headers[header] = v.metadata[key]
+        headers.setdefault("Content-Disposition", "filename*=UTF-8''" + raw_name.rsplit("/", 1)[-1])
         return headers
 
     def _new_version(self, name: str, data: bytes, metadata: dict[str, str]) -> Version:
-        v = Version(data=data, metadata=metadata, version=uuid.uuid4().hex[:12])
+        v = Version(data=data, metadata=metadata, version=base64.b32encode(uuid.uuid4().bytes).decode().rstrip("="))
         self.objects.setdefault(name, []).append(v)
         return v
 
     @staticmethod
-    def _md5_ok(data: bytes, header: str | None) -> bool:
+    def _md5_b64(header: str) -> str:
+        """The real server accepts ``Content-MD5`` in hex too (and reports it in base64)."""
+        value = header.strip()
+        if re.fullmatch(r"[0-9a-fA-F]{32}", value):
+            return base64.b64encode(bytes.fromhex(value)).decode()
+        return value
+
+    @classmethod
+    def _md5_ok(cls, data: bytes, header: str | None) -> bool:
         if header is None:
             return True
-        return base64.b64encode(hashlib.md5(data).digest()).decode() == header.strip()
+        return base64.b64encode(hashlib.md5(data).digest()).decode() == cls._md5_b64(header)
+
+    @staticmethod
+    def _too_long(name_raw: str) -> bool:
+        """The file-system backend stores ``<last segment as sent (encoded)>:<26-char version>`` as one file."""
+        return len(name_raw.rsplit("/", 1)[-1]) + 27 > 255
+
+    def _name_too_long(self, h: _Handler, name: str) -> None:
+        self._error(h, 500, f"[Errno 36] File name too long: '/var/www{name}:XXXXXXXXXXXXXXXXXXXXXXXXXX'")
 
     def _route(self, h: _Handler, method: str, raw: str) -> None:
         path_raw, _, query = raw.partition("?")
         parents = parse_qs(query).get("parents", ["false"])[0].lower() == "true"
         name_raw, _, sub = path_raw.partition(";")
+        version: str | None = None
+        last = name_raw.rsplit("/", 1)[-1]
+        if ":" in last and not sub:  # <name>:<version> (a literal ':' in a name is sent as %3A)
+            name_raw, _, version = name_raw.rpartition(":")
         name = unquote(name_raw).rstrip("/") or "/"
         if not name.startswith(self.prefix):
             self._read_body(h)
             self._error(h, 404, f"{name} is outside {self.prefix}")
             return
         with self.lock:
-            if not sub:
+            if version is not None:
+                self._route_version(h, method, name, name_raw, version)
+            elif not sub:
                 self._route_name(h, method, name, name_raw, parents)
             elif sub == "upload":
                 self._route_jobs(h, method, name, name_raw, parents)
@@ -378,6 +427,27 @@ class HatracTestServer:
                 self._read_body(h)
                 self._error(h, 400, f"unsupported sub-resource ;{sub}")
 
+    def _send_version(self, h: _Handler, name_raw: str, v: Version) -> None:
+        self._send(
+            h,
+            200,
+            v.data,
+            self._object_headers(name_raw, v),
+            v.metadata.get("content-type", ""),
+            omit_length=h.command == "HEAD" and not v.data,  # the real server sends none for 0 bytes
+        )
+
+    def _route_version(self, h: _Handler, method: str, name: str, name_raw: str, version: str) -> None:
+        self._read_body(h)
+        if method not in ("GET", "HEAD"):
+            self._error(h, 405, f"{method} not supported on a version here")
+            return
+        for v in self.objects.get(name, []):
+            if v.version == version:
+                self._send_version(h, name_raw, v)
+                return
+        self._error(h, 404, f"Resource {name}:{version} not found.")
+
     def _route_name(self, h: _Handler, method: str, name: str, name_raw: str, parents: bool) -> None:
         if method in ("GET", "HEAD"):
             if name in self.objects:
@@ -385,8 +455,7 @@ class HatracTestServer:
                 if not versions:
                     self._error(h, 409, f"Object {name} currently has no content.")
                     return
-                v = versions[-1]
-                self._send(h, 200, v.data, self._object_headers(name_raw, v), v.metadata.get("content-type", ""))
+                self._send_version(h, name_raw, versions[-1])
             elif name in self.namespaces:
                 children = sorted(
                     n for n in (self.namespaces | set(self.objects)) if self._parent(n) == name and n != name
@@ -410,6 +479,9 @@ class HatracTestServer:
             if name in self.namespaces:
                 self._error(h, 409, f"Name {name} is a namespace.")
                 return
+            if name in self.deleted:
+                self._error(h, 409, f"Name {name} not available.")
+                return
             if name not in self.objects and not self._check_parent(h, name, parents):
                 return
             current = self.objects.get(name) or []
@@ -429,10 +501,14 @@ class HatracTestServer:
             if not self._md5_ok(data, h.headers.get("Content-MD5")):
                 self._error(h, 400, "Content-MD5 does not match the content received.")
                 return
+            if self._too_long(name_raw):
+                self._name_too_long(h, name)
+                return
             metadata = {"content-type": content_type or "application/octet-stream"}
-            for header in ("Content-MD5", "Content-Disposition"):
-                if h.headers.get(header):
-                    metadata[header.lower()] = h.headers[header].strip()
+            if h.headers.get("Content-MD5"):
+                metadata["content-md5"] = self._md5_b64(h.headers["Content-MD5"])
+            if h.headers.get("Content-Disposition"):
+                metadata["content-disposition"] = h.headers["Content-Disposition"].strip()
             v = self._new_version(name, data, metadata)
             loc = f"{name_raw}:{v.version}"
             self._send(h, 201, (loc + "\n").encode(), {"Location": loc}, "text/uri-list")
@@ -440,6 +516,7 @@ class HatracTestServer:
         if method == "DELETE":
             if name in self.objects:
                 del self.objects[name]
+                self.deleted.add(name)
             elif name in self.namespaces and name != self.prefix:
                 if any(self._parent(n) == name for n in self.namespaces | set(self.objects)):
                     self._error(h, 409, f"Namespace {name} is not empty.")
@@ -476,17 +553,23 @@ class HatracTestServer:
         if chunk_length <= 0 or content_length < 0:
             self._error(h, 400, "chunk-length must be > 0 and content-length >= 0")
             return
-        if name in self.namespaces:
+        if name in self.namespaces or name in self.deleted:
             self._error(h, 409, f"Name {name} is not available for use.")
             return
         if name not in self.objects and not self._check_parent(h, name, parents):
+            return
+        if self._too_long(name_raw):
+            self._name_too_long(h, name)
             return
         metadata = {
             k: str(spec[k])
             for k in ("content-type", "content-md5", "content-disposition", "content-sha256")
             if spec.get(k) is not None
         }
+        if "content-md5" in metadata:
+            metadata["content-md5"] = self._md5_b64(metadata["content-md5"])
         job_id = uuid.uuid4().hex
+        self.objects.setdefault(name, [])  # the real server creates the name (no content yet) with the job
         self.jobs[f"{name}|{job_id}"] = Job(name, name_raw, chunk_length, content_length, metadata)
         loc = f"{name_raw};upload/{job_id}"
         self._send(h, 201, (loc + "\n").encode(), {"Location": loc}, "text/uri-list")
@@ -509,14 +592,15 @@ class HatracTestServer:
             }
             self._send(h, 200, json.dumps(info).encode(), content_type="application/json")
         elif method == "POST":
+            # The real server does not track chunks: missing ones read as zero bytes (a sparse file)
+            # and only the MD5, when the job has one, is checked.
             n = -(-job.content_length // job.chunk_length)
-            missing = [i for i in range(n) if i not in job.chunks]
-            if missing:
-                self._error(h, 409, f"Upload job is missing chunks {missing}.")
-                return
-            data = b"".join(job.chunks[i] for i in range(n))
+            data = b"".join(
+                job.chunks.get(i, bytes(min(job.chunk_length, job.content_length - i * job.chunk_length)))
+                for i in range(n)
+            )
             if not self._md5_ok(data, job.metadata.get("content-md5")):
-                self._error(h, 409, "Uploaded content does not match the job's content-md5.")
+                self._error(h, 409, "Current uploaded content MD5 does not match expected.")
                 return
             del self.jobs[job_key]
             v = self._new_version(name, data, dict(job.metadata))
@@ -589,3 +673,32 @@ def make_store(server: HatracTestServer, *, sleep: Any = None, **kwargs: Any) ->
     return HatracObjectStore(
         server.url, session=session, sleep=sleep if sleep is not None else SleepRecorder(), **kwargs
     )
+
+
+def live_host() -> str | None:
+    """``DERIVA_ML_TEST_HOST``: the live legs run only when it is set."""
+    return os.environ.get("DERIVA_ML_TEST_HOST") or None
+
+
+def live_credential() -> dict[str, str] | None:
+    """The live host's credential from ``DERIVA_ML_TEST_CREDENTIAL_FILE`` (else ``None``: deriva-py's own)."""
+    path = os.environ.get("DERIVA_ML_TEST_CREDENTIAL_FILE")
+    host = live_host()
+    if not path or not host:
+        return None
+    data = json.loads(Path(path).read_text())
+    found = data.get(host, data) if isinstance(data, dict) else None
+    return found if isinstance(found, dict) else None
+
+
+def live_session() -> Any:
+    """A ``requests.Session`` carrying the live credential (raw requests for the contract tests)."""
+    import requests
+
+    session = requests.Session()
+    cred = live_credential() or {}
+    if "bearer-token" in cred:
+        session.headers["Authorization"] = f"Bearer {cred['bearer-token']}"
+    elif "cookie" in cred:
+        session.headers["Cookie"] = cred["cookie"]
+    return session

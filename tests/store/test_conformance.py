@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hatrac_server import HatracTestServer, make_store
+from hatrac_server import HatracTestServer, live_credential, make_store
 
 from deriva_ml.core.errors import ChecksumMismatch, InvalidFileName, StoreError
 from deriva_ml.store.local import LocalObjectStore
-from deriva_ml.store.names import parse_object_url
+from deriva_ml.store.names import bounded_name, parse_object_url
 from deriva_ml.store.port import ObjectStore, StoredObject, UploadOptions
 
 TABLE = "DerivaML_Store_Test"
@@ -48,7 +48,7 @@ def leg(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Leg]:
             pytest.skip("set DERIVA_ML_TEST_HOST to run the conformance suite against a live Hatrac")
         from deriva_ml.store.hatrac import HatracObjectStore
 
-        store = HatracObjectStore(host, session_config={"timeout": (10, 60)})
+        store = HatracObjectStore(host, credential=live_credential(), session_config={"timeout": (10, 60)})
         yield Leg("live", store)
         store.close()
 
@@ -110,13 +110,18 @@ def test_put_with_correct_md5(leg: Leg, make_file: Callable[..., Path], tmp_path
         "数据 集.csv",
         "odd;name:with%20and?#&+=.txt",
         "x" * 200,
+        "a" * 251 + ".txt",  # 255 bytes of ASCII (the limit): the object name is bounded, not a 500
+        "é" * 125 + ".csv",  # 254 bytes of 2-byte UTF-8
+        "数" * 85,  # 255 bytes of 3-byte UTF-8
     ],
 )
 def test_odd_file_names(leg: Leg, make_file: Callable[..., Path], tmp_path: Path, name: str) -> None:
     src = make_file("src.bin", size=300)
     obj = leg.store.put(src, table=TABLE, filename=name)
-    assert parse_object_url(obj.url) == (TABLE, md5(src.read_bytes()), name)
-    assert obj.filename == name
+    ref = parse_object_url(obj.url)
+    assert (ref.table, ref.md5, ref.filename, ref.version) == (TABLE, md5(src.read_bytes()), bounded_name(name), None)
+    assert len(obj.url.rsplit("/", 1)[1]) <= 200  # encoded: fits Hatrac's file-system backend (228)
+    assert obj.filename == name  # the full name (the catalog's Filename; Content-Disposition)
     assert leg.store.stat(obj.url) == obj
     dest_dir = tmp_path / "dest"
     dest_dir.mkdir()
@@ -150,7 +155,7 @@ def test_put_is_idempotent(leg: Leg, make_file: Callable[..., Path]) -> None:
     third = leg.store.put(src, table=TABLE, filename="a.bin", md5=first.md5)
     assert first == second == third
     if leg.server is not None:
-        assert leg.server.calls() == [("HEAD", first.url)] * 2
+        assert leg.server.calls() == [("PUT", first.url), ("HEAD", first.url)] * 2  # 412, then MD5 check
     if isinstance(leg.store, LocalObjectStore):
         blobs = [p for p in (leg.store.root / "objects").rglob("*") if p.is_file()]
         assert len(blobs) == 1
@@ -179,7 +184,7 @@ def test_md5_mismatch_rejected_nothing_stored(
     if isinstance(leg.store, LocalObjectStore):
         assert [p for p in leg.store.root.rglob("*") if p.is_file()] == []
     if leg.server is not None:
-        assert leg.server.objects == {} and leg.server.jobs == {}
+        assert not any(leg.server.objects.values()) and leg.server.jobs == {}  # no content stored
 
 
 def test_stat_missing_is_none(leg: Leg) -> None:
@@ -257,3 +262,54 @@ def test_object_url_is_pure_and_shared(leg: Leg, tmp_path: Path) -> None:
     assert LocalObjectStore(tmp_path / "other").object_url(TABLE, m, "my model.tar.gz") == expected
     if leg.server is not None:
         assert leg.server.count() == 0
+
+
+# -- issue 10: deleted names, versioned URLs, empty objects on the real server -------------------------
+
+
+def _delete_object(leg: Leg, url: str) -> None:
+    """Delete an object on the server (raw DELETE; Hatrac legs only)."""
+    store: Any = leg.store
+    r = store._session.request("DELETE", store.server_url + url, timeout=30)
+    assert r.status_code == 204, r.text
+
+
+def test_content_whose_name_was_deleted_can_be_stored_again(
+    leg: Leg, make_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A deleted Hatrac name can never be created again (409): the store moves on to ``<md5>-1.<name>``."""
+    if isinstance(leg.store, LocalObjectStore):
+        pytest.skip("the local store has no deletion")
+    for size, opts in ((100, None), (3 * 64 * 1024 + 1, SMALL_CHUNKS)):  # one PUT, and an upload job
+        src = make_file(f"d{size}.bin", size=size)
+        first = leg.store.put(src, table=TABLE, filename="deleted.bin", options=opts)
+        _delete_object(leg, first.url)
+        assert leg.store.stat(first.url) is None
+        again = leg.store.put(src, table=TABLE, filename="deleted.bin", options=opts)
+        ref = parse_object_url(again.url)
+        assert again.url != first.url and ref.md5 == first.md5 and again.url.split("/")[-1].startswith(f"{ref.md5}-1.")
+        assert (again.length, again.md5, again.filename) == (size, md5(src.read_bytes()), "deleted.bin")
+        assert leg.store.get(again.url, tmp_path / f"d{size}.out").read_bytes() == src.read_bytes()
+        assert leg.store.put(src, table=TABLE, filename="deleted.bin", options=opts) == again  # idempotent
+
+
+def test_versioned_and_absolute_urls_of_the_server_are_read(
+    leg: Leg, make_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    """deriva-py records ``/hatrac/<T>/<md5>.<name>:<VERSION>``; an absolute URL of the server is fine too."""
+    if isinstance(leg.store, LocalObjectStore):
+        pytest.skip("the local store has no versions and no server")
+    src = make_file(size=500)
+    obj = leg.store.put(src, table=TABLE, filename="v.bin")
+    store: Any = leg.store
+    head = store._session.request("HEAD", store.server_url + obj.url, timeout=30)
+    versioned = head.headers["Content-Location"]
+    assert versioned.startswith(obj.url + ":")
+    stat = leg.store.stat(versioned)
+    assert stat is not None and (stat.md5, stat.length, stat.filename, stat.url) == (obj.md5, 500, "v.bin", versioned)
+    assert leg.store.get(versioned, tmp_path / "v.out", md5=obj.md5).read_bytes() == src.read_bytes()
+    absolute = store.server_url + versioned
+    assert leg.store.get(absolute, tmp_path / "abs.out").read_bytes() == src.read_bytes()
+    dest_dir = tmp_path / "dir"
+    dest_dir.mkdir()
+    assert leg.store.get(versioned, dest_dir) == dest_dir / "v.bin"  # the name from Content-Disposition

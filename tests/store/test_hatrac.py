@@ -40,38 +40,40 @@ def precreate_namespace(server: HatracTestServer) -> None:
 # -- request counts ---------------------------------------------------------------------------------
 
 
-def test_small_file_upload_is_head_plus_put(hatrac_server: HatracTestServer, tmp_path: Path) -> None:
+def test_small_file_upload_is_one_put(hatrac_server: HatracTestServer, tmp_path: Path) -> None:
+    """No HEAD before the PUT: ``If-None-Match: *`` already guards against overwriting (issue 10)."""
     precreate_namespace(hatrac_server)
     store = make_store(hatrac_server)
-    src = write(tmp_path, 1000)
-    obj = store.put(src, table=T, filename="f.bin")
-    assert hatrac_server.calls() == [("HEAD", obj.url), ("PUT", obj.url)]
-    put = hatrac_server.requests[1]
-    assert put.headers["content-md5"] and put.headers["content-disposition"] == "filename*=UTF-8''f.bin"
+    files = [write(tmp_path, 1000, f"f{i}.bin") for i in range(10)]
+    objs = [store.put(f, table=T, filename=f.name) for f in files]
+    assert hatrac_server.calls() == [("PUT", o.url) for o in objs]  # one request per object
+    put = hatrac_server.requests[0]
+    assert put.headers["if-none-match"] == "*"
+    assert put.headers["content-md5"] and put.headers["content-disposition"] == "filename*=UTF-8''f0.bin"
 
 
 def test_missing_namespace_created_only_after_404(hatrac_server: HatracTestServer, tmp_path: Path) -> None:
     store = make_store(hatrac_server)
     obj = store.put(write(tmp_path, 10, "a"), table=T, filename="a")
     assert hatrac_server.calls() == [
-        ("HEAD", obj.url),
         ("PUT", obj.url),  # 404: no namespace yet
         ("PUT", f"/hatrac/{T}?parents=true"),
         ("PUT", obj.url),
     ]
-    assert hatrac_server.requests[2].headers["content-type"] == "application/x-hatrac-namespace"
+    assert hatrac_server.requests[1].headers["content-type"] == "application/x-hatrac-namespace"
     hatrac_server.reset_counts()
     obj2 = store.put(write(tmp_path, 10, "b"), table=T, filename="b")
-    assert hatrac_server.calls() == [("HEAD", obj2.url), ("PUT", obj2.url)]
+    assert hatrac_server.calls() == [("PUT", obj2.url)]
 
 
-def test_already_stored_is_one_head(hatrac_server: HatracTestServer, tmp_path: Path) -> None:
+def test_already_stored_is_put_412_then_head(hatrac_server: HatracTestServer, tmp_path: Path) -> None:
     store = make_store(hatrac_server)
     src = write(tmp_path, 5000)
     obj = store.put(src, table=T, filename="f.bin")
     hatrac_server.reset_counts()
     assert make_store(hatrac_server).put(src, table=T, filename="f.bin") == obj
-    assert hatrac_server.calls() == [("HEAD", obj.url)]
+    assert hatrac_server.calls() == [("PUT", obj.url), ("HEAD", obj.url)]
+    assert len(hatrac_server.objects[obj.url]) == 1
 
 
 def test_chunked_upload_requests(hatrac_server: HatracTestServer, tmp_path: Path) -> None:
@@ -184,7 +186,7 @@ def test_chunked_md5_mismatch_cancels_job(hatrac_server: HatracTestServer, tmp_p
     with pytest.raises(ChecksumMismatch):
         store.put(src, table=T, filename="f.bin", md5="0" * 32, options=CHUNKED)
     assert hatrac_server.count("DELETE", r";upload/[^/]+$") == 1
-    assert hatrac_server.jobs == {} and hatrac_server.objects == {}
+    assert hatrac_server.jobs == {} and not any(hatrac_server.objects.values())
     assert list((tmp_path / "state").glob("*.json")) == []
 
 
@@ -206,7 +208,7 @@ def test_500s_are_retried_then_succeed(hatrac_server: HatracTestServer, tmp_path
 def test_jitter_and_cap_shape_the_delays(hatrac_server: HatracTestServer, tmp_path: Path) -> None:
     sleeps = SleepRecorder()
     store = make_store(hatrac_server, sleep=sleeps, jitter=lambda n: [0.5] * n, retry_cap=1.0)
-    hatrac_server.fail("HEAD", r".", status=503, times=3)
+    hatrac_server.fail("PUT", r".", status=503, times=3)
     store.put(write(tmp_path, 10), table=T, filename="f.bin")
     assert sleeps.delays == [0.75, 1.0, 1.0]
 
@@ -243,10 +245,10 @@ def test_timeouts_are_honoured_and_retried(hatrac_server: HatracTestServer, tmp_
 def test_timeouts_exhausted(hatrac_server: HatracTestServer, tmp_path: Path) -> None:
     opts = UploadOptions(timeout=(2.0, 0.1), max_retries=1, retry_delay=0.0)
     store = make_store(hatrac_server)
-    hatrac_server.delay("HEAD", r".", seconds=0.5, times=None)
+    hatrac_server.delay("PUT", r".", seconds=0.5, times=None)
     with pytest.raises(UploadFailed, match="Timeout"):
         store.put(write(tmp_path, 10), table=T, filename="f.bin", options=opts)
-    assert hatrac_server.count("HEAD") == 2
+    assert hatrac_server.count("PUT") == 2
 
 
 @pytest.mark.parametrize("status", [401, 403])
@@ -325,10 +327,10 @@ def test_deriva_session_has_no_hidden_retries_and_sends_credentials(
     adapter = session.get_adapter(hatrac_server.url)
     retry = adapter.max_retries
     assert (retry.connect, retry.read, set(retry.status_forcelist or ())) == (0, 0, set())
-    hatrac_server.fail("HEAD", r".", status=503, times=None)
+    hatrac_server.fail("PUT", r".", status=503, times=None)
     with pytest.raises(UploadFailed):
         store.put(write(tmp_path, 10), table=T, filename="f.bin")
-    assert hatrac_server.count("HEAD") == 2  # ours (1 + 1 retry), nothing from urllib3
+    assert hatrac_server.count("PUT") == 2  # ours (1 + 1 retry), nothing from urllib3
     assert all(r.headers.get("authorization") == "Bearer t0ken" for r in hatrac_server.requests)
     hatrac_server.clear_faults()
     obj = store.put(write(tmp_path, 10, "g"), table=T, filename="g")
@@ -389,15 +391,13 @@ def test_single_put_is_conditional_and_a_412_is_checked(hatrac_server: HatracTes
     src = write(tmp_path, 100)
     obj = store.put(src, table=T, filename="f.bin")
     assert hatrac_server.requests[-1].headers["if-none-match"] == "*"
-    # another writer stored the same bytes after our HEAD (simulated: the HEAD says "missing")
+    # the object exists already (another writer, or a second upload): 412, then a HEAD checks the MD5
     hatrac_server.reset_counts()
-    hatrac_server.fail("HEAD", r".", status=404, times=1)
     assert store.put(src, table=T, filename="f.bin") == obj
-    assert hatrac_server.calls() == [("HEAD", obj.url), ("PUT", obj.url), ("HEAD", obj.url)]
+    assert hatrac_server.calls() == [("PUT", obj.url), ("HEAD", obj.url)]
     assert len(hatrac_server.objects[obj.url]) == 1  # no second version
-    # ... or other bytes under the name: refused
+    # ... other bytes under the name: refused
     hatrac_server.objects[obj.url][-1].metadata["content-md5"] = "AAAAAAAAAAAAAAAAAAAAAA=="
-    hatrac_server.fail("HEAD", r".", status=404, times=1)
-    with pytest.raises(UploadFailed, match="412"):
+    with pytest.raises(UploadFailed, match="different bytes"):
         store.put(src, table=T, filename="f.bin")
     assert len(hatrac_server.objects[obj.url]) == 1
