@@ -4,6 +4,8 @@
 ``ermrest+hatrac``: deriva_ml's ERMrest adapter and Hatrac store speaking real HTTP on 127.0.0.1 to the
 ERMrest subset in ``tests/catalog/ermrest_fake.py`` and the Hatrac protocol server in
 ``tests/store/hatrac_server.py`` — the same code paths a live DERIVA server exercises.
+``live``: a real ERMrest + Hatrac server named by ``DERIVA_ML_TEST_HOST`` (skipped without it), opened the
+way a user opens it (``DerivaML(host, catalog_id)``) on a fresh catalog per test.
 """
 
 from __future__ import annotations
@@ -18,11 +20,25 @@ from deriva_ml import DerivaML
 from deriva_ml.testing import add_domain_schema
 
 _TESTS = Path(__file__).resolve().parents[1]
-for sub in ("catalog", "store"):
+for sub in ("catalog", "store", "live"):
     if str(_TESTS / sub) not in sys.path:
         sys.path.insert(0, str(_TESTS / sub))
 
-BACKENDS = ["embedded", "ermrest+hatrac"]
+BACKENDS = ["embedded", "ermrest+hatrac", "live"]
+
+
+def new_live_catalog(project: str = "test") -> tuple[str, str, dict[str, str] | None]:
+    """A fresh deriva-ml catalog on the live server: ``(host, catalog_id, credential)`` (skips without one)."""
+    from live_support import live_credential, require_live
+
+    from deriva_ml.catalog.ermrest import create_ml_catalog
+
+    host = require_live()
+    cred = live_credential()
+    cat = create_ml_catalog(host, project, credential=cred)
+    catalog_id = cat.catalog_id
+    cat.close()
+    return host, catalog_id, cred
 
 
 @pytest.fixture(params=BACKENDS)
@@ -39,7 +55,7 @@ def backend(request, tmp_path, monkeypatch) -> Iterator[Callable[[], DerivaML]]:
             return ml
 
         yield open_ml
-    else:
+    elif request.param == "ermrest+hatrac":
         from ermrest_fake import FakeErmrest
         from hatrac_server import HatracTestServer, make_store
 
@@ -58,6 +74,15 @@ def backend(request, tmp_path, monkeypatch) -> Iterator[Callable[[], DerivaML]]:
                 return ml
 
             yield open_ml
+    elif request.param == "live":
+        host, catalog_id, cred = new_live_catalog()
+
+        def open_ml() -> DerivaML:
+            ml = DerivaML(host, catalog_id, credential=cred, home=home)
+            opened.append(ml)
+            return ml
+
+        yield open_ml
     for ml in opened:
         ml.close()
 

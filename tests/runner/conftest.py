@@ -1,4 +1,9 @@
-"""Fixtures for runner tests: the demo project run as a subprocess against an embedded catalog in tmp."""
+"""Fixtures for runner tests: the demo project run as a subprocess against a fresh catalog.
+
+``project`` has two legs: ``embedded`` (a SQLite catalog under tmp) and ``live`` (a fresh catalog on the
+server named by ``DERIVA_ML_TEST_HOST``, skipped without it; the subprocess gets ``--host/--catalog`` and
+finds its credential the way a user's does, in deriva-py's credential file).
+"""
 
 from __future__ import annotations
 
@@ -34,9 +39,16 @@ class Run:
         return self
 
 
+_LIVE = Path(__file__).resolve().parents[1] / "live"
+if str(_LIVE) not in sys.path:
+    sys.path.insert(0, str(_LIVE))
+
+
 @attrs.define
 class Project:
     tmp: Path
+    #: ``None`` for the embedded catalog, else ``(host, catalog_id, credential)`` of a live catalog.
+    live: tuple[str, str, dict[str, str] | None] | None = None
 
     @property
     def home(self) -> Path:
@@ -53,6 +65,8 @@ class Project:
         extra = []
         if module.endswith(".runner") and "--finalize-sweep" not in args:
             extra = [f"hydra.run.dir={self.tmp / 'outputs'}", f"hydra.sweep.dir={self.tmp / 'multirun'}"]
+        if self.live is not None and "--host" not in args and "--finalize-sweep" not in args:
+            extra = ["--host", self.live[0], "--catalog", self.live[1], *extra]
         return [sys.executable, "-m", module, *args, *extra]
 
     def run(self, *args: str, module: str = "deriva_ml.execution.runner", timeout: float = 150) -> Run:
@@ -67,6 +81,9 @@ class Project:
         return Run(proc.returncode, proc.stdout, proc.stderr)
 
     def ml(self) -> DerivaML:
+        if self.live is not None:
+            host, catalog_id, credential = self.live
+            return DerivaML(host, catalog_id, credential=credential, home=self.home)
         return DerivaML("local", CATALOG, home=self.home)
 
     @property
@@ -74,9 +91,20 @@ class Project:
         return self.tmp / "multirun"
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Iterator[Project]:
-    yield Project(tmp_path)
+@pytest.fixture(params=["embedded", "live"])
+def project(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Project]:
+    if request.param == "embedded":
+        yield Project(tmp_path)
+        return
+    from live_support import live_credential, require_live
+
+    from deriva_ml.catalog.ermrest import create_ml_catalog
+
+    host = require_live()
+    credential = live_credential()
+    cat = create_ml_catalog(host, CATALOG, credential=credential)
+    cat.close()
+    yield Project(tmp_path, (host, cat.catalog_id, credential))
 
 
 def demo_inputs(ml: DerivaML) -> Any:
