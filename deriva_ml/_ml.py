@@ -60,6 +60,9 @@ if TYPE_CHECKING:
 #: Manifest state naming the Execution row it belongs to (the row's RCT: RIDs can repeat across catalogs).
 _IDENTITY = "execution_rct"
 
+#: Status_Detail of an execution whose inputs are being fetched.
+INITIALIZING_DETAIL = "Downloading input datasets and assets"
+
 #: ``DerivaML(LOCAL_HOST, name)`` selects the embedded catalog.
 LOCAL_HOST = "local"
 
@@ -139,6 +142,12 @@ class DerivaML:
         self._cache: AssetCache | None = None
         self._terms: dict[tuple[str, str], dict[str, Term]] = {}
         self._rid_tables: dict[str, tuple[str, str]] = {}
+        #: (url, checksum) -> RID of workflows this handle registered or found (rows are never re-keyed)
+        self._workflow_rids: dict[tuple[str | None, str | None], RID] = {}
+        #: (table, md5, filename) -> (url, length) of objects this handle stored (content-addressed names)
+        self._stored_objects: dict[tuple[str, str, str], tuple[str, int]] = {}
+        #: execution RID -> its ancestors' edges, as read for a cycle check (see :meth:`_add_nested`)
+        self._ancestor_edges: dict[RID, list[tuple[RID, RID]]] = {}
         self.domain_schema = domain_schema or self._guess_domain_schema()
 
     # ------------------------------------------------------------------------------------- adapters
@@ -416,11 +425,15 @@ class DerivaML:
         """Register ``workflow``; an existing one with the same URL or checksum is reused (its RID returned)."""
         wf = self._with_source(workflow)
         types = self._validate_terms(MLVocab.workflow_type, wf.workflow_type)
+        known = self._workflow_rids.get((wf.url, wf.checksum))
+        if known is not None:  # registered or found by this handle already: no second lookup
+            return known
         existing = self._find_workflow_row(wf.url, wf.checksum)
         if existing is not None:
-            return RID(existing["RID"])
+            rid = self._workflow_rids[(wf.url, wf.checksum)] = RID(existing["RID"])
+            return rid
         result = self.catalog.apply(plan_add_workflow(attrs.evolve(wf, workflow_type=types), self.layout))
-        rid = result.rids["workflow"]
+        rid = self._workflow_rids[(wf.url, wf.checksum)] = result.rids["workflow"]
         self._log.info("workflow registered", workflow_rid=rid, name=wf.name, url=wf.url)
         return rid
 
@@ -518,6 +531,11 @@ class DerivaML:
             work = self.working_dir / "dry-run" / stamp
         else:
             wf = attrs.evolve(wf, rid=self.add_workflow(wf))
+        record = ExecutionRecord(rid=RID("0000"), workflow_rid=wf.rid, description=configuration.description)
+        if not dry_run:
+            # Created -> Initializing before the row exists: the row is inserted already Initializing (one
+            # request instead of an insert and an update; the record's history keeps both states)
+            record = transition(record, Status.initializing, INITIALIZING_DETAIL, self._now())
             result = self.catalog.apply(
                 Batch(
                     [
@@ -528,8 +546,8 @@ class DerivaML:
                                 {
                                     "Workflow": wf.rid,
                                     "Description": configuration.description,
-                                    "Status": Status.created.value,
-                                    "Status_Detail": "Execution created",
+                                    "Status": record.status.value,
+                                    "Status_Detail": record.status_detail,
                                 }
                             ],
                             labels=["execution"],
@@ -538,11 +556,11 @@ class DerivaML:
                 )
             )
             rid = result.rids["execution"]
+            record = attrs.evolve(record, rid=rid)
             work = self.execution_dir(rid)
             if work.exists():  # left by a catalog that reused this RID (e.g. recreated): never mix them
                 self._set_aside(work, "a new execution got this RID")
         config = attrs.evolve(configuration, workflow=wf)
-        record = ExecutionRecord(rid=rid, workflow_rid=wf.rid, description=configuration.description)
         exe = Execution(self, record, config, wf, work, dry_run=dry_run)
         if not dry_run:
             exe._manifest.set_state(_IDENTITY, str(result.inserted[0][0].get("RCT") or ""))

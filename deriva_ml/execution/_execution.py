@@ -206,8 +206,17 @@ class Execution:
     # ---------------------------------------------------------------------------------- initialization
 
     def _initialize(self, *, extra_metadata_files: Sequence[tuple[Path, str]] = ()) -> None:
-        """Created -> Initializing -> Pending: fetch inputs, link them, write and upload metadata files."""
-        self._set_status(Status.initializing, "Downloading input datasets and assets")
+        """Created -> Initializing -> Pending: fetch inputs, link them, write and upload metadata files.
+
+        ``create_execution`` inserts the row already Initializing (one request); then only the lease is taken.
+        """
+        from deriva_ml._ml import INITIALIZING_DETAIL
+
+        if self.status is Status.initializing:
+            self._manifest.set_state("owner", json.dumps(owner_identity()))
+            self._log.info("status", status=Status.initializing.value, detail=self._record.status_detail)
+        else:
+            self._set_status(Status.initializing, INITIALIZING_DETAIL)
         try:
             resolved = self._download_inputs()
             # configuration.json records the versions actually used
