@@ -743,25 +743,32 @@ class DerivaML:
     # --------------------------------------------------------------------------------------- nesting
 
     def _add_nested(self, parent: RID, child: RID, sequence: int | None) -> None:
+        """Link ``child`` under ``parent``, refusing a cycle (the child must not be the parent's ancestor).
+
+        The parent's ancestors are read level by level (one request per level; none for a root's second
+        and later children: adding ``parent -> child`` never changes the parent's own ancestors, so this
+        handle keeps them until it links something above the parent). Then one insert.
+        """
         if parent == child:
             raise ValidationError(f"an execution cannot be nested in itself ({parent})")
-        # descendants of the child, level by level: a cycle exists if the parent is among them
-        edges: list[tuple[RID, RID]] = []
-        frontier = [child]
-        seen = {child}
-        while frontier:
-            rows = self.catalog.query(ML_SCHEMA, "Execution_Execution", {"Execution": frontier})
-            nxt = []
-            for r in rows:
-                edges.append((RID(r["Execution"]), RID(r["Nested_Execution"])))
-                if r["Nested_Execution"] not in seen:
-                    seen.add(r["Nested_Execution"])
-                    nxt.append(r["Nested_Execution"])
-            frontier = nxt
-        if would_create_cycle(parent, child, edges):
-            raise ValidationError(f"nesting {child} under {parent} would create a cycle")
         if sequence is not None and (not isinstance(sequence, int) or isinstance(sequence, bool)):
             raise ValidationError(f"sequence={sequence!r} must be an integer or None")
+        edges = self._ancestor_edges.get(parent)
+        if edges is None:
+            edges = []
+            frontier = [parent]
+            seen = {parent}
+            while frontier:
+                rows = self.catalog.query(ML_SCHEMA, "Execution_Execution", {"Nested_Execution": frontier})
+                nxt = []
+                for r in rows:
+                    edges.append((RID(r["Execution"]), RID(r["Nested_Execution"])))
+                    if r["Execution"] not in seen:
+                        seen.add(r["Execution"])
+                        nxt.append(r["Execution"])
+                frontier = nxt
+        if would_create_cycle(parent, child, edges):
+            raise ValidationError(f"nesting {child} under {parent} would create a cycle")
         self.catalog.apply(
             Batch(
                 [
@@ -774,6 +781,8 @@ class DerivaML:
                 ]
             )
         )
+        # the new edge changes the ancestors of the child and everything below it, not the parent's
+        self._ancestor_edges = {parent: edges}
 
     def list_nested_executions(self, execution_rid: str, recurse: bool = False) -> list[ExecutionRecord]:
         """Children in Sequence order (then RID); ``recurse`` adds grandchildren level by level."""
@@ -783,21 +792,21 @@ class DerivaML:
         return self._walk(parse_rid(execution_rid), "Nested_Execution", "Execution", recurse)
 
     def _walk(self, start: RID, from_col: str, to_col: str, recurse: bool) -> list[ExecutionRecord]:
-        out: list[ExecutionRecord] = []
+        """One links query per level, then one query for every Execution row found (not one per level)."""
+        order: list[str] = []
         seen = {start}
         frontier = [start]
         while frontier:
             links = self.catalog.query(ML_SCHEMA, "Execution_Execution", {from_col: frontier})
             links.sort(key=lambda r: (r.get("Sequence") is None, r.get("Sequence") or 0, r[to_col]))
-            targets = [r[to_col] for r in links if r[to_col] not in seen]
-            targets = list(dict.fromkeys(targets))
-            if not targets:
-                break
-            rows = {r["RID"]: r for r in self.catalog.query(ML_SCHEMA, "Execution", {"RID": targets})}
-            out.extend(_record_from_row(rows[t]) for t in targets if t in rows)
+            targets = list(dict.fromkeys(r[to_col] for r in links if r[to_col] not in seen))
+            order.extend(targets)
             seen.update(targets)
             frontier = targets if recurse else []
-        return out
+        if not order:
+            return []
+        rows = {r["RID"]: r for r in self.catalog.query(ML_SCHEMA, "Execution", {"RID": order})}
+        return [_record_from_row(rows[t]) for t in order if t in rows]
 
     # ----------------------------------------------------------------------------------------- assets
 

@@ -27,20 +27,6 @@ for sub in ("catalog", "store", "live"):
 BACKENDS = ["embedded", "ermrest+hatrac", "live"]
 
 
-def new_live_catalog(project: str = "test") -> tuple[str, str, dict[str, str] | None]:
-    """A fresh deriva-ml catalog on the live server: ``(host, catalog_id, credential)`` (skips without one)."""
-    from live_support import live_credential, require_live
-
-    from deriva_ml.catalog.ermrest import create_ml_catalog
-
-    host = require_live()
-    cred = live_credential()
-    cat = create_ml_catalog(host, project, credential=cred)
-    catalog_id = cat.catalog_id
-    cat.close()
-    return host, catalog_id, cred
-
-
 @pytest.fixture(params=BACKENDS)
 def backend(request, tmp_path, monkeypatch) -> Iterator[Callable[[], DerivaML]]:
     """A factory of DerivaML instances that all talk to one fresh catalog and object store."""
@@ -75,6 +61,8 @@ def backend(request, tmp_path, monkeypatch) -> Iterator[Callable[[], DerivaML]]:
 
             yield open_ml
     elif request.param == "live":
+        from live_support import new_live_catalog
+
         host, catalog_id, cred = new_live_catalog()
 
         def open_ml() -> DerivaML:

@@ -51,6 +51,18 @@ def live_credential() -> dict[str, str] | None:
     return dict(found) if isinstance(found, dict) else None
 
 
+def new_live_catalog(project: str = "test") -> tuple[str, str, dict[str, str] | None]:
+    """A fresh deriva-ml catalog on the live server: ``(host, catalog_id, credential)`` (skips without one)."""
+    from deriva_ml.catalog.ermrest import create_ml_catalog
+
+    host = require_live()
+    cred = live_credential()
+    cat = create_ml_catalog(host, project, credential=cred)
+    catalog_id = cat.catalog_id
+    cat.close()
+    return host, catalog_id, cred
+
+
 def unique_token() -> str:
     """A token that makes object content (and so content-addressed Hatrac names) unique to this run.
 

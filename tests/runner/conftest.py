@@ -96,15 +96,9 @@ def project(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Project]
     if request.param == "embedded":
         yield Project(tmp_path)
         return
-    from live_support import live_credential, require_live
+    from live_support import new_live_catalog
 
-    from deriva_ml.catalog.ermrest import create_ml_catalog
-
-    host = require_live()
-    credential = live_credential()
-    cat = create_ml_catalog(host, CATALOG, credential=credential)
-    cat.close()
-    yield Project(tmp_path, (host, cat.catalog_id, credential))
+    yield Project(tmp_path, new_live_catalog(CATALOG))
 
 
 def demo_inputs(ml: DerivaML) -> Any:
