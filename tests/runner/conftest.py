@@ -44,6 +44,17 @@ if str(_LIVE) not in sys.path:
     sys.path.insert(0, str(_LIVE))
 
 
+_LIVE_OVERRIDE = """
+from hydra_zen import store
+
+from deriva_ml.execution import DerivaMLConfig
+
+for name, extra in (("default_deriva", {{}}), ("strict", {{"allow_dirty": False}})):
+    store.delete_entry("deriva_ml", name)
+    store(group="deriva_ml")(DerivaMLConfig(hostname={host!r}, catalog_id={catalog!r}, **extra), name=name)
+"""
+
+
 @attrs.define
 class Project:
     tmp: Path
@@ -59,14 +70,22 @@ class Project:
         env["DERIVA_ML_HOME"] = str(self.home)
         env["PYTHONWARNINGS"] = "ignore"
         env.pop("DERIVA_ML_CONFIG_MODULE", None)
+        if self.live is not None:
+            # the project's own connection configs, re-pointed at the live catalog (no extra overrides:
+            # the recorded argv stays what the user typed)
+            override = self.tmp / "live-config"
+            override.mkdir(exist_ok=True)
+            (override / "deriva_live_override.py").write_text(
+                _LIVE_OVERRIDE.format(host=self.live[0], catalog=self.live[1])
+            )
+            env["DERIVA_ML_CONFIG_MODULE"] = "configs,deriva_live_override"
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(override), env.get("PYTHONPATH", "")) if p)
         return env
 
     def argv(self, *args: str, module: str = "deriva_ml.execution.runner") -> list[str]:
         extra = []
         if module.endswith(".runner") and "--finalize-sweep" not in args:
             extra = [f"hydra.run.dir={self.tmp / 'outputs'}", f"hydra.sweep.dir={self.tmp / 'multirun'}"]
-        if self.live is not None and "--host" not in args and "--finalize-sweep" not in args:
-            extra = ["--host", self.live[0], "--catalog", self.live[1], *extra]
         return [sys.executable, "-m", module, *args, *extra]
 
     def run(self, *args: str, module: str = "deriva_ml.execution.runner", timeout: float = 150) -> Run:
