@@ -20,12 +20,12 @@ docs/round-trips.md records the counts measured on the real stack.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from live_support import http_log, new_live_catalog, unique_token
+from live_support import http_log, unique_token
 
 from deriva_ml import DerivaML
 from deriva_ml.asset.aux_classes import AssetSpec
@@ -46,39 +46,10 @@ N_SMALL = 100
 BIG = 20 * 1024 * 1024
 
 
-@pytest.fixture(params=["ermrest+hatrac", "live"])
-def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], DerivaML]]:
-    """A factory of DerivaML instances on one fresh catalog + object store, sharing one home and cache."""
-    home = tmp_path / "home"
-    opened: list[DerivaML] = []
-    if request.param == "ermrest+hatrac":
-        from ermrest_fake import FakeErmrest
-        from hatrac_server import HatracTestServer, make_store
-
-        from deriva_ml.catalog.ermrest import ErmrestCatalog, create_ml_catalog
-
-        with FakeErmrest() as er, HatracTestServer() as hs:
-            first = create_ml_catalog(er.host, "rt", scheme="http", credential={})
-            first.close()
-
-            def open_fake() -> DerivaML:
-                cat = ErmrestCatalog(er.host, first.catalog_id, scheme="http", credential={})
-                ml = DerivaML(er.host, first.catalog_id, catalog=cat, store=make_store(hs), home=home)
-                opened.append(ml)
-                return ml
-
-            yield open_fake
-    else:
-        host, catalog_id, cred = new_live_catalog("rt")
-
-        def open_live() -> DerivaML:
-            ml = DerivaML(host, catalog_id, credential=cred, home=home)
-            opened.append(ml)
-            return ml
-
-        yield open_live
-    for ml in opened:
-        ml.close()
+@pytest.fixture
+def stack(remote_backend: Callable[[], DerivaML]) -> Callable[[], DerivaML]:
+    """DerivaML instances on one fresh server catalog + object store, sharing one home and cache."""
+    return remote_backend
 
 
 def _setup(open_ml: Callable[[], DerivaML], token: str) -> str:
