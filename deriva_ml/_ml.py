@@ -146,8 +146,6 @@ class DerivaML:
         self._workflow_rids: dict[tuple[str | None, str | None], RID] = {}
         #: (table, md5, filename) -> (url, length) of objects this handle stored (content-addressed names)
         self._stored_objects: dict[tuple[str, str, str], tuple[str, int]] = {}
-        #: execution RID -> its ancestors' edges, as read for a cycle check (see :meth:`_add_nested`)
-        self._ancestor_edges: dict[RID, list[tuple[RID, RID]]] = {}
         self.domain_schema = domain_schema or self._guess_domain_schema()
 
     # ------------------------------------------------------------------------------------- adapters
@@ -745,28 +743,25 @@ class DerivaML:
     def _add_nested(self, parent: RID, child: RID, sequence: int | None) -> None:
         """Link ``child`` under ``parent``, refusing a cycle (the child must not be the parent's ancestor).
 
-        The parent's ancestors are read level by level (one request per level; none for a root's second
-        and later children: adding ``parent -> child`` never changes the parent's own ancestors, so this
-        handle keeps them until it links something above the parent). Then one insert.
+        The parent's ancestors are read level by level (one request per level: one for a root), always
+        afresh (another process may have nested the parent meanwhile); then one insert.
         """
         if parent == child:
             raise ValidationError(f"an execution cannot be nested in itself ({parent})")
         if sequence is not None and (not isinstance(sequence, int) or isinstance(sequence, bool)):
             raise ValidationError(f"sequence={sequence!r} must be an integer or None")
-        edges = self._ancestor_edges.get(parent)
-        if edges is None:
-            edges = []
-            frontier = [parent]
-            seen = {parent}
-            while frontier:
-                rows = self.catalog.query(ML_SCHEMA, "Execution_Execution", {"Nested_Execution": frontier})
-                nxt = []
-                for r in rows:
-                    edges.append((RID(r["Execution"]), RID(r["Nested_Execution"])))
-                    if r["Execution"] not in seen:
-                        seen.add(r["Execution"])
-                        nxt.append(r["Execution"])
-                frontier = nxt
+        edges: list[tuple[RID, RID]] = []
+        frontier = [parent]
+        seen = {parent}
+        while frontier:
+            rows = self.catalog.query(ML_SCHEMA, "Execution_Execution", {"Nested_Execution": frontier})
+            nxt = []
+            for r in rows:
+                edges.append((RID(r["Execution"]), RID(r["Nested_Execution"])))
+                if r["Execution"] not in seen:
+                    seen.add(r["Execution"])
+                    nxt.append(r["Execution"])
+            frontier = nxt
         if would_create_cycle(parent, child, edges):
             raise ValidationError(f"nesting {child} under {parent} would create a cycle")
         self.catalog.apply(
@@ -781,8 +776,6 @@ class DerivaML:
                 ]
             )
         )
-        # the new edge changes the ancestors of the child and everything below it, not the parent's
-        self._ancestor_edges = {parent: edges}
 
     def list_nested_executions(self, execution_rid: str, recurse: bool = False) -> list[ExecutionRecord]:
         """Children in Sequence order (then RID); ``recurse`` adds grandchildren level by level."""
