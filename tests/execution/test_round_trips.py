@@ -37,11 +37,14 @@ from deriva_ml.testing import add_domain_schema
 GOALS = {"create": 8, "rerun": 12, "nesting": 25, "total": 210}
 #: What each step may ask of the catalog (ERMrest), measured and held here; see docs/round-trips.md for
 #: why ``create`` and ``nesting`` stay above the goals (metadata files are uploaded at initialization).
-CATALOG_BUDGET = {"open": 1, "create": 11, "upload": 7, "rerun": 11, "nesting": 33}
+#: ``upload``: two status updates, one insert per table (rows, types, links) and the existing-URL probes,
+#: which the adapter splits by URL length (about 40 object URLs per request behind Apache).
+CATALOG_BUDGET = {"open": 1, "create": 11, "rerun": 11, "nesting": 33}
 #: Object-store requests per step: one per object written, none read (a cached input is not fetched).
-#: ``create``: configuration.json, uv.lock, the environment snapshot; ``rerun``: the same minus uv.lock,
-#: which this handle stored already; ``nesting``: 4 executions x 2.
-STORE_BUDGET = {"open": 0, "create": 3, "rerun": 2, "nesting": 8}
+#: ``create``: configuration.json, uv.lock, the environment snapshot (uv.lock, stored by an earlier run,
+#: may cost a HEAD after its PUT is answered "exists"); ``rerun``: the same minus uv.lock, which this
+#: handle stored already; ``nesting``: 4 executions x 2.
+STORE_BUDGET = {"open": 0, "create": 4, "rerun": 2, "nesting": 8}
 N_SMALL = 100
 BIG = 20 * 1024 * 1024
 
@@ -145,7 +148,7 @@ def test_standard_scenario_round_trips(stack: Callable[[], DerivaML], tmp_path: 
         print(f"  {name}: {d}")
     # the upload: one request per object (100 small + 1 big; 20 MB fits one PUT) + a constant on the catalog
     assert got["upload_hatrac"] <= N_SMALL + 1, got["detail"]["upload"]
-    assert got["upload_ermrest"] <= CATALOG_BUDGET["upload"], got["detail"]["upload"]
+    assert got["upload_ermrest"] <= 5 + -(-(N_SMALL + 1) // 30), got["detail"]["upload"]
     assert got["rerun_reads"] == [], "a cached input must not be read from the object store"
     for name, budget in CATALOG_BUDGET.items():
         assert got["ermrest"][name] <= budget, (name, got["detail"][name])
