@@ -60,6 +60,9 @@ if TYPE_CHECKING:
 #: Manifest state naming the Execution row it belongs to (the row's RCT: RIDs can repeat across catalogs).
 _IDENTITY = "execution_rct"
 
+#: Status_Detail of an execution whose inputs are being fetched.
+INITIALIZING_DETAIL = "Downloading input datasets and assets"
+
 #: ``DerivaML(LOCAL_HOST, name)`` selects the embedded catalog.
 LOCAL_HOST = "local"
 
@@ -139,6 +142,10 @@ class DerivaML:
         self._cache: AssetCache | None = None
         self._terms: dict[tuple[str, str], dict[str, Term]] = {}
         self._rid_tables: dict[str, tuple[str, str]] = {}
+        #: (url, checksum) -> RID of workflows this handle registered or found (rows are never re-keyed)
+        self._workflow_rids: dict[tuple[str | None, str | None], RID] = {}
+        #: (table, md5, filename) -> (url, length) of objects this handle stored (content-addressed names)
+        self._stored_objects: dict[tuple[str, str, str], tuple[str, int]] = {}
         self.domain_schema = domain_schema or self._guess_domain_schema()
 
     # ------------------------------------------------------------------------------------- adapters
@@ -416,11 +423,15 @@ class DerivaML:
         """Register ``workflow``; an existing one with the same URL or checksum is reused (its RID returned)."""
         wf = self._with_source(workflow)
         types = self._validate_terms(MLVocab.workflow_type, wf.workflow_type)
+        known = self._workflow_rids.get((wf.url, wf.checksum))
+        if known is not None:  # registered or found by this handle already: no second lookup
+            return known
         existing = self._find_workflow_row(wf.url, wf.checksum)
         if existing is not None:
-            return RID(existing["RID"])
+            rid = self._workflow_rids[(wf.url, wf.checksum)] = RID(existing["RID"])
+            return rid
         result = self.catalog.apply(plan_add_workflow(attrs.evolve(wf, workflow_type=types), self.layout))
-        rid = result.rids["workflow"]
+        rid = self._workflow_rids[(wf.url, wf.checksum)] = result.rids["workflow"]
         self._log.info("workflow registered", workflow_rid=rid, name=wf.name, url=wf.url)
         return rid
 
@@ -518,6 +529,11 @@ class DerivaML:
             work = self.working_dir / "dry-run" / stamp
         else:
             wf = attrs.evolve(wf, rid=self.add_workflow(wf))
+        record = ExecutionRecord(rid=RID("0000"), workflow_rid=wf.rid, description=configuration.description)
+        if not dry_run:
+            # Created -> Initializing before the row exists: the row is inserted already Initializing (one
+            # request instead of an insert and an update; the record's history keeps both states)
+            record = transition(record, Status.initializing, INITIALIZING_DETAIL, self._now())
             result = self.catalog.apply(
                 Batch(
                     [
@@ -528,8 +544,8 @@ class DerivaML:
                                 {
                                     "Workflow": wf.rid,
                                     "Description": configuration.description,
-                                    "Status": Status.created.value,
-                                    "Status_Detail": "Execution created",
+                                    "Status": record.status.value,
+                                    "Status_Detail": record.status_detail,
                                 }
                             ],
                             labels=["execution"],
@@ -538,11 +554,11 @@ class DerivaML:
                 )
             )
             rid = result.rids["execution"]
+            record = attrs.evolve(record, rid=rid)
             work = self.execution_dir(rid)
             if work.exists():  # left by a catalog that reused this RID (e.g. recreated): never mix them
                 self._set_aside(work, "a new execution got this RID")
         config = attrs.evolve(configuration, workflow=wf)
-        record = ExecutionRecord(rid=rid, workflow_rid=wf.rid, description=configuration.description)
         exe = Execution(self, record, config, wf, work, dry_run=dry_run)
         if not dry_run:
             exe._manifest.set_state(_IDENTITY, str(result.inserted[0][0].get("RCT") or ""))
@@ -725,25 +741,29 @@ class DerivaML:
     # --------------------------------------------------------------------------------------- nesting
 
     def _add_nested(self, parent: RID, child: RID, sequence: int | None) -> None:
+        """Link ``child`` under ``parent``, refusing a cycle (the child must not be the parent's ancestor).
+
+        The parent's ancestors are read level by level (one request per level: one for a root), always
+        afresh (another process may have nested the parent meanwhile); then one insert.
+        """
         if parent == child:
             raise ValidationError(f"an execution cannot be nested in itself ({parent})")
-        # descendants of the child, level by level: a cycle exists if the parent is among them
+        if sequence is not None and (not isinstance(sequence, int) or isinstance(sequence, bool)):
+            raise ValidationError(f"sequence={sequence!r} must be an integer or None")
         edges: list[tuple[RID, RID]] = []
-        frontier = [child]
-        seen = {child}
+        frontier = [parent]
+        seen = {parent}
         while frontier:
-            rows = self.catalog.query(ML_SCHEMA, "Execution_Execution", {"Execution": frontier})
+            rows = self.catalog.query(ML_SCHEMA, "Execution_Execution", {"Nested_Execution": frontier})
             nxt = []
             for r in rows:
                 edges.append((RID(r["Execution"]), RID(r["Nested_Execution"])))
-                if r["Nested_Execution"] not in seen:
-                    seen.add(r["Nested_Execution"])
-                    nxt.append(r["Nested_Execution"])
+                if r["Execution"] not in seen:
+                    seen.add(r["Execution"])
+                    nxt.append(r["Execution"])
             frontier = nxt
         if would_create_cycle(parent, child, edges):
             raise ValidationError(f"nesting {child} under {parent} would create a cycle")
-        if sequence is not None and (not isinstance(sequence, int) or isinstance(sequence, bool)):
-            raise ValidationError(f"sequence={sequence!r} must be an integer or None")
         self.catalog.apply(
             Batch(
                 [
@@ -765,21 +785,21 @@ class DerivaML:
         return self._walk(parse_rid(execution_rid), "Nested_Execution", "Execution", recurse)
 
     def _walk(self, start: RID, from_col: str, to_col: str, recurse: bool) -> list[ExecutionRecord]:
-        out: list[ExecutionRecord] = []
+        """One links query per level, then one query for every Execution row found (not one per level)."""
+        order: list[str] = []
         seen = {start}
         frontier = [start]
         while frontier:
             links = self.catalog.query(ML_SCHEMA, "Execution_Execution", {from_col: frontier})
             links.sort(key=lambda r: (r.get("Sequence") is None, r.get("Sequence") or 0, r[to_col]))
-            targets = [r[to_col] for r in links if r[to_col] not in seen]
-            targets = list(dict.fromkeys(targets))
-            if not targets:
-                break
-            rows = {r["RID"]: r for r in self.catalog.query(ML_SCHEMA, "Execution", {"RID": targets})}
-            out.extend(_record_from_row(rows[t]) for t in targets if t in rows)
+            targets = list(dict.fromkeys(r[to_col] for r in links if r[to_col] not in seen))
+            order.extend(targets)
             seen.update(targets)
             frontier = targets if recurse else []
-        return out
+        if not order:
+            return []
+        rows = {r["RID"]: r for r in self.catalog.query(ML_SCHEMA, "Execution", {"RID": order})}
+        return [_record_from_row(rows[t]) for t in order if t in rows]
 
     # ----------------------------------------------------------------------------------------- assets
 

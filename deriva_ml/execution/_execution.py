@@ -172,8 +172,17 @@ class Execution:
     # ---------------------------------------------------------------------------------- initialization
 
     def _initialize(self, *, extra_metadata_files: Sequence[tuple[Path, str]] = ()) -> None:
-        """Created -> Initializing -> Pending: fetch inputs, link them, write and upload metadata files."""
-        self._set_status(Status.initializing, "Downloading input datasets and assets")
+        """Created -> Initializing -> Pending: fetch inputs, link them, write and upload metadata files.
+
+        ``create_execution`` inserts the row already Initializing (one request); then only the lease is taken.
+        """
+        from deriva_ml._ml import INITIALIZING_DETAIL
+
+        if self.status is Status.initializing:
+            self._manifest.set_state("owner", json.dumps(owner_identity()))
+            self._log.info("status", status=Status.initializing.value, detail=self._record.status_detail)
+        else:
+            self._set_status(Status.initializing, INITIALIZING_DETAIL)
         try:
             resolved = self._download_inputs()
             # configuration.json records the versions actually used
@@ -231,12 +240,22 @@ class Execution:
                 shutil.copyfile(path, dest)
             files.append((dest, asset_type))
         keys = []
+        table = MLAsset.execution_metadata.value
+        known = self._ml._stored_objects
         for path, asset_type in files:
-            entry = self._register(MLAsset.execution_metadata.value, ML_SCHEMA, path, path.name, (asset_type,), {})
+            entry = self._register(table, ML_SCHEMA, path, path.name, (asset_type,), {})
             keys.append(entry.key)
+            md5, length = md5_file(path)
+            stored = known.get((table, md5, path.name))
+            if stored is not None and not self.dry_run:
+                # the same bytes under the same name (uv.lock of every run): already in the store
+                self._manifest.mark_stored(entry.key, url=stored[0], md5=md5, length=length)
         if not self.dry_run:
             # metadata files are uploaded at once, so they exist even if the run crashes
             self._upload(UploadOptions(), only=set(keys), progress=None)
+            for e in self._manifest.entries(CATALOGED):
+                if e.key in keys and e.url and e.md5:
+                    known[(table, e.md5, e.filename)] = (e.url, e.length or 0)
 
     # --------------------------------------------------------------------------------------- lifecycle
 

@@ -4,12 +4,15 @@
 ``ermrest+hatrac``: deriva_ml's ERMrest adapter and Hatrac store speaking real HTTP on 127.0.0.1 to the
 ERMrest subset in ``tests/catalog/ermrest_fake.py`` and the Hatrac protocol server in
 ``tests/store/hatrac_server.py`` — the same code paths a live DERIVA server exercises.
+``live``: a real ERMrest + Hatrac server named by ``DERIVA_ML_TEST_HOST`` (skipped without it), opened the
+way a user opens it (``DerivaML(host, catalog_id)``) on a fresh catalog per test.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,11 +21,62 @@ from deriva_ml import DerivaML
 from deriva_ml.testing import add_domain_schema
 
 _TESTS = Path(__file__).resolve().parents[1]
-for sub in ("catalog", "store"):
+for sub in ("catalog", "store", "live"):
     if str(_TESTS / sub) not in sys.path:
         sys.path.insert(0, str(_TESTS / sub))
 
-BACKENDS = ["embedded", "ermrest+hatrac"]
+BACKENDS = ["embedded", "ermrest+hatrac", "live"]
+REMOTE_BACKENDS = ["ermrest+hatrac", "live"]
+
+
+@contextmanager
+def open_backend(kind: str, home: Path, project: str = "test") -> Iterator[Callable[[], DerivaML]]:
+    """A factory of DerivaML instances that all talk to one fresh catalog and object store of ``kind``."""
+    opened: list[DerivaML] = []
+    try:
+        if kind == "embedded":
+
+            def open_embedded() -> DerivaML:
+                ml = DerivaML("local", project, home=home)
+                opened.append(ml)
+                return ml
+
+            yield open_embedded
+        elif kind == "ermrest+hatrac":
+            from ermrest_fake import FakeErmrest
+            from hatrac_server import HatracTestServer, make_store
+
+            from deriva_ml.catalog.ermrest import ErmrestCatalog, create_ml_catalog
+
+            with FakeErmrest() as er, HatracTestServer() as hs:
+                first = create_ml_catalog(er.host, project, scheme="http", credential={})
+                catalog_id = first.catalog_id
+                first.close()
+
+                def open_fake() -> DerivaML:
+                    cat = ErmrestCatalog(er.host, catalog_id, scheme="http", credential={})
+                    ml = DerivaML(er.host, catalog_id, catalog=cat, store=make_store(hs), home=home)
+                    ml.servers = (er, hs)  # type: ignore[attr-defined]
+                    opened.append(ml)
+                    return ml
+
+                yield open_fake
+        elif kind == "live":
+            from live_support import new_live_catalog
+
+            host, catalog_id, cred = new_live_catalog(project)
+
+            def open_live() -> DerivaML:
+                ml = DerivaML(host, catalog_id, credential=cred, home=home)
+                opened.append(ml)
+                return ml
+
+            yield open_live
+        else:
+            raise ValueError(f"unknown backend {kind!r}; known: {BACKENDS}")
+    finally:
+        for ml in opened:
+            ml.close()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -30,36 +84,16 @@ def backend(request, tmp_path, monkeypatch) -> Iterator[Callable[[], DerivaML]]:
     """A factory of DerivaML instances that all talk to one fresh catalog and object store."""
     home = tmp_path / "home"
     monkeypatch.setenv("DERIVA_ML_HOME", str(home))
-    opened: list[DerivaML] = []
-    if request.param == "embedded":
+    with open_backend(request.param, home) as factory:
+        yield factory
 
-        def open_ml() -> DerivaML:
-            ml = DerivaML("local", "test", home=home)
-            opened.append(ml)
-            return ml
 
-        yield open_ml
-    else:
-        from ermrest_fake import FakeErmrest
-        from hatrac_server import HatracTestServer, make_store
-
-        from deriva_ml.catalog.ermrest import ErmrestCatalog, create_ml_catalog
-
-        with FakeErmrest() as er, HatracTestServer() as hs:
-            first = create_ml_catalog(er.host, "test", scheme="http", credential={})
-            catalog_id = first.catalog_id
-            first.close()
-
-            def open_ml() -> DerivaML:
-                cat = ErmrestCatalog(er.host, catalog_id, scheme="http", credential={})
-                ml = DerivaML(er.host, catalog_id, catalog=cat, store=make_store(hs), home=home)
-                ml.servers = (er, hs)  # type: ignore[attr-defined]
-                opened.append(ml)
-                return ml
-
-            yield open_ml
-    for ml in opened:
-        ml.close()
+@pytest.fixture(params=REMOTE_BACKENDS)
+def remote_backend(request, tmp_path) -> Iterator[Callable[[], DerivaML]]:
+    """Like ``backend``, only the server legs (the ERMrest + Hatrac fakes, and the live server when set):
+    for tests of what happens on a server (round trips, sync targets)."""
+    with open_backend(request.param, tmp_path / "home") as factory:
+        yield factory
 
 
 @pytest.fixture

@@ -28,7 +28,8 @@ CHILD = textwrap.dedent(
     from deriva_ml.testing import add_domain_schema, make_workflow
 
     home, mode, n_files, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    ml = DerivaML("local", "crash", home=home)
+    host, catalog = sys.argv[5], sys.argv[6]
+    ml = DerivaML(host, catalog, home=home)  # a live host: the user's deriva-py credential
     add_domain_schema(ml)
 
     if mode == "after-catalog-apply":
@@ -60,11 +61,31 @@ CHILD = textwrap.dedent(
 )
 
 
-def run_child(tmp_path: Path, mode: str, n_files: int, kill_at: int) -> tuple[str, int]:
+@pytest.fixture(params=["embedded", "live"])
+def target(request) -> tuple[str, str]:
+    """Where the child runs: the embedded catalog ``crash``, or a fresh catalog on the live server."""
+    if request.param == "embedded":
+        return ("local", "crash")
+    from live_support import new_live_catalog
+
+    host, catalog_id, _ = new_live_catalog("crash")
+    return (host, catalog_id)
+
+
+def open_target(target: tuple[str, str], tmp_path: Path) -> DerivaML:
+    host, catalog_id = target
+    if host == "local":
+        return DerivaML(host, catalog_id, home=tmp_path / "home")
+    from live_support import live_credential
+
+    return DerivaML(host, catalog_id, credential=live_credential(), home=tmp_path / "home")
+
+
+def run_child(tmp_path: Path, mode: str, n_files: int, kill_at: int, target: tuple[str, str]) -> tuple[str, int]:
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     proc = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "home"), mode, str(n_files), str(kill_at)],
+        [sys.executable, str(script), str(tmp_path / "home"), mode, str(n_files), str(kill_at), *target],
         capture_output=True,
         text=True,
         timeout=120,
@@ -93,10 +114,10 @@ def assert_exactly_once(ml: DerivaML, rid: str, expected: set[str]) -> None:
 
 
 @pytest.mark.parametrize("kill_at", [3, 17])
-def test_killed_while_writing_outputs(tmp_path, kill_at):
-    rid, last = run_child(tmp_path, "writing", 40, kill_at)
+def test_killed_while_writing_outputs(tmp_path, kill_at, target):
+    rid, last = run_child(tmp_path, "writing", 40, kill_at, target)
     assert last == kill_at
-    ml = DerivaML("local", "crash", home=tmp_path / "home")
+    ml = open_target(target, tmp_path)
     exe = ml.restore_execution(rid)
     assert exe.status is Status.running  # the catalog still says so: the process died
     (aborted,) = ml.abort_stale_executions()
@@ -111,23 +132,23 @@ def test_killed_while_writing_outputs(tmp_path, kill_at):
 
 
 @pytest.mark.parametrize(("mode", "kill_at"), [("uploading", 2), ("uploading", 25), ("after-catalog-apply", 0)])
-def test_killed_while_uploading(tmp_path, mode, kill_at):
-    rid, last = run_child(tmp_path, mode, 30, kill_at)
+def test_killed_while_uploading(tmp_path, mode, kill_at, target):
+    rid, last = run_child(tmp_path, mode, 30, kill_at, target)
     assert last == 29
-    ml = DerivaML("local", "crash", home=tmp_path / "home")
+    ml = open_target(target, tmp_path)
     exe = ml.restore_execution(rid)
     assert exe.status is Status.completed
     exe.upload_execution_outputs()
     expected = {f"weights {i:03d}.bin" for i in range(30)}
     assert_exactly_once(ml, rid, expected)
-    # the content-addressed store holds each object once
-    objects = [p for p in (ml.home / "catalogs" / "crash" / "objects").rglob("weights *.bin") if p.is_file()]
-    assert len(objects) == 30
+    if target[0] == "local":  # the content-addressed store holds each object once
+        objects = [p for p in (ml.home / "catalogs" / "crash" / "objects").rglob("weights *.bin") if p.is_file()]
+        assert len(objects) == 30
 
 
-def test_registered_but_never_written_file_is_reported(tmp_path):
-    rid, _ = run_child(tmp_path, "writing", 10, 4)
-    ml = DerivaML("local", "crash", home=tmp_path / "home")
+def test_registered_but_never_written_file_is_reported(tmp_path, target):
+    rid, _ = run_child(tmp_path, "writing", 10, 4, target)
+    ml = open_target(target, tmp_path)
     exe = ml.restore_execution(rid)
     # a file registered by a new registration in this process but never written is named in the error
     exe.asset_file_path("Model", "never.bin")

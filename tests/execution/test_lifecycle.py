@@ -312,3 +312,22 @@ def test_environment_snapshot_content(ml, workflow):
     assert "available" in snap["gpu"]
     assert snap["os"]["system"]
     assert snap["environment"]["PATH"] == os.environ["PATH"]
+
+
+def test_create_execution_records_created_then_initializing_then_pending(ml, workflow):
+    exe = ml.create_execution(ExecutionConfiguration(workflow=workflow))
+    assert [(c.from_status, c.to_status) for c in exe.record.history] == [
+        (Status.created, Status.initializing),
+        (Status.initializing, Status.pending),
+    ]
+    assert ml.lookup_execution(exe.execution_rid).status is Status.pending
+
+
+def test_cycle_check_sees_links_made_by_another_handle(backend, ml, workflow):
+    """A cycle closed through a link another process made is refused (nothing read earlier is trusted)."""
+    p, b, q = (ml.create_execution(ExecutionConfiguration(workflow=workflow, description=d)) for d in "pbq")
+    p.add_nested_execution(b)  # this handle has read p's ancestors: none
+    other = backend()
+    other.restore_execution(q.execution_rid).add_nested_execution(p.execution_rid)  # q -> p, elsewhere
+    with pytest.raises(DerivaMLException, match="cycle"):
+        p.add_nested_execution(q)  # p -> q would close q -> p -> q

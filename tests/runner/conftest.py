@@ -1,4 +1,9 @@
-"""Fixtures for runner tests: the demo project run as a subprocess against an embedded catalog in tmp."""
+"""Fixtures for runner tests: the demo project run as a subprocess against a fresh catalog.
+
+``project`` has two legs: ``embedded`` (a SQLite catalog under tmp) and ``live`` (a fresh catalog on the
+server named by ``DERIVA_ML_TEST_HOST``, skipped without it; the subprocess gets ``--host/--catalog`` and
+finds its credential the way a user's does, in deriva-py's credential file).
+"""
 
 from __future__ import annotations
 
@@ -34,9 +39,27 @@ class Run:
         return self
 
 
+_LIVE = Path(__file__).resolve().parents[1] / "live"
+if str(_LIVE) not in sys.path:
+    sys.path.insert(0, str(_LIVE))
+
+
+_LIVE_OVERRIDE = """
+from hydra_zen import store
+
+from deriva_ml.execution import DerivaMLConfig
+
+for name, extra in (("default_deriva", {{}}), ("strict", {{"allow_dirty": False}})):
+    store.delete_entry("deriva_ml", name)
+    store(group="deriva_ml")(DerivaMLConfig(hostname={host!r}, catalog_id={catalog!r}, **extra), name=name)
+"""
+
+
 @attrs.define
 class Project:
     tmp: Path
+    #: ``None`` for the embedded catalog, else ``(host, catalog_id, credential)`` of a live catalog.
+    live: tuple[str, str, dict[str, str] | None] | None = None
 
     @property
     def home(self) -> Path:
@@ -47,6 +70,16 @@ class Project:
         env["DERIVA_ML_HOME"] = str(self.home)
         env["PYTHONWARNINGS"] = "ignore"
         env.pop("DERIVA_ML_CONFIG_MODULE", None)
+        if self.live is not None:
+            # the project's own connection configs, re-pointed at the live catalog (no extra overrides:
+            # the recorded argv stays what the user typed)
+            override = self.tmp / "live-config"
+            override.mkdir(exist_ok=True)
+            (override / "deriva_live_override.py").write_text(
+                _LIVE_OVERRIDE.format(host=self.live[0], catalog=self.live[1])
+            )
+            env["DERIVA_ML_CONFIG_MODULE"] = "configs,deriva_live_override"
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(override), env.get("PYTHONPATH", "")) if p)
         return env
 
     def argv(self, *args: str, module: str = "deriva_ml.execution.runner") -> list[str]:
@@ -67,6 +100,9 @@ class Project:
         return Run(proc.returncode, proc.stdout, proc.stderr)
 
     def ml(self) -> DerivaML:
+        if self.live is not None:
+            host, catalog_id, credential = self.live
+            return DerivaML(host, catalog_id, credential=credential, home=self.home)
         return DerivaML("local", CATALOG, home=self.home)
 
     @property
@@ -74,9 +110,14 @@ class Project:
         return self.tmp / "multirun"
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Iterator[Project]:
-    yield Project(tmp_path)
+@pytest.fixture(params=["embedded", "live"])
+def project(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Project]:
+    if request.param == "embedded":
+        yield Project(tmp_path)
+        return
+    from live_support import new_live_catalog
+
+    yield Project(tmp_path, new_live_catalog(CATALOG))
 
 
 def demo_inputs(ml: DerivaML) -> Any:
