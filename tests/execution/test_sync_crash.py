@@ -177,8 +177,10 @@ def test_kill_at_every_step_embedded_target(template: Path, tmp_path: Path) -> N
     matrix: Counter[str] = Counter()
     for step in STEPS:
         for n in range(1, counts[step] + 1):
-            report, state = trial(f"{step}-{n}", f"{step}:{n}")
-            assert state == expected, f"kill at {step}:{n}: {differences(state, expected)}: the target differs from an uninterrupted sync"
+            _report, state = trial(f"{step}-{n}", f"{step}:{n}")
+            assert state == expected, (
+                f"kill at {step}:{n}: {differences(state, expected)}: the target differs from an uninterrupted sync"
+            )
             matrix[step] += 1
     assert all(matrix[s] == counts[s] > 0 for s in STEPS), (matrix, counts)
     print(f"embedded kill matrix: {dict(matrix)}")
@@ -259,11 +261,15 @@ def test_kill_at_every_step_over_http(template: Path, tmp_path: Path, killing_er
     for step in STEPS:
         for n in range(1, counts[step] + 1):
             _r, state, _w = trial(f"{step}-{n}", f"{step}:{n}")
-            assert state == expected, f"kill at {step}:{n}: {differences(state, expected)}: the target differs from an uninterrupted sync"
+            assert state == expected, (
+                f"kill at {step}:{n}: {differences(state, expected)}: the target differs from an uninterrupted sync"
+            )
             matrix[step] += 1
     for n in range(1, ref_writes + 1):
         _r, state, _w = trial(f"request-{n}", None, server_kill=n)
-        assert state == expected, f"kill after write request {n}: {differences(state, expected)}: the target differs from an uninterrupted sync"
+        assert state == expected, (
+            f"kill after write request {n}: {differences(state, expected)}: the target differs from an uninterrupted sync"
+        )
         matrix["request"] += 1
     assert all(matrix[s] == counts[s] > 0 for s in STEPS) and matrix["request"] == ref_writes > 0, (matrix, counts)
     print(f"http kill matrix: {dict(matrix)}")
