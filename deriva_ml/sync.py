@@ -57,7 +57,7 @@ from deriva_ml.catalog.journal import JournalEntry, map_json, read_journal
 from deriva_ml.core.codec import effect_from_json, effect_to_json
 from deriva_ml.core.definitions import ML_SCHEMA
 from deriva_ml.core.effects import Batch, Delete, Effect, Insert, Ref, Update, resolve_refs
-from deriva_ml.core.errors import ConflictError, NotFound, ValidationError
+from deriva_ml.core.errors import ConfigurationError, ConflictError, DerivaMLException, NotFound, ValidationError
 from deriva_ml.core.rid import RID
 
 if TYPE_CHECKING:
@@ -203,6 +203,8 @@ class _Group:
     #: label in ``batch`` -> the source RID of that row
     produced: Mapping[str, str]
     rows: int
+    #: holds a plain update of Execution.Status (a journal written before status writes were compare-and-set)
+    status_update: bool = False
 
 
 def _sets_snapshot(effect: Effect) -> bool:
@@ -242,6 +244,7 @@ class _Builder:
         self.local: dict[str, str] = {}  # source RID -> label, for rows produced in this group
         self.produced: dict[str, str] = {}
         self.rows = 0
+        self.solo = False
 
     def __bool__(self) -> bool:
         return self.first != 0
@@ -251,6 +254,8 @@ class _Builder:
             return False
         if entry.tables or self.rows >= GROUP_ROWS or self.last - self.first + 1 >= GROUP_ENTRIES:
             return True
+        if self.solo or any(_plain_status_update(e) for e in entry.batch.effects):
+            return True  # a status change read against the target: its own group (see _status_as_cas)
         for e in entry.batch.effects:
             if _sets_snapshot(e):
                 return True  # the snapshot a version names must include the entries before it
@@ -271,6 +276,7 @@ class _Builder:
         if not self:
             self.first = entry.seq
         self.last = entry.seq
+        self.solo = self.solo or any(_plain_status_update(e) for e in entry.batch.effects)
         aliases: dict[str, str] = {}  # the entry's own labels -> group labels
 
         def ref(v: Any) -> Any:
@@ -342,7 +348,7 @@ class _Builder:
         self.effects.append(new)
 
     def take(self) -> _Group:
-        group = _Group(self.first, self.last, Batch(tuple(self.effects)), dict(self.produced), self.rows)
+        group = _Group(self.first, self.last, Batch(tuple(self.effects)), dict(self.produced), self.rows, self.solo)
         self.reset()
         return group
 
@@ -351,6 +357,77 @@ def _names_any(doc: Mapping[str, Any], rids: Mapping[str, str]) -> bool:
     found: list[str] = []
     map_json(doc, lambda v: found.append(v) if v in rids else v)
     return bool(found)
+
+
+def _codec_has_cas() -> bool:
+    try:
+        effect_from_json({"kind": "set_status", "writes": [], "skip_lost": False})
+    except DerivaMLException:
+        return False
+    return True
+
+
+#: Whether the effect codec has a compare-and-set of execution statuses (kind ``set_status``).
+_HAS_CAS = _codec_has_cas()
+
+
+def _plain_status_update(effect: Effect) -> bool:
+    return (
+        _HAS_CAS
+        and isinstance(effect, Update)
+        and (effect.schema, effect.table) == (ML_SCHEMA, "Execution")
+        and effect.key == ("RID",)
+        and any("Status" in r for r in effect.rows)
+    )
+
+
+def _status_as_cas(batch: Batch, target: Catalog) -> Batch:
+    """Plain updates of ``Execution.Status`` (journals written before status writes were compare-and-set)
+    as the codec's compare-and-set effect (kind ``set_status``), expecting the status the target holds now;
+    a row that already holds the new status (a redo) gets only its other columns. Built through the codec's
+    JSON form: with a codec that has no such kind, the plain update is kept."""
+    effects: list[Effect] = []
+    for e in batch.effects:
+        if (
+            not isinstance(e, Update)
+            or not _plain_status_update(e)
+            or any(isinstance(v, Ref) for r in e.rows for v in r.values())
+        ):
+            effects.append(e)
+            continue
+        rids = [r["RID"] for r in e.rows]
+        held = {
+            r["RID"]: r.get("Status") for r in target.query(e.schema, e.table, {"RID": rids}, columns=["RID", "Status"])
+        }
+        writes, rest = [], []
+        for r in e.rows:
+            if "Status" not in r or held.get(r["RID"]) == r["Status"]:
+                other = {k: v for k, v in r.items() if k != "Status"}
+                if len(other) > 1:
+                    rest.append(other)
+                continue
+            writes.append(
+                {
+                    "rid": r["RID"],
+                    "expected": held.get(r["RID"]) or "Created",
+                    "status": r["Status"],
+                    "detail": r.get("Status_Detail") or "",
+                    "duration": r.get("Duration"),
+                }
+            )
+            other = {k: v for k, v in r.items() if k not in ("Status", "Status_Detail", "Duration")}
+            if len(other) > 1:
+                rest.append(other)
+        try:
+            cas = effect_from_json({"kind": "set_status", "writes": writes, "skip_lost": False}) if writes else None
+        except ConfigurationError:  # this codec has no compare-and-set: the adapters take plain updates
+            effects.append(e)
+            continue
+        if rest:
+            effects.append(Update(e.schema, e.table, rest, key=e.key))
+        if cas is not None:
+            effects.append(cas)
+    return Batch(tuple(effects))
 
 
 def _refs_to(rows: Iterable[Mapping[str, Any]], labels: set[str | None]) -> bool:
@@ -538,6 +615,7 @@ def _sync(
             nonlocal batches, last_seq, done, recovered
             group = builder.take()
             _copy_objects(source, target, group.batch, tmp, model, counts)
+            batch = _status_as_cas(group.batch, tcat) if group.status_update else group.batch
             is_redo = inflight is not None and group.first == inflight[0]
             if is_redo:
                 assert inflight is not None
@@ -547,12 +625,12 @@ def _sync(
                         f"now gives {group.first}..{group.last}; the journal changed under an interrupted sync"
                     )
                 log.info("redoing interrupted group", first=group.first, last=group.last)
-                rids = _redo(tcat, group.batch, snapshot)
+                rids = _redo(tcat, batch, snapshot)
                 recovered = True
             else:
                 state.mark_inflight(group.first, group.last, snapshot)
                 _step("inflight")
-                rids = dict(tcat.apply(group.batch).rids) if group.batch.effects else {}
+                rids = dict(tcat.apply(batch).rids) if batch.effects else {}
             _step("write")
             new = _new_map(group, rids)
             rid_map.update(new)
@@ -586,7 +664,7 @@ def _sync(
                 redo = inflight is not None and entry.seq == inflight[0]
                 snapshot = inflight[2] if inflight is not None and redo else tcat.snapshot()
             builder.add(entry, snapshot)
-            if inflight is not None and entry.seq == inflight[1]:
+            if (inflight is not None and entry.seq == inflight[1]) or builder.solo:
                 flush(snapshot)  # the group in flight is rebuilt exactly as it was first built
         if builder:
             flush(snapshot)

@@ -8,6 +8,7 @@ or ``{"kind": "http", "host", "catalog", "hatrac"}`` (the ERMrest and Hatrac fak
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -39,7 +40,14 @@ def open_target(spec: dict, home: Path):  # type: ignore[no-untyped-def]
             jitter=None,
         )
         return DerivaML(spec["host"], spec["catalog"], catalog=cat, store=store, home=home)
-    return DerivaML(spec["host"], spec["catalog"], home=home)
+    # the lab: credential from DERIVA_ML_TEST_CREDENTIAL_FILE (a deriva-py credential file)
+    from deriva_ml.store.hatrac import HatracObjectStore
+
+    data = json.loads(Path(os.environ["DERIVA_ML_TEST_CREDENTIAL_FILE"]).read_text())
+    credential = data.get(spec["host"], data)
+    cat = ErmrestCatalog(spec["host"], spec["catalog"], credential=credential)
+    store = HatracObjectStore(spec["host"], credential=credential)
+    return DerivaML(spec["host"], spec["catalog"], catalog=cat, store=store, home=home)
 
 
 def main() -> None:

@@ -42,13 +42,13 @@ CHILD = Path(__file__).with_name("sync_child.py")
 STEPS = ("object", "ddl", "inflight", "write", "saved")
 
 
-def build_source(home: Path) -> None:
+def build_source(home: Path, tag: str = "a") -> None:
     ml = DerivaML("local", "offline", home=home)
     add_domain_schema(ml)
     subjects: list[str] = []
     for name in ("alpha", "twin", "twin", "beta"):  # two rows with identical content
         subjects += add_subjects(ml, [name])
-    record_offline(ml, "a")
+    record_offline(ml, tag)
     ds = ml.create_dataset("Training", "offline set")
     ds.add_dataset_members(subjects)  # membership + a new version (snapshot)
     ml.close()
@@ -273,3 +273,67 @@ def test_kill_at_every_step_over_http(template: Path, tmp_path: Path, killing_er
         matrix["request"] += 1
     assert all(matrix[s] == counts[s] > 0 for s in STEPS) and matrix["request"] == ref_writes > 0, (matrix, counts)
     print(f"http kill matrix: {dict(matrix)}")
+
+
+# ---------------------------------------------------------------------------------------- the lab
+
+
+@pytest.mark.skipif(not os.environ.get("DERIVA_ML_TEST_HOST"), reason="set DERIVA_ML_TEST_HOST for the live leg")
+def test_kill_at_every_step_live(tmp_path: Path) -> None:
+    """The sync-side kill points against the real ERMrest + Hatrac (a new catalog per trial; objects with
+    content unique to the trial, so the object copy is exercised and no Hatrac name is ever re-created)."""
+    import uuid
+
+    from deriva_ml.catalog.ermrest import ErmrestCatalog, create_ml_catalog
+    from deriva_ml.store.hatrac import HatracObjectStore
+
+    host = os.environ["DERIVA_ML_TEST_HOST"]
+    data = json.loads(Path(os.environ["DERIVA_ML_TEST_CREDENTIAL_FILE"]).read_text())
+    credential = data.get(host, data)
+    run = uuid.uuid4().hex[:8]
+
+    def trial(name: str, kill_at: str | None) -> tuple[dict[str, Any], dict[str, Any], int]:
+        home = tmp_path / name / "home"
+        build_source(home, f"{run}-{name}")
+        tables = source_tables(home)
+        cat = create_ml_catalog(host, "target", credential=credential)
+        spec = {
+            "home": str(home),
+            "catalog": "offline",
+            "target": {"kind": "http", "scheme": "https", "host": host, "catalog": cat.catalog_id},
+        }
+        if kill_at:
+            rc, _ = run_child(spec, kill_at)
+            assert rc == -signal.SIGKILL, f"{kill_at}: the child was not killed (rc={rc})"
+        rc, report = run_child(spec)
+        assert rc == 0, f"{kill_at}: rerun failed: {report}"
+        assert report is not None
+        fresh = ErmrestCatalog(host, cat.catalog_id, credential=credential)
+        target = DerivaML(
+            host,
+            cat.catalog_id,
+            catalog=fresh,
+            store=HatracObjectStore(host, credential=credential),
+            home=home.parent / "th",
+        )
+        state = canonical(target, tables, report["rid_map"])
+        assert objects_present(target) == [], kill_at
+        rc, again = run_child(spec)
+        assert rc == 0 and again is not None
+        assert (again["entries_read"], again["batches_applied"], again["objects_copied"]) == (0, 0, 0)
+        counts = step_counts(home, report)
+        return report, state, counts["object"] + counts["ddl"]
+
+    def shape(state: dict[str, Any]) -> dict[str, int]:
+        return {t: len(rows) for t, rows in state.items()}
+
+    reference, expected, _ = trial("reference", None)
+    counts = step_counts(tmp_path / "reference" / "home", reference)
+    matrix: Counter[str] = Counter()
+    for step in STEPS:
+        for n in range(1, counts[step] + 1):
+            _r, state, _ = trial(f"{step}-{n}", f"{step}:{n}")
+            # contents differ by the per-trial tag: compare the number of rows of every table
+            assert shape(state) == shape(expected), f"kill at {step}:{n}: {shape(state)} != {shape(expected)}"
+            matrix[step] += 1
+    print(f"live kill matrix: {dict(matrix)}")
