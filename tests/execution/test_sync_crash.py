@@ -337,3 +337,28 @@ def test_kill_at_every_step_live(tmp_path: Path) -> None:
             assert shape(state) == shape(expected), f"kill at {step}:{n}: {shape(state)} != {shape(expected)}"
             matrix[step] += 1
     print(f"live kill matrix: {dict(matrix)}")
+
+
+def test_killed_cli_sync_completes_on_rerun(template: Path, tmp_path: Path) -> None:
+    """``deriva-ml sync`` itself, killed after its first group is written, then run again."""
+    home = tmp_path / "home"
+    shutil.copytree(template, home)
+    cli = "import sys; from deriva_ml.cli import main; sys.exit(main(sys.argv[1:]))"
+    args = ["sync", "--catalog", "offline", "--home", str(home), "--to-host", "local", "--to-catalog", "target"]
+    env = {**os.environ, "DERIVA_ML_SYNC_KILL_AT": "write:2"}
+    killed = subprocess.run([sys.executable, "-c", cli, *args], env=env, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL
+    env.pop("DERIVA_ML_SYNC_KILL_AT")
+    done = subprocess.run([sys.executable, "-c", cli, *args], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "completed an interrupted sync" in done.stdout
+    again = subprocess.run([sys.executable, "-c", cli, *args], env=env, capture_output=True, text=True, timeout=300)
+    assert "synced 0 journal entries and 0 files" in again.stdout
+    src = DerivaML("local", "offline", home=home)
+    target = DerivaML("local", "target", home=home)
+    try:
+        for schema, table in (("offline", "Subject"), ("deriva-ml", "Execution"), ("deriva-ml", "Dataset_Version")):
+            assert len(target.catalog.query(schema, table)) == len(src.catalog.query(schema, table)), table
+    finally:
+        src.close()
+        target.close()
