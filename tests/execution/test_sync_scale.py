@@ -170,3 +170,44 @@ def test_status_changes_replay_as_compare_and_set(tmp_path: Path, live: Any) -> 
     (row,) = target.catalog.query(ML_SCHEMA, "Execution", {"RID": report.target_rid(rid)})
     (want,) = src.catalog.query(ML_SCHEMA, "Execution", {"RID": rid})
     assert (row["Status"], row["Status_Detail"]) == (want["Status"], want["Status_Detail"])
+
+
+def test_plain_status_updates_of_an_older_journal_replay_as_compare_and_set(tmp_path: Path, live: Any) -> None:
+    """A journal written before status writes were compare-and-set holds plain Updates of Execution.Status;
+    adapters that refuse those (helper "status") still receive the changes, as compare-and-set effects."""
+    if not hasattr(effects_module, "SetStatus"):
+        pytest.skip("SetStatus (compare-and-set of Execution.Status) is not on this branch yet")
+    import json
+
+    from deriva_ml.core.definitions import ML_SCHEMA
+
+    from .test_sync import record_offline
+
+    target, _er = live
+    src = offline(tmp_path)
+    rid = record_offline(src, "legacy")
+    # rewrite the journal as an older version wrote it: each status write a plain Update
+    conn = sqlite3.connect(src.catalog.path)  # type: ignore[attr-defined]
+    for seq, text in conn.execute("SELECT seq, entry FROM _dml_journal").fetchall():
+        doc = json.loads(text)
+        effects = doc["batch"]["effects"]
+        for i, e in enumerate(effects):
+            if e["kind"] == "set_status":
+                rows = [
+                    {"RID": w["rid"], "Status": w["status"], "Status_Detail": w["detail"]}
+                    | ({"Duration": w["duration"]} if w.get("duration") else {})
+                    for w in e["writes"]
+                ]
+                effects[i] = {"kind": "update", "schema": ML_SCHEMA, "table": "Execution", "rows": rows, "key": ["RID"]}
+        conn.execute("UPDATE _dml_journal SET entry = ? WHERE seq = ?", (json.dumps(doc), seq))
+    conn.commit()
+    conn.close()
+    assert any(
+        isinstance(e, Update) and any("Status" in r for r in e.rows)
+        for entry in read_journal(src.catalog)
+        for e in entry.batch.effects
+    )
+    report = sync(src, target)
+    (row,) = target.catalog.query(ML_SCHEMA, "Execution", {"RID": report.target_rid(rid)})
+    (want,) = src.catalog.query(ML_SCHEMA, "Execution", {"RID": rid})
+    assert (row["Status"], row["Status_Detail"]) == (want["Status"], want["Status_Detail"])
