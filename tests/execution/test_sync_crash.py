@@ -146,7 +146,7 @@ def source_tables(home: Path) -> list[tuple[str, str]]:
 def test_kill_at_every_step_embedded_target(template: Path, tmp_path: Path) -> None:
     tables = source_tables(template)
 
-    def trial(name: str, kill_at: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    def trial(name: str, kill_at: str | None, *more_kills: str) -> tuple[dict[str, Any], dict[str, Any]]:
         home = tmp_path / name / "home"
         shutil.copytree(template, home)
         spec = {
@@ -154,9 +154,9 @@ def test_kill_at_every_step_embedded_target(template: Path, tmp_path: Path) -> N
             "catalog": "offline",
             "target": {"kind": "local", "home": str(home.parent / "t"), "catalog": "target"},
         }
-        if kill_at:
-            rc, _ = run_child(spec, kill_at)
-            assert rc == -signal.SIGKILL, f"{kill_at}: the child was not killed (rc={rc})"
+        for kill in (kill_at, *more_kills) if kill_at else ():
+            rc, _ = run_child(spec, kill)
+            assert rc == -signal.SIGKILL, f"{kill}: the child was not killed (rc={rc})"
         rc, report = run_child(spec)
         assert rc == 0, f"{kill_at}: rerun failed: {report}"
         assert report is not None
@@ -183,6 +183,11 @@ def test_kill_at_every_step_embedded_target(template: Path, tmp_path: Path) -> N
             )
             matrix[step] += 1
     assert all(matrix[s] == counts[s] > 0 for s in STEPS), (matrix, counts)
+    # killed again while redoing (after the redo wrote, before it saved), then completed
+    for first in ("inflight:3", "write:3"):
+        _report, state = trial(f"twice-{first}", first, "write:1")
+        assert state == expected, f"kill at {first} then in the redo: {differences(state, expected)}"
+        matrix["twice"] += 1
     print(f"embedded kill matrix: {dict(matrix)}")
 
 
