@@ -211,3 +211,20 @@ def test_plain_status_updates_of_an_older_journal_replay_as_compare_and_set(tmp_
     (row,) = target.catalog.query(ML_SCHEMA, "Execution", {"RID": report.target_rid(rid)})
     (want,) = src.catalog.query(ML_SCHEMA, "Execution", {"RID": rid})
     assert (row["Status"], row["Status_Detail"]) == (want["Status"], want["Status_Detail"])
+
+
+def test_progress_of_an_earlier_version_is_carried_over(tmp_path: Path) -> None:
+    import json
+
+    src = offline(tmp_path)
+    target = DerivaML("local", "target", home=tmp_path / "target")
+    (rid,) = add_subjects(src, ["a"])
+    first = sync(src, target)
+    state = Path(src.catalog.path).parent / "sync-local_target.sqlite"  # type: ignore[attr-defined]
+    assert state.exists()
+    state.unlink()
+    legacy = state.with_suffix(".json")
+    legacy.write_text(json.dumps({"last_seq": first.last_seq, "rid_map": dict(first.rid_map)}))
+    again = sync(src, target)
+    assert (again.entries_read, again.batches_applied) == (0, 0)
+    assert again.target_rid(rid) == first.target_rid(rid)
