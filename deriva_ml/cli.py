@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"\nsynced {report.entries_applied} journal entries and {report.objects_copied} files "
             f"({report.bytes_copied:,} bytes) into {args.to_host} catalog {args.to_catalog}"
+            + (" (completed an interrupted sync)" if report.recovered else "")
         )
         return 0
 

@@ -18,6 +18,7 @@ import attrs
 
 from deriva_ml.catalog._codec import dump_tables, load_table, make_converter
 from deriva_ml.catalog.port import Catalog, Where
+from deriva_ml.core.codec import effect_from_json, effect_to_json
 from deriva_ml.core.effects import Batch, BatchResult, Delete, Effect, Insert, Update
 from deriva_ml.core.errors import ConfigurationError
 from deriva_ml.core.rid import RID
@@ -85,11 +86,17 @@ def decode_entry(line: str, where: str = "journal") -> JournalEntry:
         raise ConfigurationError(f"{where}: malformed journal line {line[:200]!r}: {e}") from e
 
 
-def read_journal(path: Path | Any) -> Iterator[JournalEntry]:
-    """The entries of a journal in order: a JSON-lines file (a torn last line is ignored) or an embedded
-    catalog that journals in its own transactions (``SQLiteCatalog`` with ``journal=True``)."""
+def read_journal(path: Path | Any, after: int = 0) -> Iterator[JournalEntry]:
+    """The entries of a journal with ``seq > after``, in order: a JSON-lines file (a torn last line is
+    ignored) or an embedded catalog that journals in its own transactions (``SQLiteCatalog`` with
+    ``journal=True``).
+
+    On an embedded catalog only the entries after ``after`` are read and decoded (an indexed range of the
+    ``_dml_journal`` table), so an incremental reader pays for the new entries only. A JSON-lines file has
+    no index: its earlier lines are skipped by their ``seq`` without being decoded.
+    """
     if hasattr(path, "journal_lines"):
-        for line in path.journal_lines():
+        for line in path.journal_lines(after):
             yield decode_entry(line, f"{path}")
         return
     with open(path, encoding="utf-8") as f:
@@ -99,7 +106,18 @@ def read_journal(path: Path | Any) -> Iterator[JournalEntry]:
             continue
         if i == len(lines) and not line.endswith("\n"):
             return  # a write interrupted by a crash: that batch's apply never returned
+        if after and _line_seq(line) <= after:
+            continue
         yield decode_entry(line, f"{path}:{i}")
+
+
+def _line_seq(line: str) -> int:
+    # entries are written with "seq" as the first key: read it without decoding the batch
+    head = line[: line.find(",")] if line.startswith('{"seq":') else ""
+    try:
+        return int(head[len('{"seq":') :])
+    except ValueError:
+        return int(json.loads(line)["seq"])
 
 
 class JournalingCatalog:
@@ -213,13 +231,43 @@ def rewrite_batch(batch: Batch, rid_map: Mapping[str, RID]) -> Batch:
             effects.append(attrs.evolve(e, rows=rows))
         elif isinstance(e, Update):
             effects.append(attrs.evolve(e, rows=[_map_row(r, rid_map) for r in e.rows]))
-        else:
+        elif isinstance(e, Delete):
             effects.append(
                 Delete(
                     e.schema, e.table, e.column, tuple(_map(v, rid_map) for v in e.values), _map_row(e.where, rid_map)
                 )
             )
+        else:
+            effects.append(rewrite_effect_json(e, rid_map))
     return Batch(tuple(effects))
+
+
+#: Top-level keys of an effect's JSON form that name things (never RID values): left alone by the rewrite.
+_NAME_KEYS = frozenset({"kind", "schema", "table", "column", "key", "labels"})
+
+
+def _map_values(doc: Any, fn: Any) -> Any:
+    if isinstance(doc, str):
+        return fn(doc)
+    if isinstance(doc, list):
+        return [_map_values(v, fn) for v in doc]
+    if isinstance(doc, dict):
+        if set(doc) == {"$ref"}:
+            return doc  # a Ref names a label, not a RID
+        return {k: _map_values(v, fn) for k, v in doc.items()}
+    return doc
+
+
+def map_json(doc: Mapping[str, Any], fn: Any) -> dict[str, Any]:
+    """An effect's JSON form with ``fn`` applied to every string value (rows, values, writes, ...) except
+    under the top-level naming keys and inside ``{"$ref": label}``."""
+    return {k: v if k in _NAME_KEYS else _map_values(v, fn) for k, v in doc.items()}
+
+
+def rewrite_effect_json(effect: Effect, rid_map: Mapping[str, RID]) -> Effect:
+    """Any effect kind the codec knows, with RIDs produced earlier rewritten: through its JSON form, so a
+    new effect type (e.g. a compare-and-set of a status) replays without code here."""
+    return effect_from_json(map_json(effect_to_json(effect), lambda v: rid_map.get(v, v)))
 
 
 def _content(row: Mapping[str, Any]) -> str:
