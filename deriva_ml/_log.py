@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 
-from deriva_ml.core.redact import add_redaction_pattern, redact_jsonable, redact_text
+from deriva_ml.core.redact import REDACTED, add_redaction_pattern, is_secret_name, redact_jsonable, redact_text
 
 #: Environment variable holding extra redaction patterns (Python regexes, one per line).
 REDACT_ENV = "DERIVA_ML_REDACT_PATTERNS"
@@ -60,7 +60,9 @@ def redact_event(event_dict: MutableMapping[str, Any]) -> MutableMapping[str, An
         if exc_info and exc_info[0] is not None:
             event_dict["exception"] = "".join(traceback.format_exception(*exc_info))
     for k, v in list(event_dict.items()):
-        if isinstance(v, str):
+        if k != "event" and v is not None and is_secret_name(k) and not isinstance(v, bool):
+            event_dict[k] = REDACTED
+        elif isinstance(v, str):
             event_dict[k] = redact_text(v)
         elif isinstance(v, dict | list | tuple):
             event_dict[k] = redact_jsonable(v, key=k)

@@ -806,6 +806,72 @@ class Execution:
         return bool(self.list_nested_executions())
 
 
+_METADATA_TYPES = (
+    ("configuration.json", ExecMetadataType.deriva_config.value),
+    ("uv.lock", ExecMetadataType.execution_config.value),
+    ("environment_snapshot_", ExecMetadataType.runtime_env.value),
+    ("hydra-", ExecMetadataType.hydra_config.value),
+)
+
+
+def rebuild_manifest(ml: DerivaML, execution_rid: RID, work: Path, stamp: str) -> Manifest:
+    """A new manifest for ``work`` rebuilt from the catalog and the directory (the old file set aside).
+
+    Outputs the catalog links to the execution become cataloged entries (nothing is uploaded twice);
+    regular files under ``outputs/<table>/`` and ``metadata/`` that are not cataloged become registered,
+    unsealed entries (uploaded marked ``Partial_Output`` unless declared complete). Symlinks are not
+    re-registered: what was staged cannot be known from the directory alone.
+    """
+    path = work / "manifest.sqlite"
+    for suffix in ("", "-wal", "-shm"):
+        old = Path(f"{path}{suffix}")
+        if old.exists():
+            old.rename(Path(f"{path}.corrupt-{stamp}{suffix}"))
+    manifest = Manifest(path)
+    cataloged: set[str] = set()
+    for table_name in ml.list_asset_tables():
+        table = ml._asset_table(table_name)
+        links = ml.catalog.query(table.schema, f"{table.name}_Execution", {"Execution": execution_rid})
+        rids = [r[table.name] for r in links if r.get("Asset_Role") in (None, AssetRole.output.value)]
+        if not rids:
+            continue
+        for chunk in chunks(sorted(set(rids))):
+            for row in ml.catalog.query(table.schema, table.name, {"RID": chunk}):
+                sub = "metadata" if table.name == MLAsset.execution_metadata.value else f"outputs/{table.name}"
+                rel = f"{sub}/{row['Filename']}"
+                types = [
+                    t["Asset_Type"]
+                    for t in ml.catalog.query(table.schema, f"{table.name}_Asset_Type", {table.name: row["RID"]})
+                ]
+                e = manifest.register(
+                    schema=table.schema, asset_table=table.name, path=rel, filename=row["Filename"], asset_types=types
+                )
+                manifest.mark_stored(e.key, url=row["URL"], md5=row["MD5"], length=int(row["Length"] or 0))
+                manifest.mark_cataloged({e.key: row["RID"]})
+                cataloged.add(rel)
+    for sub, table_name in [("metadata", MLAsset.execution_metadata.value)] + [
+        (f"outputs/{d.name}", d.name) for d in sorted((work / "outputs").glob("*")) if d.is_dir()
+    ]:
+        folder = work / sub
+        if not folder.is_dir():
+            continue
+        try:
+            table = ml._asset_table(table_name)
+        except DerivaMLException:
+            continue
+        for f in sorted(folder.iterdir()):
+            rel = f"{sub}/{f.name}"
+            if rel in cataloged or f.is_symlink() or not f.is_file():
+                continue
+            types: tuple[str, ...] = ()
+            if sub == "metadata":
+                types = tuple(t for prefix, t in _METADATA_TYPES if f.name.startswith(prefix))[:1]
+            else:
+                types = ml._default_asset_types(table.name)
+            manifest.register(schema=table.schema, asset_table=table.name, path=rel, filename=f.name, asset_types=types)
+    return manifest
+
+
 def _forward_progress(report: Callable[[int, int], None], key: int, done: int, _total: int) -> None:
     report(key, done)
 

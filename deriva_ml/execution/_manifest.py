@@ -73,6 +73,7 @@ class ManifestError(ExecutionError):
 
     def __init__(self, path: Path, action: str, exc: BaseException, hint: str = "") -> None:
         self.path = path
+        self.corrupt = hint == _CORRUPT_HINT
         super().__init__(f"manifest {str(path)!r}: cannot {action}: {type(exc).__name__}: {exc}" + hint)
 
 
