@@ -270,32 +270,42 @@ _TOKEN_IN_TEXT = re.compile(
     r"(?:AKIA|ASIA)[0-9A-Z]{16}|hf_[A-Za-z0-9]{20,}|npm_[A-Za-z0-9]{20,}|pypi-[A-Za-z0-9_\-]{20,}|"
     r"AIza[0-9A-Za-z_\-]{30,}|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})"
 )
-# name=value, name: value, "name": "value" (YAML, JSON, env dumps, Hydra overrides)
-_KEY_VALUE = re.compile(
-    r"""(?P<key>[+~]?[A-Za-z_][\w.\-]*)(?P<q1>['"]?)(?P<sep>[ \t]*[:=][ \t]*)(?P<q2>['"]?)(?P<value>[^\s'",;&)\]}]+)"""
-)
-# --name value, '--name', 'value' (argv inside a message)
-_FLAG_VALUE = re.compile(
-    r"""(?P<pre>(?:^|(?<=[\s'"\[(,]))--?(?P<key>[A-Za-z][\w.\-]*)(?:['"],?)?[ \t]+['"]?)(?P<value>[^\s'",\])]+)"""
-)
-_SHORT_FLAG = re.compile(r"""(?P<pre>(?:^|\s|['"\[(,])-[pP](?:['"],?)?\s+['"]?)(?P<value>[^\s'",\])]+)""")
-
-
+# name=value, name: value, "name": "value" (YAML, JSON, env dumps, Hydra overrides), --name value
+_NAME = re.compile(r"[A-Za-z_][\w.\-]*")
+_KV_TAIL = re.compile(r"""(['"]?)[ \t]*[:=][ \t]*(['"]?)(?P<value>[^\s'",;&)\]}]+)""")
+_FLAG_TAIL = re.compile(r"""(?:['"],?)?[ \t]+['"]?(?P<value>[^\s'",\])]+)""")
 _BARE_WORDS = frozenset({"key", "sig", "pass", "pw", "sas", "dsn", "pwd"})
 
 
-def _kv_sub(m: re.Match[str]) -> str:
-    key = m.group("key")
-    value = m.group("value")
-    if value == REDACTED or value.startswith(REDACTED) or not is_secret_name(key):
-        return m.group(0)
-    if key.lower() in _BARE_WORDS and ":" in m.group("sep"):
-        # "primary key: RID" in prose is not a secret; "key: x" as a YAML line or "'key': x" in JSON is
-        line_start = m.string.rfind("\n", 0, m.start("key")) + 1
-        before = m.string[line_start : m.start("key")]
-        if before.strip(" \t-{,'\"") != "":
-            return m.group(0)
-    return m.group(0)[: m.start("value") - m.start(0)] + REDACTED
+def _redact_pairs(text: str) -> str:
+    """Values of secret-named keys (``password: x``, ``+db.password=x``, ``"token": "x"``, ``--api-key x``)."""
+    spans: list[tuple[int, int]] = []
+    for m in _NAME.finditer(text):
+        key = m.group(0)
+        if not is_secret_name(key):
+            continue
+        start = m.start()
+        flag = start >= 1 and text[start - 1] == "-" and (start < 2 or text[start - 2] in "- \t'\"[(,\n")
+        tail = _KV_TAIL.match(text, m.end())
+        if tail is None and flag:
+            tail = _FLAG_TAIL.match(text, m.end())
+        if tail is None:
+            continue
+        value = tail.group("value")
+        if value.startswith(REDACTED):
+            continue
+        if key.lower() in _BARE_WORDS and not flag and ":" in text[m.end() : tail.start("value")]:
+            # "primary key: RID" in prose is not a secret; "key: x" as a YAML line or "'key': x" in JSON is
+            line_start = text.rfind("\n", 0, start) + 1
+            if text[line_start:start].strip(" \t-{,'\"") != "":
+                continue
+        spans.append((tail.start("value"), tail.end("value")))
+    for a, b in reversed(spans):
+        text = text[:a] + REDACTED + text[b:]
+    return text
+
+
+_SHORT_FLAG = re.compile(r"""(?P<pre>(?:^|\s|['"\[(,])-[pP](?:['"],?)?\s+['"]?)(?P<value>[^\s'",\])]+)""")
 
 
 def _url_sub(m: re.Match[str]) -> str:
@@ -325,8 +335,7 @@ def redact_text(text: str, extra: Sequence[re.Pattern[str]] | None = None) -> st
     out = _USERPW_NO_SCHEME.sub(lambda m: f"{m.group(3)}", out)
     out = _AUTH_HEADER.sub(lambda m: m.group(1) + REDACTED, out)
     out = _TOKEN_IN_TEXT.sub(REDACTED, out)
-    out = _KEY_VALUE.sub(_kv_sub, out)
-    out = _FLAG_VALUE.sub(_kv_sub, out)
+    out = _redact_pairs(out)
     out = _SHORT_FLAG.sub(lambda m: m.group("pre") + REDACTED if m.group("value") != REDACTED else m.group(0), out)
     return _apply_extra(out, _extra if extra is None else extra)
 
