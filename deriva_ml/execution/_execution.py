@@ -839,12 +839,16 @@ def rebuild_manifest(ml: DerivaML, execution_rid: RID, work: Path, stamp: str) -
             for row in ml.catalog.query(table.schema, table.name, {"RID": chunk}):
                 sub = "metadata" if table.name == MLAsset.execution_metadata.value else f"outputs/{table.name}"
                 rel = f"{sub}/{row['Filename']}"
-                types = [
+                row_types = [
                     t["Asset_Type"]
                     for t in ml.catalog.query(table.schema, f"{table.name}_Asset_Type", {table.name: row["RID"]})
                 ]
                 e = manifest.register(
-                    schema=table.schema, asset_table=table.name, path=rel, filename=row["Filename"], asset_types=types
+                    schema=table.schema,
+                    asset_table=table.name,
+                    path=rel,
+                    filename=row["Filename"],
+                    asset_types=row_types,
                 )
                 manifest.mark_stored(e.key, url=row["URL"], md5=row["MD5"], length=int(row["Length"] or 0))
                 manifest.mark_cataloged({e.key: row["RID"]})
