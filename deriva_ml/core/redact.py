@@ -91,6 +91,8 @@ _SAFE_NAMES = frozenset(
         "KEYMAP",
     }
 )
+#: Programs whose ``-p NAME VALUE`` passes a parameter (not a password): NAME kept, VALUE by its name.
+_PARAMETER_PROGRAMS = frozenset({"papermill", "deriva-ml-run-notebook"})
 #: Short options that take a password on the command line of common tools (mysql -p X, sshpass -p X).
 _SECRET_SHORT_FLAGS = frozenset({"-p", "-P", "-k"})
 _WEBHOOK_HOSTS = re.compile(
@@ -385,10 +387,26 @@ def redact_argv(argv: Sequence[str]) -> list[str]:
     ``--header "Authorization: Bearer x"``, Hydra overrides ``+db.password=x`` and credential-like items."""
     out: list[str] = []
     hide_next = False
+    param_next = 0
+    params = bool(argv) and re.split(r"[\\/]", str(argv[0]))[-1] in _PARAMETER_PROGRAMS
     for arg in argv:
+        if param_next == 2:  # papermill-style "-p NAME VALUE": NAME is kept
+            out.append(arg)
+            param_next = 1
+            hide_next = is_secret_name(arg)
+            continue
+        if param_next == 1:
+            param_next = 0
+            out.append(REDACTED if hide_next else _redact_item(arg))
+            hide_next = False
+            continue
         if hide_next:
             out.append(REDACTED)
             hide_next = False
+            continue
+        if params and arg in ("-p", "--parameters"):
+            out.append(arg)
+            param_next = 2
             continue
         if arg.startswith("-") and "=" in arg:
             name, _, value = arg.partition("=")

@@ -102,6 +102,12 @@ def test_argv_forms(args: list[str]) -> None:
     assert out[0] == "train.py" and out[-3:] == ["model.lr=0.1", "--epochs", "3"]
 
 
+def test_notebook_parameters_are_not_passwords() -> None:
+    argv = ["deriva-ml-run-notebook", "nb.ipynb", "-p", "learning_rate", "0.5", "-p", "api_token", "S2secret"]
+    assert redact_argv(argv) == [*argv[:6], "api_token", REDACTED]
+    assert redact_argv(["mysql", "-p", "S3secret", "db"]) == ["mysql", "-p", REDACTED, "db"]
+
+
 def test_environment_names_and_values() -> None:
     env = {
         "DB_PASS": "x1",
