@@ -135,6 +135,16 @@ class AssetFilePath(PosixPath):
             raise ExecutionError(f"{self} is not registered with an execution")
         self._execution._set_metadata(self, column, value)
 
+    def seal(self) -> None:
+        """Declare this output complete now (its length and MD5 are recorded; see ``docs/security.md``)."""
+        if self._execution is None:
+            raise ExecutionError(f"{self} is not registered with an execution")
+        execution = self._execution
+        entry = execution._manifest.get(execution._manifest_key(self))
+        if entry is None:
+            raise ExecutionError(f"{self} is not registered with execution {execution.execution_rid}")
+        execution._seal_entry(entry)
+
     @property
     def metadata(self) -> dict[str, Any]:
         """The metadata registered so far."""
