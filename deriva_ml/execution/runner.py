@@ -392,7 +392,7 @@ def _hydra_task(cfg: Any) -> Any:
         info = sweep_dir.read_sweep()  # written by SweepFinalizer.on_multirun_start in the launching process
         # what the whole sweep was asked for; without it (no callback ran), this job's own choices
         sweep = (
-            SweepJob(root, num, parent_description, info.choices, info.overrides)
+            SweepJob(root, num, parent_description, info.choices, redact_argv(info.overrides))
             if info is not None
             else SweepJob(root, num, parent_description, choices, overrides)
         )

@@ -55,7 +55,8 @@ def _hydra_job(tmp_path: Path) -> list[tuple[Path, str]]:
         f"api:\n  token: {S['hydra_token']}\nmodel:\n  lr: 0.1\n"
     )
     (hdir / "hydra.yaml").write_text(
-        "hydra:\n  overrides:\n    task:\n" + "".join(f"    - {o}\n" for o in overrides)
+        "hydra:\n  overrides:\n    task:\n"
+        + "".join(f"    - {o}\n" for o in overrides)
         + f"  job:\n    override_dirname: {','.join(overrides)}\n"
     )
     hc = SimpleNamespace(output_subdir=".hydra", runtime=SimpleNamespace(output_dir=str(job)))
