@@ -544,7 +544,11 @@ class Execution:
                 continue
             if e.seal is not None and _matches(e.seal, path):
                 continue
-            self._seal_entry(e, path)
+            try:
+                self._seal_entry(e, path)
+            except DerivaMLException as exc:  # unreadable now, or the manifest cannot be written: stays unsealed
+                self._log.warning("output not sealed", file=e.path, error=str(exc))
+                continue
             n += 1
         return n
 
