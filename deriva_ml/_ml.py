@@ -581,12 +581,23 @@ class DerivaML:
         A directory whose manifest names another row (same RID, different creation time: a catalog that
         was recreated) is set aside rather than trusted. ``create=False`` returns None where none exists.
         """
-        from deriva_ml.execution._manifest import Manifest
+        from deriva_ml.execution._manifest import Manifest, ManifestError
 
         work = self.execution_dir(row["RID"])
         path = work / "manifest.sqlite"
         if path.exists():
-            manifest = Manifest(path)
+            try:
+                manifest = Manifest(path)
+            except ManifestError as exc:
+                if not exc.corrupt:
+                    raise
+                from deriva_ml.execution._execution import rebuild_manifest
+
+                self._log.warning("corrupt manifest set aside and rebuilt", path=str(path), error=str(exc))
+                manifest = rebuild_manifest(self, row["RID"], work, self._now().strftime("%Y%m%dT%H%M%S%f"))
+                if row.get("RCT"):
+                    manifest.set_state(_IDENTITY, str(row["RCT"]))
+                return manifest
             mine = manifest.get_state(_IDENTITY)
             if mine is None or not row.get("RCT") or mine == str(row["RCT"]):
                 return manifest

@@ -376,7 +376,12 @@ def loads(text: str | bytes, cls: type[T]) -> T:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigurationError(f"not valid JSON for {cls.__name__}: {exc}") from exc
-    return from_jsonable(data, cls)
+    except RecursionError as exc:  # hostile nesting: a clear error, never an uncaught RecursionError
+        raise ConfigurationError(f"JSON for {cls.__name__} is nested too deeply to be a valid record") from exc
+    try:
+        return from_jsonable(data, cls)
+    except RecursionError as exc:
+        raise ConfigurationError(f"JSON for {cls.__name__} is nested too deeply to be a valid record") from exc
 
 
 def configuration_to_json(cfg: ExecutionConfiguration) -> str:

@@ -8,9 +8,11 @@ catalog accepted the change, so the two never disagree.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import shutil
+import stat as stat_mod
 import sys
 import threading
 import traceback
@@ -46,9 +48,18 @@ from deriva_ml.core.records import (
     Workflow,
     transition,
 )
+from deriva_ml.core.redact import redact_jsonable, redact_text, redact_urls
 from deriva_ml.core.rid import RID, parse_rid
 from deriva_ml.core.status import Status
-from deriva_ml.execution._manifest import CATALOGED, REGISTERED, STORED, Manifest, ManifestEntry
+from deriva_ml.execution._manifest import (
+    CATALOGED,
+    REGISTERED,
+    STORED,
+    Manifest,
+    ManifestEntry,
+    ManifestError,
+    Seal,
+)
 from deriva_ml.store._files import md5_file
 from deriva_ml.store.port import DEFAULT_CHUNK_SIZE, StoredObject, UploadOptions
 
@@ -60,6 +71,15 @@ ProgressCallback = Callable[[int, int], None]
 #: Columns an asset row gets from the upload itself (not settable as metadata).
 _ASSET_BUILTIN = frozenset({"URL", "Filename", "Length", "MD5", "Description"})
 _SYSTEM = frozenset({"RID", "RCT", "RMT", "RCB", "RMB"})
+#: Asset_Type term given to an output uploaded without a seal (possibly torn: see docs/security.md).
+PARTIAL_OUTPUT = "Partial_Output"
+_PARTIAL_DESCRIPTION = "An output uploaded without a seal: the run did not end normally, so the file may be incomplete"
+UnsealedPolicy = Literal["mark", "skip", "complete"]
+
+
+def redacted_configuration_json(configuration: ExecutionConfiguration) -> str:
+    """``configuration.json`` text with every secret redacted (what the library writes and uploads)."""
+    return json.dumps(redact_jsonable(json.loads(configuration_to_json(configuration))), indent=2, ensure_ascii=False)
 
 
 def _check_plain_name(name: str) -> str:
@@ -81,6 +101,16 @@ class AssetFilePath(PosixPath):
         if self._execution is None:
             raise ExecutionError(f"{self} is not registered with an execution")
         self._execution._set_metadata(self, column, value)
+
+    def seal(self) -> None:
+        """Declare this output complete now (its length and MD5 are recorded; see ``docs/security.md``)."""
+        if self._execution is None:
+            raise ExecutionError(f"{self} is not registered with an execution")
+        execution = self._execution
+        entry = execution._manifest.get(execution._manifest_key(self))
+        if entry is None:
+            raise ExecutionError(f"{self} is not registered with execution {execution.execution_rid}")
+        execution._seal_entry(entry)
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -127,6 +157,8 @@ class Execution:
         self.dry_run = dry_run
         working_dir.mkdir(parents=True, exist_ok=True)
         self._manifest = manifest or Manifest(working_dir / "manifest.sqlite")
+        #: True in the process that created this execution and ran it (not a restored one)
+        self._live = manifest is None
         self.datasets: list[Any] = []
         self.asset_paths: dict[str, list[Path]] = {}
         self._log = get_logger("deriva_ml.execution", execution_rid=record.rid, workflow_rid=workflow.rid)
@@ -152,7 +184,7 @@ class Execution:
 
     def _persist_record(self) -> None:
         self._manifest.set_state("record", dumps(self._record, indent=None))
-        self._manifest.set_state("configuration", configuration_to_json(self.configuration))
+        self._manifest.set_state("configuration", redacted_configuration_json(self.configuration))
         self._manifest.set_state("workflow", dumps(self.workflow, indent=None))
 
     def _set_status(self, to: Status, detail: str) -> None:
@@ -220,12 +252,13 @@ class Execution:
         meta_dir.mkdir(parents=True, exist_ok=True)
         files: list[tuple[Path, str]] = []
         cfg = meta_dir / "configuration.json"
-        cfg.write_text(configuration_to_json(self.configuration) + "\n")
+        cfg.write_text(redacted_configuration_json(self.configuration) + "\n")
         files.append((cfg, ExecMetadataType.deriva_config.value))
         lock = self._ml._find_uv_lock()
         if lock is not None:
             dest = meta_dir / "uv.lock"
-            shutil.copyfile(lock, dest)
+            # private index URLs may carry credentials (https://user:token@index/simple)
+            dest.write_text(redact_urls(Path(lock).read_text(encoding="utf-8")), encoding="utf-8")
             files.append((dest, ExecMetadataType.execution_config.value))
         from deriva_ml.execution._environment import environment_snapshot, render_snapshot
 
@@ -244,6 +277,7 @@ class Execution:
         known = self._ml._stored_objects
         for path, asset_type in files:
             entry = self._register(table, ML_SCHEMA, path, path.name, (asset_type,), {})
+            self._seal_entry(entry)  # written completely by us
             keys.append(entry.key)
             md5, length = md5_file(path)
             stored = known.get((table, md5, path.name))
@@ -268,6 +302,7 @@ class Execution:
     def execution_stop(self, error: BaseException | None = None) -> None:
         """Running -> Completed (or Failed with the exception's type and message)."""
         if error is None:
+            self.seal_outputs()
             self._set_status(Status.completed, "Execution completed")
         else:
             self._set_status(Status.failed, _describe(error))
@@ -281,10 +316,22 @@ class Execution:
     ) -> Literal[False]:
         try:
             self.execution_stop(exc)
-        except DerivaMLException:
+        except Exception as stop_error:
             if exc is None:
-                raise
-            self._log.exception("could not record the failure", error=repr(exc))
+                if isinstance(stop_error, DerivaMLException):
+                    raise
+                raise ExecutionError(
+                    f"execution {self.execution_rid}: could not record its end "
+                    f"(working directory {str(self.working_dir)!r}): {type(stop_error).__name__}: {stop_error}"
+                ) from stop_error
+            # the user's exception is what propagates (never masked by a full disk or a lost server)
+            self._log.error(
+                "could not record the failure", error=_describe(exc), cause=f"{type(stop_error).__name__}: {stop_error}"
+            )
+            exc.add_note(
+                f"deriva_ml: execution {self.execution_rid} could not be marked Failed: "
+                + redact_text(f"{type(stop_error).__name__}: {stop_error}")
+            )
         return False  # never swallow the user's exception
 
     # ----------------------------------------------------------------------------------------- outputs
@@ -306,6 +353,7 @@ class Execution:
         asset_types: Sequence[str],
         metadata: Mapping[str, Any],
         description: str | None = None,
+        staged: tuple[str, int, int] | None = None,
     ) -> ManifestEntry:
         return self._manifest.register(
             schema=schema,
@@ -315,6 +363,7 @@ class Execution:
             asset_types=asset_types,
             metadata=metadata,
             description=description,
+            staged=staged,
         )
 
     def asset_file_path(
@@ -347,6 +396,7 @@ class Execution:
         ml._validate_terms("Asset_Type", types)
         source = Path(file_name)
         existing = os.path.exists(source) and (source.is_absolute() or os.sep in str(file_name) or source.is_file())
+        staged: tuple[str, int, int] | None = None
         if existing and source.is_file():
             name = _check_plain_name(rename_file or source.name)
             dest = self._outputs_dir(table.name) / name
@@ -355,7 +405,11 @@ class Execution:
             if copy_file:
                 shutil.copy2(source, dest)
             else:
-                dest.symlink_to(source.resolve())
+                # staged on purpose: what exactly was staged is recorded (a later swap is refused)
+                real = source.resolve()
+                st = real.stat()
+                dest.symlink_to(real)
+                staged = (str(real), st.st_dev, st.st_ino)
         else:
             if existing:
                 raise InvalidFileName(f"file_name={str(file_name)!r} exists but is not a regular file")
@@ -366,7 +420,7 @@ class Execution:
                 )
             name = _check_plain_name(rename_file or str(file_name))
             dest = self._outputs_dir(table.name) / name
-        self._register(table.name, table.schema, dest, name, types, meta, description)
+        self._register(table.name, table.schema, dest, name, types, meta, description, staged)
         out = AssetFilePath(dest)
         out._execution = self
         out.asset_name = table.name
@@ -396,13 +450,23 @@ class Execution:
         retry_delay: float = 5.0,
         *,
         progress: ProgressCallback | None = None,
+        unsealed: UnsealedPolicy = "mark",
     ) -> dict[str, list[UploadedAsset]]:
         """Upload every registered output not yet uploaded; may be called again to finish the rest.
 
         Files go to the object store (idempotent: the same bytes are stored once), then asset rows,
         asset types and Output links are written in one batch per table. Returns the uploaded assets by
         ``schema/table``. Failed executions upload their partial outputs too.
+
+        Outputs are *sealed* (length, MD5) when the run ends normally. An output without a seal (the
+        run failed, or was killed and this execution was restored) may be torn: ``unsealed="mark"``
+        (default) uploads it with the asset type ``Partial_Output``; ``"skip"`` leaves it registered and
+        local; ``"complete"`` declares it complete (sealed now, uploaded as any other output).
+        Every file must still be what was registered: a symlink (other than a file staged on purpose),
+        a swapped staged file or a path outside the working directory is refused.
         """
+        if unsealed not in ("mark", "skip", "complete"):
+            raise ExecutionError(f"unsealed={unsealed!r}; valid: 'mark', 'skip', 'complete'")
         if self.dry_run:
             self._log.info("dry run: nothing uploaded")
             return {}
@@ -412,7 +476,7 @@ class Execution:
             max_retries=int(max_retries),
             retry_delay=float(retry_delay),
         )
-        self._upload(options, only=None, progress=progress)
+        self._upload(options, only=None, progress=progress, unsealed=unsealed)
         result: dict[str, list[UploadedAsset]] = {}
         for e in self._manifest.entries(CATALOGED):
             result.setdefault(f"{e.schema}/{e.asset_table}", []).append(
@@ -429,18 +493,158 @@ class Execution:
             )
         return result
 
-    def _upload(self, options: UploadOptions, *, only: set[int] | None, progress: ProgressCallback | None) -> None:
+    def discard_output(self, path: str | os.PathLike[str]) -> None:
+        """Forget a registered output not uploaded yet (e.g. a file registered but never written).
+
+        ``path`` is the path ``asset_file_path`` returned (or its path relative to the working directory).
+        The file itself, if any, is left alone. A cataloged output cannot be discarded.
+        """
+        p = Path(path)
+        key = self._manifest_key(p) if p.is_absolute() else os.path.normpath(str(p))
+        entry = self._manifest.get(key)
+        if entry is None:
+            known = [e.path for e in self._manifest.entries() if e.state != CATALOGED]
+            raise ExecutionError(
+                f"{str(path)!r} is not a registered output of {self.execution_rid}; pending: {known[:20]}"
+            )
+        if entry.state == CATALOGED:
+            raise ExecutionError(f"{str(path)!r} is already cataloged as {entry.asset_rid}; it cannot be discarded")
+        self._manifest.discard(entry.key)
+        self._log.info("output discarded", file=entry.path)
+
+    # ------------------------------------------------------------------------------- sealing and trust
+
+    def seal_outputs(self) -> int:
+        """Seal every registered output that exists (length, MD5, mtime, inode): declare it complete.
+
+        Done when the run ends normally; call it yourself after writing outputs outside the ``with``
+        block or to vouch for the outputs of a failed run. Returns the number of outputs sealed.
+        """
+        n = 0
+        for e in self._manifest.entries(REGISTERED):
+            try:
+                path = self._verified_path(e)
+            except (UploadFailed, ManifestError):
+                continue
+            if path is None:
+                continue
+            if e.seal is not None and _matches(e.seal, path):
+                continue
+            try:
+                self._seal_entry(e, path)
+            except DerivaMLException as exc:  # unreadable now, or the manifest cannot be written: stays unsealed
+                self._log.warning("output not sealed", file=e.path, error=str(exc))
+                continue
+            n += 1
+        return n
+
+    def _seal_entry(self, e: ManifestEntry, path: Path | None = None) -> Seal:
+        path = path or self._verified_path(e)
+        if path is None:
+            raise UploadFailed(f"{e.path}: cannot seal a file that does not exist")
+        seal = _seal_of(path)
+        self._manifest.seal(e.key, seal)
+        return seal
+
+    def _verified_path(self, e: ManifestEntry) -> Path | None:
+        """The file to upload for ``e`` after checking it is what was registered (None: it does not exist).
+
+        A manifest path must stay inside the working directory; the file there must be a regular file,
+        or, for a file staged on purpose, a symlink to exactly the recorded source, which must still be
+        the same file (device and inode). Anything else raises UploadFailed.
+        """
+        rel = Path(e.path)
+        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+            raise UploadFailed(
+                f"manifest entry {e.path!r} is outside the working directory {str(self.working_dir)!r}; refused "
+                f"(call exe.discard_output({e.path!r}) to drop it)"
+            )
+        path = self.working_dir / rel
+        root = os.path.realpath(self.working_dir)
+        parent = os.path.realpath(path.parent)
+        if os.path.commonpath([root, parent]) != root:
+            raise UploadFailed(f"{str(path)!r} resolves outside the working directory {root!r}; refused")
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise UploadFailed(f"cannot read {str(path)!r}: {exc}") from exc
+        if stat_mod.S_ISREG(st.st_mode):
+            return path
+        if stat_mod.S_ISLNK(st.st_mode) and e.staged_source is not None:
+            target = os.readlink(path)
+            if target != e.staged_source:
+                raise UploadFailed(
+                    f"{str(path)!r} was staged from {e.staged_source!r} but now points to {target!r}; refused"
+                )
+            try:
+                sst = os.lstat(e.staged_source)
+            except FileNotFoundError:
+                return None
+            if not stat_mod.S_ISREG(sst.st_mode) or (sst.st_dev, sst.st_ino) != (e.staged_dev, e.staged_ino):
+                raise UploadFailed(
+                    f"{str(path)!r}: the staged file {e.staged_source!r} was replaced since it was registered; "
+                    f"refused (register it again with asset_file_path to stage the new file)"
+                )
+            return Path(e.staged_source)
+        kind = "a symlink" if stat_mod.S_ISLNK(st.st_mode) else "not a regular file"
+        raise UploadFailed(
+            f"{str(path)!r} is {kind} that was not staged with asset_file_path; refused (outputs are uploaded "
+            f"only as written in the working directory; call exe.discard_output({e.path!r}) to drop it)"
+        )
+
+    def _upload(
+        self,
+        options: UploadOptions,
+        *,
+        only: set[int] | None,
+        progress: ProgressCallback | None,
+        unsealed: UnsealedPolicy = "mark",
+    ) -> None:
         ml = self._ml
         log = self._log
         pending = [e for e in self._manifest.entries(REGISTERED) if only is None or e.key in only]
         missing: list[str] = []
+        refused: list[str] = []
+        skipped: list[str] = []
         sizes: dict[int, int] = {}
+        sources: dict[int, tuple[Path, str | None]] = {}
+        live_done = self._live and self.status is Status.completed
+        partial_keys: list[ManifestEntry] = []
         for e in pending:
-            p = self.working_dir / e.path
-            if not p.exists():
+            try:
+                src = self._verified_path(e)
+            except UploadFailed as exc:
+                refused.append(str(exc))
+                log.error("output refused", file=e.path, error=str(exc))
+                continue
+            if src is None:
                 missing.append(e.path)
+                continue
+            md5: str | None = None
+            if e.seal is not None and _matches(e.seal, src):
+                md5 = e.seal.md5
+            elif live_done or unsealed == "complete":
+                # the process that ran the execution to its normal end (or the user, explicitly) vouches for it
+                md5 = self._seal_entry(e, src).md5
+            elif unsealed == "skip":
+                skipped.append(e.path)
+                continue
             else:
-                sizes[e.key] = p.stat().st_size
+                partial_keys.append(e)
+            sources[e.key] = (src, md5)
+            sizes[e.key] = src.stat().st_size
+        if partial_keys:
+            ml.add_term("Asset_Type", PARTIAL_OUTPUT, _PARTIAL_DESCRIPTION, exists_ok=True)
+            for e in partial_keys:
+                if PARTIAL_OUTPUT not in e.asset_types:
+                    self._manifest.set_asset_types(e.key, (*e.asset_types, PARTIAL_OUTPUT))
+            log.warning(
+                "uploading unsealed outputs marked Partial_Output",
+                count=len(partial_keys),
+                files=[e.path for e in partial_keys[:20]],
+            )
         total = sum(sizes.values())
         reporter = progress or _ProgressLog(log, total)
         moved: dict[int, int] = {}
@@ -452,21 +656,28 @@ class Execution:
                 reporter(sum(moved.values()), total)
 
         def put(e: ManifestEntry) -> tuple[ManifestEntry, StoredObject]:
-            path = self.working_dir / e.path
-            md5, _length = md5_file(path)
-            stored = ml.store.put(
-                path.resolve(),
-                table=e.asset_table,
-                filename=e.filename,
-                md5=md5,
-                options=options,
-                progress=functools.partial(_forward_progress, report, e.key),
-            )
+            path, md5 = sources[e.key]
+            try:
+                if md5 is None:
+                    md5, _length = _md5_nofollow(path)
+                stored = ml.store.put(
+                    path,
+                    table=e.asset_table,
+                    filename=e.filename,
+                    md5=md5,
+                    options=options,
+                    progress=functools.partial(_forward_progress, report, e.key),
+                )
+            except DerivaMLException:
+                raise
+            except OSError as exc:  # a full disk, an I/O error: name the file, keep the cause
+                raise UploadFailed(f"{str(path)!r} ({e.asset_table}/{e.filename}): {exc}") from exc
             report(e.key, stored.length)
             return e, stored
 
         failures: list[str] = []
-        todo = [e for e in pending if e.key in sizes]
+        first_error: BaseException | None = None
+        todo = [e for e in pending if e.key in sources]
         workers = max(1, min(self._ml.upload_workers, len(todo)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deriva-ml-upload") as pool:
             futures = [pool.submit(put, e) for e in todo]
@@ -475,6 +686,7 @@ class Execution:
                     e, stored = fut.result()
                 except DerivaMLException as exc:
                     failures.append(str(exc))
+                    first_error = first_error or exc
                     log.error("upload failed", error=str(exc))
                     continue
                 # committed as each file lands, so a crash never re-sends a stored file's bytes
@@ -483,15 +695,22 @@ class Execution:
         stored_entries = [e for e in self._manifest.entries(STORED) if only is None or e.key in only]
         if stored_entries:
             self._catalog_outputs(stored_entries)
+        if skipped:
+            log.warning("unsealed outputs left local (unsealed='skip')", count=len(skipped), files=skipped[:20])
         if failures:
             raise UploadFailed(
                 f"{len(failures)} output file(s) failed to upload (the others are recorded; call "
                 f"upload_execution_outputs() again to retry): " + "; ".join(failures[:5])
+            ) from first_error
+        if refused:
+            raise UploadFailed(
+                f"{len(refused)} registered output(s) refused, the rest were uploaded: " + "; ".join(refused[:5])
             )
         if missing:
             raise UploadFailed(
                 f"{len(missing)} registered output file(s) do not exist, the rest were uploaded: "
                 + ", ".join(missing[:20])
+                + ". Write them and upload again, or drop each registration with exe.discard_output(path)"
             )
 
     def _catalog_outputs(self, entries: Sequence[ManifestEntry]) -> None:
@@ -587,16 +806,115 @@ class Execution:
         return bool(self.list_nested_executions())
 
 
+_METADATA_TYPES = (
+    ("configuration.json", ExecMetadataType.deriva_config.value),
+    ("uv.lock", ExecMetadataType.execution_config.value),
+    ("environment_snapshot_", ExecMetadataType.runtime_env.value),
+    ("hydra-", ExecMetadataType.hydra_config.value),
+)
+
+
+def rebuild_manifest(ml: DerivaML, execution_rid: RID, work: Path, stamp: str) -> Manifest:
+    """A new manifest for ``work`` rebuilt from the catalog and the directory (the old file set aside).
+
+    Outputs the catalog links to the execution become cataloged entries (nothing is uploaded twice);
+    regular files under ``outputs/<table>/`` and ``metadata/`` that are not cataloged become registered,
+    unsealed entries (uploaded marked ``Partial_Output`` unless declared complete). Symlinks are not
+    re-registered: what was staged cannot be known from the directory alone.
+    """
+    path = work / "manifest.sqlite"
+    for suffix in ("", "-wal", "-shm"):
+        old = Path(f"{path}{suffix}")
+        if old.exists():
+            old.rename(Path(f"{path}.corrupt-{stamp}{suffix}"))
+    manifest = Manifest(path)
+    cataloged: set[str] = set()
+    for table_name in ml.list_asset_tables():
+        table = ml._asset_table(table_name)
+        links = ml.catalog.query(table.schema, f"{table.name}_Execution", {"Execution": execution_rid})
+        rids = [r[table.name] for r in links if r.get("Asset_Role") in (None, AssetRole.output.value)]
+        if not rids:
+            continue
+        for chunk in chunks(sorted(set(rids))):
+            for row in ml.catalog.query(table.schema, table.name, {"RID": chunk}):
+                sub = "metadata" if table.name == MLAsset.execution_metadata.value else f"outputs/{table.name}"
+                rel = f"{sub}/{row['Filename']}"
+                row_types = [
+                    t["Asset_Type"]
+                    for t in ml.catalog.query(table.schema, f"{table.name}_Asset_Type", {table.name: row["RID"]})
+                ]
+                e = manifest.register(
+                    schema=table.schema,
+                    asset_table=table.name,
+                    path=rel,
+                    filename=row["Filename"],
+                    asset_types=row_types,
+                )
+                manifest.mark_stored(e.key, url=row["URL"], md5=row["MD5"], length=int(row["Length"] or 0))
+                manifest.mark_cataloged({e.key: row["RID"]})
+                cataloged.add(rel)
+    for sub, table_name in [("metadata", MLAsset.execution_metadata.value)] + [
+        (f"outputs/{d.name}", d.name) for d in sorted((work / "outputs").glob("*")) if d.is_dir()
+    ]:
+        folder = work / sub
+        if not folder.is_dir():
+            continue
+        try:
+            table = ml._asset_table(table_name)
+        except DerivaMLException:
+            continue
+        for f in sorted(folder.iterdir()):
+            rel = f"{sub}/{f.name}"
+            if rel in cataloged or f.is_symlink() or not f.is_file():
+                continue
+            types: tuple[str, ...] = ()
+            if sub == "metadata":
+                types = tuple(t for prefix, t in _METADATA_TYPES if f.name.startswith(prefix))[:1]
+            else:
+                types = ml._default_asset_types(table.name)
+            manifest.register(schema=table.schema, asset_table=table.name, path=rel, filename=f.name, asset_types=types)
+    return manifest
+
+
 def _forward_progress(report: Callable[[int, int], None], key: int, done: int, _total: int) -> None:
     report(key, done)
 
 
 def _describe(exc: BaseException) -> str:
+    """Status_Detail text for a failure (redacted: it goes to the catalog, the journal and sync)."""
     text = f"{type(exc).__name__}: {exc}"
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3))
-    from deriva_ml.core.redact import scrub_url
+    return redact_text(text if len(text) > 2000 else f"{text}\n{tb}")[:4000]
 
-    return scrub_url(text if len(text) > 2000 else f"{text}\n{tb}"[:4000])
+
+def _md5_nofollow(path: Path) -> tuple[str, int]:
+    """``(md5, length)`` of a regular file, never following a symlink put there since it was checked."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise UploadFailed(f"cannot read {str(path)!r}: {exc}") from exc
+    h = hashlib.md5()
+    n = 0
+    with os.fdopen(fd, "rb") as f:
+        while buf := f.read(1 << 20):
+            h.update(buf)
+            n += len(buf)
+    return h.hexdigest(), n
+
+
+def _seal_of(path: Path) -> Seal:
+    md5, length = _md5_nofollow(path)
+    st = os.stat(path)
+    return Seal(md5=md5, length=length, mtime_ns=st.st_mtime_ns, ino=st.st_ino)
+
+
+def _matches(seal: Seal, path: Path) -> bool:
+    """The file is still what was sealed (same inode, length and modification time)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return (st.st_ino, st.st_size, st.st_mtime_ns) == (seal.ino, seal.length, seal.mtime_ns)
 
 
 class _ProgressLog:

@@ -4,6 +4,11 @@ Every ``asset_file_path`` registration is committed at once to a small SQLite da
 execution's working directory (WAL, ``synchronous=FULL``), so a process that dies loses nothing it had
 registered. Each entry moves ``registered -> stored -> cataloged``; an upload resumes from whatever
 state entries were left in, so calling it again (in the same or a new process) finishes only the rest.
+
+An entry also records what was staged (an existing file's resolved path and its device/inode, so a swap is
+detected) and its *seal* (length, MD5, mtime and inode taken when the run ended normally): an output
+without a seal may be torn (see ``docs/security.md``). Every SQLite error is raised as
+:class:`ManifestError` naming the file.
 """
 
 from __future__ import annotations
@@ -12,11 +17,13 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import attrs
+
+from deriva_ml.core.errors import ExecutionError
 
 REGISTERED = "registered"
 STORED = "stored"
@@ -37,10 +44,53 @@ CREATE TABLE IF NOT EXISTS entry (
     md5 TEXT,
     length INTEGER,
     asset_rid TEXT,
-    registered_at REAL NOT NULL
+    registered_at REAL NOT NULL,
+    staged_source TEXT,
+    staged_dev INTEGER,
+    staged_ino INTEGER,
+    sealed_md5 TEXT,
+    sealed_length INTEGER,
+    sealed_mtime_ns INTEGER,
+    sealed_ino INTEGER
 );
 CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+
+_ADDED_COLUMNS = {
+    "staged_source": "TEXT",
+    "staged_dev": "INTEGER",
+    "staged_ino": "INTEGER",
+    "sealed_md5": "TEXT",
+    "sealed_length": "INTEGER",
+    "sealed_mtime_ns": "INTEGER",
+    "sealed_ino": "INTEGER",
+}
+
+
+class ManifestError(ExecutionError):
+    """The manifest database could not be read or written (corrupt, disk full, read-only...)."""
+
+    def __init__(self, path: Path, action: str, exc: BaseException, hint: str = "") -> None:
+        self.path = path
+        self.corrupt = hint == _CORRUPT_HINT
+        super().__init__(f"manifest {str(path)!r}: cannot {action}: {type(exc).__name__}: {exc}" + hint)
+
+
+_CORRUPT_HINT = (
+    "; the file is not a usable SQLite database: ml.restore_execution(rid) sets it aside and rebuilds the "
+    "manifest from the catalog and the execution directory"
+)
+
+
+@attrs.frozen
+class Seal:
+    """What an output file was when it was sealed (the run ended normally)."""
+
+    md5: str
+    length: int
+    mtime_ns: int
+    ino: int
 
 
 @attrs.frozen
@@ -60,6 +110,10 @@ class ManifestEntry:
     md5: str | None
     length: int | None
     asset_rid: str | None
+    staged_source: str | None = None
+    staged_dev: int | None = None
+    staged_ino: int | None = None
+    seal: Seal | None = None
 
 
 class Manifest:
@@ -67,15 +121,41 @@ class Manifest:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ManifestError(path, "create its directory", exc) from exc
+        try:
+            self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise ManifestError(path, "open", exc) from exc
+        try:
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            have = {r[1] for r in self._db.execute("PRAGMA table_info(entry)")}
+            for col, kind in _ADDED_COLUMNS.items():  # a manifest written by an older deriva_ml
+                if col not in have:
+                    self._db.execute(f"ALTER TABLE entry ADD COLUMN {col} {kind}")
+            self._db.execute("SELECT count(*) FROM entry").fetchone()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            corrupt = not isinstance(exc, sqlite3.OperationalError) or "malformed" in str(exc)
+            raise ManifestError(path, "open", exc, _CORRUPT_HINT if corrupt else "") from exc
 
     def close(self) -> None:
         self._db.close()
+
+    def _error(self, action: str, exc: sqlite3.Error) -> ManifestError:
+        corrupt = isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
+        return ManifestError(self.path, action, exc, _CORRUPT_HINT if corrupt else "")
+
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        try:
+            return self._db.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise self._error("read", exc) from exc
 
     @contextmanager
     def _txn(self) -> Iterator[sqlite3.Connection]:
@@ -85,21 +165,31 @@ class Manifest:
                 break
             except sqlite3.OperationalError as exc:  # locked by another process of this execution
                 if "locked" not in str(exc) or attempt == 49:
-                    raise
+                    raise self._error("write", exc) from exc
                 time.sleep(0.05)
+            except sqlite3.Error as exc:
+                raise self._error("write", exc) from exc
         try:
             yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
+        except BaseException as exc:
+            with suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise self._error("write", exc) from exc
             raise
         else:
-            self._db.execute("COMMIT")
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise self._error("write", exc) from exc
 
     # ---------------------------------------------------------------------------------- key/value state
 
     def get_state(self, name: str) -> str | None:
-        row = self._db.execute("SELECT value FROM state WHERE name=?", (name,)).fetchone()
-        return None if row is None else str(row[0])
+        rows = self._read("SELECT value FROM state WHERE name=?", (name,))
+        return None if not rows else str(rows[0][0])
 
     def set_state(self, name: str, value: str) -> None:
         with self._txn() as db:
@@ -120,16 +210,23 @@ class Manifest:
         asset_types: Sequence[str] = (),
         metadata: Mapping[str, Any] | None = None,
         description: str | None = None,
+        staged: tuple[str, int, int] | None = None,
     ) -> ManifestEntry:
-        """Record a file for upload (committed before returning). Re-registering a path updates it."""
+        """Record a file for upload (committed before returning). Re-registering a path updates it.
+
+        ``staged`` is ``(resolved source path, st_dev, st_ino)`` of an existing file staged by symlink."""
+        src, dev, ino = staged if staged is not None else (None, None, None)
         with self._txn() as db:
             db.execute(
                 """INSERT INTO entry(schema, asset_table, path, filename, description, asset_types, metadata,
-                                     registered_at)
-                   VALUES(?, ?, ?, ?, ?, ?, ?, ?)
+                                     registered_at, staged_source, staged_dev, staged_ino)
+                   VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT(path) DO UPDATE SET schema=excluded.schema, asset_table=excluded.asset_table,
                        filename=excluded.filename, description=excluded.description,
                        asset_types=excluded.asset_types, metadata=excluded.metadata,
+                       staged_source=excluded.staged_source, staged_dev=excluded.staged_dev,
+                       staged_ino=excluded.staged_ino,
+                       sealed_md5=CASE WHEN entry.state='cataloged' THEN entry.sealed_md5 ELSE NULL END,
                        state=CASE WHEN entry.state='cataloged' THEN entry.state ELSE 'registered' END""",
                 (
                     schema,
@@ -140,11 +237,32 @@ class Manifest:
                     json.dumps(list(asset_types)),
                     json.dumps(dict(metadata or {}), sort_keys=True, default=str),
                     time.time(),
+                    src,
+                    dev,
+                    ino,
                 ),
             )
         entry = self.get(path)
         assert entry is not None
         return entry
+
+    def seal(self, key: int, seal: Seal | None) -> None:
+        """Record (or, with None, clear) the seal of an entry."""
+        values = (None, None, None, None) if seal is None else (seal.md5, seal.length, seal.mtime_ns, seal.ino)
+        with self._txn() as db:
+            db.execute(
+                "UPDATE entry SET sealed_md5=?, sealed_length=?, sealed_mtime_ns=?, sealed_ino=? WHERE key=?",
+                (*values, key),
+            )
+
+    def set_asset_types(self, key: int, types: Sequence[str]) -> None:
+        with self._txn() as db:
+            db.execute("UPDATE entry SET asset_types=? WHERE key=?", (json.dumps(list(types)), key))
+
+    def discard(self, key: int) -> None:
+        """Forget an entry not yet cataloged."""
+        with self._txn() as db:
+            db.execute("DELETE FROM entry WHERE key=? AND state!='cataloged'", (key,))
 
     def set_metadata(self, path: str, column: str, value: Any) -> None:
         with self._txn() as db:
@@ -158,14 +276,14 @@ class Manifest:
             )
 
     def get(self, path: str) -> ManifestEntry | None:
-        row = self._db.execute("SELECT * FROM entry WHERE path=?", (path,)).fetchone()
-        return None if row is None else self._entry(row)
+        rows = self._read("SELECT * FROM entry WHERE path=?", (path,))
+        return None if not rows else self._entry(rows[0])
 
     def entries(self, state: str | None = None) -> list[ManifestEntry]:
         if state is None:
-            rows = self._db.execute("SELECT * FROM entry ORDER BY key").fetchall()
+            rows = self._read("SELECT * FROM entry ORDER BY key")
         else:
-            rows = self._db.execute("SELECT * FROM entry WHERE state=? ORDER BY key", (state,)).fetchall()
+            rows = self._read("SELECT * FROM entry WHERE state=? ORDER BY key", (state,))
         return [self._entry(r) for r in rows]
 
     def mark_stored(self, key: int, *, url: str, md5: str, length: int) -> None:
@@ -194,4 +312,10 @@ class Manifest:
             md5=r["md5"],
             length=r["length"],
             asset_rid=r["asset_rid"],
+            staged_source=r["staged_source"],
+            staged_dev=r["staged_dev"],
+            staged_ino=r["staged_ino"],
+            seal=None
+            if r["sealed_md5"] is None
+            else Seal(r["sealed_md5"], r["sealed_length"], r["sealed_mtime_ns"], r["sealed_ino"]),
         )

@@ -268,6 +268,7 @@ def run_notebook(
                 else:
                     os.environ[k] = v
             nbformat.write(nb, out_path)  # type: ignore[no-untyped-call]  # executed, or partially
+            out_path.seal()  # written whole by us: complete even when a cell failed
         exe.execution_stop(error)
         if not dry_run:
             exe.upload_execution_outputs()

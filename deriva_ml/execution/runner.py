@@ -39,6 +39,7 @@ import attrs
 
 from deriva_ml._log import get_logger
 from deriva_ml.core.records import AssetSpec, DatasetSpec, ExecutionConfiguration, Workflow
+from deriva_ml.core.redact import redact_argv, redact_text
 from deriva_ml.core.status import Status
 from deriva_ml.execution._hydra_configs import (
     DEFAULT_CONFIG_NAME,
@@ -350,9 +351,12 @@ def _hydra_metadata_files(hc: Any, dest: Path, stamp: str) -> list[tuple[Path, s
     out = []
     for name in ("config.yaml", "overrides.yaml", "hydra.yaml"):
         f = src / name
-        if f.is_file():
+        if f.is_file() and not f.is_symlink():
+            text = redact_text(f.read_text(encoding="utf-8", errors="replace"))
+            # Hydra's own copy in the job's output directory is redacted too (it wrote the secrets verbatim)
+            f.write_text(text, encoding="utf-8")
             target = dest / f"hydra-{stamp}-{name}"
-            target.write_bytes(f.read_bytes())
+            target.write_text(text, encoding="utf-8")
             out.append((target, ExecMetadataType.hydra_config.value))
     return out
 
@@ -369,7 +373,7 @@ def _hydra_task(cfg: Any) -> Any:
 
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
-    overrides = [str(o) for o in hc.overrides.task]
+    overrides = redact_argv([str(o) for o in hc.overrides.task])  # provenance, descriptions, console: no secrets
     choices = config_choices_of(hc.runtime.choices)
     dry_run = bool(cfg.get("dry_run", False))
     num = int(hc.job.num) if multirun else 0
@@ -388,7 +392,7 @@ def _hydra_task(cfg: Any) -> Any:
         info = sweep_dir.read_sweep()  # written by SweepFinalizer.on_multirun_start in the launching process
         # what the whole sweep was asked for; without it (no callback ran), this job's own choices
         sweep = (
-            SweepJob(root, num, parent_description, info.choices, info.overrides)
+            SweepJob(root, num, parent_description, info.choices, redact_argv(info.overrides))
             if info is not None
             else SweepJob(root, num, parent_description, choices, overrides)
         )
@@ -415,17 +419,19 @@ def _hydra_task(cfg: Any) -> Any:
             )
     except Exception as exc:
         rid = report.get("execution_rid")
-        print(f"{PROG}: job {num} FAILED" + (f" (execution {rid})" if rid else "") + f": {exc!r}", flush=True)
+        print(
+            f"{PROG}: job {num} FAILED" + (f" (execution {rid})" if rid else "") + f": {redact_text(repr(exc))}",
+            flush=True,
+        )
         if sweep_dir is None or dry_run:
             raise
         # In a sweep the failure is recorded (the child is Failed in the catalog) and the sweep goes on;
         # SweepFinalizer derives the parent's status and makes the command exit non-zero. The traceback
         # goes to the job's log file (and the console with -v).
         get_logger("deriva_ml.runner").info("sweep job failed", job=num, exc_info=True)
-        sweep_dir.record_job(
-            JobOutcome(num, Status.failed, rid if not dry_run else None, f"{type(exc).__name__}: {exc}")
-        )
-        return JobOutcome(num, Status.failed, rid, f"{type(exc).__name__}: {exc}")
+        why = redact_text(f"{type(exc).__name__}: {exc}")
+        sweep_dir.record_job(JobOutcome(num, Status.failed, rid if not dry_run else None, why))
+        return JobOutcome(num, Status.failed, rid, why)
     if sweep_dir is not None and not dry_run:
         sweep_dir.record_job(JobOutcome(num, result.status, result.execution_rid))
     print(render_result(result, job=num if multirun else None, overrides=overrides), flush=True)
