@@ -651,22 +651,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     level = console_log_level(args.verbose, os.environ, rest)
     if args.finalize_sweep:
-        from deriva_ml.execution._sweep import finalize_sweep, render_sweep_result
-
-        _configure_console_logging(level)
-        result = finalize_sweep(SweepDir(args.finalize_sweep))
-        print(render_sweep_result(result))
-        return 1 if result.parent_status in (Status.failed, Status.aborted) else 0
+        return _finalize_command(Path(args.finalize_sweep), level)
     rest = ["--help" if a == "--hydra-help" else a for a in rest]
     names, search = discover_config_modules(Path.cwd(), args.config_module)
     _import_config_modules(names, search)
     config_name = args.config_name or DEFAULT_CONFIG_NAME
+    from hydra_zen import store
+
+    builtin_top = (None, config_name) not in store and config_name == DEFAULT_CONFIG_NAME
     register_fallbacks()
     if args.info:
         print(render_info(config_name))
         return 0
-    from hydra_zen import store
-
+    if builtin_top and "--help" not in rest:
+        problem = missing_defaults(store, rest, names, search)
+        if problem:
+            print(problem, file=sys.stderr)
+            return USAGE_ERROR
     store.add_to_hydra_store(overwrite_ok=True)
     if args.host:
         rest.append(f"deriva_ml.hostname={args.host}")
@@ -685,6 +686,83 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         sys.argv, warnings.showwarning = saved
     return 0
+
+
+#: Exit status of ``deriva-ml-run`` for a command line or configuration it cannot run (argparse's too).
+USAGE_ERROR = 2
+
+#: The groups of the built-in top-level config that need an option of the project's, and how to give one.
+_REQUIRED_GROUPS = (
+    (
+        "workflow",
+        "default_workflow",
+        'store(builds(Workflow, name="Training", workflow_type="Training", populate_full_signature=True), '
+        'group="workflow", name="default_workflow")',
+    ),
+    (
+        "model_config",
+        "default_model",
+        'store(builds(train, populate_full_signature=True, zen_partial=True), group="model_config", '
+        'name="default_model")',
+    ),
+)
+
+
+def missing_defaults(store: Any, args: Sequence[str], modules: Sequence[str], search: Sequence[Path]) -> str | None:
+    """What to configure when the built-in top-level config cannot be composed because the project has no
+    default ``workflow`` / ``model_config`` option (None when nothing is missing, or when the command line
+    may provide it: a ``GROUP=...`` selection, a ``+preset=...`` that may set it, YAML config dirs)."""
+    if any(a.startswith(("--config-dir", "-cd", "--config-path", "-cp", "hydra.searchpath")) for a in args):
+        return None
+    if any(a.startswith("+") and "=" in a and "." not in a.split("=", 1)[0] for a in args):
+        return None  # +experiment=NAME / +multirun=NAME may select the groups
+    lines: list[str] = []
+    for group, default, example in _REQUIRED_GROUPS:
+        if (group, default) in store:
+            continue
+        if any(a.split("=", 1)[0].lstrip("+~") == group for a in args if "=" in a):
+            continue
+        options = sorted(e["name"] for e in store if e["group"] == group)
+        pick = f" or pick one with {group}=NAME ({', '.join(options)})" if options else ""
+        lines.append(f"  - no '{group}' option named '{default}': define one{pick}, e.g.\n      {example}")
+    if not lines:
+        return None
+    where = (
+        f"config module(s) {', '.join(modules)}"
+        if modules
+        else "no config module was found (no ./configs or ./src/configs package, no --config-module, "
+        "no $DERIVA_ML_CONFIG_MODULE; looked in " + ", ".join(str(p) for p in search) + ")"
+    )
+    return (
+        f"{PROG}: nothing to run: the configuration has no default workflow or model.\n"
+        + "\n".join(lines)
+        + f"\n  ({where}; see `{PROG} --info` and docs/runner.md)"
+    )
+
+
+def _finalize_command(path: Path, level: int) -> int:
+    """``--finalize-sweep DIR``: 0 when the parent ends Completed, 1 when it ends Failed/Aborted or the sweep
+    has no parent, :data:`USAGE_ERROR` when DIR is not a sweep directory of this runner."""
+    from deriva_ml.execution._sweep import finalize_sweep, render_sweep_result
+
+    sweep = SweepDir(path)
+    if not sweep.path.is_dir():
+        print(f"{PROG}: --finalize-sweep {path}: no such directory (give a sweep's hydra.sweep.dir)", file=sys.stderr)
+        return USAGE_ERROR
+    if not sweep.state_dir.is_dir():
+        print(
+            f"{PROG}: --finalize-sweep {path}: not a sweep directory of {PROG} (it has no {sweep.state_dir.name}/; "
+            f"give the hydra.sweep.dir of a multirun)",
+            file=sys.stderr,
+        )
+        return USAGE_ERROR
+    _configure_console_logging(level)
+    result = finalize_sweep(sweep)
+    print(render_sweep_result(result))
+    if result.parent_rid is None:
+        print(f"{PROG}: --finalize-sweep {path}: no job of this sweep created a parent execution", file=sys.stderr)
+        return 1
+    return 1 if result.parent_status in (Status.failed, Status.aborted) else 0
 
 
 def _source_warnings_once(show: Callable[..., None]) -> Callable[..., None]:
