@@ -95,6 +95,9 @@ class SweepInfo:
     overrides: tuple[str, ...] = attrs.field(converter=_str_tuple)
     choices: dict[str, str] = attrs.field(converter=_str_dict, hash=False)
     expected_jobs: int | None = None
+    #: The launching process (host, pid, start time): the owner of the sweep's parent execution, which
+    #: lives as long as the sweep (a job's process may end long before, e.g. under submitit).
+    launcher: dict[str, Any] | None = attrs.field(default=None, hash=False)
 
 
 def _parsed(overrides: Iterable[str]) -> list[Any]:
@@ -188,14 +191,21 @@ class SweepDir:
         return self.state_dir / "sweep.json"
 
     def write_sweep(self, info: SweepInfo) -> None:
-        data = {"overrides": list(info.overrides), "choices": dict(info.choices), "expected_jobs": info.expected_jobs}
+        data = {
+            "overrides": list(info.overrides),
+            "choices": dict(info.choices),
+            "expected_jobs": info.expected_jobs,
+            "launcher": info.launcher,
+        }
         _atomic_write(self.sweep_file, json.dumps(data, indent=2, sort_keys=True))
 
     def read_sweep(self) -> SweepInfo | None:
         if not self.sweep_file.exists():
             return None
         data = json.loads(self.sweep_file.read_text())
-        return SweepInfo(data.get("overrides") or (), data.get("choices") or {}, data.get("expected_jobs"))
+        return SweepInfo(
+            data.get("overrides") or (), data.get("choices") or {}, data.get("expected_jobs"), data.get("launcher")
+        )
 
     def has_state(self) -> bool:
         """Whether any job of this sweep got as far as the catalog (a parent or a job outcome)."""
@@ -253,6 +263,19 @@ class SweepResult:
     missing_jobs: int = 0
 
 
+def _reconnect(parent: Mapping[str, Any], connection_cls: Any) -> Any:
+    """The catalog the sweep wrote to, opened the way its jobs opened it: the job's ``deriva_ml`` config
+    (``deriva_ml_config`` in ``parent.json``, e.g. ``builds(DerivaML subclass, ...)`` or a factory that
+    returns a connected DerivaML), else the plain connection recorded with it."""
+    node = parent.get("deriva_ml_config")
+    if node:
+        from deriva_ml.execution.runner import _connection
+
+        obj = _connection(node)
+        return obj.connect() if isinstance(obj, connection_cls) else obj
+    return connection_cls(**parent["connection"]).connect()
+
+
 def finalize_sweep(sweep: SweepDir) -> SweepResult:
     """Abort dead children, then derive and record the parent's status (idempotent)."""
     from deriva_ml._log import get_logger
@@ -265,8 +288,7 @@ def finalize_sweep(sweep: SweepDir) -> SweepResult:
     unlinked = tuple(o for o in outcomes if o.execution_rid is None and o.status is not Status.completed)
     if parent is None:
         return SweepResult(None, None, failed_jobs=unlinked)
-    conn = DerivaMLConnection(**parent["connection"])
-    with conn.connect() as ml:
+    with _reconnect(parent, DerivaMLConnection) as ml:
         aborted: list[str] = []
         children: list[tuple[str, Status]] = []
         for child in ml.list_nested_executions(parent["rid"]):
@@ -322,6 +344,8 @@ class SweepFinalizer(Callback):
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
         if config.get("dry_run", False):
             return
+        from deriva_ml.execution._execution import owner_identity
+
         overrides = [str(o) for o in config.hydra.overrides.task]
         sweeper = str(config.hydra.runtime.choices.get("hydra/sweeper", "basic"))
         self._sweep_dir(config).write_sweep(
@@ -329,6 +353,7 @@ class SweepFinalizer(Callback):
                 overrides,
                 sweep_choices(config.hydra.runtime.choices, overrides),
                 count_jobs(overrides) if sweeper == "basic" else None,
+                owner_identity(),
             )
         )
 

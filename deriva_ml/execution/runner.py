@@ -24,6 +24,7 @@ import argparse
 import functools
 import importlib
 import inspect
+import json
 import logging
 import os
 import pkgutil
@@ -102,6 +103,10 @@ class SweepJob:
     parent_description: str
     parent_choices: dict[str, str] = attrs.field(factory=dict, converter=_str_dict, hash=False)
     parent_overrides: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
+    #: the launching process (``sweep.json``): it owns the parent, whichever job's process creates it
+    launcher: dict[str, Any] | None = attrs.field(default=None, hash=False)
+    #: the job's resolved ``deriva_ml`` config: finalization reconnects the same way
+    connection_config: dict[str, Any] | None = attrs.field(default=None, hash=False)
 
 
 # -------------------------------------------------------------------------------------------- model
@@ -199,12 +204,21 @@ def _create_parent(ml: DerivaML, workflow: Workflow, sweep: SweepJob) -> dict[st
     )
     parent = ml.create_execution(config)
     parent.execution_start()
+    if sweep.launcher:
+        # The parent lives as long as the sweep: its lease is the launching process's, not this job's
+        # (under submitit or joblib this process may end while other jobs still run, and
+        # abort_stale_executions() would then abort a live sweep's parent).
+        parent._manifest.set_state("owner", json.dumps(sweep.launcher))
     get_logger("deriva_ml.runner").info("sweep parent created", execution_rid=str(parent.execution_rid))
+    from deriva_ml.execution._execution import owner_identity
+
     return {
         "rid": str(parent.execution_rid),
         "workflow_rid": str(parent.workflow.rid) if parent.workflow.rid else None,
         "connection": attrs.asdict(_connection_of(ml)),
+        "deriva_ml_config": sweep.connection_config,
         "created": datetime.now(UTC).isoformat(),
+        "created_by": {"job": sweep.num, **owner_identity()},
     }
 
 
@@ -386,11 +400,16 @@ def _hydra_task(cfg: Any) -> Any:
         ) or _default_parent_description(description, root)
         sweep_dir = SweepDir(root)
         info = sweep_dir.read_sweep()  # written by SweepFinalizer.on_multirun_start in the launching process
+        from omegaconf import OmegaConf
+
+        node = cfg.get("deriva_ml")
+        container = OmegaConf.to_container(node, resolve=True) if node is not None else None
+        connection_config = {str(k): v for k, v in container.items()} if isinstance(container, dict) else None
         # what the whole sweep was asked for; without it (no callback ran), this job's own choices
         sweep = (
-            SweepJob(root, num, parent_description, info.choices, info.overrides)
+            SweepJob(root, num, parent_description, info.choices, info.overrides, info.launcher, connection_config)
             if info is not None
-            else SweepJob(root, num, parent_description, choices, overrides)
+            else SweepJob(root, num, parent_description, choices, overrides, None, connection_config)
         )
         job_text = f"Sweep job {num}: `{' '.join(overrides)}`" if overrides else f"Sweep job {num}"
         description = f"{description}\n\n{job_text}" if description else job_text
