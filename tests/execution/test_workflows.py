@@ -133,6 +133,31 @@ def test_dirty_run_gets_its_own_workflow_row(ml, tmp_path):
     assert len(ml.catalog.query(ML_SCHEMA, "Workflow")) == 2
 
 
+@pytest.fixture
+def live_ml(tmp_path):
+    """A DerivaML on a fresh catalog of the live server named by ``DERIVA_ML_TEST_HOST`` (skipped without)."""
+    host = os.environ.get("DERIVA_ML_TEST_HOST")
+    if not host:
+        pytest.skip("set DERIVA_ML_TEST_HOST to run the workflow identity test against a live server")
+    from deriva_ml.catalog.ermrest import create_ml_catalog
+    from deriva_ml.store.hatrac import HatracObjectStore
+
+    credential = None
+    if os.environ.get("DERIVA_ML_TEST_CREDENTIAL_FILE"):
+        data = json.loads(Path(os.environ["DERIVA_ML_TEST_CREDENTIAL_FILE"]).read_text())
+        credential = data.get(host, data)
+    catalog = create_ml_catalog(host, "wfidentity", credential=credential)
+    store = HatracObjectStore(host, credential=credential, session_config={"timeout": (10, 60)})
+    ml = DerivaML(host, catalog.catalog_id, catalog=catalog, store=store, home=tmp_path / "home")
+    yield ml
+    ml.close()
+
+
+def test_dirty_run_gets_its_own_workflow_row_live(live_ml, tmp_path):
+    """The same real dirty repository against the live ERMrest + Hatrac (DERIVA_ML_TEST_HOST)."""
+    test_dirty_run_gets_its_own_workflow_row(live_ml, tmp_path)
+
+
 def test_version_is_always_written(ml):
     """Workflow.Version and configuration.json's "version" are never null (issue 10.6), also for a workflow
     whose URL and checksum the caller gives."""
