@@ -20,9 +20,11 @@ job whatever launcher runs it) is the coordination point.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -151,9 +153,19 @@ class SweepDir:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
+        """An exclusive lock over the sweep directory: ``fcntl.flock``, or, on a shared file system without
+        it (``flock`` failing with ENOLCK/EOPNOTSUPP/ENOSYS, e.g. NFS without lockd), a lock file created
+        with ``O_CREAT | O_EXCL`` (atomic on NFS v3+), taken over when its holder is known to be dead."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         with open(self.state_dir / "parent.lock", "a+") as fh:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            except OSError as e:
+                if e.errno not in _NO_FLOCK:
+                    raise
+                with _exclusive_file(self.state_dir / "parent.lock.excl"):
+                    yield
+                return
             try:
                 yield
             finally:
@@ -220,6 +232,48 @@ class SweepDir:
             data = json.loads(f.read_text())
             out.append(JobOutcome(data["num"], data["status"], data.get("execution_rid"), data.get("error", "")))
         return out
+
+
+_NO_FLOCK = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL})
+#: How long a job waits for a lock file whose holder cannot be checked (another host) before giving up.
+LOCK_FILE_TIMEOUT = 600.0
+
+
+@contextlib.contextmanager
+def _exclusive_file(path: Path, timeout: float = LOCK_FILE_TIMEOUT) -> Iterator[None]:
+    """Hold ``path`` created exclusively (it names its holder: host, pid, start time). A file left by a
+    holder that died on this host is removed; one held from another host is waited for up to ``timeout``."""
+    from deriva_ml.core.errors import DerivaMLException
+    from deriva_ml.execution._execution import owner_identity, owner_is_alive
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = json.loads(path.read_text() or "{}")
+            except (OSError, ValueError):
+                holder = {}
+            if holder and owner_is_alive(holder) is False:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()  # its holder died while holding it
+                continue
+            if time.monotonic() > deadline:
+                raise DerivaMLException(
+                    f"sweep lock {path} is held by {holder or 'an unknown process'} for more than {timeout:.0f} s; "
+                    "remove the file if that process is gone"
+                ) from None
+            time.sleep(0.05)
+            continue
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps(owner_identity()))
+        try:
+            yield
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        return
 
 
 def _atomic_write(path: Path, text: str) -> None:
