@@ -398,9 +398,11 @@ class DerivaML:
 
     def _with_source(self, wf: Workflow, *, caller_file: str | os.PathLike[str] | None = None) -> Workflow:
         """Fill url/checksum/version/is_notebook from the calling source where the workflow lacks them."""
-        if wf.url and wf.checksum:
-            return wf
         from deriva_ml.source import detect_source
+        from deriva_ml.source.detect import UNKNOWN_VERSION
+
+        if wf.url and wf.checksum:  # the caller says what ran; nothing to detect a version from
+            return wf if wf.version else attrs.evolve(wf, version=UNKNOWN_VERSION)
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -415,12 +417,16 @@ class DerivaML:
             wf,
             url=wf.url or info.url,
             checksum=wf.checksum or info.checksum,
-            version=wf.version or info.version,
+            version=wf.version or info.version or UNKNOWN_VERSION,
             is_notebook=wf.is_notebook or info.is_notebook,
         )
 
     def add_workflow(self, workflow: Workflow) -> RID:
-        """Register ``workflow``; an existing one with the same URL or checksum is reused (its RID returned)."""
+        """Register ``workflow``; an existing row with the same URL *and* checksum is reused (its RID returned).
+
+        A row's (URL, Checksum) always describes the code that ran: a run whose source file differs from
+        the commit its URL names (a dirty run) has another checksum, so it gets a row of its own rather
+        than joining the clean row of that URL (``docs/source-detection.md``, "Workflow identity")."""
         wf = self._with_source(workflow)
         types = self._validate_terms(MLVocab.workflow_type, wf.workflow_type)
         known = self._workflow_rids.get((wf.url, wf.checksum))
@@ -436,12 +442,13 @@ class DerivaML:
         return rid
 
     def _find_workflow_row(self, url: str | None, checksum: str | None) -> dict[str, Any] | None:
-        """The workflow row to reuse: same URL first, else same checksum (indexed queries, no scan)."""
-        rows: list[dict[str, Any]] = []
-        if url:
-            rows = self.catalog.query(ML_SCHEMA, "Workflow", {"URL": url}, limit=1)
-        if not rows and checksum:
-            rows = self.catalog.query(ML_SCHEMA, "Workflow", {"Checksum": checksum}, limit=1)
+        """The workflow row to reuse: the first (in RID order) whose URL and Checksum both equal ours (a missing value
+        matches only a missing value), so a reused row never names other code. One indexed query."""
+        if not url and not checksum:
+            return None
+        rows = self.catalog.query(
+            ML_SCHEMA, "Workflow", {"URL": url or None, "Checksum": checksum or None}, order_by=["RID"], limit=1
+        )
         return dict(rows[0]) if rows else None
 
     def _workflows_from_rows(self, rows: Sequence[Mapping[str, Any]]) -> list[CatalogWorkflow]:
@@ -481,8 +488,12 @@ class DerivaML:
         return self._workflows_from_rows(rows)[0]
 
     def lookup_workflow_by_url(self, url_or_checksum: str) -> CatalogWorkflow:
-        """A catalog-bound workflow by URL or git checksum."""
-        row = self._find_workflow_row(url_or_checksum, url_or_checksum)
+        """A catalog-bound workflow by URL or git checksum (the first in RID order: a URL may have rows for
+        its committed file and for dirty runs based on that commit, each with its own checksum)."""
+        rows = self.catalog.query(ML_SCHEMA, "Workflow", {"URL": url_or_checksum}, order_by=["RID"], limit=1)
+        if not rows:
+            rows = self.catalog.query(ML_SCHEMA, "Workflow", {"Checksum": url_or_checksum}, order_by=["RID"], limit=1)
+        row = dict(rows[0]) if rows else None
         if row is None:
             raise DerivaMLException(f"no workflow with URL or checksum {url_or_checksum!r}")
         return self._workflows_from_rows([row])[0]

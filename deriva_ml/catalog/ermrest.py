@@ -16,6 +16,8 @@ A batch is applied request by request: each request is atomic on the server, the
 
 from __future__ import annotations
 
+import random
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -37,6 +39,7 @@ from deriva_ml.core.errors import (
     UnknownTable,
     ValidationError,
 )
+from deriva_ml.core.retry import backoff_delays
 from deriva_ml.core.rid import RID, is_rid
 from deriva_ml.core.schema_defs import (
     COLUMN_TYPES,
@@ -56,6 +59,14 @@ __all__ = [
     "table_document",
     "table_from_document",
 ]
+
+#: Retries of a request ERMrest rolled back (503 "Transaction aborted." on a serialization failure or
+#: deadlock between concurrent writers, "Resources unavailable."): safe for any method, POST included,
+#: because nothing was committed. Many jobs of a sweep writing to one catalog meet these routinely;
+#: deriva-py's session retries 503 for idempotent methods only.
+ROLLED_BACK_RETRIES = 8
+ROLLED_BACK_DELAY = 0.1
+_ROLLED_BACK_TEXTS = ("transaction aborted", "resources unavailable")
 
 #: Overrides of deriva-py's session config: a few quick retries instead of ~8 minutes of back-off.
 DEFAULT_SESSION_CONFIG: Mapping[str, Any] = {
@@ -283,19 +294,35 @@ class ErmrestCatalog:
         import requests
 
         b = self._binding(snapshot)
-        self.request_count += 1
-        self.requests[method] += 1
+        delays = backoff_delays(
+            ROLLED_BACK_RETRIES,
+            ROLLED_BACK_DELAY,
+            jitter=[random.uniform(-0.5, 0.5) for _ in range(ROLLED_BACK_RETRIES)],  # concurrent writers
+            cap=5.0,
+        )
         try:
-            if method == "GET":
-                r = b.get(path)
-            elif method == "POST":
-                r = b.post(path, json=body)
-            elif method == "PUT":
-                r = b.put(path, json=body)
-            else:
-                r = b.delete(path)
-            if r.status_code >= 400:
-                r.raise_for_status()
+            for attempt in range(len(delays) + 1):
+                self.request_count += 1
+                self.requests[method] += 1
+                try:
+                    if method == "GET":
+                        r = b.get(path)
+                    elif method == "POST":
+                        r = b.post(path, json=body)
+                    elif method == "PUT":
+                        r = b.put(path, json=body)
+                    else:
+                        r = b.delete(path)
+                    if r.status_code >= 400:
+                        r.raise_for_status()
+                    break
+                except requests.HTTPError as e:  # deriva-py raises for error statuses itself
+                    late = e.response
+                    if late is None or late.status_code != 503 or attempt >= len(delays):
+                        raise
+                    if not _rolled_back(late.text):
+                        raise
+                    time.sleep(delays[attempt])
         except requests.HTTPError as e:
             raise _translate(e.response, what or f"{method} {path}", table) from e
         except requests.ConnectionError as e:
@@ -585,6 +612,12 @@ class ErmrestCatalog:
             if session is not None:
                 session.close()
         self._bindings.clear()
+
+
+def _rolled_back(text: str) -> bool:
+    """Whether a 503 body says ERMrest rolled the request's transaction back (so it may be sent again)."""
+    low = text.lower()
+    return any(t in low for t in _ROLLED_BACK_TEXTS)
 
 
 def _lookup_credential(hostname: str) -> Any:

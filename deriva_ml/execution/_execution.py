@@ -134,6 +134,11 @@ class UploadedAsset:
     asset_types: tuple[str, ...]
     path: str
 
+    @property
+    def asset_rid(self) -> RID:
+        """The reference package's name for :attr:`rid` (its upload results call it ``asset_rid``)."""
+        return self.rid
+
 
 class Execution:
     """One run of a workflow. Use ``with ml.create_execution(config) as exe:``."""

@@ -20,9 +20,11 @@ job whatever launcher runs it) is the coordination point.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,9 @@ class SweepInfo:
     overrides: tuple[str, ...] = attrs.field(converter=_str_tuple)
     choices: dict[str, str] = attrs.field(converter=_str_dict, hash=False)
     expected_jobs: int | None = None
+    #: The launching process (host, pid, start time): the owner of the sweep's parent execution, which
+    #: lives as long as the sweep (a job's process may end long before, e.g. under submitit).
+    launcher: dict[str, Any] | None = attrs.field(default=None, hash=False)
 
 
 def _parsed(overrides: Iterable[str]) -> list[Any]:
@@ -148,9 +153,19 @@ class SweepDir:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
+        """An exclusive lock over the sweep directory: ``fcntl.flock``, or, on a shared file system without
+        it (``flock`` failing with ENOLCK/EOPNOTSUPP/ENOSYS, e.g. NFS without lockd), a lock file created
+        with ``O_CREAT | O_EXCL`` (atomic on NFS v3+), taken over when its holder is known to be dead."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         with open(self.state_dir / "parent.lock", "a+") as fh:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            except OSError as e:
+                if e.errno not in _NO_FLOCK:
+                    raise
+                with _exclusive_file(self.state_dir / "parent.lock.excl"):
+                    yield
+                return
             try:
                 yield
             finally:
@@ -188,14 +203,21 @@ class SweepDir:
         return self.state_dir / "sweep.json"
 
     def write_sweep(self, info: SweepInfo) -> None:
-        data = {"overrides": list(info.overrides), "choices": dict(info.choices), "expected_jobs": info.expected_jobs}
+        data = {
+            "overrides": list(info.overrides),
+            "choices": dict(info.choices),
+            "expected_jobs": info.expected_jobs,
+            "launcher": info.launcher,
+        }
         _atomic_write(self.sweep_file, json.dumps(data, indent=2, sort_keys=True))
 
     def read_sweep(self) -> SweepInfo | None:
         if not self.sweep_file.exists():
             return None
         data = json.loads(self.sweep_file.read_text())
-        return SweepInfo(data.get("overrides") or (), data.get("choices") or {}, data.get("expected_jobs"))
+        return SweepInfo(
+            data.get("overrides") or (), data.get("choices") or {}, data.get("expected_jobs"), data.get("launcher")
+        )
 
     def has_state(self) -> bool:
         """Whether any job of this sweep got as far as the catalog (a parent or a job outcome)."""
@@ -210,6 +232,48 @@ class SweepDir:
             data = json.loads(f.read_text())
             out.append(JobOutcome(data["num"], data["status"], data.get("execution_rid"), data.get("error", "")))
         return out
+
+
+_NO_FLOCK = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL})
+#: How long a job waits for a lock file whose holder cannot be checked (another host) before giving up.
+LOCK_FILE_TIMEOUT = 600.0
+
+
+@contextlib.contextmanager
+def _exclusive_file(path: Path, timeout: float = LOCK_FILE_TIMEOUT) -> Iterator[None]:
+    """Hold ``path`` created exclusively (it names its holder: host, pid, start time). A file left by a
+    holder that died on this host is removed; one held from another host is waited for up to ``timeout``."""
+    from deriva_ml.core.errors import DerivaMLException
+    from deriva_ml.execution._execution import owner_identity, owner_is_alive
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = json.loads(path.read_text() or "{}")
+            except (OSError, ValueError):
+                holder = {}
+            if holder and owner_is_alive(holder) is False:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()  # its holder died while holding it
+                continue
+            if time.monotonic() > deadline:
+                raise DerivaMLException(
+                    f"sweep lock {path} is held by {holder or 'an unknown process'} for more than {timeout:.0f} s; "
+                    "remove the file if that process is gone"
+                ) from None
+            time.sleep(0.05)
+            continue
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps(owner_identity()))
+        try:
+            yield
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        return
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -253,6 +317,19 @@ class SweepResult:
     missing_jobs: int = 0
 
 
+def _reconnect(parent: Mapping[str, Any], connection_cls: Any) -> Any:
+    """The catalog the sweep wrote to, opened the way its jobs opened it: the job's ``deriva_ml`` config
+    (``deriva_ml_config`` in ``parent.json``, e.g. ``builds(DerivaML subclass, ...)`` or a factory that
+    returns a connected DerivaML), else the plain connection recorded with it."""
+    node = parent.get("deriva_ml_config")
+    if node:
+        from deriva_ml.execution.runner import _connection
+
+        obj = _connection(node)
+        return obj.connect() if isinstance(obj, connection_cls) else obj
+    return connection_cls(**parent["connection"]).connect()
+
+
 def finalize_sweep(sweep: SweepDir) -> SweepResult:
     """Abort dead children, then derive and record the parent's status (idempotent)."""
     from deriva_ml._log import get_logger
@@ -265,8 +342,7 @@ def finalize_sweep(sweep: SweepDir) -> SweepResult:
     unlinked = tuple(o for o in outcomes if o.execution_rid is None and o.status is not Status.completed)
     if parent is None:
         return SweepResult(None, None, failed_jobs=unlinked)
-    conn = DerivaMLConnection(**parent["connection"])
-    with conn.connect() as ml:
+    with _reconnect(parent, DerivaMLConnection) as ml:
         aborted: list[str] = []
         children: list[tuple[str, Status]] = []
         for child in ml.list_nested_executions(parent["rid"]):
@@ -322,6 +398,8 @@ class SweepFinalizer(Callback):
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
         if config.get("dry_run", False):
             return
+        from deriva_ml.execution._execution import owner_identity
+
         overrides = [str(o) for o in config.hydra.overrides.task]
         sweeper = str(config.hydra.runtime.choices.get("hydra/sweeper", "basic"))
         self._sweep_dir(config).write_sweep(
@@ -329,6 +407,7 @@ class SweepFinalizer(Callback):
                 overrides,
                 sweep_choices(config.hydra.runtime.choices, overrides),
                 count_jobs(overrides) if sweeper == "basic" else None,
+                owner_identity(),
             )
         )
 

@@ -24,6 +24,7 @@ import argparse
 import functools
 import importlib
 import inspect
+import json
 import logging
 import os
 import pkgutil
@@ -103,6 +104,10 @@ class SweepJob:
     parent_description: str
     parent_choices: dict[str, str] = attrs.field(factory=dict, converter=_str_dict, hash=False)
     parent_overrides: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
+    #: the launching process (``sweep.json``): it owns the parent, whichever job's process creates it
+    launcher: dict[str, Any] | None = attrs.field(default=None, hash=False)
+    #: the job's resolved ``deriva_ml`` config: finalization reconnects the same way
+    connection_config: dict[str, Any] | None = attrs.field(default=None, hash=False)
 
 
 # -------------------------------------------------------------------------------------------- model
@@ -200,12 +205,21 @@ def _create_parent(ml: DerivaML, workflow: Workflow, sweep: SweepJob) -> dict[st
     )
     parent = ml.create_execution(config)
     parent.execution_start()
+    if sweep.launcher:
+        # The parent lives as long as the sweep: its lease is the launching process's, not this job's
+        # (under submitit or joblib this process may end while other jobs still run, and
+        # abort_stale_executions() would then abort a live sweep's parent).
+        parent._manifest.set_state("owner", json.dumps(sweep.launcher))
     get_logger("deriva_ml.runner").info("sweep parent created", execution_rid=str(parent.execution_rid))
+    from deriva_ml.execution._execution import owner_identity
+
     return {
         "rid": str(parent.execution_rid),
         "workflow_rid": str(parent.workflow.rid) if parent.workflow.rid else None,
         "connection": attrs.asdict(_connection_of(ml)),
+        "deriva_ml_config": sweep.connection_config,
         "created": datetime.now(UTC).isoformat(),
+        "created_by": {"job": sweep.num, **owner_identity()},
     }
 
 
@@ -390,11 +404,24 @@ def _hydra_task(cfg: Any) -> Any:
         ) or _default_parent_description(description, root)
         sweep_dir = SweepDir(root)
         info = sweep_dir.read_sweep()  # written by SweepFinalizer.on_multirun_start in the launching process
+        from omegaconf import OmegaConf
+
+        node = cfg.get("deriva_ml")
+        container = OmegaConf.to_container(node, resolve=True) if node is not None else None
+        connection_config = {str(k): v for k, v in container.items()} if isinstance(container, dict) else None
         # what the whole sweep was asked for; without it (no callback ran), this job's own choices
         sweep = (
-            SweepJob(root, num, parent_description, info.choices, redact_argv(info.overrides))
+            SweepJob(
+                root,
+                num,
+                parent_description,
+                info.choices,
+                redact_argv(info.overrides),
+                info.launcher,
+                connection_config,
+            )
             if info is not None
-            else SweepJob(root, num, parent_description, choices, overrides)
+            else SweepJob(root, num, parent_description, choices, overrides, None, connection_config)
         )
         job_text = f"Sweep job {num}: `{' '.join(overrides)}`" if overrides else f"Sweep job {num}"
         description = f"{description}\n\n{job_text}" if description else job_text
@@ -657,22 +684,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     level = console_log_level(args.verbose, os.environ, rest)
     if args.finalize_sweep:
-        from deriva_ml.execution._sweep import finalize_sweep, render_sweep_result
-
-        _configure_console_logging(level)
-        result = finalize_sweep(SweepDir(args.finalize_sweep))
-        print(render_sweep_result(result))
-        return 1 if result.parent_status in (Status.failed, Status.aborted) else 0
+        return _finalize_command(Path(args.finalize_sweep), level)
     rest = ["--help" if a == "--hydra-help" else a for a in rest]
     names, search = discover_config_modules(Path.cwd(), args.config_module)
     _import_config_modules(names, search)
     config_name = args.config_name or DEFAULT_CONFIG_NAME
+    from hydra_zen import store
+
+    builtin_top = (None, config_name) not in store and config_name == DEFAULT_CONFIG_NAME
     register_fallbacks()
     if args.info:
         print(render_info(config_name))
         return 0
-    from hydra_zen import store
-
+    if builtin_top and "--help" not in rest:
+        problem = missing_defaults(store, rest, names, search)
+        if problem:
+            print(problem, file=sys.stderr)
+            return USAGE_ERROR
     store.add_to_hydra_store(overwrite_ok=True)
     if args.host:
         rest.append(f"deriva_ml.hostname={args.host}")
@@ -691,6 +719,83 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         sys.argv, warnings.showwarning = saved
     return 0
+
+
+#: Exit status of ``deriva-ml-run`` for a command line or configuration it cannot run (argparse's too).
+USAGE_ERROR = 2
+
+#: The groups of the built-in top-level config that need an option of the project's, and how to give one.
+_REQUIRED_GROUPS = (
+    (
+        "workflow",
+        "default_workflow",
+        'store(builds(Workflow, name="Training", workflow_type="Training", populate_full_signature=True), '
+        'group="workflow", name="default_workflow")',
+    ),
+    (
+        "model_config",
+        "default_model",
+        'store(builds(train, populate_full_signature=True, zen_partial=True), group="model_config", '
+        'name="default_model")',
+    ),
+)
+
+
+def missing_defaults(store: Any, args: Sequence[str], modules: Sequence[str], search: Sequence[Path]) -> str | None:
+    """What to configure when the built-in top-level config cannot be composed because the project has no
+    default ``workflow`` / ``model_config`` option (None when nothing is missing, or when the command line
+    may provide it: a ``GROUP=...`` selection, a ``+preset=...`` that may set it, YAML config dirs)."""
+    if any(a.startswith(("--config-dir", "-cd", "--config-path", "-cp", "hydra.searchpath")) for a in args):
+        return None
+    if any(a.startswith("+") and "=" in a and "." not in a.split("=", 1)[0] for a in args):
+        return None  # +experiment=NAME / +multirun=NAME may select the groups
+    lines: list[str] = []
+    for group, default, example in _REQUIRED_GROUPS:
+        if (group, default) in store:
+            continue
+        if any(a.split("=", 1)[0].lstrip("+~") == group for a in args if "=" in a):
+            continue
+        options = sorted(e["name"] for e in store if e["group"] == group)
+        pick = f" or pick one with {group}=NAME ({', '.join(options)})" if options else ""
+        lines.append(f"  - no '{group}' option named '{default}': define one{pick}, e.g.\n      {example}")
+    if not lines:
+        return None
+    where = (
+        f"config module(s) {', '.join(modules)}"
+        if modules
+        else "no config module was found (no ./configs or ./src/configs package, no --config-module, "
+        "no $DERIVA_ML_CONFIG_MODULE; looked in " + ", ".join(str(p) for p in search) + ")"
+    )
+    return (
+        f"{PROG}: nothing to run: the configuration has no default workflow or model.\n"
+        + "\n".join(lines)
+        + f"\n  ({where}; see `{PROG} --info` and docs/runner.md)"
+    )
+
+
+def _finalize_command(path: Path, level: int) -> int:
+    """``--finalize-sweep DIR``: 0 when the parent ends Completed, 1 when it ends Failed/Aborted or the sweep
+    has no parent, :data:`USAGE_ERROR` when DIR is not a sweep directory of this runner."""
+    from deriva_ml.execution._sweep import finalize_sweep, render_sweep_result
+
+    sweep = SweepDir(path)
+    if not sweep.path.is_dir():
+        print(f"{PROG}: --finalize-sweep {path}: no such directory (give a sweep's hydra.sweep.dir)", file=sys.stderr)
+        return USAGE_ERROR
+    if not sweep.state_dir.is_dir():
+        print(
+            f"{PROG}: --finalize-sweep {path}: not a sweep directory of {PROG} (it has no {sweep.state_dir.name}/; "
+            f"give the hydra.sweep.dir of a multirun)",
+            file=sys.stderr,
+        )
+        return USAGE_ERROR
+    _configure_console_logging(level)
+    result = finalize_sweep(sweep)
+    print(render_sweep_result(result))
+    if result.parent_rid is None:
+        print(f"{PROG}: --finalize-sweep {path}: no job of this sweep created a parent execution", file=sys.stderr)
+        return 1
+    return 1 if result.parent_status in (Status.failed, Status.aborted) else 0
 
 
 def _source_warnings_once(show: Callable[..., None]) -> Callable[..., None]:

@@ -132,8 +132,8 @@ def project_facts(start: str | os.PathLike[str], stop: str | os.PathLike[str] | 
 def git_facts(path: str | os.PathLike[str], *, dirty: bool = True, tags: bool = False) -> GitFacts | None:
     """Facts about ``path`` and the git repository holding it; None outside a repository.
 
-    ``dirty=False`` skips the dirty check; ``tags=True`` also finds the nearest version tag and the
-    commit count (for setuptools-scm style versions)."""
+    ``dirty=False`` skips the dirty check; ``tags=True`` also finds the nearest version tag, or without
+    one the commit count (for setuptools-scm style versions)."""
     from deriva_ml.source import git
 
     real = os.path.realpath(os.fspath(path))
@@ -144,6 +144,7 @@ def git_facts(path: str | os.PathLike[str], *, dirty: bool = True, tags: bool = 
     rel = Path(os.path.relpath(real, root_s)).as_posix()
     head = git.head_sha(root_s)
     state = git.dirty_state(root_s) if dirty else DirtyState()
+    tag = git.nearest_tag(root_s) if tags and head else None
     return GitFacts(
         repo_root=root_s,
         rel_path=rel,
@@ -151,8 +152,8 @@ def git_facts(path: str | os.PathLike[str], *, dirty: bool = True, tags: bool = 
         remote_url=git.remote_url(root_s),
         dirty=state,
         file_dirty=git.file_is_dirty(state, rel),
-        tag=git.nearest_tag(root_s) if tags and head else None,
-        commit_count=git.commit_count(root_s) if tags and head else 0,
+        tag=tag,
+        commit_count=git.commit_count(root_s) if tags and head and tag is None else 0,  # only used without a tag
     )
 
 
@@ -220,8 +221,10 @@ def detect_source(
         root = git.find_repo_root(path)
         project = project_facts(path, root)
         uses_scm = bool(project and project.uses_scm)
+        # the version comes from git unless a pyproject.toml that does not use setuptools-scm states it
+        needs_tags = uses_scm or not (project and project.version)
         if root is not None:
-            gfacts_probe = git_facts(path, dirty=not override_url or uses_scm, tags=uses_scm)
+            gfacts_probe = git_facts(path, dirty=not override_url or needs_tags, tags=needs_tags)
         gfacts = gfacts_probe
         if not override_url and path.exists():
             if notebook_path is not None:

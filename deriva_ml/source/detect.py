@@ -151,7 +151,7 @@ class SourceInfo:
     ``url``: where the code can be read (a browsable blob URL at the commit, ``image@digest``, an
     override, or ``file://``); None only when no source file could be found at all.
     ``checksum``: git blob id of the file (nbstripout-normalised for notebooks), the image digest, or
-    an override. ``version``: see ``docs/source-detection.md``. ``dirty_paths``: uncommitted paths of
+    an override. ``version``: never None from :func:`resolve_source`; see ``docs/source-detection.md``. ``dirty_paths``: uncommitted paths of
     the repository (after ``DERIVA_ML_DIRTY_CHECK_IGNORE``). ``repo_root``: absolute work-tree path.
     """
 
@@ -365,17 +365,17 @@ def scm_version(
     dirty: bool,
     commit_count: int = 0,
     today: date | None = None,
-) -> str | None:
+) -> str:
     """A setuptools-scm style version (``guess-next-dev`` + ``node-and-date``).
 
-    clean on a tag: ``1.2.3``; N commits after: ``1.2.4.devN+gSHORT``; dirty: the next version as
+    clean on a tag: ``1.2.3``; N commits after: ``1.2.4.devN+gSHORT`` (SHORT: 9 hex digits, as setuptools-scm >= 8 writes); dirty: the next version as
     ``.devN`` plus ``+gSHORT.dYYYYMMDD`` (date omitted when ``today`` is None); no tag:
     ``0.1.devN+gSHORT``; no commit: ``0.1.dev0`` (``+dYYYYMMDD`` when dirty).
     """
     if head_sha is None:
         local = f"+d{today:%Y%m%d}" if dirty and today is not None else ""
         return f"0.1.dev0{local}"
-    short = head_sha[:7]
+    short = head_sha[:9]  # setuptools-scm (>= 8) writes the node as "g" + 9 hex digits
     date_part = f".d{today:%Y%m%d}" if dirty and today is not None else ""
     if tag is None:
         return f"0.1.dev{commit_count}+g{short}{date_part}"
@@ -387,16 +387,30 @@ def scm_version(
     return f"{_bump(base)}.dev{tag.distance}+g{short}{date_part}"
 
 
+#: The version recorded when nothing better is known (no repository, no ``pyproject.toml`` version, a
+#: URL and checksum given by the caller): what setuptools-scm gives a repository without commits.
+UNKNOWN_VERSION = "0.1.dev0"
+
+
 def resolve_version(
     project: ProjectFacts | None, git: GitFacts | None, *, dirty: bool, today: date | None = None
-) -> str | None:
-    """setuptools-scm style when the project uses it and git facts exist, else
-    ``[project].version`` of the nearest pyproject.toml, else None."""
+) -> str:
+    """Never None, so that a reader of the Workflow row never has to guess (the reference package runs
+    setuptools-scm on the *reader's* directory when ``Version`` is NULL):
+
+    1. setuptools-scm style when the project uses setuptools-scm / hatch-vcs and git facts exist;
+    2. else ``[project].version`` of the nearest pyproject.toml;
+    3. else, for a plain script in a git repository, the same setuptools-scm style version derived from
+       the commit (``0.1.devN+gSHORT``, ``.dYYYYMMDD`` when dirty; from the nearest version tag if any);
+    4. else :data:`UNKNOWN_VERSION`.
+    """
     if project is not None and project.uses_scm and git is not None:
         return scm_version(git.tag, git.head_sha, dirty=dirty, commit_count=git.commit_count, today=today)
     if project is not None and project.version:
         return project.version
-    return None
+    if git is not None:
+        return scm_version(git.tag, git.head_sha, dirty=dirty, commit_count=git.commit_count, today=today)
+    return UNKNOWN_VERSION
 
 
 # --------------------------------------------------------------------------------------------------
@@ -430,8 +444,7 @@ def dirty_message(paths: tuple[str, ...], repo_root: str | None, *, file_dirty: 
 
 
 def _docker_source(docker: DockerFacts, warnings: list[str]) -> tuple[str, str | None]:
-    """URL and checksum from Docker facts. The URL must be unique per build (workflows are
-    deduplicated by URL or checksum): ``IMAGE@DIGEST``; without a digest ``IMAGE?commit=SHA``
+    """URL and checksum from Docker facts. The URL must be unique per build: ``IMAGE@DIGEST``; without a digest ``IMAGE?commit=SHA``
     (checksum: the commit); with neither, ``IMAGE:VERSION`` or ``IMAGE`` and no checksum."""
     name = docker.image_name
     if name is None:
@@ -522,7 +535,7 @@ def resolve_source(
         return SourceInfo(
             url=d_url,
             checksum=override_checksum or d_checksum,
-            version=ov.docker.version,
+            version=ov.docker.version or UNKNOWN_VERSION,
             is_notebook=False,
             warnings=tuple(warnings),
             repo_root=None,
@@ -573,6 +586,7 @@ def resolve_source(
 
 
 __all__ = [
+    "UNKNOWN_VERSION",
     "DirtyState",
     "DockerFacts",
     "EnvOverrides",

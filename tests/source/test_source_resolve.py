@@ -8,6 +8,7 @@ import pytest
 
 from deriva_ml.core.errors import DirtyWorkflow
 from deriva_ml.source.detect import (
+    UNKNOWN_VERSION,
     DirtyState,
     GitFacts,
     NotebookFacts,
@@ -111,10 +112,10 @@ def test_tag_to_version(tag: str, version: str | None) -> None:
 def test_scm_versions() -> None:
     today = date(2024, 5, 6)
     assert scm_version(TagFacts("v1.2.3", 0), SHA, dirty=False) == "1.2.3"
-    assert scm_version(TagFacts("v1.2.3", 4), SHA, dirty=False) == "1.2.4.dev4+g0123456"
-    assert scm_version(TagFacts("v1.2.3", 0), SHA, dirty=True, today=today) == "1.2.4.dev0+g0123456.d20240506"
-    assert scm_version(TagFacts("1.0rc1", 2), SHA, dirty=False) == "1.0rc2.dev2+g0123456"
-    assert scm_version(None, SHA, dirty=False, commit_count=7) == "0.1.dev7+g0123456"
+    assert scm_version(TagFacts("v1.2.3", 4), SHA, dirty=False) == "1.2.4.dev4+g012345678"
+    assert scm_version(TagFacts("v1.2.3", 0), SHA, dirty=True, today=today) == "1.2.4.dev0+g012345678.d20240506"
+    assert scm_version(TagFacts("1.0rc1", 2), SHA, dirty=False) == "1.0rc2.dev2+g012345678"
+    assert scm_version(None, SHA, dirty=False, commit_count=7) == "0.1.dev7+g012345678"
     assert scm_version(None, None, dirty=True, today=today) == "0.1.dev0+d20240506"
 
 
@@ -176,8 +177,30 @@ def test_script_in_clean_repo() -> None:
 def test_version_from_scm_when_project_uses_it() -> None:
     project = ProjectFacts("/work/repo/pyproject.toml", version=None, uses_scm=True)
     info = _resolve(project=project, git=_git(tag=TagFacts("v0.3.0", 2)))
-    assert info.version == "0.3.1.dev2+g0123456"
-    assert _resolve(project=None).version is None
+    assert info.version == "0.3.1.dev2+g012345678"
+
+
+def test_version_is_never_none() -> None:
+    """A plain git script (no pyproject.toml version) gets the setuptools-scm version of its commit; with
+    nothing to derive one from, UNKNOWN_VERSION (issue 10.6: a NULL Workflow.Version makes the reference
+    package run setuptools-scm on the reader's directory)."""
+    today = date(2024, 5, 6)
+    assert _resolve(project=None, git=_git(commit_count=5)).version == "0.1.dev5+g012345678"
+    assert _resolve(project=None, git=_git(tag=TagFacts("v2.0.0", 3))).version == "2.0.1.dev3+g012345678"
+    dirty = DirtyState(modified=("src/train.py",))
+    assert _resolve(project=None, git=_git(dirty, commit_count=5), today=today).version == (
+        "0.1.dev5+g012345678.d20240506"
+    )
+    # a static [project].version of a project that does not use setuptools-scm still wins
+    assert _resolve(project=ProjectFacts("/p/pyproject.toml", version="0.3.1"), git=_git(commit_count=5)).version == (
+        "0.3.1"
+    )
+    assert _resolve(git=None).version == UNKNOWN_VERSION == "0.1.dev0"
+    assert _resolve(git=_git(head_sha=None)).version == UNKNOWN_VERSION
+    assert _resolve(file_path=None, git=None).version == UNKNOWN_VERSION
+    docker = {"DERIVA_MCP_IN_DOCKER": "true", "DERIVA_MCP_IMAGE_NAME": "ghcr.io/o/img"}
+    assert _resolve(env=docker).version == UNKNOWN_VERSION
+    assert _resolve(url="https://explicit/x.py", checksum="c", git=None).version == UNKNOWN_VERSION
 
 
 def test_precedence_explicit_over_env_over_docker_over_notebook_over_git() -> None:

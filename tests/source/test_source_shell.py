@@ -113,7 +113,7 @@ def test_setuptools_scm_version_from_tags(tmp_path: Path) -> None:
     write(root, {"train.py": "y\n"})
     commit_all(root, "next")
     sha = git(root, "rev-parse", "HEAD").strip()
-    assert detect_source(caller_file=root / "train.py", env={}).version == f"1.2.4.dev1+g{sha[:7]}"
+    assert detect_source(caller_file=root / "train.py", env={}).version == f"1.2.4.dev1+g{sha[:9]}"
 
 
 def test_project_facts_hatch_vcs_and_nearest(tmp_path: Path) -> None:
@@ -210,3 +210,35 @@ def test_strict_env_in_subprocess(script_repo: tuple[Path, str]) -> None:
     env = {**os.environ, "DERIVA_ML_ALLOW_DIRTY": "false"}
     out = subprocess.run([sys.executable, "script.py"], cwd=root, capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode != 0 and "DirtyWorkflow" in out.stderr and "scratch.txt" in out.stderr
+
+
+def test_plain_git_script_version_equals_setuptools_scm(tmp_path: Path) -> None:
+    """A script in a git repository without a pyproject.toml version gets the version setuptools-scm
+    itself computes for that repository (clean, dirty, tagged), never None (issue 10.6)."""
+    setuptools_scm = pytest.importorskip("setuptools_scm")
+    from dulwich import porcelain
+
+    root = make_repo(tmp_path / "proj", {"train.py": "x = 1\n"}, remote=REMOTE)
+    write(root, {"train.py": "x = 2\n"})
+    commit_all(root, "second")
+
+    def ours() -> str | None:
+        return _quiet(caller_file=root / "train.py", env={})[0].version
+
+    def theirs() -> str:
+        return str(setuptools_scm.get_version(root=str(root)))
+
+    sha = git(root, "rev-parse", "HEAD").strip()
+    assert ours() == theirs() == f"0.1.dev2+g{sha[:9]}"
+    write(root, {"train.py": "x = 3\n"})  # a dirty tracked file: setuptools-scm adds .dYYYYMMDD
+    assert ours() == theirs()
+    assert ours().endswith(".d" + __import__("datetime").date.today().strftime("%Y%m%d"))  # type: ignore[union-attr]
+    commit_all(root, "third")
+    porcelain.tag_create(str(root), "v1.4.0")
+    assert ours() == theirs() == "1.4.0"
+    write(root, {"train.py": "x = 4\n"})
+    commit_all(root, "fourth")
+    assert ours() == theirs() == f"1.4.1.dev1+g{git(root, 'rev-parse', 'HEAD').strip()[:9]}"
+    no_repo = tmp_path / "loose" / "train.py"
+    write(tmp_path / "loose", {"train.py": "x\n"})
+    assert _quiet(caller_file=no_repo, env={})[0].version == "0.1.dev0"
