@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from deriva_ml._log import get_logger
-from deriva_ml._util import chunks
 from deriva_ml.core.codec import configuration_to_json, dumps
 from deriva_ml.core.definitions import ML_SCHEMA, AssetRole, ExecMetadataType, MLAsset
 from deriva_ml.core.effects import Batch, Insert
@@ -516,9 +515,8 @@ class Execution:
         for e in entries:
             by_table.setdefault((e.schema, e.asset_table), []).append(e.url or "")
         for (schema, table), urls in by_table.items():
-            for chunk in chunks(sorted(set(urls))):
-                for row in ml.catalog.query(schema, table, {"URL": chunk}, columns=["RID", "URL"]):
-                    existing[(schema, table, row["URL"])] = RID(row["RID"])
+            for row in ml.catalog.query(schema, table, {"URL": sorted(set(urls))}, columns=["RID", "URL"]):
+                existing[(schema, table, row["URL"])] = RID(row["RID"])
         outputs = [
             StoredOutput(
                 key=e.key,
