@@ -27,7 +27,8 @@ class CountingStore:
 
 
 def add_subjects(ml: DerivaML, n: int) -> list[str]:
-    result = ml.catalog.apply(Batch([Insert("t", "Subject", [{} for _ in range(n)])]))
+    # a row needs one non-system value on ERMrest ("Entity insertion requires at least one non-defaulting column")
+    result = ml.catalog.apply(Batch([Insert("t", "Subject", [{"Name": f"s{i}"} for i in range(n)])]))
     return [r["RID"] for r in result.inserted[0]]
 
 
