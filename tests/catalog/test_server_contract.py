@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import _credential
+from catalog_support import live_credential
 
 _SYS = [
     {"name": n, "type": {"typename": t}, "nullok": n in ("RCB", "RMB")}
@@ -80,7 +80,7 @@ def server(request: pytest.FixtureRequest) -> Iterator[Server]:
     host = os.environ.get("DERIVA_ML_TEST_HOST")
     if not host:
         pytest.skip("DERIVA_ML_TEST_HOST is not set")
-    cred = _credential() or {}
+    cred = live_credential() or {}
     if "cookie" in cred:
         name, _, value = cred["cookie"].partition("=")
         session.cookies.set(name, value)
