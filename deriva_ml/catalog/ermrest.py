@@ -473,7 +473,7 @@ class ErmrestCatalog:
                     self._check_updated(t, effect.key, chunk)
                     raise
                 if len(got) < len(chunk):
-                    # some servers skip unmatched rows instead (200, fewer rows): check them
+                    # the real server skips unmatched rows (200, fewer rows; docs/server-contract.md): check them
                     self._check_updated(t, effect.key, chunk)
 
     def _check_updated(self, t: TableDef, key: tuple[str, ...], rows: list[dict[str, Any]]) -> None:

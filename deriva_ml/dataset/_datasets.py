@@ -452,9 +452,10 @@ def add_dataset_members(
     that table are added. Adding members that are all already present changes nothing and keeps the
     version.
 
-    Requests: one for the versions, the RID look-ups (see :func:`_resolve_member_tables`; none with the
-    dict form), one per nesting level for datasets, one DDL when a new association is needed, one
-    batch of links, then the version bump (one snapshot read, one batch).
+    Requests: one for the versions, the RID look-ups (see :func:`_resolve_member_tables`: at most one per
+    candidate table; none with the dict form), one per nesting level for datasets, one DDL when a new
+    association is needed, one batch of links, then the version bump (see
+    :func:`increment_dataset_version`).
     """
     rid = parse_rid(dataset_rid, "dataset_rid")
     exe = parse_rid(execution_rid, "execution_rid") if execution_rid else None
@@ -507,7 +508,7 @@ def _member_links(
 ) -> dict[tuple[str, str], list[tuple[RID, RID]]]:
     """``(dataset, member)`` links of the given datasets, by member table, at ``snapshot``.
 
-    One request per membership association table (per 200 datasets). An association that did not
+    One request per membership association table. An association that did not
     exist at the snapshot has no links then.
     """
     return {
@@ -672,8 +673,8 @@ def list_dataset_members(
     once). ``limit`` caps the rows per table. Rows are in RID order.
 
     Requests: one for the versions, one per membership table (the association joined to its member
-    table on the server: constant in the number of members), and with ``recurse`` one per nesting level
-    (and per 200 nested datasets); all reads at the version's snapshot.
+    table on the server: constant in the number of members), and with ``recurse`` one per nesting
+    level; all reads at the version's snapshot.
     """
     rid = parse_rid(dataset_rid, "dataset_rid")
     v, row = _resolve_version(ml, rid, version)
