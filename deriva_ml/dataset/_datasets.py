@@ -349,9 +349,13 @@ def _record_snapshot(ml: DerivaML, version_rid: RID) -> str:
 
 
 def _member_candidates(ml: DerivaML) -> list[TableDef]:
+    """Tables whose rows can be members: domain tables and deriva-ml's Dataset and File (not ERMrest's own
+    ``public`` tables such as ``ERMrest_Client``)."""
     model = ml.catalog.model()
     out = []
     for t in model.tables:
+        if t.schema in _SYSTEM_SCHEMAS and t.schema != ML_SCHEMA:
+            continue
         try:
             check_member_table(t)
         except ValidationError:
