@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from deriva_ml._log import get_logger
-from deriva_ml._util import chunks, safe_name
+from deriva_ml._util import safe_name
 from deriva_ml.catalog.port import Catalog
 from deriva_ml.core.definitions import ML_SCHEMA, MLVocab
 from deriva_ml.core.effects import Batch, Insert, Update
@@ -461,9 +461,8 @@ class DerivaML:
                 if r.get("Workflow_Type"):
                     types[r["RID"]].append(r["Workflow_Type"])
         else:
-            for chunk in chunks(rids):
-                for t in self.catalog.query(ML_SCHEMA, "Workflow_Workflow_Type", {"Workflow": chunk}):
-                    types[t["Workflow"]].append(t["Workflow_Type"])
+            for t in self.catalog.query(ML_SCHEMA, "Workflow_Workflow_Type", {"Workflow": rids}):
+                types[t["Workflow"]].append(t["Workflow_Type"])
         out = []
         for r in rows:
             wf = Workflow(

@@ -10,6 +10,11 @@ Requests follow ERMrest's REST API (see ``docs/catalog.md`` for the exact URLs):
   use ``/ermrest/catalog/N@SNAP/...``; ``snapshot()`` reads ``snaptime`` from ``GET /ermrest/catalog/N``;
 - ``resolve_rid``: ``GET /entity_rid/RID``.
 
+Every request that carries a list of values (``C=v1;C=v2`` filters of queries, linked queries and deletes)
+is split so that its request target (path and query, percent-encoded, ``/ermrest/catalog/N[@SNAP]``
+included) stays within ``url_budget`` bytes (default :data:`URL_BUDGET`); the parts are merged, sorted
+and limited again on the client. Callers pass lists of any length.
+
 A batch is applied request by request: each request is atomic on the server, the batch as a whole is not.
 ``request_count`` counts HTTP requests made (``requests`` by method) for tests and benchmarks.
 """
@@ -17,6 +22,7 @@ A batch is applied request by request: each request is atomic on the server, the
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -36,6 +42,7 @@ from deriva_ml.core.errors import (
     NotFound,
     PermissionDenied,
     RIDNotFound,
+    UnknownColumn,
     UnknownTable,
     ValidationError,
 )
@@ -53,6 +60,7 @@ from deriva_ml.core.schema_defs import (
 
 __all__ = [
     "DEFAULT_SESSION_CONFIG",
+    "URL_BUDGET",
     "ErmrestCatalog",
     "create_ml_catalog",
     "model_from_document",
@@ -84,7 +92,10 @@ _SYSTEM_TYPES = {
     "RCB": "ermrest_rcb",
     "RMB": "ermrest_rmb",
 }
-_MAX_URL = 1800
+#: Longest request target (path + query string, percent-encoded, bytes) sent to ERMrest. Behind a stock
+#: Apache + mod_wsgi, a request path over ~4,050 bytes is answered 404 with an HTML page (mod_wsgi cannot
+#: stat the decoded path: PATH_MAX) and a request line over 8,190 bytes 414 (measured: docs/server-contract.md).
+URL_BUDGET = 3000
 
 
 def _u(name: object) -> str:
@@ -230,11 +241,15 @@ class ErmrestCatalog:
         session_config: Mapping[str, Any] | None = None,
         batch_size: int = 1000,
         scheme: str = "https",
+        url_budget: int = URL_BUDGET,
     ) -> None:
         from deriva.core import DEFAULT_SESSION_CONFIG as DERIVA_DEFAULTS
 
         if batch_size < 1:
             raise ValidationError(f"batch_size={batch_size!r} must be at least 1")
+        if url_budget < 256:
+            raise ValidationError(f"url_budget={url_budget!r} must be at least 256 bytes")
+        self.url_budget = url_budget
         self.hostname = hostname
         self.catalog_id = str(catalog_id)
         self.scheme = scheme
@@ -485,7 +500,7 @@ class ErmrestCatalog:
                     self._check_updated(t, effect.key, chunk)
                     raise
                 if len(got) < len(chunk):
-                    # some servers skip unmatched rows instead (200, fewer rows): check them
+                    # the real server skips unmatched rows (200, fewer rows; docs/server-contract.md): check them
                     self._check_updated(t, effect.key, chunk)
 
     def _check_updated(self, t: TableDef, key: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
@@ -501,13 +516,66 @@ class ErmrestCatalog:
         check_columns(t, [effect.column, *effect.where])
         values = list(resolve_refs({str(i): v for i, v in enumerate(effect.values)}, rids).values())
         where = resolve_refs(effect.where, rids)
-        extra = "".join(f"/{_u(c)}={_literal(v)}" if v is not None else f"/{_u(c)}::null::" for c, v in where.items())
+        if not values:
+            return
+        items = [(effect.column, values, True), *((c, v, False) for c, v in where.items())]
         base = self._entity(t)
-        for chunk in _url_chunks(effect.column, values, _MAX_URL - len(base) - len(extra)):
+        for part in self._budgeted(items, lambda it: base + "".join(f"/{f}" for f in _filters(it) or ()), None):
+            path = base + "".join(f"/{f}" for f in _filters(part) or ())
             try:
-                self._request("DELETE", f"{base}/{chunk}{extra}", what=f"delete from {t.qualified}", table=t.qualified)
+                self._request("DELETE", path, what=f"delete from {t.qualified}", table=t.qualified)
             except NotFound:
                 continue  # nothing matched
+
+    # ------------------------------------------------------------------------------------ url budget
+
+    def _prefix(self, snapshot: str | None) -> str:
+        """The request path every ERMrest URL of this catalog starts with (``/ermrest/catalog/N[@SNAP]``)."""
+        return f"/ermrest/catalog/{_u(self.catalog_id)}" + (f"@{_u(snapshot)}" if snapshot else "")
+
+    def _budgeted(
+        self,
+        items: list[tuple[str, Any, bool]],
+        render: Any,
+        snapshot: str | None,
+    ) -> list[list[tuple[str, Any, bool]]]:
+        """``items`` (``where_items``) as one or more item lists whose URLs (``render(items)`` after the
+        catalog prefix) fit in ``url_budget`` bytes: value lists are split, the longest first. Together the
+        parts select exactly the rows ``items`` select (a disjunction split into disjunctions)."""
+        items = [(c, list(dict.fromkeys(v)) if many else v, many) for c, v, many in items]
+        prefix = len(self._prefix(snapshot))
+        if prefix + len(render(items)) <= self.url_budget:
+            return [items]
+        lists = [i for i, (_, v, many) in enumerate(items) if many and len(v) > 1]
+        if not lists:
+            raise ValidationError(
+                f"an ERMrest request of {prefix + len(render(items))} bytes exceeds url_budget={self.url_budget} "
+                "and has no list of values to split; use shorter values"
+            )
+        k = max(lists, key=lambda i: len(";".join(_term(items[i][0], v) for v in items[i][1])))
+        col, values, _ = items[k]
+        rest = items[:k] + items[k + 1 :]
+        room = self.url_budget - prefix - len(render(rest)) - 1  # the "/" before the split filter
+        groups: list[list[Any]] = []
+        cur: list[Any] = []
+        size = -1
+        for v in values:
+            part = len(_term(col, v)) + 1
+            if part - 1 > room:
+                raise ValidationError(
+                    f"value {v!r} of column {col!r} does not fit in an ERMrest URL of url_budget={self.url_budget} "
+                    "bytes with the request's other filters"
+                )
+            if cur and size + part > room:
+                groups.append(cur)
+                cur, size = [], -1
+            cur.append(v)
+            size += part
+        groups.append(cur)
+        out: list[list[tuple[str, Any, bool]]] = []
+        for g in groups:
+            out.extend(self._budgeted([*items[:k], (col, g, True), *items[k + 1 :]], render, snapshot))
+        return out
 
     # ------------------------------------------------------------------------------------ reads
 
@@ -525,26 +593,36 @@ class ErmrestCatalog:
         t = self._table(schema, table)
         items = where_items(where)
         check_columns(t, [*(columns or ()), *(c for c, _, _ in items), *order_by])
-        filters = _filters(items)
-        if filters is None:
+        if _filters(items) is None:
             return []
         sort = [*order_by, *(["RID"] if "RID" not in order_by else [])]
         project = list(columns) if columns else None
+        # ERMrest answers 400 to an /attribute/ path sorted on a column it does not project
         use_attribute = project is not None and all(c in project for c in sort)
         if project is not None and not use_attribute and "RID" not in order_by and set(order_by) <= set(project):
             sort, use_attribute = list(order_by), True
         head = "attribute" if use_attribute else "entity"
-        path = f"/{head}/{_u(schema)}:{_u(table)}" + "".join(f"/{f}" for f in filters)
+        suffix = ""
         if use_attribute and project is not None:
-            path += "/" + ",".join(_u(c) for c in project)
+            suffix += "/" + ",".join(_u(c) for c in project)
         if sort:
-            path += "@sort(" + ",".join(_u(c) for c in sort) + ")"
+            suffix += "@sort(" + ",".join(_u(c) for c in sort) + ")"
         # an absent ?limit= lets the server apply its configured default_limit (100 unless configured
         # otherwise in ERMrest's source), so "no limit" is spelled out
-        path += f"?limit={int(limit)}" if limit is not None else "?limit=none"
-        rows: list[dict[str, Any]] = (
-            self._request("GET", path, snapshot=snapshot, what=f"query of {t.qualified}", table=t.qualified) or []
-        )
+        suffix += f"?limit={int(limit)}" if limit is not None else "?limit=none"
+
+        def render(it: list[tuple[str, Any, bool]]) -> str:
+            return f"/{head}/{_u(schema)}:{_u(table)}" + "".join(f"/{f}" for f in _filters(it) or ()) + suffix
+
+        parts = self._budgeted(items, render, snapshot)
+        rows: list[dict[str, Any]] = []
+        for part in parts:
+            what = f"query of {t.qualified}"
+            rows.extend(self._request("GET", render(part), snapshot=snapshot, what=what, table=t.qualified) or [])
+        if len(parts) > 1:
+            rows.sort(key=lambda r: tuple(_sort_key(r.get(c)) for c in sort))
+            if limit is not None:
+                rows = rows[: int(limit)]
         if project is not None and not use_attribute:
             rows = [{c: r.get(c) for c in project} for r in rows]
         return rows
@@ -571,21 +649,27 @@ class ErmrestCatalog:
         items = where_items(where)
         check_columns(src, [via, *(c for c, _, _ in items)])
         check_columns(dst, [target_column, *(columns or ())])
-        filters = _filters(items)
-        if filters is None or (limit is not None and int(limit) <= 0):
+        if _filters(items) is None or (limit is not None and int(limit) <= 0):
             return []  # nothing can match (and ?limit=0 is not sent to the server)
         link = f"({_u(via)})=({_u(target_schema)}:{_u(target_table)}:{_u(target_column)})"
-        path = f"{_u(schema)}:{_u(table)}" + "".join(f"/{f}" for f in filters) + "/" + link
         project = list(columns) if columns else None
-        if project is None:
-            path = "/entity/" + path
-        else:
-            # on /attribute/ a sort key must be a projected column: RID is projected and dropped again
-            path = "/attribute/" + path + "/" + ",".join(_u(c) for c in dict.fromkeys([*project, "RID"]))
-        path += "@sort(RID)"
-        path += f"?limit={int(limit)}" if limit is not None else "?limit=none"
+        head = "/entity/" if project is None else "/attribute/"
+        # on /attribute/ a sort key must be a projected column: RID is projected and dropped again
+        tail = "" if project is None else "/" + ",".join(_u(c) for c in dict.fromkeys([*project, "RID"]))
+        tail += "@sort(RID)" + (f"?limit={int(limit)}" if limit is not None else "?limit=none")
+
+        def render(it: list[tuple[str, Any, bool]]) -> str:
+            return head + f"{_u(schema)}:{_u(table)}" + "".join(f"/{f}" for f in _filters(it) or ()) + f"/{link}{tail}"
+
         what = f"query of {dst.qualified} through {src.qualified}.{via}"
-        rows: list[dict[str, Any]] = self._request("GET", path, snapshot=snapshot, what=what, table=dst.qualified) or []
+        parts = self._budgeted(items, render, snapshot)
+        rows: list[dict[str, Any]] = []
+        for part in parts:
+            rows.extend(self._request("GET", render(part), snapshot=snapshot, what=what, table=dst.qualified) or [])
+        if len(parts) > 1:  # a target row linked from source rows of two parts comes back twice
+            rows = sorted({r["RID"]: r for r in rows}.values(), key=lambda r: str(r["RID"]))
+            if limit is not None:
+                rows = rows[: int(limit)]
         if project is not None and "RID" not in project:
             rows = [{c: r.get(c) for c in project} for r in rows]
         return rows
@@ -641,12 +725,22 @@ def _filters(items: list[tuple[str, Any, bool]]) -> list[str] | None:
         if many:
             if not value:
                 return None
-            out.append(";".join(f"{_u(col)}::null::" if v is None else f"{_u(col)}={_literal(v)}" for v in value))
+            out.append(";".join(_term(col, v) for v in value))
         elif value is None:
             out.append(f"{_u(col)}::null::")
         else:
             out.append(f"{_u(col)}={_literal(value)}")
     return out
+
+
+def _term(col: str, value: Any) -> str:
+    """One disjunct of a filter: ``C=v`` or ``C::null::``."""
+    return f"{_u(col)}::null::" if value is None else f"{_u(col)}={_literal(value)}"
+
+
+def _sort_key(value: Any) -> tuple[bool, Any]:
+    """Client-side re-sort of merged parts in ERMrest's order: ascending, nulls last."""
+    return (value is None, value if value is not None else 0)
 
 
 def _duplicates(t: TableDef, rows: list[dict[str, Any]]) -> dict[int, int]:
@@ -667,20 +761,10 @@ def _duplicates(t: TableDef, rows: list[dict[str, Any]]) -> dict[int, int]:
     return dup
 
 
-def _url_chunks(column: str, values: list[Any], budget: int) -> list[str]:
-    chunks: list[str] = []
-    cur: list[str] = []
-    size = 0
-    for v in values:
-        part = f"{_u(column)}::null::" if v is None else f"{_u(column)}={_literal(v)}"
-        if cur and size + len(part) + 1 > max(budget, 200):
-            chunks.append(";".join(cur))
-            cur, size = [], 0
-        cur.append(part)
-        size += len(part) + 1
-    if cur:
-        chunks.append(";".join(cur))
-    return chunks
+def _named(error: Exception, msg: str) -> Exception:
+    """``error`` (its type and fields) with the server's message."""
+    error.args = (msg,)
+    return error
 
 
 def _translate(response: Any, what: str, table: str | None) -> Exception:
@@ -695,14 +779,28 @@ def _translate(response: Any, what: str, table: str | None) -> Exception:
     if status in (401, 403):
         return PermissionDenied(msg)
     if status == 409:
+        # model/schema.py, model/table.py: ConflictModel "Table T does not exist in schema S." /
+        # "Requested column C does not exist in table T." (also for a table created after the snapshot read)
+        m = re.search(r"(?:Requested )?table (.+?) does not exist in schema (.+?)\.", detail, re.IGNORECASE)
+        if m:
+            return _named(UnknownTable(f"{m.group(2)}:{m.group(1)}"), msg)
+        m = re.search(r"Requested column (.+?) does not exist in table (.+?)\.", detail)
+        if m:
+            return _named(UnknownColumn(m.group(2), m.group(1)), msg)
+        m = re.search(r"Schema (.+?) does not exist\.", detail)
+        if m:
+            return _named(UnknownTable(f"{m.group(1)}:{table or '?'}"), msg)
         if "foreign key" in low or "violates foreign" in low or "is not present in table" in low:
             return ForeignKeyError(msg)
         if "null value" in low or "not-null" in low:
             return ValidationError(msg)
         return ConflictError(msg)
+    request = getattr(response, "request", None)
+    sent = len(getattr(request, "path_url", "") or "")
+    if status == 414 or (status == 404 and sent > 4000):
+        # Apache, not ERMrest: the request line or decoded path is too long (see URL_BUDGET)
+        return ValidationError(f"{what}: the server refused the URL as too long ({status}); lower url_budget")
     if status == 404:
-        if table is None:
-            return NotFound(msg)
         return NotFound(msg)
     if status in (502, 503, 504) or "lock" in low:
         return CatalogBusy(msg + " (retry later)")

@@ -713,7 +713,10 @@ def _conditions(plan: _Plan, items: list[tuple[str, Any, bool]], prefix: str) ->
             if not vals and None not in value:
                 return None
             parts = []
-            if vals:
+            if len(vals) > _CHUNK:  # one parameter, however long the list (SQLite caps host parameters)
+                parts.append(f"{name} IN (SELECT value FROM json_each(?))")
+                params.append(json.dumps([plan.encode(col, v) for v in vals]))
+            elif vals:
                 parts.append(f"{name} IN ({','.join('?' * len(vals))})")
                 params.extend(plan.encode(col, v) for v in vals)
             if None in value:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deriva_ml._log import get_logger
-from deriva_ml._util import chunks, safe_name
+from deriva_ml._util import safe_name
 from deriva_ml.cache._files import remove_tree
 from deriva_ml.catalog import dump_model, load_model
 from deriva_ml.catalog.schema import is_asset
@@ -555,13 +555,12 @@ def _datasets_info(
     for row in dataset_rows:
         if row["RID"] in info:
             info[row["RID"]]["description"] = row.get("Description") or ""
-    for chunk in chunks(rids):
-        for t in ml.catalog.query(ML_SCHEMA, "Dataset_Dataset_Type", {"Dataset": chunk}):
-            info[t["Dataset"]]["dataset_types"].append(t["Dataset_Type"])
-        nested = [d for d in chunk if d != tree.dataset_rid]
-        if nested:
-            for v in ml.catalog.query(ML_SCHEMA, "Dataset_Version", {"Dataset": nested}, snapshot=snapshot):
-                versions[v["Dataset"]].append(v)
+    for t in ml.catalog.query(ML_SCHEMA, "Dataset_Dataset_Type", {"Dataset": rids}):
+        info[t["Dataset"]]["dataset_types"].append(t["Dataset_Type"])
+    nested = [d for d in rids if d != tree.dataset_rid]
+    if nested:
+        for v in ml.catalog.query(ML_SCHEMA, "Dataset_Version", {"Dataset": nested}, snapshot=snapshot):
+            versions[v["Dataset"]].append(v)
     for d in rids:
         info[d]["dataset_types"].sort()
         if d == tree.dataset_rid:

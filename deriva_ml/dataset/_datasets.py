@@ -7,6 +7,8 @@ the membership *at that snapshot*, so a version keeps its members after newer ve
 See ``docs/datasets.md``.
 
 Request counts below are catalog round trips (what matters on ERMrest; the embedded catalog is local).
+Lists of any length are passed to the catalog as they are: splitting a request whose URL would be too
+long is the ERMrest adapter's job (its byte budget), not this module's.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from deriva_ml._log import get_logger
-from deriva_ml._util import chunks
 from deriva_ml.core.definitions import ML_SCHEMA, MLVocab
 from deriva_ml.core.errors import NotFound, RIDNotFound, UnknownTable, ValidationError
 from deriva_ml.core.records import DatasetVersion
@@ -36,6 +37,7 @@ from deriva_ml.dataset._plans import (
     plan_create_dataset,
     plan_member_links,
     plan_new_version,
+    plan_version_snapshot,
 )
 
 if TYPE_CHECKING:
@@ -185,16 +187,15 @@ def create_dataset(
 ) -> Dataset:
     """Create a dataset: its row, types and first version (default 0.1.0) in one batch.
 
-    Requests: the type lookup (cached per vocabulary), one snapshot read, one batch.
+    Requests: the type lookup (cached per vocabulary), one batch, one snapshot read, one update that
+    records the snapshot in the version row (see :func:`_record_snapshot`).
     """
     types = ml._validate_terms(MLVocab.dataset_type.value, as_names(dataset_types))
     v = INITIAL_VERSION if version is None else DatasetVersion.parse(version)
     exe = parse_rid(execution_rid, "execution_rid") if execution_rid else None
-    # Nothing is a member yet, so a snapshot taken just before the batch shows exactly the
-    # (empty) membership of the first version, and the whole creation stays one batch.
-    snapshot = ml.catalog.snapshot()
-    result = ml.catalog.apply(plan_create_dataset(description or "", types, v, exe, snapshot))
+    result = ml.catalog.apply(plan_create_dataset(description or "", types, v, exe))
     rid = result.rids["dataset"]
+    _record_snapshot(ml, result.rids["version"])
     get_logger("deriva_ml.dataset").info("dataset created", dataset_rid=rid, version=str(v), types=list(types))
     record = DatasetRecord(dataset_rid=rid, description=description or "", dataset_types=types, current_version=v)
     return Dataset(ml, record, execution_rid=exe)
@@ -262,17 +263,16 @@ def dataset_history(ml: DerivaML, dataset_rid: str) -> list[DatasetHistory]:
 
 
 def _datasets_from_rows(ml: DerivaML, rows: Sequence[Mapping[str, Any]]) -> list[Dataset]:
-    """Dataset handles for Dataset rows: types and current versions in one request each per 200."""
+    """Dataset handles for Dataset rows: types and current versions in one request each."""
     if not rows:
         return []
     rids = [r["RID"] for r in rows]
     types: dict[str, list[str]] = {r: [] for r in rids}
     versions: dict[str, list[dict[str, Any]]] = {r: [] for r in rids}
-    for chunk in chunks(rids):
-        for t in ml.catalog.query(ML_SCHEMA, "Dataset_Dataset_Type", {"Dataset": chunk}):
-            types[t["Dataset"]].append(t[MLVocab.dataset_type.value])
-        for v in ml.catalog.query(ML_SCHEMA, "Dataset_Version", {"Dataset": chunk}):
-            versions[v["Dataset"]].append(v)
+    for t in ml.catalog.query(ML_SCHEMA, "Dataset_Dataset_Type", {"Dataset": rids}):
+        types[t["Dataset"]].append(t[MLVocab.dataset_type.value])
+    for v in ml.catalog.query(ML_SCHEMA, "Dataset_Version", {"Dataset": rids}):
+        versions[v["Dataset"]].append(v)
     out = []
     for r in rows:
         vrow = current_version_row(versions[r["RID"]], r.get("Version"))
@@ -317,30 +317,45 @@ def increment_dataset_version(
 ) -> DatasetVersion:
     """Make a new version (``component`` is major, minor or patch) that freezes the dataset as it is now.
 
-    Requests: one to read the versions, one snapshot read, one batch (the Dataset_Version row with its
-    Snapshot and the ``Dataset.Version`` pointer). A concurrent bump to the same number raises
-    ConflictError (the (Dataset, Version) key) and changes nothing.
+    Requests: one to read the versions, one batch (the Dataset_Version row and the ``Dataset.Version``
+    pointer), one snapshot read and one update recording it (:func:`_record_snapshot`). A concurrent
+    bump to the same number raises ConflictError (the (Dataset, Version) key) and changes nothing.
     """
     rid = parse_rid(dataset_rid, "dataset_rid")
     INITIAL_VERSION.bump(str(getattr(component, "value", component)))  # validate before any I/O
     exe = parse_rid(execution_rid, "execution_rid") if execution_rid else None
     current, _ = _resolve_version(ml, rid, None)
     new = current.bump(str(getattr(component, "value", component)))
-    snapshot = ml.catalog.snapshot()
-    ml.catalog.apply(plan_new_version(rid, new, description or f"{component} version bump", exe, snapshot))
+    result = ml.catalog.apply(plan_new_version(rid, new, description or f"{component} version bump", exe))
+    snapshot = _record_snapshot(ml, result.rids["version"])
     get_logger("deriva_ml.dataset").info(
         "dataset version", dataset_rid=rid, version=str(new), previous=str(current), snapshot=snapshot
     )
     return new
 
 
+def _record_snapshot(ml: DerivaML, version_rid: RID) -> str:
+    """Take the version's snapshot now that its Dataset_Version row and the ``Dataset.Version`` pointer
+    exist, and write it into the row (two requests). Read at that snapshot, the catalog shows the
+    dataset at this version (a bag of 0.3.0 says 0.3.0). The reference package does the same (insert the
+    version rows, read ``snaptime``, update ``Snapshot``), though before moving the pointer; older rows
+    whose snapshot precedes their own version row are read as they are (see docs/datasets.md)."""
+    snapshot = ml.catalog.snapshot()
+    ml.catalog.apply(plan_version_snapshot(version_rid, snapshot))
+    return snapshot
+
+
 # ------------------------------------------------------------------------------------------ members
 
 
 def _member_candidates(ml: DerivaML) -> list[TableDef]:
+    """Tables whose rows can be members: domain tables and deriva-ml's Dataset and File (not ERMrest's own
+    ``public`` tables such as ``ERMrest_Client``)."""
     model = ml.catalog.model()
     out = []
     for t in model.tables:
+        if t.schema in _SYSTEM_SCHEMAS and t.schema != ML_SCHEMA:
+            continue
         try:
             check_member_table(t)
         except ValidationError:
@@ -349,12 +364,20 @@ def _member_candidates(ml: DerivaML) -> list[TableDef]:
     return out
 
 
-def _resolve_member_tables(ml: DerivaML, rids: Sequence[RID]) -> dict[tuple[str, str], list[RID]]:
-    """Which table each RID is in.
+#: A candidate table is read whole (its RIDs only) when it returns fewer rows than this many times the
+#: RIDs still to place; a larger table is asked for the RIDs themselves (a filtered query the adapter
+#: splits by URL budget). Either way, one logical request per candidate table.
+_SCAN_FACTOR = 20
 
-    With few RIDs each is resolved on its own (``resolve_rid``: one request each); with more RIDs than
-    there are candidate member tables, each candidate table is asked once per 200 RIDs which of them it
-    holds, and only the RIDs found nowhere are resolved one by one.
+
+def _resolve_member_tables(ml: DerivaML, rids: Sequence[RID]) -> dict[tuple[str, str], list[RID]]:
+    """Which table each RID is in, in a number of requests that does not grow with the RIDs.
+
+    With no more RIDs than candidate member tables, each is resolved on its own (``resolve_rid``).
+    Otherwise each candidate table is asked once, until every RID is placed: for its RIDs (``columns=RID``,
+    at most ``_SCAN_FACTOR`` x the RIDs still unplaced: one request whatever their number), or, when the
+    table is larger than that, for the unplaced RIDs themselves. A RID found nowhere is resolved on its
+    own; it is not a member candidate (or does not exist), so the first one ends the look-up with an error.
     """
     found: dict[tuple[str, str], list[RID]] = {}
     todo = list(dict.fromkeys(rids))
@@ -364,13 +387,21 @@ def _resolve_member_tables(ml: DerivaML, rids: Sequence[RID]) -> dict[tuple[str,
         for t in candidates:
             if not remaining:
                 break
-            for chunk in chunks(sorted(remaining)):
-                for row in ml.catalog.query(t.schema, t.name, {"RID": chunk}, columns=["RID"]):
+            cap = _SCAN_FACTOR * len(remaining) + 1
+            rows = ml.catalog.query(t.schema, t.name, columns=["RID"], limit=cap)
+            if len(rows) >= cap:
+                rows = ml.catalog.query(t.schema, t.name, {"RID": sorted(remaining)}, columns=["RID"])
+            for row in rows:
+                if row["RID"] in remaining:
                     found.setdefault((t.schema, t.name), []).append(RID(row["RID"]))
                     remaining.discard(row["RID"])
         todo = [r for r in todo if r in remaining]
+    placed = {(t.schema, t.name) for t in candidates}
     for r in todo:
-        found.setdefault(ml.resolve_rid(r), []).append(r)
+        key = ml.resolve_rid(r)
+        found.setdefault(key, []).append(r)
+        if key not in placed:
+            break  # not a member table: add_dataset_members raises for it
     return found
 
 
@@ -400,12 +431,11 @@ def _descendant_edges(ml: DerivaML, start: Iterable[RID], snapshot: str | None =
     seen = set(frontier)
     while frontier:
         nxt: list[RID] = []
-        for chunk in chunks(frontier):
-            for r in ml.catalog.query(ML_SCHEMA, "Dataset_Dataset", {"Dataset": chunk}, snapshot=snapshot):
-                edges.append((RID(r["Dataset"]), RID(r["Nested_Dataset"])))
-                if r["Nested_Dataset"] not in seen:
-                    seen.add(r["Nested_Dataset"])
-                    nxt.append(RID(r["Nested_Dataset"]))
+        for r in ml.catalog.query(ML_SCHEMA, "Dataset_Dataset", {"Dataset": frontier}, snapshot=snapshot):
+            edges.append((RID(r["Dataset"]), RID(r["Nested_Dataset"])))
+            if r["Nested_Dataset"] not in seen:
+                seen.add(r["Nested_Dataset"])
+                nxt.append(RID(r["Nested_Dataset"]))
         frontier = nxt
     return edges
 
@@ -426,9 +456,10 @@ def add_dataset_members(
     that table are added. Adding members that are all already present changes nothing and keeps the
     version.
 
-    Requests: one for the versions, the RID look-ups (see :func:`_resolve_member_tables`; none with the
-    dict form), one per nesting level for datasets, one DDL when a new association is needed, one
-    batch of links, then the version bump (one snapshot read, one batch).
+    Requests: one for the versions, the RID look-ups (see :func:`_resolve_member_tables`: at most one per
+    candidate table; none with the dict form), one per nesting level for datasets, one DDL when a new
+    association is needed, one batch of links, then the version bump (see
+    :func:`increment_dataset_version`).
     """
     rid = parse_rid(dataset_rid, "dataset_rid")
     exe = parse_rid(execution_rid, "execution_rid") if execution_rid else None
@@ -481,7 +512,7 @@ def _member_links(
 ) -> dict[tuple[str, str], list[tuple[RID, RID]]]:
     """``(dataset, member)`` links of the given datasets, by member table, at ``snapshot``.
 
-    One request per membership association table (per 200 datasets). An association that did not
+    One request per membership association table. An association that did not
     exist at the snapshot has no links then.
     """
     return {
@@ -493,28 +524,28 @@ def _member_links(
 def _association_links(
     ml: DerivaML, a: MemberAssociation, dataset_rids: Sequence[RID], snapshot: str | None
 ) -> list[tuple[RID, RID]]:
-    """``(dataset, member)`` links of one association (one request per 200 datasets)."""
-    links: list[tuple[RID, RID]] = []
-    for chunk in chunks(list(dataset_rids)):
-        try:
-            rows = ml.catalog.query(
-                a.table.schema,
-                a.table.name,
-                {a.dataset_column: chunk},
-                columns=[a.dataset_column, a.member_column],
-                snapshot=snapshot,
-            )
-        except (UnknownTable, NotFound):
-            rows = []
-        links.extend((RID(r[a.dataset_column]), RID(r[a.member_column])) for r in rows)
-    return links
+    """``(dataset, member)`` links of one association (one request). An association created after
+    ``snapshot`` has no links then (ERMrest answers 409 "does not exist": :class:`UnknownTable`)."""
+    try:
+        rows = ml.catalog.query(
+            a.table.schema,
+            a.table.name,
+            {a.dataset_column: list(dataset_rids)},
+            columns=[a.dataset_column, a.member_column],
+            snapshot=snapshot,
+        )
+    except UnknownTable:
+        if snapshot is None:
+            raise
+        return []
+    return [(RID(r[a.dataset_column]), RID(r[a.member_column])) for r in rows]
 
 
 def _fetch_rows(ml: DerivaML, table: TableDef, rids: Sequence[RID], snapshot: str | None) -> list[dict[str, Any]]:
-    """Rows of ``table`` with these RIDs, in RID order: one request per 200 RIDs."""
-    rows: list[dict[str, Any]] = []
-    for chunk in chunks(sorted(set(rids))):
-        rows.extend(ml.catalog.query(table.schema, table.name, {"RID": chunk}, snapshot=snapshot))
+    """Rows of ``table`` with these RIDs, in RID order: one request."""
+    if not rids:
+        return []
+    rows = ml.catalog.query(table.schema, table.name, {"RID": sorted(set(rids))}, snapshot=snapshot)
     rows.sort(key=lambda r: r["RID"])
     return rows
 
@@ -530,10 +561,9 @@ def _member_rows(
     """Rows of ``a``'s member table linked to any of ``dataset_rids`` at ``snapshot``, each once, in RID
     order, at most ``limit``.
 
-    One request per 200 datasets (``Catalog.query_linked``: the association joined to the member table
-    on the server), however many members there are. A catalog without ``query_linked`` gets the links
-    (one request per 200 datasets) and then the rows (one request per 200 members). An association that
-    did not exist at the snapshot has no members then.
+    One request (``Catalog.query_linked``: the association joined to the member table on the server),
+    however many members there are. A catalog without ``query_linked`` gets the links and then the rows
+    (two requests). An association that did not exist at the snapshot has no members then.
     """
     if limit is not None and int(limit) <= 0:
         return []
@@ -544,23 +574,24 @@ def _member_rows(
         if limit is not None:
             members = members[: int(limit)]
         return _fetch_rows(ml, a.member, members, snapshot) if members else []
+    try:
+        rows = linked(
+            a.table.schema,
+            a.table.name,
+            {a.dataset_column: sorted(set(dataset_rids))},
+            via=a.member_column,
+            target_schema=a.member.schema,
+            target_table=a.member.name,
+            limit=None if limit is None else int(limit),
+            snapshot=snapshot,
+        )
+    except UnknownTable:
+        if snapshot is None:
+            raise
+        return []  # the association was created after the snapshot: no members then
     found: dict[str, dict[str, Any]] = {}
-    for chunk in chunks(sorted(set(dataset_rids))):
-        try:
-            rows = linked(
-                a.table.schema,
-                a.table.name,
-                {a.dataset_column: chunk},
-                via=a.member_column,
-                target_schema=a.member.schema,
-                target_table=a.member.name,
-                limit=None if limit is None else int(limit),
-                snapshot=snapshot,
-            )
-        except (UnknownTable, NotFound):
-            rows = []
-        for r in rows:
-            found.setdefault(r["RID"], r)
+    for r in rows:
+        found.setdefault(r["RID"], r)
     out = [found[k] for k in sorted(found)]
     return out if limit is None else out[: int(limit)]
 
@@ -646,8 +677,8 @@ def list_dataset_members(
     once). ``limit`` caps the rows per table. Rows are in RID order.
 
     Requests: one for the versions, one per membership table (the association joined to its member
-    table on the server: constant in the number of members), and with ``recurse`` one per nesting level
-    (and per 200 nested datasets); all reads at the version's snapshot.
+    table on the server: constant in the number of members), and with ``recurse`` one per nesting
+    level; all reads at the version's snapshot.
     """
     rid = parse_rid(dataset_rid, "dataset_rid")
     v, row = _resolve_version(ml, rid, version)
@@ -694,13 +725,12 @@ def list_dataset_parents(ml: DerivaML, dataset_rid: str, *, recurse: bool = Fals
     frontier = [rid]
     while frontier:
         nxt = []
-        for chunk in chunks(frontier):
-            for r in ml.catalog.query(ML_SCHEMA, "Dataset_Dataset", {"Nested_Dataset": chunk}):
-                p = RID(r["Dataset"])
-                if p not in seen:
-                    seen.add(p)
-                    nxt.append(p)
-                    out.append(p)
+        for r in ml.catalog.query(ML_SCHEMA, "Dataset_Dataset", {"Nested_Dataset": frontier}):
+            p = RID(r["Dataset"])
+            if p not in seen:
+                seen.add(p)
+                nxt.append(p)
+                out.append(p)
         frontier = nxt if recurse else []
     return _datasets_by_rid(ml, out)
 
@@ -708,10 +738,7 @@ def list_dataset_parents(ml: DerivaML, dataset_rid: str, *, recurse: bool = Fals
 def _datasets_by_rid(ml: DerivaML, rids: Sequence[RID]) -> list[Dataset]:
     if not rids:
         return []
-    rows: dict[str, dict[str, Any]] = {}
-    for chunk in chunks(list(rids)):
-        for r in ml.catalog.query(ML_SCHEMA, "Dataset", {"RID": chunk}):
-            rows[r["RID"]] = r
+    rows = {r["RID"]: r for r in ml.catalog.query(ML_SCHEMA, "Dataset", {"RID": list(rids)})}
     return _datasets_from_rows(ml, [rows[r] for r in rids if r in rows])
 
 

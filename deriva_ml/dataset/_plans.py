@@ -98,12 +98,14 @@ def plan_create_dataset(
     dataset_types: Sequence[str],
     version: DatasetVersion,
     execution_rid: RID | None,
-    snapshot: str,
+    snapshot: str | None = None,
     version_description: str = "Created",
 ) -> Batch:
     """One batch: the Dataset row, its types, its first Dataset_Version row and the Version pointer.
 
-    Labels: ``dataset`` (the Dataset RID) and ``version`` (the Dataset_Version RID).
+    Labels: ``dataset`` (the Dataset RID) and ``version`` (the Dataset_Version RID). The version's
+    Snapshot is normally written afterwards (:func:`plan_version_snapshot`), with a snapshot taken once
+    the version row exists; ``snapshot`` sets it now instead.
     """
     effects: list[Effect] = [
         Insert(ML_SCHEMA, "Dataset", [{"Description": description, "Deleted": False}], labels=["dataset"]),
@@ -125,30 +127,32 @@ def plan_new_version(
     version: DatasetVersion,
     description: str,
     execution_rid: RID | None,
-    snapshot: str,
+    snapshot: str | None = None,
 ) -> Batch:
-    """One batch: a Dataset_Version row (label ``version``) and ``Dataset.Version`` pointing at it."""
+    """One batch: a Dataset_Version row (label ``version``) and ``Dataset.Version`` pointing at it
+    (Snapshot as in :func:`plan_create_dataset`)."""
     return Batch(_version_effects(dataset_rid, version, description, execution_rid, snapshot))
 
 
+def plan_version_snapshot(version_rid: RID, snapshot: str) -> Batch:
+    """Record the snapshot of a version taken after its Dataset_Version row and ``Dataset.Version`` pointer
+    were written, so the catalog read at that snapshot already shows the version it belongs to."""
+    return Batch([Update(ML_SCHEMA, "Dataset_Version", [{"RID": version_rid, "Snapshot": snapshot}])])
+
+
 def _version_effects(
-    dataset: RID | Ref, version: DatasetVersion, description: str, execution_rid: RID | None, snapshot: str
+    dataset: RID | Ref, version: DatasetVersion, description: str, execution_rid: RID | None, snapshot: str | None
 ) -> list[Effect]:
+    row: dict[str, Any] = {
+        "Dataset": dataset,
+        "Version": str(version),
+        "Description": description,
+        "Execution": execution_rid,
+    }
+    if snapshot is not None:
+        row["Snapshot"] = snapshot
     return [
-        Insert(
-            ML_SCHEMA,
-            "Dataset_Version",
-            [
-                {
-                    "Dataset": dataset,
-                    "Version": str(version),
-                    "Description": description,
-                    "Execution": execution_rid,
-                    "Snapshot": snapshot,
-                }
-            ],
-            labels=["version"],
-        ),
+        Insert(ML_SCHEMA, "Dataset_Version", [row], labels=["version"]),
         Update(ML_SCHEMA, "Dataset", [{"RID": dataset, "Version": Ref("version")}]),
     ]
 
@@ -247,4 +251,5 @@ __all__ = [
     "plan_create_dataset",
     "plan_member_links",
     "plan_new_version",
+    "plan_version_snapshot",
 ]

@@ -28,7 +28,6 @@ from deriva_ml._log import get_logger
 from deriva_ml._process import owner_identity as owner_identity  # re-exported: one liveness check
 from deriva_ml._process import owner_is_alive as owner_is_alive
 from deriva_ml._process import process_start_time as process_start_time
-from deriva_ml._util import chunks
 from deriva_ml.core.codec import configuration_to_json, dumps
 from deriva_ml.core.definitions import ML_SCHEMA, AssetRole, ExecMetadataType, MLAsset
 from deriva_ml.core.effects import Batch, Insert
@@ -725,9 +724,8 @@ class Execution:
         for e in entries:
             by_table.setdefault((e.schema, e.asset_table), []).append(e.url or "")
         for (schema, table), urls in by_table.items():
-            for chunk in chunks(sorted(set(urls))):
-                for row in ml.catalog.query(schema, table, {"URL": chunk}, columns=["RID", "URL"]):
-                    existing[(schema, table, row["URL"])] = RID(row["RID"])
+            for row in ml.catalog.query(schema, table, {"URL": sorted(set(urls))}, columns=["RID", "URL"]):
+                existing[(schema, table, row["URL"])] = RID(row["RID"])
         outputs = [
             StoredOutput(
                 key=e.key,
@@ -840,24 +838,23 @@ def rebuild_manifest(ml: DerivaML, execution_rid: RID, work: Path, stamp: str) -
         rids = [r[table.name] for r in links if r.get("Asset_Role") in (None, AssetRole.output.value)]
         if not rids:
             continue
-        for chunk in chunks(sorted(set(rids))):
-            for row in ml.catalog.query(table.schema, table.name, {"RID": chunk}):
-                sub = "metadata" if table.name == MLAsset.execution_metadata.value else f"outputs/{table.name}"
-                rel = f"{sub}/{row['Filename']}"
-                row_types = [
-                    t["Asset_Type"]
-                    for t in ml.catalog.query(table.schema, f"{table.name}_Asset_Type", {table.name: row["RID"]})
-                ]
-                e = manifest.register(
-                    schema=table.schema,
-                    asset_table=table.name,
-                    path=rel,
-                    filename=row["Filename"],
-                    asset_types=row_types,
-                )
-                manifest.mark_stored(e.key, url=row["URL"], md5=row["MD5"], length=int(row["Length"] or 0))
-                manifest.mark_cataloged({e.key: row["RID"]})
-                cataloged.add(rel)
+        wanted = sorted(set(rids))  # one request each for the rows and their types: the adapter splits long lists
+        types_of: dict[str, list[str]] = {}
+        for t in ml.catalog.query(table.schema, f"{table.name}_Asset_Type", {table.name: wanted}):
+            types_of.setdefault(t[table.name], []).append(t["Asset_Type"])
+        for row in ml.catalog.query(table.schema, table.name, {"RID": wanted}):
+            sub = "metadata" if table.name == MLAsset.execution_metadata.value else f"outputs/{table.name}"
+            rel = f"{sub}/{row['Filename']}"
+            e = manifest.register(
+                schema=table.schema,
+                asset_table=table.name,
+                path=rel,
+                filename=row["Filename"],
+                asset_types=types_of.get(row["RID"], []),
+            )
+            manifest.mark_stored(e.key, url=row["URL"], md5=row["MD5"], length=int(row["Length"] or 0))
+            manifest.mark_cataloged({e.key: row["RID"]})
+            cataloged.add(rel)
     for sub, table_name in [("metadata", MLAsset.execution_metadata.value)] + [
         (f"outputs/{d.name}", d.name) for d in sorted((work / "outputs").glob("*")) if d.is_dir()
     ]:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 from deriva_ml.catalog.schema import ML_TABLES, plain_table, vocabulary_table
 from deriva_ml.core.schema_defs import ColumnDef, KeyDef, TableDef
 
-__all__ = ["DOMAIN", "ML_TABLES", "domain_tables"]
+__all__ = ["DOMAIN", "ML_TABLES", "domain_tables", "live_credential"]
 
 
 DOMAIN = "test-domain"
@@ -28,3 +32,13 @@ def domain_tables() -> list[TableDef]:
         references={"Species": species},
     )
     return [species, subject]
+
+
+def live_credential() -> dict[str, str] | None:
+    """Credentials for ``DERIVA_ML_TEST_HOST`` from ``DERIVA_ML_TEST_CREDENTIAL_FILE`` (deriva-py's format)."""
+    path = os.environ.get("DERIVA_ML_TEST_CREDENTIAL_FILE")
+    if not path:
+        return None
+    data = json.loads(Path(path).read_text())
+    host = os.environ["DERIVA_ML_TEST_HOST"]
+    return data.get(host, data) if isinstance(data, dict) else None

@@ -2,6 +2,14 @@
 
 Storage is a real SQLiteCatalog per catalog; this module only speaks ERMrest's URLs, bodies and status
 codes. ``log`` records every request (method, raw path, JSON body); ``fail_next`` injects status codes.
+
+It answers like the real server behind Apache + mod_wsgi where deriva_ml depends on it (measured with raw
+requests on the lab; the table is docs/server-contract.md): a decoded request path over 4,040 bytes is
+404 with an HTML page and a request target over 8,178 bytes 414; an unknown table or column (also a table
+created after the snapshot read) is 409 "... does not exist"; ``/attribute/`` sorted on a column it does
+not project is 400; an attributegroup update skips rows whose key matches nothing (200, fewer rows); a
+null in a not-null column is 409; a value of the wrong type is 400; RIDs are short (``1S8``) and RCB/RMB
+hold the user name. Snapshots are ``<batches>-<DDL count>`` (so a DDL makes a new snapshot too).
 """
 
 from __future__ import annotations
@@ -28,6 +36,34 @@ from deriva_ml.core.errors import (
 )
 from deriva_ml.core.schema_defs import SYSTEM_COLUMNS
 
+#: Apache + mod_wsgi limits measured on the lab: the decoded path (mod_wsgi stats it: PATH_MAX) and the
+#: request target ("GET <target> HTTP/1.1" within LimitRequestLine 8190).
+MAX_DECODED_PATH = 4040
+MAX_TARGET = 8178
+#: The user name ERMrest writes into RCB/RMB (webauthn's client id).
+FAKE_USER = "fake-user"
+#: The first RID the fake issues (a fresh ERMrest catalog's user rows start around here: ``1S8``).
+FIRST_RID = 1800
+
+_APACHE_404 = (
+    '<!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">\n<html><head>\n<title>404 Not Found</title>\n'
+    "</head><body>\n<h1>Not Found</h1>\n<p>The requested URL was not found on this server.</p>\n</body></html>\n"
+)
+_APACHE_414 = (
+    '<!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">\n<html><head>\n<title>414 Request-URI Too Long</title>\n'
+    "</head><body>\n<h1>Request-URI Too Long</h1>\n<p>The requested URL's length exceeds the capacity\n"
+    "limit for this server.<br />\n</p>\n</body></html>\n"
+)
+
+
+class _Conflict(Exception):
+    """409 with ERMrest's text (``ConflictModel`` / ``ConflictData``)."""
+
+
+class _BadRequest(Exception):
+    """400 with ERMrest's text (``BadData`` / ``BadSyntax``)."""
+
+
 #: ERMrest's ``default_limit`` configuration default (``apicore.py``: ``ermrest_config.get('default_limit',
 #: 100)``): a GET without ``?limit=`` may be truncated, so clients send ``?limit=none``.
 DEFAULT_LIMIT = 100
@@ -35,10 +71,36 @@ DEFAULT_LIMIT = 100
 
 class _Catalog:
     def __init__(self, path: Path) -> None:
-        self.store = SQLiteCatalog(path)
+        self.store = SQLiteCatalog(path, user=FAKE_USER)
+        # short RIDs like a fresh ERMrest catalog's (the store's counter starts at 1-0000 otherwise)
+        self.store._conn.execute("UPDATE _dml_meta SET value = ? WHERE key = 'next_rid'", (FIRST_RID,))
+        self.ddl = 0  # DDL requests so far: part of the snapshot id
+        self.created: dict[tuple[str, str], int] = {}  # table -> the DDL count that created it
         self.docs: dict[str, dict[str, Any]] = {"public": {"schema_name": "public", "tables": {}}}
         self.rid_tables: dict[str, tuple[str, str]] = {}  # every RID ever issued -> (schema, table)
         self.deleted: dict[str, str] = {}  # deleted RID -> snapshot before the deletion
+
+    def snaptime(self) -> str:
+        return f"{self.store.snapshot()}-{self.ddl}"
+
+    def at(self, snap: str | None) -> tuple[str | None, int | None]:
+        """``(store snapshot, DDL count)`` of a snapshot id (``(None, None)`` for the live catalog)."""
+        if not snap:
+            return None, None
+        seq, _, ddl = snap.partition("-")
+        if not (seq.isdigit() and ddl.isdigit()):
+            raise _BadRequest(f"Request malformed. Detail: Invalid snapshot {snap!r}.")
+        return seq, int(ddl)
+
+    def table(self, schema: str, table: str, snap: str | None = None) -> Any:
+        """The table (409 "does not exist" when it does not, or did not yet at ``snap``)."""
+        t = self.store.model().table(schema, table)
+        _, ddl = self.at(snap)
+        if t is None or (ddl is not None and self.created.get((schema, table), 0) > ddl):
+            if schema not in self.docs and t is None:
+                raise _Conflict(f"Schema {schema} does not exist.")
+            raise _Conflict(f"Table {table} does not exist in schema {schema}.")
+        return t
 
 
 class FakeErmrest:
@@ -71,6 +133,16 @@ class FakeErmrest:
         request = Request(environ)
         raw = environ.get("REQUEST_URI") or environ.get("RAW_URI") or request.full_path
         path, _, query = raw.partition("?")
+        if len(raw) > MAX_TARGET:
+            self.log.append((request.method, raw, None))
+            return Response(_APACHE_414, status=414, content_type="text/html; charset=iso-8859-1")(
+                environ, start_response
+            )
+        if len(unquote(path).encode()) > MAX_DECODED_PATH:
+            self.log.append((request.method, raw, None))
+            return Response(_APACHE_404, status=404, content_type="text/html; charset=iso-8859-1")(
+                environ, start_response
+            )
         body = request.get_data()
         doc = json.loads(body) if body else None
         with self._lock:
@@ -80,6 +152,10 @@ class FakeErmrest:
                 return Response(text, status=status)(environ, start_response)
             try:
                 status, out = self._dispatch(request.method, path, parse_qs(query), doc)
+            except _Conflict as e:
+                status, out = 409, f"Request conflicts with state of server. Detail: {e}\n"
+            except _BadRequest as e:
+                status, out = 400, f"Request malformed. Detail: {e}\n"
             except ForeignKeyError as e:
                 status, out = 409, f"insert or update violates foreign key constraint: {e}"
             except ConflictError as e:
@@ -115,7 +191,7 @@ class FakeErmrest:
             head, _, tail = rest[1].partition("@sort(")
             rest = [rest[0], head, "@sort(" + tail]
         if not rest or rest == [""]:
-            return 200, {"id": cid, "snaptime": cat.store.snapshot()}
+            return 200, {"id": cid, "snaptime": cat.snaptime()}
         api = rest[0]
         if api == "schema":
             if method == "GET":
@@ -137,6 +213,9 @@ class FakeErmrest:
                     "last_visible_snaptime": cat.deleted[rid],
                 }
             s, t = cat.store.resolve_rid(rid)
+            seq, _ = cat.at(snap or None)
+            if seq is not None and not cat.store.query(s, t, {"RID": rid}, columns=["RID"], snapshot=seq):
+                return 404, f"Resource not found. Detail: entity with RID={rid}\n"
             return 200, {"schema_name": s, "table_name": t, "RID": rid}
         if api in ("entity", "attribute", "attributegroup"):
             schema, _, table = rest[1].partition(":")
@@ -152,6 +231,7 @@ class FakeErmrest:
                 last, _, s = segs[-1].partition("@sort(")
                 sort = [unquote(c) for c in s.rstrip(")").split(",")]
                 segs = [*segs[:-1], last] if last and not strip_head else segs[:-1]
+            tdef = cat.table(schema, table, snap or None)
             if api == "entity" and method == "POST":
                 return self._insert(cat, schema, table, query, doc)
             if api == "attributegroup" and method == "PUT":
@@ -160,6 +240,12 @@ class FakeErmrest:
             if api == "attribute" and segs and "=" not in segs[-1] and "::" not in segs[-1]:
                 project = [unquote(c) for c in segs[-1].split(",")]
                 segs = segs[:-1]
+                for c in sort:  # ermrest/url/ast/data/path.py: sort keys must be output columns
+                    if c not in project:
+                        raise _BadRequest(f'Sort key "{c}" not among output columns.')
+            linked = any(seg.startswith(("(", "left(", "right(", "full(")) for seg in segs)
+            for c in [*(project or ()), *(sort if project is None else ())] if not linked else ():
+                _column(tdef, c)
             raw_limit = query.get("limit", [str(DEFAULT_LIMIT)])[0]
             limit = None if raw_limit.lower() == "none" else int(raw_limit)
             links = [i for i, seg in enumerate(segs) if seg.startswith(("(", "left(", "right(", "full("))]
@@ -168,6 +254,8 @@ class FakeErmrest:
                     return 400, f"fake supports linked paths on GET /entity and /attribute only: {method} {path}"
                 return 200, self._linked(cat, schema, table, segs, links, project, sort, limit, snap or None)
             where = self._filters(segs)
+            for c, _ in where:
+                _column(tdef, c)
             if method == "GET":
                 return 200, self._select(cat, schema, table, where, project, sort, limit, snap or None)
             if method == "DELETE" and api == "entity":
@@ -210,18 +298,19 @@ class FakeErmrest:
         target = [unquote(p) for p in right[:-1].split(":")]
         if len(via) != 1 or len(target) != 3 or "," in right:
             raise ValidationError("fake supports one column on each side, the right one as schema:table:column")
-        model = cat.store.model()
-        src, dst = model.table(schema, table), model.table(target[0], target[1])
-        if src is None or dst is None:
-            raise NotFound(f"table {schema}:{table}" if src is None else f"table {target[0]}:{target[1]}")
-        for t, c in ((src, via[0]), (dst, target[2])):
-            if c not in t.column_names:
-                raise NotFound(f"column {c} in table {t.qualified}")
+        src, dst = cat.table(schema, table, snap), cat.table(target[0], target[1], snap)
+        for t, c in ((src, via[0]), (dst, target[2]), *((dst, c) for c in project or ())):
+            _column(t, c)
+        if project is not None:
+            for c in sort:
+                if c not in project:
+                    raise _BadRequest(f'Sort key "{c}" not among output columns.')
         if sort not in ([], ["RID"]):
             raise ValidationError("fake sorts linked paths by RID only")
         types = {c.name: c.type for c in src.columns}
         cond: dict[str, Any] = {}
         for col, vals in self._filters(segs[:-1]):
+            _column(src, col)
             conv = [_typed(types.get(col, "text"), v) for v in vals]
             cond[col] = conv if len(conv) > 1 else conv[0]
         return cat.store.query_linked(
@@ -234,7 +323,7 @@ class FakeErmrest:
             target_column=target[2],
             columns=project,
             limit=limit,
-            snapshot=snap,
+            snapshot=cat.at(snap)[0],
         )
 
     def _filters(self, segs: list[str]) -> list[tuple[str, list[Any]]]:
@@ -267,17 +356,20 @@ class FakeErmrest:
         limit: int | None,
         snap: str | None,
     ) -> list[Any]:
-        model = cat.store.model()
-        tdef = model.table(schema, table)
-        if tdef is None:
-            raise NotFound(f"table {schema}:{table}")
+        tdef = cat.table(schema, table, snap)
         types = {c.name: c.type for c in tdef.columns}
         cond: dict[str, Any] = {}
         for col, vals in where:
             conv = [_typed(types.get(col, "text"), v) for v in vals]
             cond[col] = conv if len(conv) > 1 else conv[0]
         return cat.store.query(
-            schema, table, cond, columns=project, order_by=[c for c in sort if c != "RID"], limit=limit, snapshot=snap
+            schema,
+            table,
+            cond,
+            columns=project,
+            order_by=[c for c in sort if c != "RID"],
+            limit=limit,
+            snapshot=cat.at(snap)[0],
         )
 
     def _insert(
@@ -293,9 +385,7 @@ class FakeErmrest:
         - rows sharing the values of the union of the non-defaulted key columns: 400, even with skip;
         - ``onconflict=skip``: rows colliding with stored rows are skipped and absent from the response.
         """
-        tdef = cat.store.model().table(schema, table)
-        if tdef is None:
-            raise NotFound(f"table {schema}:{table}")
+        tdef = cat.table(schema, table)
         split = lambda k: {unquote(c) for c in ",".join(query.get(k, [""])).split(",") if c}  # noqa: E731
         nondefaults = split("nondefaults")
         defaults = (split("defaults") | set(SYSTEM_COLUMNS)) - nondefaults
@@ -310,6 +400,7 @@ class FakeErmrest:
                 "409 Conflict\nThe request conflicts with the state of the server. Entity insertion requires at least one non-defaulting column.\n",
             )
         clean = [{c: r.get(c) for c in writable} for r in rows]
+        _check_values(tdef, clean)
         mkcols = sorted({c for k in tdef.keys for c in k.columns if c in writable})
         if mkcols:
             seen = set()
@@ -332,9 +423,8 @@ class FakeErmrest:
     def _update(self, cat: _Catalog, schema: str, table: str, spec: str, rows: Any) -> tuple[int, Any]:
         """``PUT /attributegroup/S:T/K1,K2;C1,C2`` (data/rest.md "Attribute Group Update").
 
-        "Any input row with group key columns not matching an existing stored row will cause an error"
-        (409, nothing changed); rows sharing a key: 400; the response lists the key and target values of
-        each updated row.
+        Rows whose key matches no stored row are skipped (measured: 200 ``[]`` for a missing key); rows
+        sharing a key: 400; the response lists the key and target values of each updated row.
         """
         keys, _, targets = spec.partition(";")
         key = tuple(unquote(k) for k in keys.split(","))
@@ -352,14 +442,16 @@ class FakeErmrest:
                     "400 Bad Request\nThe request is malformed. Multiple input rows share the same unique key information.\n",
                 )
             seen.add(sig)
-        for r in rows:
-            if not cat.store.query(schema, table, {k: r.get(k) for k in key}, columns=list(key), limit=1):
-                values = tuple(r.get(k) for k in key)
-                return 409, (
-                    "409 Conflict\nThe request conflicts with the state of the server. "
-                    f"Input row key ({values}) does not match existing entity.\n"
-                )
-        clean = [{c: r.get(c) for c in (*key, *cols)} for r in rows]
+        tdef = cat.table(schema, table)
+        for c in (*key, *cols):
+            _column(tdef, c)
+        # the server joins the input to the stored rows on the key: unmatched rows are skipped (200, and
+        # absent from the response), although data/rest.md says they "will cause an error"
+        matched = [
+            r for r in rows if cat.store.query(schema, table, {k: r.get(k) for k in key}, columns=list(key), limit=1)
+        ]
+        clean = [{c: r.get(c) for c in (*key, *cols)} for r in matched]
+        _check_values(tdef, [{c: r[c] for c in cols} for r in clean])
         if clean:
             cat.store.apply(Batch([Update(schema, table, clean, key=key)]))
         return 200, clean
@@ -373,20 +465,75 @@ class FakeErmrest:
                 if item["schema_name"] in cat.docs:
                     return 409, f"schema {item['schema_name']} exists"
                 cat.docs[item["schema_name"]] = {**item, "tables": {}}
+                cat.ddl += 1
         cat.store.create_tables([table_from_document(t) for t in tables])
+        cat.ddl += 1
         for t in tables:
+            cat.created[(t["schema_name"], t["table_name"])] = cat.ddl
             cat.docs.setdefault(t["schema_name"], {"schema_name": t["schema_name"], "tables": {}})
             cat.docs[t["schema_name"]]["tables"][t["table_name"]] = t
         return 201, doc
 
 
 def _typed(coltype: str, value: Any) -> Any:
+    """A URL literal as a value of ``coltype`` (400 "Invalid int4: ..." as ERMrest answers otherwise)."""
     if value is None:
         return None
-    if coltype in ("int2", "int4", "int8"):
-        return int(value)
-    if coltype in ("float4", "float8"):
-        return float(value)
+    try:
+        if coltype in ("int2", "int4", "int8"):
+            return int(value)
+        if coltype in ("float4", "float8"):
+            return float(value)
+    except ValueError:
+        raise _BadRequest(f'Invalid {coltype}: "{value}"') from None
     if coltype == "boolean":
-        return value == "true"
+        if value not in ("true", "false", "t", "f"):
+            raise _BadRequest(f'Invalid boolean: "{value}"')
+        return value in ("true", "t")
     return value
+
+
+def _column(t: Any, name: str) -> None:
+    """409 as ERMrest (model/table.py) for a column the table does not have."""
+    if name not in t.column_names and name not in SYSTEM_COLUMNS:
+        raise _Conflict(f"Requested column {name} does not exist in table {t.name}.")
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "int2": (int,),
+    "int4": (int,),
+    "int8": (int,),
+    "float4": (int, float),
+    "float8": (int, float),
+    "boolean": (bool,),
+    "text": (str,),
+    "markdown": (str,),
+    "date": (str,),
+    "timestamptz": (str,),
+    "ermrest_rid": (str,),
+}
+
+
+def _check_values(t: Any, rows: list[dict[str, Any]]) -> None:
+    """Rows as PostgreSQL takes them from ERMrest's JSON input: a null in a NOT NULL column is 409
+    ("violates not-null constraint"), a value of the wrong type 400 ("invalid input syntax")."""
+    cols = {c.name: c for c in t.columns}
+    for r in rows:
+        for name, v in r.items():
+            c = cols.get(name)
+            if c is None:
+                continue
+            if v is None:
+                if not c.nullok:
+                    raise _Conflict(
+                        f'null value in column "{name}" of relation "{t.name}" violates not-null constraint'
+                    )
+                continue
+            want = _JSON_TYPES.get(c.type)
+            ok = (
+                isinstance(v, want) and (c.type == "boolean" or not isinstance(v, bool))
+                if want is not None
+                else c.type != "text[]" or (isinstance(v, list) and all(isinstance(x, str | None) for x in v))
+            )
+            if not ok:
+                raise _BadRequest(f"Bad JSON array input. ERROR:  invalid input syntax for type {c.type}: {v!r}")

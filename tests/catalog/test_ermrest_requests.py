@@ -21,6 +21,9 @@ from deriva_ml.core.errors import (
     NotFound,
     PermissionDenied,
     RIDNotFound,
+    UnknownColumn,
+    UnknownTable,
+    ValidationError,
 )
 
 FAST = {"retry_read": 0, "retry_connect": 0, "retry_backoff_factor": 0}
@@ -157,6 +160,13 @@ def test_on_conflict_skip_param(cat: ErmrestCatalog, ermrest_server: FakeErmrest
         (409, 'violates foreign key constraint "x" Key (Species)=(Q) is not present', ForeignKeyError),
         (409, "duplicate key value violates unique constraint", ConflictError),
         (503, "Service Unavailable", CatalogBusy),
+        (
+            409,
+            "Request conflicts with state of server. Detail: Table Subject does not exist in schema s.",
+            UnknownTable,
+        ),
+        (409, "Detail: Requested column Name does not exist in table Subject.", UnknownColumn),
+        (409, "Request conflicts with state of server. Detail: something else about Subject", ConflictError),
     ],
 )
 def test_error_mapping(cat: ErmrestCatalog, ermrest_server: FakeErmrest, status: int, text: str, error: type) -> None:
@@ -242,16 +252,20 @@ def test_on_conflict_skip_response_and_duplicates_in_one_request(
         cat.apply(Batch([Insert(DOMAIN, "Subject", [{"Name": "e"}, {"Name": "e"}])]))
 
 
-def test_update_of_missing_key_is_an_error(cat: ErmrestCatalog, ermrest_server: FakeErmrest) -> None:
-    """rest.md: 'Any input row with group key columns not matching an existing stored row will cause an error.'"""
+def test_update_of_missing_key_is_skipped_by_the_server_and_raised_by_the_adapter(
+    cat: ErmrestCatalog, ermrest_server: FakeErmrest
+) -> None:
+    """Measured on the lab (docs/server-contract.md): an attributegroup update whose key matches no row is
+    200 ``[]`` (rest.md says it "will cause an error"); matched rows of the same request are updated. The
+    adapter sees the short response and raises for the missing key."""
     rid = cat.apply(Batch([Insert(DOMAIN, "Subject", [{"Name": "a"}], labels=["a"])])).rids["a"]
     r = _raw(ermrest_server, "PUT", "/attributegroup/test-domain:Subject/RID;Age", [{"RID": "1-ZZZZ", "Age": 1}])
-    assert r.status_code == 409 and "does not match existing entity" in r.text
+    assert r.status_code == 200 and r.json() == []
     r = _raw(ermrest_server, "PUT", "/attributegroup/test-domain:Subject/RID;Age", [{"RID": rid, "Age": 5}])
     assert r.status_code == 200 and r.json() == [{"RID": rid, "Age": 5}]
-    with pytest.raises(RIDNotFound):
+    with pytest.raises(RIDNotFound, match="1-ZZZZ"):
         cat.apply(Batch([Update(DOMAIN, "Subject", [{"RID": rid, "Age": 6}, {"RID": "1-ZZZZ", "Age": 7}])]))
-    assert cat.query(DOMAIN, "Subject", {"RID": rid}, columns=["Age"]) == [{"Age": 5}]  # request was atomic
+    assert cat.query(DOMAIN, "Subject", {"RID": rid}, columns=["Age"]) == [{"Age": 6}]  # the matched row changed
     with pytest.raises(NotFound):
         cat.apply(Batch([Update(DOMAIN, "Subject", [{"Name": "nobody", "Age": 1}], key=("Name",))]))
 
@@ -268,3 +282,29 @@ def test_delete_without_match_and_resolution_of_deleted_rids(cat: ErmrestCatalog
     with pytest.raises(RIDNotFound):
         cat.resolve_rid(rid)
     assert _raw(ermrest_server, "GET", "/entity_rid/1-ZZZZ").status_code == 404
+
+
+def test_error_types_of_does_not_exist_are_distinct() -> None:
+    assert not issubclass(UnknownTable, ConflictError) and not issubclass(ConflictError, UnknownTable)
+
+
+def test_lists_are_split_by_url_budget(ermrest_server: FakeErmrest) -> None:
+    """Every list-carrying request stays within ``url_budget`` bytes (prefix and query string included)."""
+    c = create_ml_catalog(ermrest_server.host, DOMAIN, scheme="http", credential={}, session_config=FAST)
+    c.create_tables(domain_tables())
+    small = ErmrestCatalog(ermrest_server.host, c.catalog_id, credential={}, scheme="http", url_budget=400)
+    names = [f"subject {i:04d} / with reserved ; chars" for i in range(60)]
+    small.apply(Batch([Insert(DOMAIN, "Subject", [{"Name": n, "Age": i} for i, n in enumerate(names)])]))
+    ermrest_server.log.clear()
+    snap = small.snapshot()
+    rows = small.query(DOMAIN, "Subject", {"Name": names + names}, columns=["Name", "Age"], order_by=["Age"], limit=50)
+    assert [r["Age"] for r in rows] == list(range(50))
+    assert len(small.query(DOMAIN, "Subject", {"Name": names}, snapshot=snap)) == 60
+    small.apply(Batch([Delete(DOMAIN, "Subject", "Name", names)]))
+    assert small.query(DOMAIN, "Subject") == []
+    targets = [p for _, p, _ in ermrest_server.log]
+    assert len(targets) > 10 and max(len(t) for t in targets) <= 400
+    with pytest.raises(ValidationError, match="does not fit"):
+        small.query(DOMAIN, "Subject", {"Name": ["x" * 500, "y"]})
+    with pytest.raises(ValidationError, match="url_budget"):
+        ErmrestCatalog(ermrest_server.host, c.catalog_id, credential={}, scheme="http", url_budget=10)

@@ -1,14 +1,47 @@
-"""Helpers for dataset tests: domain rows on a real embedded catalog, a counting object store."""
+"""Helpers for dataset tests: the backends (embedded, ERMrest fake, live lab), domain rows, a counting store."""
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from deriva_ml import DerivaML
 from deriva_ml.core.effects import Batch, Insert
 from deriva_ml.store.local import LocalObjectStore
+
+_CATALOG_TESTS = Path(__file__).resolve().parents[1] / "catalog"
+if str(_CATALOG_TESTS) not in sys.path:
+    sys.path.insert(0, str(_CATALOG_TESTS))
+
+BACKENDS = ["embedded", "ermrest-fake"]
+if os.environ.get("DERIVA_ML_TEST_HOST"):
+    BACKENDS.append("ermrest-live")
+
+
+def open_backend(kind: str, tmp_path: Path, stack: Any) -> tuple[DerivaML, Any]:
+    """``(ml, fake_server_or_None)`` on a new catalog whose domain schema is ``t``; ``stack`` (an ExitStack)
+    keeps the fake server running."""
+    from catalog_support import live_credential
+
+    from deriva_ml.catalog.ermrest import create_ml_catalog
+
+    if kind == "embedded":
+        return DerivaML("local", "t", home=tmp_path), None
+    if kind == "ermrest-fake":
+        from ermrest_fake import FakeErmrest
+
+        er = stack.enter_context(FakeErmrest())
+        cat = create_ml_catalog(er.host, "t", scheme="http", credential={})
+        store = LocalObjectStore(tmp_path / "objects")
+        return DerivaML(er.host, cat.catalog_id, catalog=cat, store=store, home=tmp_path, domain_schema="t"), er
+    host = os.environ["DERIVA_ML_TEST_HOST"]
+    cred = live_credential()
+    cat = create_ml_catalog(host, "t", credential=cred)
+    catalog_id = cat.catalog_id
+    cat.close()
+    return DerivaML(host, catalog_id, credential=cred, home=tmp_path, domain_schema="t"), None
 
 
 class CountingStore:
@@ -27,7 +60,8 @@ class CountingStore:
 
 
 def add_subjects(ml: DerivaML, n: int) -> list[str]:
-    result = ml.catalog.apply(Batch([Insert("t", "Subject", [{} for _ in range(n)])]))
+    # a row needs one non-system value on ERMrest ("Entity insertion requires at least one non-defaulting column")
+    result = ml.catalog.apply(Batch([Insert("t", "Subject", [{"Name": f"s{i}"} for i in range(n)])]))
     return [r["RID"] for r in result.inserted[0]]
 
 

@@ -148,8 +148,10 @@ def test_increment_version_and_history(ml: DerivaML) -> None:
     history = ml.dataset_history(ds.dataset_rid)
     assert [str(h.dataset_version) for h in history] == ["0.1.0", "0.1.1", "1.0.0"]
     assert [h.description for h in history] == ["Created", "fix", "big"]
-    snaps = [int(h.snapshot) for h in history]  # embedded snapshots are batch counters
-    assert snaps == sorted(snaps)
+    snaps = [h.snapshot for h in history]
+    assert all(snaps) and len(set(snaps)) == 3
+    if ml.host_name == "local":  # embedded snapshots are batch counters
+        assert [int(s) for s in snaps] == sorted(int(s) for s in snaps)
     row = ml.catalog.query("deriva-ml", "Dataset", {"RID": ds.dataset_rid})[0]
     assert row["Version"] == history[-1].version_rid
 
