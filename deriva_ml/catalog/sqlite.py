@@ -56,8 +56,8 @@ from deriva_ml.core.errors import (
     ValidationError,
 )
 from deriva_ml.core.rid import RID, is_rid, split_snapshot
-from deriva_ml.core.status import STATUS_ORDER
 from deriva_ml.core.schema_defs import SYSTEM_COLUMNS, CatalogModel, TableDef
+from deriva_ml.core.status import STATUS_ORDER
 
 __all__ = ["SQLiteCatalog", "decode_rid", "encode_rid", "open_local_catalog"]
 

@@ -85,7 +85,7 @@ def test_record_and_replay(tmp_path: Path) -> None:
     ]:
         assert _content(src, schema, table, rid_map) == _content(dst, schema, table, {}), table
     ex = dst.query(ML_SCHEMA, "Execution")[0]
-    assert ex["Status"] == "Running" and ex["RID"] == rid_map[r1.rids["e"]]
+    assert ex["Status"] == "Initializing" and ex["RID"] == rid_map[r1.rids["e"]]
     # journalling continues the sequence when reopened
     cat2 = JournalingCatalog(src, journal)
     cat2.apply(Batch([Insert(DOMAIN, "Subject", [{"Name": "z"}])]))
