@@ -1012,7 +1012,9 @@ def _parse_time(value: Any) -> datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
-_REFERENCE_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?)H\s*([0-9]+(?:\.[0-9]*)?)min\s*([0-9]+(?:\.[0-9]*)?)sec\s*$")
+_REFERENCE_DURATION = re.compile(
+    r"^\s*([0-9]+(?:\.[0-9]*)?)H\s*([0-9]+(?:\.[0-9]*)?)min\s*([0-9]+(?:\.[0-9]*)?)sec\s*$"
+)
 
 
 def _parse_duration(text: Any) -> float | None:

@@ -150,10 +150,8 @@ class StatusWrite:
 
     def values(self) -> dict[str, Any]:
         """The columns written when the compare succeeds."""
-        row: dict[str, Any] = {STATUS_COLUMN: self.status.value, "Status_Detail": self.detail}
-        if self.duration is not None:
-            row["Duration"] = self.duration
-        return row
+        # Duration is always written: a retry (Failed -> Pending) clears the failed attempt's duration
+        return {STATUS_COLUMN: self.status.value, "Status_Detail": self.detail, "Duration": self.duration}
 
 
 def _writes(value: Iterable[StatusWrite]) -> tuple[StatusWrite, ...]:

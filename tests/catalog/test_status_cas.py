@@ -1,0 +1,68 @@
+"""Status writes are compare-and-sets on every adapter (sqlite, ERMrest fake over HTTP, live ERMrest).
+
+A plain write of ``Execution.Status`` is refused before the catalog changes; a :class:`SetStatus` applies
+only where the row still holds the expected status, and a lost race names the status the catalog holds.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from deriva_ml.catalog.port import ML_SCHEMA, Catalog
+from deriva_ml.core.effects import Batch, Insert, SetStatus, StatusWrite, Update
+from deriva_ml.core.errors import InvalidTransition, RIDNotFound, StatusConflict, ValidationError
+
+
+def _execution(catalog: Catalog, status: str | None = "Created") -> str:
+    row = {} if status is None else {"Status": status}
+    return catalog.apply(Batch([Insert(ML_SCHEMA, "Execution", [{"Description": "x", **row}], ["e"])])).rids["e"]
+
+
+def _status(catalog: Catalog, rid: str) -> str:
+    return catalog.query(ML_SCHEMA, "Execution", {"RID": rid}, columns=["Status"])[0]["Status"]
+
+
+def test_plain_status_writes_are_refused(catalog: Catalog) -> None:
+    rid = _execution(catalog)
+    before = catalog.snapshot()
+    for status in ("Running", "Completed", "Bogus"):
+        with pytest.raises(ValidationError, match="transition"):
+            catalog.apply(Batch([Update(ML_SCHEMA, "Execution", [{"RID": rid, "Status": status}])]))
+        with pytest.raises(ValidationError, match="Created"):
+            catalog.apply(Batch([Insert(ML_SCHEMA, "Execution", [{"Status": status}])]))
+    assert catalog.snapshot() == before  # nothing reached the catalog
+    assert _status(catalog, rid) == "Created"
+    # other columns of an execution may still be updated plainly
+    catalog.apply(Batch([Update(ML_SCHEMA, "Execution", [{"RID": rid, "Description": "y"}])]))
+    # a status write is an edge of the transition table, checked when the effect is built
+    with pytest.raises(InvalidTransition):
+        StatusWrite(rid, "Created", "Running")
+    with pytest.raises(ValidationError, match="Bogus"):
+        StatusWrite(rid, "Created", "Bogus")
+
+
+def test_compare_and_set_applies_and_loses(catalog: Catalog) -> None:
+    rid = _execution(catalog)
+    res = catalog.apply(Batch([SetStatus([StatusWrite(rid, "Created", "Initializing", "go", None)])]))
+    assert [r["RID"] for r in res.inserted[0]] == [rid]
+    assert _status(catalog, rid) == "Initializing"
+    # a second writer that still believes Created loses, and is told what the catalog holds
+    with pytest.raises(StatusConflict, match="'Initializing'") as info:
+        catalog.apply(Batch([SetStatus([StatusWrite(rid, "Created", "Aborted", "late")])]))
+    assert info.value.actual == "Initializing" and info.value.expected == "Created"
+    assert _status(catalog, rid) == "Initializing"
+    row = catalog.query(ML_SCHEMA, "Execution", {"RID": rid})[0]
+    assert row["Status_Detail"] == "go"
+    with pytest.raises(RIDNotFound):
+        catalog.apply(Batch([SetStatus([StatusWrite("1-ZZZZ", "Created", "Aborted")])]))
+
+
+def test_batched_compare_and_set_skips_lost_rows(catalog: Catalog) -> None:
+    rids = [_execution(catalog) for _ in range(3)]
+    catalog.apply(Batch([SetStatus([StatusWrite(rids[1], "Created", "Initializing")])]))
+    writes = [StatusWrite(r, "Created", "Aborted", "stale", "0:00:00.000000") for r in rids]
+    res = catalog.apply(Batch([SetStatus(writes, skip_lost=True)]))
+    assert sorted(r["RID"] for r in res.inserted[0]) == sorted([rids[0], rids[2]])
+    assert [_status(catalog, r) for r in rids] == ["Aborted", "Initializing", "Aborted"]
+    row = catalog.query(ML_SCHEMA, "Execution", {"RID": rids[0]})[0]
+    assert row["Duration"] == "0:00:00.000000" and row["Status_Detail"] == "stale"
