@@ -1076,9 +1076,12 @@ def _record_from_row(row: Mapping[str, Any]) -> ExecutionRecord:
 
 def _caught_up(local: ExecutionRecord, row: ExecutionRecord) -> ExecutionRecord:
     """A local record brought up to the status the catalog holds (changed by another handle or process):
-    the history gains that change, the times follow the catalog's row."""
+    the history gains an *observation* of that status (``from_status=None``: not a transition this handle
+    made, since the steps in between are not known here), the times follow the catalog's row."""
     at = row.history[-1].at if row.history else (local.history[-1].at if local.history else None)
-    change = () if at is None else (StatusChange(local.status, row.status, row.status_detail, at),)
+    if at is not None and local.history and at < local.history[-1].at:
+        at = local.history[-1].at
+    change = () if at is None else (StatusChange(None, row.status, row.status_detail, at),)
     return attrs.evolve(
         local,
         status=row.status,
