@@ -23,13 +23,14 @@ import sys
 import tempfile
 import warnings
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
 
-from deriva_ml import DerivaML, Status
+from deriva_ml import DerivaML
 from deriva_ml.catalog.journal import read_journal, replay
 from deriva_ml.catalog.port import ML_SCHEMA
 from deriva_ml.catalog.sqlite import SQLiteCatalog
@@ -88,21 +89,21 @@ class Lifecycle(RuleBasedStateMachine):
     # ------------------------------------------------------------------------------------------ rules
 
     @rule(target=handles)
-    def create(self):  # noqa: ANN201
+    def create(self):
         exe = self.ml.create_execution(make_configuration(description="model"))
         self.status[exe.execution_rid] = "Pending"
         self.all_handles.append(exe)
         return exe
 
     @rule(target=handles, h=handles)
-    def restore(self, h):  # noqa: ANN001, ANN201
+    def restore(self, h):
         other = self.ml.restore_execution(h.execution_rid)
         assert other.status.value == self.status[h.execution_rid]
         self.all_handles.append(other)
         return other
 
     @rule(h=handles, to=st.sampled_from(ALL))
-    def change(self, h, to: str) -> None:  # noqa: ANN001
+    def change(self, h, to: str) -> None:
         rid = h.execution_rid
         believed, held = h.status.value, self.status[rid]
         try:
@@ -121,7 +122,7 @@ class Lifecycle(RuleBasedStateMachine):
             self.dead_lease.discard(rid)
 
     @rule(h=handles)
-    def run_with(self, h) -> None:  # noqa: ANN001
+    def run_with(self, h) -> None:
         """``with exe:`` — start (a Failed run is retried: Pending first) and, unless the run already ended,
         stop; the expected outcome is simulated step by step with the model."""
         rid = h.execution_rid
@@ -149,7 +150,7 @@ class Lifecycle(RuleBasedStateMachine):
             self.dead_lease.discard(rid)
 
     @rule(h=consumes(handles))
-    def crash(self, h) -> None:  # noqa: ANN001
+    def crash(self, h) -> None:
         """The handle's process dies: its lease names a process that is gone; the handle is dropped."""
         h._manifest.set_state("owner", json.dumps(_dead_owner()))
         self.dead_lease.add(h.execution_rid)
@@ -190,7 +191,7 @@ class Lifecycle(RuleBasedStateMachine):
         for h in self.all_handles:
             hist = h.record.history
             assert hist and hist[-1].to_status is h.status
-            for before, change in zip(hist, hist[1:], strict=False):
+            for before, change in pairwise(hist):
                 if change.from_status is not None:
                     assert change.from_status is before.to_status, (before, change)
                     assert model_allows(change.from_status.value, change.to_status.value), change
