@@ -66,6 +66,15 @@ def _dead_owner() -> dict[str, object]:
     return {"host": socket.gethostname(), "pid": p.pid, "started": "gone"}
 
 
+def test_the_table_is_the_model() -> None:
+    """Every pair of statuses: the implementation's table allows exactly what the hand-written model allows."""
+    from deriva_ml.core.status import STATUS_ORDER, TRANSITIONS
+
+    for frm in STATUS_ORDER:
+        for to in STATUS_ORDER:
+            assert (to in TRANSITIONS[frm]) == model_allows(frm.value, to.value), (frm.value, to.value)
+
+
 class Lifecycle(RuleBasedStateMachine):
     handles = Bundle("handles")
 
