@@ -286,3 +286,113 @@ def test_two_processes_race_for_one_transition(backend, tmp_path: Path) -> None:
     assert [o for o in outs if o.startswith("LOST")] == ["LOST Running"]
     assert _row_status(ml, exe.execution_rid) == "Running"
     assert json.dumps(outs)
+
+
+DIES_EARLY = textwrap.dedent(
+    """
+    import os, signal, sys
+    from deriva_ml import DerivaML
+    from deriva_ml.execution._execution import Execution
+    from deriva_ml.testing import make_configuration
+
+    ml = DerivaML("local", "test", home=sys.argv[1])
+    def die(self, **kw):
+        print("RID", self.execution_rid, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)   # the process dies before Initializing
+    Execution._initialize = die
+    ml.create_execution(make_configuration(description="dies early"))
+    """
+)
+
+
+@pytest.mark.slow
+def test_process_that_died_before_initializing_is_aborted(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    script = tmp_path / "child.py"
+    script.write_text(DIES_EARLY)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(home)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "DERIVA_ML_HOME": str(home)},
+    )
+    assert proc.returncode == -9, proc.stderr
+    rid = proc.stdout.split()[1]
+    ml = DerivaML("local", "test", home=home)
+    try:
+        assert ml.lookup_execution(rid).status is Status.created
+        aborted = ml.abort_stale_executions()  # no age needed: the lease names a process that is gone
+        assert [r.rid for r in aborted] == [rid]
+        assert aborted[0].history[-1].from_status is Status.created
+        assert ml.lookup_execution(rid).status is Status.aborted
+    finally:
+        ml.close()
+
+
+def _status_vocabulary_tables():
+    """The newer reference layout: ``Execution.Status`` references an ``Execution_Status`` vocabulary."""
+    import attrs
+
+    from deriva_ml.catalog.schema import ML_TABLES, vocabulary_table
+    from deriva_ml.core.schema_defs import ForeignKeyDef
+
+    vocab = vocabulary_table(ML_SCHEMA, "Execution_Status", "Execution status", curie_prefix=ML_SCHEMA)
+    out = [vocab]
+    for t in ML_TABLES:
+        if t.name == "Execution":
+            t = attrs.evolve(
+                t,
+                foreign_keys=(*t.foreign_keys, ForeignKeyDef(("Status",), ML_SCHEMA, "Execution_Status", ("Name",))),
+            )
+        out.append(t)
+    return out
+
+
+@pytest.mark.parametrize("kind", ["embedded", "ermrest"])
+def test_execution_status_vocabulary_layout(kind: str, tmp_path: Path) -> None:
+    import contextlib
+
+    from deriva_ml.catalog.schema import seed_batch
+    from deriva_ml.core.status import STATUS_ORDER
+    from deriva_ml.store.local import LocalObjectStore
+
+    with contextlib.ExitStack() as stack:
+        if kind == "embedded":
+            from deriva_ml.catalog.sqlite import SQLiteCatalog
+
+            cat = SQLiteCatalog(tmp_path / "ref.sqlite")
+            cat.create_tables(_status_vocabulary_tables())
+        else:
+            import requests
+            from ermrest_fake import FakeErmrest
+
+            from deriva_ml.catalog.ermrest import ErmrestCatalog
+
+            er = stack.enter_context(FakeErmrest())
+            cid = requests.post(f"http://{er.host}/ermrest/catalog", timeout=10).json()["id"]
+            cat = ErmrestCatalog(er.host, cid, scheme="http", credential={})
+            cat.create_tables(_status_vocabulary_tables(), schemas=["ref"])
+        cat.apply(seed_batch())
+        terms = [{"Name": s.value, "Description": s.value} for s in STATUS_ORDER]
+        cat.apply(Batch([Insert(ML_SCHEMA, "Execution_Status", terms)]))
+        ml = DerivaML(
+            "ref.example.org",
+            "1",
+            catalog=cat,
+            store=LocalObjectStore(tmp_path / "o"),
+            home=tmp_path,
+            domain_schema="ref",
+        )
+        stack.callback(ml.close)
+        with ml.create_execution(make_configuration(description="vocab layout")) as exe:
+            stale = ml.restore_execution(exe.execution_rid)
+            exe.update_status(Status.running, "working")
+        assert _row_status(ml, exe.execution_rid) == "Completed"
+        with pytest.raises(StatusConflict, match="'Completed'"):
+            stale.update_status(Status.running, "progress from a stale handle")  # its Running is stale
+        assert stale.status is Status.completed
+        with pytest.raises(ValidationError):
+            cat.apply(Batch([Insert(ML_SCHEMA, "Execution", [{"Status": "Bogus"}])]))
+        rows = cat.query(ML_SCHEMA, "Execution_Status", columns=["Name"])
+        assert {r["Name"] for r in rows} == {s.value for s in STATUS_ORDER}
