@@ -164,6 +164,10 @@ def plan_input_links(
     return Batch(effects)
 
 
+def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 def _frozen_map(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     if value is None:
         return MappingProxyType({})
@@ -184,7 +188,7 @@ class StoredOutput:
     length: int
     md5: str
     description: str | None = None
-    asset_types: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    asset_types: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
     #: Read-only (``types.MappingProxyType``), so the frozen record cannot change in place.
     metadata: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_map, hash=False)
 

@@ -66,3 +66,39 @@ def test_batched_compare_and_set_skips_lost_rows(catalog: Catalog) -> None:
     assert [_status(catalog, r) for r in rids] == ["Aborted", "Initializing", "Aborted"]
     row = catalog.query(ML_SCHEMA, "Execution", {"RID": rids[0]})[0]
     assert row["Duration"] == "0:00:00.000000" and row["Status_Detail"] == "stale"
+
+
+def test_legacy_journal_status_updates_replay_as_compare_and_set(tmp_path) -> None:
+    """A journal written before SetStatus existed holds plain Updates of Status: replay checks each edge
+    against the status the target holds and applies it conditionally; an illegal one is refused."""
+    import json
+
+    from deriva_ml.catalog.journal import replay
+    from deriva_ml.catalog.sqlite import open_local_catalog
+    from deriva_ml.core.codec import effect_to_json
+
+    def line(seq: int, effects: list, result: dict) -> str:  # type: ignore[type-arg]
+        return json.dumps({"seq": seq, "batch": {"effects": [effect_to_json(e) for e in effects]}, "result": result})
+
+    def status(rid: str, value: str) -> Update:
+        return Update(ML_SCHEMA, "Execution", [{"RID": rid, "Status": value, "Status_Detail": value}])
+
+    created = Insert(ML_SCHEMA, "Execution", [{"Status": "Created"}], ["e"])
+    legal = [
+        line(1, [created], {"rids": {"e": "1-0AAA"}, "inserted": [{"rids": ["1-0AAA"]}]}),
+        line(2, [status("1-0AAA", "Initializing")], {"rids": {}, "inserted": [[]]}),
+        line(3, [status("1-0AAA", "Pending")], {"rids": {}, "inserted": [[]]}),
+    ]
+    journal = tmp_path / "legacy.jsonl"
+    journal.write_text("\n".join(legal) + "\n")
+    target = open_local_catalog("t", tmp_path)
+    rid_map = replay(journal, target)
+    assert _status(target, rid_map["1-0AAA"]) == "Pending"
+    illegal = tmp_path / "illegal.jsonl"
+    illegal.write_text("\n".join([legal[0], line(2, [status("1-0AAA", "Completed")], {"rids": {}})]) + "\n")
+    other = open_local_catalog("u", tmp_path)
+    with pytest.raises(InvalidTransition):
+        replay(illegal, other)
+    assert [r["Status"] for r in other.query(ML_SCHEMA, "Execution", columns=["Status"])] == ["Created"]
+    target.close()
+    other.close()
