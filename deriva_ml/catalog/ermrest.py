@@ -494,9 +494,8 @@ class ErmrestCatalog:
         written: list[dict[str, Any]] = []
         for cols, rows in groups.items():
             check_writable(t, cols, "status change")
-            path = (
-                f"/attributegroup/{_u(t.schema)}:{_u(t.name)}/RID,{_EXPECTED}:={_u(STATUS_COLUMN)};"
-                + ",".join(_u(c) for c in cols)
+            path = f"/attributegroup/{_u(t.schema)}:{_u(t.name)}/RID,{_EXPECTED}:={_u(STATUS_COLUMN)};" + ",".join(
+                _u(c) for c in cols
             )
             for start in range(0, len(rows), self.batch_size):
                 chunk = rows[start : start + self.batch_size]

@@ -355,7 +355,10 @@ def test_query_linked_reads_snapshot(catalog: Catalog) -> None:
                 Insert(
                     ML_SCHEMA,
                     "Execution",
-                    [{"Workflow": Ref("late"), "Status_Detail": "Running"}, {"Workflow": w[3], "Status_Detail": "Running"}],
+                    [
+                        {"Workflow": Ref("late"), "Status_Detail": "Running"},
+                        {"Workflow": w[3], "Status_Detail": "Running"},
+                    ],
                 ),
             ]
         )

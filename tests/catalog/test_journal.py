@@ -66,7 +66,10 @@ def test_record_and_replay(tmp_path: Path) -> None:
     entries = list(read_journal(journal))
     assert [e.seq for e in entries] == [1, 2, 3, 4]  # the failed batch is not journalled
     lines = journal.read_text().splitlines()
-    assert all(json.loads(line)["batch"]["effects"][0]["kind"] in {"insert", "update", "delete", "set_status"} for line in lines)
+    assert all(
+        json.loads(line)["batch"]["effects"][0]["kind"] in {"insert", "update", "delete", "set_status"}
+        for line in lines
+    )
     assert '{"$ref":"w"}' in lines[0]
 
     # make the target's RIDs differ from the source's
