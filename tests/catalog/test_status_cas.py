@@ -102,3 +102,58 @@ def test_legacy_journal_status_updates_replay_as_compare_and_set(tmp_path) -> No
     assert [r["Status"] for r in other.query(ML_SCHEMA, "Execution", columns=["Status"])] == ["Created"]
     target.close()
     other.close()
+
+
+def _second_connection(catalog: Catalog) -> Catalog:
+    from deriva_ml.catalog.ermrest import ErmrestCatalog
+    from deriva_ml.catalog.sqlite import SQLiteCatalog
+
+    if isinstance(catalog, SQLiteCatalog):
+        return SQLiteCatalog(catalog.path, create=False)
+    assert isinstance(catalog, ErmrestCatalog)
+    return ErmrestCatalog(catalog.hostname, catalog.catalog_id, scheme=catalog.scheme, credential=catalog._credential)
+
+
+def test_two_connections_racing_have_exactly_one_winner(catalog: Catalog) -> None:
+    """Two connections (threads released together) change the same execution from Created: one wins, the
+    other gets StatusConflict naming the winner's status; the row holds the winner's write."""
+    import threading
+
+    other = _second_connection(catalog)
+    try:
+        for _ in range(5):
+            rid = _execution(catalog)
+            barrier = threading.Barrier(2)
+            outcome: dict[str, str] = {}
+
+            def go(
+                name: str,
+                cat: Catalog,
+                to: str,
+                rid: str = rid,
+                barrier: threading.Barrier = barrier,
+                outcome: dict[str, str] = outcome,
+            ) -> None:
+                barrier.wait()
+                try:
+                    cat.apply(Batch([SetStatus([StatusWrite(rid, "Created", to, name)])]))
+                    outcome[name] = "won"
+                except StatusConflict as e:
+                    outcome[name] = f"lost {e.actual}"
+
+            threads = [
+                threading.Thread(target=go, args=("a", catalog, "Initializing")),
+                threading.Thread(target=go, args=("b", other, "Aborted")),
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            winner = next(k for k, v in outcome.items() if v == "won")
+            loser = "b" if winner == "a" else "a"
+            won_status = "Initializing" if winner == "a" else "Aborted"
+            assert outcome[loser] == f"lost {won_status}", outcome
+            row = catalog.query(ML_SCHEMA, "Execution", {"RID": rid}, columns=["Status", "Status_Detail"])[0]
+            assert row == {"Status": won_status, "Status_Detail": winner}
+    finally:
+        other.close()
