@@ -78,6 +78,14 @@ class FakeErmrest:
             if self.fail_next:
                 status, text = self.fail_next.pop(0)
                 return Response(text, status=status)(environ, start_response)
+            etag_of = self._etag_source(path)
+            if etag_of is not None and request.method != "GET":
+                # api.py http_check_preconditions: If-Match naming another state fails the write (412)
+                wanted = [t.strip() for t in environ.get("HTTP_IF_MATCH", "").split(",") if t.strip()]
+                if wanted and "*" not in wanted and etag_of() not in wanted:
+                    return Response("412 Precondition Failed", status=412, headers={"ETag": etag_of()})(
+                        environ, start_response
+                    )
             try:
                 status, out = self._dispatch(request.method, path, parse_qs(query), doc)
             except ForeignKeyError as e:
@@ -90,11 +98,34 @@ class FakeErmrest:
                 status, out = 404, f"Not Found: {e}"
             except DerivaMLException as e:
                 status, out = 500, str(e)
+            headers = {"ETag": etag_of()} if etag_of is not None and status < 400 else {}
         if isinstance(out, str):
-            return Response(out, status=status, content_type="text/plain")(environ, start_response)
+            return Response(out, status=status, content_type="text/plain", headers=headers)(environ, start_response)
         if out is None:
-            return Response(status=204)(environ, start_response)
-        return Response(json.dumps(out), status=status, content_type="application/json")(environ, start_response)
+            return Response(status=204, headers=headers)(environ, start_response)
+        return Response(json.dumps(out), status=status, content_type="application/json", headers=headers)(
+            environ, start_response
+        )
+
+    def _etag_source(self, path: str) -> Any:
+        """For a data resource (entity/attribute/attributegroup), a function giving its ETag now.
+
+        Like ERMrest (``ermpath/resource.py`` ``etag``: the catalog's current snapshot time, in
+        ``api.py`` ``set_http_etag``'s ``"<roles>;<accept>;<version>"`` form): any write to the catalog
+        changes the ETag of every data resource. Others: None.
+        """
+        parts = path.split("/")[1:]
+        if (
+            len(parts) < 5
+            or parts[:2] != ["ermrest", "catalog"]
+            or parts[3] not in ("entity", "attribute", "attributegroup")
+        ):
+            return None
+        cid = unquote(parts[2]).partition("@")[0]
+        cat = self.catalogs.get(cid)
+        if cat is None:
+            return None
+        return lambda: f'"fake-roles;*;{cat.store.snapshot()}"'
 
     def _dispatch(self, method: str, path: str, query: dict[str, list[str]], doc: Any) -> tuple[int, Any]:
         parts = path.split("/")[1:]  # ['ermrest', 'catalog', id, ...]

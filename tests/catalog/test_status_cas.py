@@ -178,3 +178,29 @@ def test_replay_is_a_compare_and_set_on_the_target(tmp_path) -> None:
     assert _status(target, new) == "Aborted"
     src.close()
     target.close()
+
+
+def test_etag_if_match_like_the_real_server(catalog: Catalog) -> None:
+    """ERMrest's optimistic concurrency on a data resource (the alternative to the conditional update): a GET
+    returns an ETag; a write with ``If-Match`` of that ETag succeeds; once anything in the catalog changed,
+    the same ``If-Match`` fails with 412 and changes nothing. The fake must behave like the server."""
+    from deriva_ml.catalog.ermrest import ErmrestCatalog
+
+    if not isinstance(catalog, ErmrestCatalog):
+        pytest.skip("an ERMrest protocol property")
+    rid = _execution(catalog)
+    b = catalog._binding(None)
+    path = f"/entity/deriva-ml:Execution/RID={rid}"
+    got = b.get(path)
+    etag = got.headers["ETag"]
+    assert etag
+    put = "/attributegroup/deriva-ml:Execution/RID;Description"
+    r = b._session.put(b._server_uri + put, json=[{"RID": rid, "Description": "one"}], headers={"If-Match": etag})
+    assert r.status_code == 200, r.text
+    r = b._session.put(b._server_uri + put, json=[{"RID": rid, "Description": "two"}], headers={"If-Match": etag})
+    assert r.status_code == 412, r.text  # the catalog changed since that ETag
+    assert catalog.query(ML_SCHEMA, "Execution", {"RID": rid}, columns=["Description"]) == [{"Description": "one"}]
+    fresh = b.get(path).headers["ETag"]
+    assert fresh != etag
+    r = b._session.put(b._server_uri + put, json=[{"RID": rid, "Description": "two"}], headers={"If-Match": fresh})
+    assert r.status_code == 200, r.text
