@@ -122,8 +122,9 @@ def run(m: Mutation) -> tuple[bool, str]:
             (tmp / "docs" / "status.md").write_text(doc.stdout)
         cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-x", "-m", "not slow", "-W", "ignore"]
         proc = subprocess.run([*cmd, *m.tests], cwd=tmp, env=env, capture_output=True, text=True)
-        last = [line for line in proc.stdout.splitlines() if line.strip()][-3:]
-        return proc.returncode != 0, " | ".join(last)
+        lines = [line for line in proc.stdout.splitlines() if line.strip()]
+        failed = [line for line in lines if line.startswith(("FAILED", "ERROR"))]
+        return proc.returncode != 0, " | ".join(failed or lines[-3:])
 
 
 def main(argv: list[str]) -> int:
@@ -134,9 +135,9 @@ def main(argv: list[str]) -> int:
         killed, tail = run(m)
         verdict = "KILLED " if killed else "SURVIVED"
         print(f"{verdict} {m.name:36s} {time.monotonic() - t0:6.1f}s  ({m.why})", flush=True)
+        print(f"         {tail[:300]}", flush=True)  # which test killed it (or the survivor's last lines)
         if not killed:
             survivors.append(m.name)
-            print(f"         {tail}", flush=True)
     print(f"{len(chosen) - len(survivors)}/{len(chosen)} mutations killed")
     return 1 if survivors else 0
 
