@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -44,13 +45,14 @@ from deriva_ml.core.records import (
     DatasetSpec,
     ExecutionConfiguration,
     ExecutionRecord,
+    StatusChange,
     Term,
     Workflow,
     transition,
 )
 from deriva_ml.core.rid import RID, parse_rid
 from deriva_ml.core.schema_defs import ColumnDef, TableDef
-from deriva_ml.core.status import TERMINAL, Status
+from deriva_ml.core.status import STATUS_ORDER, TERMINAL, Status
 from deriva_ml.store.port import ObjectStore
 
 if TYPE_CHECKING:
@@ -571,7 +573,11 @@ class DerivaML:
         config = attrs.evolve(configuration, workflow=wf)
         exe = Execution(self, record, config, wf, work, dry_run=dry_run)
         if not dry_run:
+            from deriva_ml.execution._execution import owner_identity
+
             exe._manifest.set_state(_IDENTITY, str(result.inserted[0][0].get("RCT") or ""))
+            # the lease is held from creation on: a process that dies before Initializing is found too
+            exe._manifest.set_state("owner", json.dumps(owner_identity()))
         extra = [(Path(p), t) for p, t in metadata_files]
         exe._initialize(extra_metadata_files=extra)
         return exe
@@ -673,11 +679,7 @@ class DerivaML:
         if saved:
             local = loads(saved, ExecutionRecord)
             # the catalog is the truth for status; the local copy keeps the times and history
-            record = (
-                attrs.evolve(local, status=row_record.status, status_detail=row_record.status_detail)
-                if local.status != row_record.status
-                else local
-            )
+            record = local if local.status == row_record.status else _caught_up(local, row_record)
         cfg_text = manifest.get_state("configuration")
         if cfg_text is None:
             cfg_text = self._fetch_configuration_json(row_record.rid)
@@ -723,10 +725,10 @@ class DerivaML:
         from deriva_ml.core.codec import dumps, loads
         from deriva_ml.execution._execution import owner_is_alive
 
-        aborted: list[ExecutionRecord] = []
         live = (Status.created, Status.initializing, Status.pending, Status.running)
         rows = self.catalog.query(ML_SCHEMA, "Execution", {"Status": [s.value for s in live]})
         now = self._now()
+        planned: list[tuple[ExecutionRecord, str, Any]] = []
         for row in rows:
             record = _record_from_row(row)
             reason = None
@@ -750,13 +752,24 @@ class DerivaML:
                 if manifest is not None:
                     manifest.close()
                 continue
-            new = transition(record, Status.aborted, f"Aborted: {reason}", now)
-            self.catalog.apply(plan_status_update(new))
+            planned.append((transition(record, Status.aborted, f"Aborted: {reason}", now), reason, manifest))
+        if not planned:
+            return []
+        # one compare-and-set for all of them: an execution that changed status since the query (it finished,
+        # or another process aborted it) is left alone
+        result = self.catalog.apply(plan_status_update(*(new for new, _, _ in planned), skip_lost=True))
+        written = {r["RID"] for r in result.inserted[0]}
+        aborted: list[ExecutionRecord] = []
+        for new, reason, manifest in planned:
+            if new.rid in written:
+                if manifest is not None:
+                    manifest.set_state("record", dumps(new, indent=None))
+                aborted.append(new)
+                self._log.warning("execution aborted", execution_rid=new.rid, reason=reason)
+            else:
+                self._log.info("execution changed status meanwhile; not aborted", execution_rid=new.rid)
             if manifest is not None:
-                manifest.set_state("record", dumps(new, indent=None))
                 manifest.close()
-            aborted.append(new)
-            self._log.warning("execution aborted", execution_rid=new.rid, reason=reason)
         return aborted
 
     # --------------------------------------------------------------------------------------- nesting
@@ -1040,22 +1053,46 @@ def _parse_time(value: Any) -> datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
+_REFERENCE_DURATION = re.compile(
+    r"^\s*([0-9]+(?:\.[0-9]*)?)H\s*([0-9]+(?:\.[0-9]*)?)min\s*([0-9]+(?:\.[0-9]*)?)sec\s*$"
+)
+
+
 def _parse_duration(text: Any) -> float | None:
+    """Seconds from an ``Execution.Duration``: ours (``H:MM:SS.ffffff``) or the reference package's
+    (``"0.0H 0.0min 0.1462sec"``); None when absent or unreadable."""
     if not text:
         return None
+    m = _REFERENCE_DURATION.match(str(text))
+    if m:
+        return float(m.group(1)) * 3600 + float(m.group(2)) * 60 + float(m.group(3))
     try:
-        h, m, s = str(text).split(":")
-        return int(h) * 3600 + int(m) * 60 + float(s)
+        h, m_, s = str(text).split(":")
+        return int(h) * 3600 + int(m_) * 60 + float(s)
     except ValueError:
         return None
 
 
 def _record_from_row(row: Mapping[str, Any]) -> ExecutionRecord:
-    status_text = row.get("Status") or Status.created.value
-    try:
-        status = Status.parse(status_text)
-    except ValidationError:
-        status = Status.aborted if status_text.lower() in ("aborted", "abort") else Status.created
+    """The record of an Execution row. A row without a status is Created; a status that is not an execution
+    status raises :class:`ValidationError` naming the RID and the value (it never becomes ``Created``).
+
+    Times: start is the row's creation (RCT); for a finished row the stop is start + Duration. The history
+    holds the one change the row shows (to its current status, at its last modification), so rows written
+    by the reference package come back with times and a history too.
+    """
+    status_text = row.get("Status")
+    if status_text is None or status_text == "":
+        status = Status.created
+    else:
+        try:
+            status = Status.parse(status_text)
+        except ValidationError:
+            valid = ", ".join(s.value for s in STATUS_ORDER)
+            raise ValidationError(
+                f"execution {row.get('RID')}: Status={status_text!r} in the catalog is not an execution status "
+                f"(valid: {valid})"
+            ) from None
     start = _parse_time(row.get("RCT"))
     dur = _parse_duration(row.get("Duration"))
     stop = (
@@ -1063,12 +1100,34 @@ def _record_from_row(row: Mapping[str, Any]) -> ExecutionRecord:
         if start is not None and dur is not None and status in TERMINAL | {Status.failed}
         else None
     )
+    detail = row.get("Status_Detail") or ""
+    at = stop or _parse_time(row.get("RMT")) or start
+    history = () if at is None or status is Status.created else (StatusChange(None, status, detail, at),)
     return ExecutionRecord(
         rid=row["RID"],
         workflow_rid=row.get("Workflow"),
         description=row.get("Description") or "",
         status=status,
-        status_detail=row.get("Status_Detail") or "",
+        status_detail=detail,
         start_time=start if stop is not None else None,
         stop_time=stop,
+        history=history,
+    )
+
+
+def _caught_up(local: ExecutionRecord, row: ExecutionRecord) -> ExecutionRecord:
+    """A local record brought up to the status the catalog holds (changed by another handle or process):
+    the history gains an *observation* of that status (``from_status=None``: not a transition this handle
+    made, since the steps in between are not known here), the times follow the catalog's row."""
+    at = row.history[-1].at if row.history else (local.history[-1].at if local.history else None)
+    if at is not None and local.history and at < local.history[-1].at:
+        at = local.history[-1].at
+    change = () if at is None else (StatusChange(None, row.status, row.status_detail, at),)
+    return attrs.evolve(
+        local,
+        status=row.status,
+        status_detail=row.status_detail,
+        start_time=row.start_time if row.stop_time is not None else local.start_time,
+        stop_time=row.stop_time,
+        history=(*local.history, *change),
     )

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from hypothesis import strategies as st
 
-from deriva_ml.core.effects import Batch, Delete, Insert, Ref, Update
+from deriva_ml.core.effects import Batch, Delete, Insert, Ref, SetStatus, StatusWrite, Update
+from deriva_ml.core.errors import InvalidTransition
 from deriva_ml.core.records import (
     AssetSpec,
     DatasetSpec,
@@ -15,8 +16,9 @@ from deriva_ml.core.records import (
     ExecutionRecord,
     Term,
     Workflow,
+    transition,
 )
-from deriva_ml.core.status import STATUS_ORDER
+from deriva_ml.core.status import STATUS_ORDER, TRANSITIONS
 
 _B32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 group = st.text(alphabet=_B32, min_size=1, max_size=4)
@@ -55,7 +57,7 @@ configurations = st.builds(
     config_choices=st.dictionaries(names, names, max_size=4),
 )
 aware_datetimes = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC))
-execution_records = st.builds(
+_bare_records = st.builds(
     ExecutionRecord,
     rid=rids,
     workflow_rid=st.none() | rids,
@@ -63,6 +65,24 @@ execution_records = st.builds(
     status=statuses,
     status_detail=texts,
 )
+
+
+@st.composite
+def _lived_records(draw: st.DrawFn) -> ExecutionRecord:
+    """A record after a random run of attempted changes: history, start and stop times are filled in."""
+    record = draw(_bare_records)
+    at = draw(aware_datetimes)
+    for _ in range(draw(st.integers(0, 8))):
+        at = at + draw(st.timedeltas(min_value=timedelta(0), max_value=timedelta(hours=2)))
+        try:
+            record = transition(record, draw(statuses), draw(texts), at)
+        except InvalidTransition:
+            continue
+    return record
+
+
+#: Execution records, most with a history (and start/stop times) made by transition().
+execution_records = _lived_records()
 terms = st.builds(
     Term,
     name=names,
@@ -81,10 +101,17 @@ columns = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ_", min_size=1, max_size=8
 @st.composite
 def batches(draw: st.DrawFn) -> Batch:
     """Batches of inserts (some labelled), updates and deletes whose Refs name earlier labels."""
-    effects: list[Insert | Update | Delete] = []
+    effects: list[Insert | Update | Delete | SetStatus] = []
     labels: list[str] = []
     for i in range(draw(st.integers(1, 4))):
-        kind = draw(st.sampled_from(["insert", "update", "delete"]))
+        kind = draw(st.sampled_from(["insert", "update", "delete", "status"]))
+        if kind == "status":
+            frm = draw(statuses)
+            targets = sorted(TRANSITIONS[frm], key=STATUS_ORDER.index)
+            if targets:
+                w = StatusWrite(draw(rids), frm, draw(st.sampled_from(targets)), draw(texts), draw(opt_texts))
+                effects.append(SetStatus([w], skip_lost=draw(st.booleans())))
+            continue
         value = st.sampled_from([Ref(label) for label in labels]) | scalars if labels else scalars
         if kind == "insert":
             n = draw(st.integers(1, 3))

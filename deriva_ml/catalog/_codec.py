@@ -14,7 +14,7 @@ from typing import Any
 import cattrs
 
 from deriva_ml.core.codec import effect_from_json, effect_to_json, row_to_json
-from deriva_ml.core.effects import Batch, BatchResult, Delete, Effect, Insert, Update
+from deriva_ml.core.effects import Batch, BatchResult, Delete, Effect, Insert, SetStatus, Update
 from deriva_ml.core.rid import RID
 from deriva_ml.core.schema_defs import CatalogModel, TableDef
 
@@ -24,7 +24,7 @@ def make_converter() -> cattrs.Converter:
     conv = cattrs.Converter()
     conv.register_structure_hook(str | int | float | bool | None, lambda v, _: v)
 
-    for cls in (Insert, Update, Delete):
+    for cls in (Insert, Update, Delete, SetStatus):
         conv.register_unstructure_hook(cls, effect_to_json)
         conv.register_structure_hook(cls, effect_from_json)
     conv.register_structure_hook(Effect, effect_from_json)

@@ -32,7 +32,17 @@ from urllib.parse import quote
 from deriva_ml.catalog._common import check_columns, check_writable, find_table, where_items
 from deriva_ml.catalog.port import ML_SCHEMA, Where
 from deriva_ml.catalog.schema import ML_TABLES, seed_batch, table_kind
-from deriva_ml.core.effects import Batch, BatchResult, Delete, Insert, Update, resolve_refs
+from deriva_ml.core.effects import (
+    STATUS_COLUMN,
+    Batch,
+    BatchResult,
+    Delete,
+    Insert,
+    SetStatus,
+    Update,
+    check_status_guard,
+    resolve_refs,
+)
 from deriva_ml.core.errors import (
     CatalogBusy,
     CatalogError,
@@ -42,6 +52,7 @@ from deriva_ml.core.errors import (
     NotFound,
     PermissionDenied,
     RIDNotFound,
+    StatusConflict,
     UnknownColumn,
     UnknownTable,
     ValidationError,
@@ -96,6 +107,8 @@ _SYSTEM_TYPES = {
 #: Apache + mod_wsgi, a request path over ~4,050 bytes is answered 404 with an HTML page (mod_wsgi cannot
 #: stat the decoded path: PATH_MAX) and a request line over 8,190 bytes 414 (measured: docs/server-contract.md).
 URL_BUDGET = 3000
+#: The input column name that carries the expected status of a compare-and-set (renamed to ``Status``).
+_EXPECTED = "dml_expected"
 
 
 def _u(name: object) -> str:
@@ -380,8 +393,12 @@ class ErmrestCatalog:
         rids: dict[str, RID] = {}
         inserted: list[tuple[dict[str, Any], ...]] = []
         for effect in batch.effects:
+            check_status_guard(effect)  # a plain write of Execution.Status is refused before any request
+        for effect in batch.effects:
             table = self._table(effect.schema, effect.table)
-            if isinstance(effect, Insert):
+            if isinstance(effect, SetStatus):
+                inserted.append(self._set_status(table, effect))
+            elif isinstance(effect, Insert):
                 inserted.append(self._insert(table, effect, rids))
             elif isinstance(effect, Update):
                 self._update(table, effect, rids)
@@ -502,6 +519,49 @@ class ErmrestCatalog:
                 if len(got) < len(chunk):
                     # the real server skips unmatched rows (200, fewer rows; docs/server-contract.md): check them
                     self._check_updated(t, effect.key, chunk)
+
+    def _set_status(self, t: TableDef, effect: SetStatus) -> tuple[dict[str, Any], ...]:
+        """Compare-and-set on the server, one request per ``batch_size`` writes of one column set.
+
+        ``PUT /attributegroup/S:Execution/RID,dml_expected:=Status;Status,Status_Detail[,Duration]``
+        (data/rest.md "Attribute Group Update with Renaming"): a row is updated only where both RID and the
+        stored Status equal the input's ``RID`` and ``dml_expected``; the server does the match and the update
+        in one transaction, so a concurrent change cannot slip between them. Rows whose status changed are
+        not updated and are absent from the response: they lost the race.
+        """
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for w in effect.writes:
+            values = w.values()
+            groups.setdefault(tuple(values), []).append({"RID": w.rid, _EXPECTED: w.expected.value, **values})
+        written: list[dict[str, Any]] = []
+        for cols, rows in groups.items():
+            check_writable(t, cols, "status change")
+            path = f"/attributegroup/{_u(t.schema)}:{_u(t.name)}/RID,{_EXPECTED}:={_u(STATUS_COLUMN)};" + ",".join(
+                _u(c) for c in cols
+            )
+            for start in range(0, len(rows), self.batch_size):
+                chunk = rows[start : start + self.batch_size]
+                try:
+                    got = self._request("PUT", path, body=chunk, what="status change", table=t.qualified) or []
+                except ConflictError as e:  # a server that answers 409 for unmatched keys: none was written
+                    if "does not match existing" not in str(e):
+                        raise
+                    got = []
+                done = {r["RID"] for r in got}
+                written.extend({c: r[c] for c in ("RID", *cols)} for r in chunk if r["RID"] in done)
+                lost = [r for r in chunk if r["RID"] not in done]
+                if lost and not effect.skip_lost:
+                    held = {
+                        r["RID"]: r.get(STATUS_COLUMN)
+                        for r in self.query(
+                            t.schema, t.name, {"RID": [r["RID"] for r in lost]}, columns=["RID", STATUS_COLUMN]
+                        )
+                    }
+                    first = lost[0]
+                    if first["RID"] not in held:
+                        raise RIDNotFound(first["RID"], t.qualified)
+                    raise StatusConflict(first["RID"], first[_EXPECTED], first[STATUS_COLUMN], held[first["RID"]])
+        return tuple(written)
 
     def _check_updated(self, t: TableDef, key: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
         # raise for the first row whose key matches no stored row

@@ -19,7 +19,19 @@ import attrs
 from deriva_ml.catalog._codec import dump_tables, load_table, make_converter
 from deriva_ml.catalog.port import Catalog, Where
 from deriva_ml.core.codec import effect_from_json, effect_to_json
-from deriva_ml.core.effects import Batch, BatchResult, Delete, Effect, Insert, Update
+from deriva_ml.core.effects import (
+    STATUS_COLUMN,
+    STATUS_SCHEMA,
+    STATUS_TABLE,
+    Batch,
+    BatchResult,
+    Delete,
+    Effect,
+    Insert,
+    SetStatus,
+    StatusWrite,
+    Update,
+)
 from deriva_ml.core.errors import ConfigurationError
 from deriva_ml.core.rid import RID
 from deriva_ml.core.schema_defs import SYSTEM_COLUMNS, CatalogModel, TableDef
@@ -226,7 +238,11 @@ def rewrite_batch(batch: Batch, rid_map: Mapping[str, RID]) -> Batch:
     """
     effects: list[Effect] = []
     for e in batch.effects:
-        if isinstance(e, Insert):
+        if isinstance(e, SetStatus):
+            effects.append(
+                SetStatus([attrs.evolve(w, rid=_map(w.rid, rid_map)) for w in e.writes], skip_lost=e.skip_lost)
+            )
+        elif isinstance(e, Insert):
             rows = [_map_row(r, rid_map) for r in e.rows]
             effects.append(attrs.evolve(e, rows=rows))
         elif isinstance(e, Update):
@@ -299,7 +315,10 @@ def replay_entry(entry: JournalEntry, target: Catalog, rid_map: dict[str, RID]) 
             target.create_tables(missing)
     if not entry.batch.effects:
         return BatchResult()
-    new_result = target.apply(rewrite_batch(entry.batch, rid_map))
+    batch = rewrite_batch(entry.batch, rid_map)
+    if any(_legacy_status_update(e) for e in batch.effects):
+        batch = _upgrade_legacy_status(batch, target)
+    new_result = target.apply(batch)
     for label, old in entry.result.rids.items():
         if label in new_result.rids:
             rid_map[old] = new_result.rids[label]
@@ -317,3 +336,52 @@ def replay_entry(entry: JournalEntry, target: Catalog, rid_map: dict[str, RID]) 
             if "RID" in old_row and "RID" in new_row:
                 rid_map[old_row["RID"]] = RID(new_row["RID"])
     return new_result
+
+
+def _legacy_status_update(effect: Effect) -> bool:
+    return (
+        isinstance(effect, Update)
+        and (effect.schema, effect.table) == (STATUS_SCHEMA, STATUS_TABLE)
+        and effect.key == ("RID",)
+        and any(STATUS_COLUMN in r for r in effect.rows)
+    )
+
+
+def _upgrade_legacy_status(batch: Batch, target: Catalog) -> Batch:
+    """A journal written before status writes were compare-and-sets holds plain ``Update``s of
+    ``Execution.Status``. Each becomes a :class:`SetStatus` whose expected status is the one the target
+    holds now: the edge is checked against the transition table (an illegal one raises
+    ``InvalidTransition`` and nothing is applied) and the write is still conditional on the target."""
+    effects: list[Effect] = []
+    for e in batch.effects:
+        if not _legacy_status_update(e):
+            effects.append(e)
+            continue
+        assert isinstance(e, Update)
+        rids = [r["RID"] for r in e.rows]
+        held = {
+            r["RID"]: r.get(STATUS_COLUMN)
+            for r in target.query(STATUS_SCHEMA, STATUS_TABLE, {"RID": rids}, columns=["RID", STATUS_COLUMN])
+        }
+        writes = []
+        rest = []
+        for r in e.rows:
+            if STATUS_COLUMN not in r:
+                rest.append(r)
+                continue
+            writes.append(
+                StatusWrite(
+                    r["RID"],
+                    held.get(r["RID"]) or "Created",
+                    r[STATUS_COLUMN],
+                    r.get("Status_Detail") or "",
+                    r.get("Duration"),
+                )
+            )
+            other = {k: v for k, v in r.items() if k not in (STATUS_COLUMN, "Status_Detail", "Duration")}
+            if len(other) > 1:
+                rest.append(other)
+        if rest:
+            effects.append(Update(e.schema, e.table, rest, key=e.key))
+        effects.append(SetStatus(writes))
+    return Batch(effects)

@@ -31,7 +31,19 @@ from deriva_ml.catalog import _codec
 from deriva_ml.catalog._common import JSON_TYPES, check_columns, check_writable, find_table, where_items
 from deriva_ml.catalog.port import ML_SCHEMA, Where
 from deriva_ml.catalog.schema import ML_TABLES, seed_batch
-from deriva_ml.core.effects import Batch, BatchResult, Delete, Insert, Update, resolve_refs
+from deriva_ml.core.effects import (
+    STATUS_COLUMN,
+    STATUS_SCHEMA,
+    STATUS_TABLE,
+    Batch,
+    BatchResult,
+    Delete,
+    Insert,
+    SetStatus,
+    Update,
+    check_status_guard,
+    resolve_refs,
+)
 from deriva_ml.core.errors import (
     CatalogBusy,
     CatalogError,
@@ -39,11 +51,13 @@ from deriva_ml.core.errors import (
     ForeignKeyError,
     NotFound,
     RIDNotFound,
+    StatusConflict,
     UnknownTable,
     ValidationError,
 )
 from deriva_ml.core.rid import RID, is_rid, split_snapshot
 from deriva_ml.core.schema_defs import SYSTEM_COLUMNS, CatalogModel, TableDef
+from deriva_ml.core.status import STATUS_ORDER
 
 __all__ = ["SQLiteCatalog", "decode_rid", "encode_rid", "open_local_catalog"]
 
@@ -156,6 +170,10 @@ class SQLiteCatalog:
     ``clock`` returns the time stamped into RCT/RMT (default: UTC now); ``user`` is recorded as RCB/RMB;
     ``busy_timeout`` is how long (seconds) a writer waits for another process's lock before
     :class:`CatalogBusy`.
+
+    ``guard_status`` (default True) enforces the status rules: a plain write of ``Execution.Status`` is
+    refused (status changes are :class:`SetStatus` compare-and-sets) and a trigger refuses values that are
+    not execution statuses. Only a test double that imitates a server without these rules turns it off.
     """
 
     def __init__(
@@ -166,8 +184,10 @@ class SQLiteCatalog:
         clock: Callable[[], datetime] = _utc_now,
         user: str | None = None,
         busy_timeout: float = 5.0,
+        guard_status: bool = True,
     ) -> None:
         self.path = Path(path)
+        self.guard_status = guard_status
         if not create and not self.path.exists():
             raise NotFound(f"no catalog at {self.path} (pass create=True to make one)")
         if create:
@@ -293,6 +313,8 @@ class SQLiteCatalog:
                         "INSERT INTO _dml_tables (schema, name, definition) VALUES (?, ?, ?)",
                         (t.schema, t.name, json.dumps(_codec.dump_tables((t,))[0], sort_keys=True)),
                     )
+                    if self.guard_status and (t.schema, t.name) == (STATUS_SCHEMA, STATUS_TABLE):
+                        _status_triggers(cur, t)
                 if self.journal:
                     self._journal(cur, tables=tables)
                 cur.execute("COMMIT")
@@ -326,7 +348,11 @@ class SQLiteCatalog:
                 state = _State(next_rid, seq, now, self._user)
                 inserted: list[tuple[dict[str, Any], ...]] = []
                 for effect, plan in zip(batch.effects, plans, strict=True):
-                    if isinstance(effect, Insert):
+                    if self.guard_status:
+                        check_status_guard(effect)
+                    if isinstance(effect, SetStatus):
+                        inserted.append(self._set_status(cur, plan, effect, state))
+                    elif isinstance(effect, Insert):
                         inserted.append(self._insert(cur, plan, effect, state))
                     elif isinstance(effect, Update):
                         self._update(cur, plan, effect, state)
@@ -488,6 +514,34 @@ class SQLiteCatalog:
             except sqlite3.InterfaceError as e:
                 raise ValidationError(f"update of {plan.table.qualified}: a value cannot be stored: {e}") from e
 
+    def _set_status(
+        self, cur: sqlite3.Cursor, plan: _Plan, effect: SetStatus, st: _State
+    ) -> tuple[dict[str, Any], ...]:
+        """``UPDATE ... SET Status = new WHERE RID = ? AND Status = expected``, in the batch's transaction.
+
+        Returns the rows written (RID and the columns set). A write whose row holds another status lost a
+        race: skipped with ``skip_lost``, else :class:`StatusConflict` (the whole batch rolls back).
+        """
+        written: list[dict[str, Any]] = []
+        for w in effect.writes:
+            values = w.values()
+            check_writable(plan.table, values, "status change")
+            sets = ", ".join(f"{_q(c)} = ?" for c in (*values, "RMT", "RMB"))
+            cur.execute(
+                f"UPDATE {plan.sql} SET {sets} WHERE RID = ? AND {_q(STATUS_COLUMN)} = ?",
+                [*values.values(), st.now, st.user, w.rid, w.expected.value],
+            )
+            if cur.rowcount == 1:
+                written.append({"RID": w.rid, **values})
+                continue
+            if effect.skip_lost:
+                continue
+            held = cur.execute(f"SELECT {_q(STATUS_COLUMN)} FROM {plan.sql} WHERE RID = ?", (w.rid,)).fetchone()
+            if held is None:
+                raise RIDNotFound(w.rid, plan.table.qualified)
+            raise StatusConflict(w.rid, w.expected, w.status, held[0])
+        return tuple(written)
+
     def _delete(self, cur: sqlite3.Cursor, plan: _Plan, effect: Delete, st: _State) -> None:
         check_columns(plan.table, [effect.column, *effect.where])
         values = [v for v in resolve_refs({str(i): v for i, v in enumerate(effect.values)}, st.rids).values()]
@@ -524,6 +578,8 @@ class SQLiteCatalog:
     ) -> CatalogError | ValidationError:
         msg = str(err)
         t = plan.table
+        if msg.startswith("Execution.Status"):
+            return ValidationError(f"{what} of {t.qualified}: {msg}")
         if msg.startswith("NOT NULL constraint failed"):
             col = msg.rsplit(".", 1)[-1]
             return ValidationError(f"{what} of {t.qualified}: column {col!r} must have a value (it is not nullable)")
@@ -743,6 +799,46 @@ def _busy_or(err: sqlite3.Error, message: str) -> CatalogError:
     return CatalogError(message)
 
 
+def _status_triggers(cur: sqlite3.Cursor, t: TableDef) -> None:
+    """Triggers that refuse an ``Execution.Status`` value that is not an execution status (a CHECK that
+    can be added to an existing file; ``IF NOT EXISTS`` makes it idempotent)."""
+    if t.column(STATUS_COLUMN) is None:
+        return
+    name = _sql_name(t.schema, t.name)
+    allowed = ",".join("'" + s.value + "'" for s in STATUS_ORDER)
+    valid = ", ".join(s.value for s in STATUS_ORDER)
+    for event in ("INSERT", f"UPDATE OF {_q(STATUS_COLUMN)}"):
+        tag = "insert" if event == "INSERT" else "update"
+        cur.execute(
+            f"CREATE TRIGGER IF NOT EXISTS {_q(name + ':status:' + tag)} BEFORE {event} ON {_q(name)} "
+            f"WHEN NEW.{_q(STATUS_COLUMN)} IS NOT NULL AND NEW.{_q(STATUS_COLUMN)} NOT IN ({allowed}) "
+            f"BEGIN SELECT RAISE(ABORT, 'Execution.Status: not an execution status (valid: {valid})'); END"
+        )
+
+
+def ensure_status_constraint(catalog: SQLiteCatalog) -> None:
+    """Add the status-value triggers to a catalog made before they existed (idempotent migration)."""
+    t = catalog.model().table(STATUS_SCHEMA, STATUS_TABLE)
+    if t is None or not catalog.guard_status or t.column(STATUS_COLUMN) is None:
+        return
+    name = _sql_name(t.schema, t.name)
+    with catalog._lock:
+        (have,) = catalog.connection.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name IN (?, ?)",
+            (name + ":status:insert", name + ":status:update"),
+        ).fetchone()
+        if have == 2:
+            return
+        cur = catalog.connection.cursor()
+        catalog._begin(cur)
+        try:
+            _status_triggers(cur, t)
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+
+
 def _ddl(t: TableDef) -> list[str]:
     name = _sql_name(t.schema, t.name)
     parts = [
@@ -820,6 +916,7 @@ def ensure_ml_schema(catalog: SQLiteCatalog) -> None:
             catalog.create_tables(missing)
         except ConflictError:
             catalog.model(refresh=True)  # created concurrently by another process
+    ensure_status_constraint(catalog)
     seeded = catalog.query(ML_SCHEMA, "Asset_Role", columns=["Name"])
     if {r["Name"] for r in seeded} >= {"Input", "Output"} and not missing:
         return

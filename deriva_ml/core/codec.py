@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 
-from deriva_ml.core.effects import Batch, BatchResult, Delete, Effect, Insert, Ref, Update
+from deriva_ml.core.effects import Batch, BatchResult, Delete, Effect, Insert, Ref, SetStatus, StatusWrite, Update
 from deriva_ml.core.errors import ConfigurationError, DerivaMLException
 from deriva_ml.core.records import (
     AssetSpec,
@@ -81,12 +81,29 @@ def row_to_json(row: Mapping[str, Any]) -> dict[str, Any]:
     return {str(k): encode_value(v) for k, v in row.items()}
 
 
-_KINDS: dict[type, str] = {Insert: "insert", Update: "update", Delete: "delete"}
+_KINDS: dict[type, str] = {Insert: "insert", Update: "update", Delete: "delete", SetStatus: "set_status"}
 
 
 def effect_to_json(effect: Effect) -> dict[str, Any]:
     """An effect as JSON, tagged by ``kind``."""
     kind = _KINDS[type(effect)]
+    if isinstance(effect, SetStatus):
+        return {
+            "kind": kind,
+            "schema": effect.schema,
+            "table": effect.table,
+            "writes": [
+                {
+                    "rid": w.rid,
+                    "expected": w.expected.value,
+                    "status": w.status.value,
+                    "detail": w.detail,
+                    "duration": w.duration,
+                }
+                for w in effect.writes
+            ],
+            "skip_lost": effect.skip_lost,
+        }
     if isinstance(effect, Insert):
         return {
             "kind": kind,
@@ -116,10 +133,18 @@ def effect_to_json(effect: Effect) -> dict[str, Any]:
 
 def effect_from_json(data: Any, _: Any = None) -> Effect:
     """Inverse of :func:`effect_to_json`; a malformed effect raises :class:`ConfigurationError`."""
-    if not isinstance(data, dict) or data.get("kind") not in ("insert", "update", "delete"):
-        raise ConfigurationError(f"effect {data!r} lacks a kind of 'insert', 'update' or 'delete'")
+    if not isinstance(data, dict) or data.get("kind") not in ("insert", "update", "delete", "set_status"):
+        raise ConfigurationError(f"effect {data!r} lacks a kind of 'insert', 'update', 'delete' or 'set_status'")
     try:
         kind = data["kind"]
+        if kind == "set_status":
+            return SetStatus(
+                [
+                    StatusWrite(w["rid"], w["expected"], w["status"], w.get("detail", ""), w.get("duration"))
+                    for w in data["writes"]
+                ],
+                skip_lost=bool(data.get("skip_lost", False)),
+            )
         if kind == "insert":
             return Insert(
                 data["schema"],
@@ -311,7 +336,7 @@ def make_converter() -> cattrs.Converter:
     )
 
     # effects, tagged by kind
-    for cls in (Insert, Update, Delete):
+    for cls in (Insert, Update, Delete, SetStatus):
         c.register_unstructure_hook(cls, effect_to_json)
         c.register_structure_hook(cls, effect_from_json)
     c.register_structure_hook(Effect, effect_from_json)

@@ -15,7 +15,16 @@ from typing import Any, TypeAlias
 import attrs
 
 from deriva_ml.core.errors import ValidationError
-from deriva_ml.core.rid import RID
+from deriva_ml.core.rid import RID, parse_rid
+from deriva_ml.core.status import Status, check_transition
+
+#: Where execution statuses live: only :class:`SetStatus` may write this column (after creation).
+STATUS_SCHEMA, STATUS_TABLE, STATUS_COLUMN = "deriva-ml", "Execution", "Status"
+#: The status a new Execution row may be inserted with (or no status at all).
+INITIAL_STATUS = Status.created
+#: Statuses a new Execution row may be inserted with: Created, or Initializing when the row is written after
+#: the (always legal) first transition Created -> Initializing, which saves a request per execution.
+INSERT_STATUSES = frozenset({Status.created.value, Status.initializing.value})
 
 
 @attrs.frozen
@@ -115,7 +124,95 @@ class Delete:
     where: Mapping[str, Value] = attrs.field(factory=dict, converter=_where)
 
 
-Effect: TypeAlias = Insert | Update | Delete
+def _status_value(value: object) -> Status:
+    return Status.parse(value)
+
+
+def _opt_text(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise ValidationError(f"status write value {value!r} must be a string or None")
+
+
+def _status_rid(value: object) -> RID:
+    return parse_rid(value, "SetStatus.rid")
+
+
+@attrs.frozen
+class StatusWrite:
+    """One compare-and-set: the row ``rid`` changes from ``expected`` to ``status`` (an edge of the table)."""
+
+    rid: RID = attrs.field(converter=_status_rid)
+    expected: Status = attrs.field(converter=_status_value)
+    status: Status = attrs.field(converter=_status_value)
+    detail: str = attrs.field(default="", converter=str)
+    duration: str | None = attrs.field(default=None, converter=_opt_text)
+
+    def __attrs_post_init__(self) -> None:
+        check_transition(self.expected, self.status)  # an illegal edge never becomes an effect
+
+    def values(self) -> dict[str, Any]:
+        """The columns written when the compare succeeds."""
+        # Duration is always written: a retry (Failed -> Pending) clears the failed attempt's duration
+        return {STATUS_COLUMN: self.status.value, "Status_Detail": self.detail, "Duration": self.duration}
+
+
+def _writes(value: Iterable[StatusWrite]) -> tuple[StatusWrite, ...]:
+    writes = tuple(value)
+    for w in writes:
+        if not isinstance(w, StatusWrite):
+            raise ValidationError(f"SetStatus: {w!r} is not a StatusWrite")
+    rids = [w.rid for w in writes]
+    if len(set(rids)) != len(rids):
+        raise ValidationError(f"SetStatus: an execution appears twice in one write: {rids}")
+    return writes
+
+
+@attrs.frozen(hash=False)
+class SetStatus:
+    """Compare-and-set of execution statuses: each write applies only if the row still holds ``expected``.
+
+    Built by :func:`deriva_ml.core.plans.plan_status_update` from records that :func:`transition` produced;
+    every adapter refuses a plain :class:`Update` of ``Execution.Status``. A write whose row no longer holds
+    ``expected`` lost a race: with ``skip_lost`` it is left out (the result lists the rows written),
+    otherwise the adapter raises :class:`~deriva_ml.core.errors.StatusConflict` naming the status the
+    catalog holds now.
+    """
+
+    writes: tuple[StatusWrite, ...] = attrs.field(converter=_writes)
+    skip_lost: bool = False
+    schema: str = attrs.field(default=STATUS_SCHEMA, init=False)
+    table: str = attrs.field(default=STATUS_TABLE, init=False)
+
+
+Effect: TypeAlias = Insert | Update | Delete | SetStatus
+
+
+def check_status_guard(effect: Effect) -> None:
+    """Refuse a plain write of ``Execution.Status`` (pure; every adapter calls it for every effect).
+
+    An Insert may set the initial status (``Created``), the first step ``Initializing``, or none; an Update may not touch the column at all:
+    status changes are :class:`SetStatus` effects. Values of a SetStatus are valid statuses by construction.
+    """
+    if isinstance(effect, SetStatus) or effect.schema != STATUS_SCHEMA or effect.table != STATUS_TABLE:
+        return
+    if isinstance(effect, Insert):
+        for row in effect.rows:
+            value = row.get(STATUS_COLUMN)
+            if value is not None and value not in INSERT_STATUSES:
+                raise ValidationError(
+                    f"insert into {STATUS_SCHEMA}:{STATUS_TABLE}: Status={value!r} refused; a new execution starts "
+                    f"as {INITIAL_STATUS.value!r} (or {Status.initializing.value!r}) and changes status only through "
+                    f"transition() (a SetStatus effect)"
+                )
+    elif isinstance(effect, Update):
+        for row in effect.rows:
+            if STATUS_COLUMN in row and STATUS_COLUMN not in effect.key:
+                raise ValidationError(
+                    f"update of {STATUS_SCHEMA}:{STATUS_TABLE}: a plain update of Status (to {row[STATUS_COLUMN]!r} "
+                    f"for {row.get('RID')!r}) is refused; status changes go through transition() and are applied "
+                    f"as a compare-and-set (SetStatus)"
+                )
 
 
 def _effects(value: Iterable[Effect]) -> tuple[Effect, ...]:
@@ -149,6 +246,8 @@ class Batch:
 
 
 def _refs_in(effect: Effect) -> Iterable[Ref]:
+    if isinstance(effect, SetStatus):
+        return
     if isinstance(effect, Insert | Update):
         for row in effect.rows:
             for v in row.values():

@@ -158,6 +158,24 @@ class ConflictError(CatalogError):
     """A write would violate a unique key (HTTP 409 on ERMrest)."""
 
 
+class StatusConflict(ConflictError):
+    """A compare-and-set status write lost a race: the catalog no longer holds the expected status.
+
+    ``actual`` is the status the catalog holds now (``None`` when the row is gone).
+    """
+
+    def __init__(self, rid: object, expected: object, target: object, actual: object) -> None:
+        self.rid = rid
+        self.expected = getattr(expected, "value", expected)
+        self.target = getattr(target, "value", target)
+        self.actual = getattr(actual, "value", actual)
+        now = "no longer exists" if actual is None else f"now holds {self.actual!r}"
+        super().__init__(
+            f"execution {rid}: status change {self.expected!r} -> {self.target!r} refused: the catalog {now} "
+            f"(another handle or process changed it first)"
+        )
+
+
 class ForeignKeyError(CatalogError):
     """A write references a row that does not exist."""
 
@@ -230,6 +248,7 @@ __all__ = [
     "ObjectNotFound",
     "PermissionDenied",
     "RIDNotFound",
+    "StatusConflict",
     "StoreError",
     "UnknownColumn",
     "UnknownTable",

@@ -7,12 +7,13 @@ returned :class:`~deriva_ml.core.effects.Batch` to the catalog adapter. Nothing 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import attrs
 
 from deriva_ml.core.definitions import ML_SCHEMA, AssetRole
-from deriva_ml.core.effects import Batch, Effect, Insert, Ref, Update
+from deriva_ml.core.effects import Batch, Effect, Insert, Ref, SetStatus, StatusWrite, Update
 from deriva_ml.core.errors import ValidationError
 from deriva_ml.core.records import ExecutionRecord, Workflow
 from deriva_ml.core.rid import RID
@@ -105,16 +106,29 @@ def plan_replace_workflow_types(
     return Batch(effects)
 
 
-def plan_status_update(record: ExecutionRecord) -> Batch:
-    """Write a record's status, detail and (when known) duration to its Execution row."""
-    row: dict[str, Any] = {
-        "RID": record.rid,
-        "Status": record.status.value,
-        "Status_Detail": record.status_detail,
-    }
-    if record.duration_text is not None:
-        row["Duration"] = record.duration_text
-    return Batch([Update(ML_SCHEMA, "Execution", [row])])
+def status_write(record: ExecutionRecord) -> StatusWrite:
+    """The compare-and-set for a record that :func:`transition` just produced (its last history entry).
+
+    A record whose status did not come from ``transition()`` (no history entry ending in its status) is
+    refused: there is no status to compare against.
+    """
+    if not record.history or record.history[-1].to_status is not record.status:
+        raise ValidationError(
+            f"execution {record.rid}: status {record.status.value!r} was not produced by transition() "
+            f"(its history does not end in that change); refusing to write it"
+        )
+    last = record.history[-1]
+    if last.from_status is None:
+        raise ValidationError(f"execution {record.rid}: the last status change has no previous status")
+    return StatusWrite(record.rid, last.from_status, record.status, record.status_detail, record.duration_text)
+
+
+def plan_status_update(*records: ExecutionRecord, skip_lost: bool = False) -> Batch:
+    """Write each record's status, detail and (when known) duration as one compare-and-set
+    (:class:`SetStatus`): the row changes only if it still holds the status the transition started from."""
+    if not records:
+        return Batch(())
+    return Batch([SetStatus([status_write(r) for r in records], skip_lost=skip_lost)])
 
 
 def plan_input_links(
@@ -150,6 +164,18 @@ def plan_input_links(
     return Batch(effects)
 
 
+def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _frozen_map(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    if value is None:
+        return MappingProxyType({})
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"StoredOutput.metadata={value!r} must be a mapping of column to value")
+    return MappingProxyType(dict(value))
+
+
 @attrs.frozen
 class StoredOutput:
     """An output file that is in the object store and needs (or has) its catalog rows."""
@@ -162,8 +188,9 @@ class StoredOutput:
     length: int
     md5: str
     description: str | None = None
-    asset_types: tuple[str, ...] = ()
-    metadata: Mapping[str, Any] = attrs.field(factory=dict)
+    asset_types: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
+    #: Read-only (``types.MappingProxyType``), so the frozen record cannot change in place.
+    metadata: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_map, hash=False)
 
 
 def plan_output_rows(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from types import MappingProxyType
 
 import attrs
 
@@ -220,10 +221,10 @@ def _asset_specs(value: object) -> tuple[AssetSpec, ...]:
     return tuple(as_asset_spec(v) for v in value)
 
 
-def _str_map(field: str) -> Callable[[object], dict[str, str]]:
-    def convert(value: object) -> dict[str, str]:
+def _str_map(field: str) -> Callable[[object], Mapping[str, str]]:
+    def convert(value: object) -> Mapping[str, str]:
         if value is None:
-            return {}
+            return MappingProxyType({})
         if not isinstance(value, Mapping):
             raise ValidationError(f"{field}={value!r} must be a mapping of strings to strings")
         out: dict[str, str] = {}
@@ -231,7 +232,7 @@ def _str_map(field: str) -> Callable[[object], dict[str, str]]:
             if not isinstance(k, str):
                 raise ValidationError(f"{field} key {k!r} must be a string")
             out[k] = v if isinstance(v, str) else str(v)
-        return out
+        return MappingProxyType(out)
 
     return convert
 
@@ -315,7 +316,7 @@ def _execution_configuration_argv(value: object) -> tuple[str, ...]:
     return _str_tuple("ExecutionConfiguration.argv")(value)
 
 
-def _execution_configuration_config_choices(value: object) -> dict[str, str]:
+def _execution_configuration_config_choices(value: object) -> Mapping[str, str]:
     return _str_map("ExecutionConfiguration.config_choices")(value)
 
 
@@ -328,7 +329,8 @@ class ExecutionConfiguration:
     datasets: tuple[DatasetSpec, ...] = attrs.field(factory=tuple, converter=_dataset_specs)
     assets: tuple[AssetSpec, ...] = attrs.field(factory=tuple, converter=_asset_specs)
     argv: tuple[str, ...] = attrs.field(factory=tuple, converter=_execution_configuration_argv)
-    config_choices: dict[str, str] = attrs.field(
+    #: A read-only mapping (``types.MappingProxyType``): the record cannot be changed in place.
+    config_choices: Mapping[str, str] = attrs.field(
         factory=dict, converter=_execution_configuration_config_choices, hash=False
     )
 
@@ -402,7 +404,8 @@ class ExecutionRecord:
     status_detail: str = attrs.field(default="", converter=_execution_record_status_detail)
     start_time: datetime | None = attrs.field(default=None, converter=_execution_record_start_time)
     stop_time: datetime | None = attrs.field(default=None, converter=_execution_record_stop_time)
-    history: tuple[StatusChange, ...] = attrs.field(factory=tuple, converter=_history, eq=False)
+    #: Every applied change, oldest first; part of equality (a lost history makes two records differ).
+    history: tuple[StatusChange, ...] = attrs.field(factory=tuple, converter=_history)
 
     @property
     def execution_rid(self) -> RID:

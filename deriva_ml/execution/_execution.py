@@ -35,6 +35,7 @@ from deriva_ml.core.errors import (
     DerivaMLException,
     ExecutionError,
     InvalidFileName,
+    StatusConflict,
     UnknownColumn,
     UploadFailed,
 )
@@ -194,12 +195,26 @@ class Execution:
     def _set_status(self, to: Status, detail: str) -> None:
         new = transition(self._record, to, detail, self._ml._now())  # raises before any I/O
         if not self.dry_run:
-            self._ml.catalog.apply(plan_status_update(new))
+            try:
+                # a compare-and-set: applied only if the catalog still holds the status we started from
+                self._ml.catalog.apply(plan_status_update(new))
+            except StatusConflict:
+                self._refresh_from_catalog()
+                raise
         self._record = new
         self._manifest.set_state("record", dumps(new, indent=None))
         if to in (Status.running, Status.initializing):
             self._manifest.set_state("owner", json.dumps(owner_identity()))
         self._log.info("status", status=to.value, detail=detail)
+
+    def _refresh_from_catalog(self) -> None:
+        """After a lost race: take the status the catalog holds (another handle or process changed it)."""
+        from deriva_ml._ml import _caught_up
+
+        row = self._ml.lookup_execution(self.execution_rid)
+        self._record = _caught_up(self._record, row)
+        self._manifest.set_state("record", dumps(self._record, indent=None))
+        self._log.warning("status changed elsewhere", status=self._record.status.value)
 
     def update_status(self, status: Status | str, msg: str = "") -> None:
         """Report progress (``Status.running`` with a message) or change status; validated first."""
@@ -318,6 +333,12 @@ class Execution:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> Literal[False]:
+        if self.status in (Status.completed, Status.failed, Status.aborted):
+            # the run already recorded its own end (e.g. update_status(Status.completed) inside the block):
+            # that status stands; __exit__ neither changes it nor raises
+            if exc is not None:
+                self._log.warning("exception after the run had ended", status=self.status.value, error=repr(exc))
+            return False
         try:
             self.execution_stop(exc)
         except Exception as stop_error:

@@ -32,6 +32,7 @@ from typing import Any
 import attrs
 from hydra.experimental.callback import Callback
 
+from deriva_ml.core.errors import StatusConflict
 from deriva_ml.core.status import Status
 
 _STATE_DIR = ".deriva_ml"
@@ -349,9 +350,12 @@ def finalize_sweep(sweep: SweepDir) -> SweepResult:
             status = child.status
             if status not in _FINISHED and _owner_alive(ml, child.rid) is False:
                 exe = ml.restore_execution(child.rid)
-                exe.update_status(Status.aborted, "Aborted: the sweep job's process ended without finishing")
-                status = Status.aborted
-                aborted.append(str(child.rid))
+                try:
+                    exe.update_status(Status.aborted, "Aborted: the sweep job's process ended without finishing")
+                    aborted.append(str(child.rid))
+                except StatusConflict:  # another finalizer (or the job) changed it first: keep what it wrote
+                    pass
+                status = exe.status
             children.append((str(child.rid), status))
         statuses = [s for _, s in children] + [Status.failed for _ in unlinked]
         info = sweep.read_sweep()

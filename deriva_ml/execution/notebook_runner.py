@@ -24,6 +24,7 @@ returns a dry-run execution) and nothing is written to the catalog or the object
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -269,7 +270,11 @@ def run_notebook(
                     os.environ[k] = v
             nbformat.write(nb, out_path)  # type: ignore[no-untyped-call]  # executed, or partially
             out_path.seal()  # written whole by us: complete even when a cell failed
-        exe.execution_stop(error)
+        from deriva_ml.core.errors import StatusConflict
+
+        # the notebook's own handle (or another process) may have recorded the end first: that status stands
+        with contextlib.suppress(StatusConflict):
+            exe.execution_stop(error)
         if not dry_run:
             exe.upload_execution_outputs()
         return NotebookResult(

@@ -71,7 +71,7 @@ DEFAULT_LIMIT = 100
 
 class _Catalog:
     def __init__(self, path: Path) -> None:
-        self.store = SQLiteCatalog(path, user=FAKE_USER)
+        self.store = SQLiteCatalog(path, user=FAKE_USER, guard_status=False)  # the real server has no status rules
         # short RIDs like a fresh ERMrest catalog's (the store's counter starts at 1-0000 otherwise)
         self.store._conn.execute("UPDATE _dml_meta SET value = ? WHERE key = 'next_rid'", (FIRST_RID,))
         self.ddl = 0  # DDL requests so far: part of the snapshot id
@@ -150,6 +150,14 @@ class FakeErmrest:
             if self.fail_next:
                 status, text = self.fail_next.pop(0)
                 return Response(text, status=status)(environ, start_response)
+            etag_of = self._etag_source(path)
+            if etag_of is not None and request.method != "GET":
+                # api.py http_check_preconditions: If-Match naming another state fails the write (412)
+                wanted = [t.strip() for t in environ.get("HTTP_IF_MATCH", "").split(",") if t.strip()]
+                if wanted and "*" not in wanted and etag_of() not in wanted:
+                    return Response("412 Precondition Failed", status=412, headers={"ETag": etag_of()})(
+                        environ, start_response
+                    )
             try:
                 status, out = self._dispatch(request.method, path, parse_qs(query), doc)
             except _Conflict as e:
@@ -166,11 +174,34 @@ class FakeErmrest:
                 status, out = 404, f"Not Found: {e}"
             except DerivaMLException as e:
                 status, out = 500, str(e)
+            headers = {"ETag": etag_of()} if etag_of is not None and status < 400 else {}
         if isinstance(out, str):
-            return Response(out, status=status, content_type="text/plain")(environ, start_response)
+            return Response(out, status=status, content_type="text/plain", headers=headers)(environ, start_response)
         if out is None:
-            return Response(status=204)(environ, start_response)
-        return Response(json.dumps(out), status=status, content_type="application/json")(environ, start_response)
+            return Response(status=204, headers=headers)(environ, start_response)
+        return Response(json.dumps(out), status=status, content_type="application/json", headers=headers)(
+            environ, start_response
+        )
+
+    def _etag_source(self, path: str) -> Any:
+        """For a data resource (entity/attribute/attributegroup), a function giving its ETag now.
+
+        Like ERMrest (``ermpath/resource.py`` ``etag``: the catalog's current snapshot time, in
+        ``api.py`` ``set_http_etag``'s ``"<roles>;<accept>;<version>"`` form): any write to the catalog
+        changes the ETag of every data resource. Others: None.
+        """
+        parts = path.split("/")[1:]
+        if (
+            len(parts) < 5
+            or parts[:2] != ["ermrest", "catalog"]
+            or parts[3] not in ("entity", "attribute", "attributegroup")
+        ):
+            return None
+        cid = unquote(parts[2]).partition("@")[0]
+        cat = self.catalogs.get(cid)
+        if cat is None:
+            return None
+        return lambda: f'"fake-roles;*;{cat.store.snapshot()}"'
 
     def _dispatch(self, method: str, path: str, query: dict[str, list[str]], doc: Any) -> tuple[int, Any]:
         parts = path.split("/")[1:]  # ['ermrest', 'catalog', id, ...]
@@ -421,21 +452,31 @@ class FakeErmrest:
         return 200, out
 
     def _update(self, cat: _Catalog, schema: str, table: str, spec: str, rows: Any) -> tuple[int, Any]:
-        """``PUT /attributegroup/S:T/K1,K2;C1,C2`` (data/rest.md "Attribute Group Update").
+        """``PUT /attributegroup/S:T/K1,K2;C1,C2`` (data/rest.md "Attribute Group Update", "... with Renaming").
 
-        Rows whose key matches no stored row are skipped (measured: 200 ``[]`` for a missing key); rows
-        sharing a key: 400; the response lists the key and target values of each updated row.
+        Each item may be ``alias:=column`` (the input names the value ``alias``). Like the real server
+        (measured on ERMrest): an input row whose keys match no stored row is skipped (200, left out of the
+        response), so ``RID,old:=Status;Status`` is a compare-and-set. Rows sharing a key: 400; the response
+        lists the input rows that updated a stored row (measured: 200 ``[]`` for a missing key, although
+        data/rest.md says unmatched rows "will cause an error").
         """
         keys, _, targets = spec.partition(";")
-        key = tuple(unquote(k) for k in keys.split(","))
-        cols = tuple(unquote(c) for c in targets.split(",") if c)
+
+        def named(item: str) -> tuple[str, str]:
+            alias, sep, column = unquote(item).partition(":=")
+            return (alias, column) if sep else (alias, alias)
+
+        key = [named(k) for k in keys.split(",")]
+        cols = [named(c) for c in targets.split(",") if c]
         if not cols:
             return 400, "Grouped attribute update requires at least one target attribute."
-        if set(key) & set(cols):
-            return 400, f"Update column {sorted(set(key) & set(cols))[0]} cannot be bound more than once."
+        names = [a for a, _ in (*key, *cols)]
+        twice = sorted({a for a in names if names.count(a) > 1})
+        if twice:
+            return 400, f"Update column {twice[0]} cannot be bound more than once."
         seen = set()
         for r in rows:
-            sig = tuple(json.dumps(r.get(k), sort_keys=True) for k in key)
+            sig = tuple(json.dumps(r.get(a), sort_keys=True) for a, _ in key)
             if sig in seen:
                 return (
                     400,
@@ -443,18 +484,19 @@ class FakeErmrest:
                 )
             seen.add(sig)
         tdef = cat.table(schema, table)
-        for c in (*key, *cols):
+        for _, c in (*key, *cols):
             _column(tdef, c)
-        # the server joins the input to the stored rows on the key: unmatched rows are skipped (200, and
-        # absent from the response), although data/rest.md says they "will cause an error"
-        matched = [
-            r for r in rows if cat.store.query(schema, table, {k: r.get(k) for k in key}, columns=list(key), limit=1)
-        ]
-        clean = [{c: r.get(c) for c in (*key, *cols)} for r in matched]
-        _check_values(tdef, [{c: r[c] for c in cols} for r in clean])
-        if clean:
-            cat.store.apply(Batch([Update(schema, table, clean, key=key)]))
-        return 200, clean
+        _check_values(tdef, [{c: r.get(a) for a, c in cols} for r in rows])
+        updates, out = [], []
+        for r in rows:
+            hits = cat.store.query(schema, table, {c: r.get(a) for a, c in key}, columns=["RID"])
+            for hit in hits:
+                updates.append({"RID": hit["RID"], **{c: r.get(a) for a, c in cols}})
+            if hits:
+                out.append({a: r.get(a) for a, _ in (*key, *cols)})
+        if updates:
+            cat.store.apply(Batch([Update(schema, table, updates)]))
+        return 200, out
 
     def _ddl(self, cat: _Catalog, doc: Any) -> tuple[int, Any]:
         tables = []

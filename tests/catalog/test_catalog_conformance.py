@@ -258,11 +258,11 @@ def _workflows_and_executions(catalog: Catalog) -> tuple[list[RID], dict[str, RI
                     ML_SCHEMA,
                     "Execution",
                     [
-                        {"Workflow": Ref("w0"), "Status": "Running"},
-                        {"Workflow": Ref("w0"), "Status": "Running"},
-                        {"Workflow": Ref("w1"), "Status": "Running"},
-                        {"Workflow": Ref("w2"), "Status": "Failed"},
-                        {"Workflow": None, "Status": "Running"},
+                        {"Workflow": Ref("w0"), "Status_Detail": "Running"},
+                        {"Workflow": Ref("w0"), "Status_Detail": "Running"},
+                        {"Workflow": Ref("w1"), "Status_Detail": "Running"},
+                        {"Workflow": Ref("w2"), "Status_Detail": "Failed"},
+                        {"Workflow": None, "Status_Detail": "Running"},
                     ],
                     ["e0", "e1", "e2", "e3", "e4"],
                 ),
@@ -280,7 +280,7 @@ def _via_workflow(catalog: Catalog, where: Any, **kw: Any) -> list[dict[str, Any
 
 def test_query_linked_returns_distinct_target_rows(catalog: Catalog) -> None:
     w, _ = _workflows_and_executions(catalog)
-    got = _via_workflow(catalog, {"Status": "Running"})
+    got = _via_workflow(catalog, {"Status_Detail": "Running"})
     # w0 is referenced twice and appears once; the execution without a workflow references nothing
     assert [r["RID"] for r in got] == sorted([w[0], w[1]])
     assert got == catalog.query(ML_SCHEMA, "Workflow", {"RID": [w[0], w[1]]}, order_by=["RID"])
@@ -289,13 +289,13 @@ def test_query_linked_returns_distinct_target_rows(catalog: Catalog) -> None:
 
 def test_query_linked_filters(catalog: Catalog) -> None:
     w, e = _workflows_and_executions(catalog)
-    assert [r["RID"] for r in _via_workflow(catalog, {"Status": "Failed"})] == [w[2]]
-    assert [r["RID"] for r in _via_workflow(catalog, {"Status": ["Failed", "Done"]})] == [w[2]]
-    assert [r["RID"] for r in _via_workflow(catalog, {"RID": [e["e1"], e["e3"]], "Status": "Running"})] == [w[0]]
+    assert [r["RID"] for r in _via_workflow(catalog, {"Status_Detail": "Failed"})] == [w[2]]
+    assert [r["RID"] for r in _via_workflow(catalog, {"Status_Detail": ["Failed", "Done"]})] == [w[2]]
+    assert [r["RID"] for r in _via_workflow(catalog, {"RID": [e["e1"], e["e3"]], "Status_Detail": "Running"})] == [w[0]]
     assert [r["RID"] for r in _via_workflow(catalog, {"Workflow": w[1]})] == [w[1]]
-    assert [r["RID"] for r in _via_workflow(catalog, {"Description": None, "Status": "Failed"})] == [w[2]]
-    assert _via_workflow(catalog, {"Status": "Running"}, columns=["Name"]) == [
-        {"Name": r["Name"]} for r in _via_workflow(catalog, {"Status": "Running"})
+    assert [r["RID"] for r in _via_workflow(catalog, {"Description": None, "Status_Detail": "Failed"})] == [w[2]]
+    assert _via_workflow(catalog, {"Status_Detail": "Running"}, columns=["Name"]) == [
+        {"Name": r["Name"]} for r in _via_workflow(catalog, {"Status_Detail": "Running"})
     ]
     assert _via_workflow(catalog, None, columns=["RID", "Name"], limit=2) == [
         {"RID": r["RID"], "Name": r["Name"]} for r in _via_workflow(catalog, None)[:2]
@@ -304,12 +304,12 @@ def test_query_linked_filters(catalog: Catalog) -> None:
 
 def test_query_linked_empty_results(catalog: Catalog) -> None:
     _workflows_and_executions(catalog)
-    assert _via_workflow(catalog, {"Status": "Aborted"}) == []
+    assert _via_workflow(catalog, {"Status_Detail": "Aborted"}) == []
     assert _via_workflow(catalog, {"Workflow": None}) == []  # matches a row, but it references nothing
     before = getattr(catalog, "request_count", None)
-    assert _via_workflow(catalog, {"Status": []}) == []  # can match nothing: no request is needed
-    assert _via_workflow(catalog, {"Status": "Running"}, limit=0) == []
-    assert _via_workflow(catalog, {"Status": "Running"}, limit=-1) == []
+    assert _via_workflow(catalog, {"Status_Detail": []}) == []  # can match nothing: no request is needed
+    assert _via_workflow(catalog, {"Status_Detail": "Running"}, limit=0) == []
+    assert _via_workflow(catalog, {"Status_Detail": "Running"}, limit=-1) == []
     assert getattr(catalog, "request_count", None) == before
 
 
@@ -355,16 +355,19 @@ def test_query_linked_reads_snapshot(catalog: Catalog) -> None:
                 Insert(
                     ML_SCHEMA,
                     "Execution",
-                    [{"Workflow": Ref("late"), "Status": "Running"}, {"Workflow": w[3], "Status": "Running"}],
+                    [
+                        {"Workflow": Ref("late"), "Status_Detail": "Running"},
+                        {"Workflow": w[3], "Status_Detail": "Running"},
+                    ],
                 ),
             ]
         )
     )
-    now = _via_workflow(catalog, {"Status": "Running"})
+    now = _via_workflow(catalog, {"Status_Detail": "Running"})
     assert len(now) == 4 and w[3] in {r["RID"] for r in now}
-    then = _via_workflow(catalog, {"Status": "Running"}, snapshot=snap)
+    then = _via_workflow(catalog, {"Status_Detail": "Running"}, snapshot=snap)
     assert [r["RID"] for r in then] == sorted([w[0], w[1]])
-    assert _via_workflow(catalog, {"Status": "Running"}, columns=["Name"], snapshot=snap) == [
+    assert _via_workflow(catalog, {"Status_Detail": "Running"}, columns=["Name"], snapshot=snap) == [
         {"Name": r["Name"]} for r in then
     ]
 

@@ -12,7 +12,7 @@ from catalog_support import DOMAIN, domain_tables
 from deriva_ml.catalog.journal import JournalingCatalog, read_journal, replay
 from deriva_ml.catalog.port import ML_SCHEMA
 from deriva_ml.catalog.sqlite import open_local_catalog
-from deriva_ml.core.effects import Batch, Delete, Insert, Ref, Update
+from deriva_ml.core.effects import Batch, Delete, Insert, Ref, SetStatus, StatusWrite
 from deriva_ml.core.errors import ConflictError
 from deriva_ml.core.schema_defs import SYSTEM_COLUMNS
 
@@ -47,7 +47,7 @@ def test_record_and_replay(tmp_path: Path) -> None:
     subject_b = r1.inserted[2][1]["RID"]
     with pytest.raises(ConflictError):
         cat.apply(Batch([Insert(DOMAIN, "Subject", [{"Name": "a"}])]))
-    cat.apply(Batch([Update(ML_SCHEMA, "Execution", [{"RID": r1.rids["e"], "Status": "Running"}])]))
+    cat.apply(Batch([SetStatus([StatusWrite(r1.rids["e"], "Created", "Initializing", "started")])]))
     cat.apply(
         Batch(
             [
@@ -66,7 +66,10 @@ def test_record_and_replay(tmp_path: Path) -> None:
     entries = list(read_journal(journal))
     assert [e.seq for e in entries] == [1, 2, 3, 4]  # the failed batch is not journalled
     lines = journal.read_text().splitlines()
-    assert all(json.loads(line)["batch"]["effects"][0]["kind"] in {"insert", "update", "delete"} for line in lines)
+    assert all(
+        json.loads(line)["batch"]["effects"][0]["kind"] in {"insert", "update", "delete", "set_status"}
+        for line in lines
+    )
     assert '{"$ref":"w"}' in lines[0]
 
     # make the target's RIDs differ from the source's
@@ -85,7 +88,7 @@ def test_record_and_replay(tmp_path: Path) -> None:
     ]:
         assert _content(src, schema, table, rid_map) == _content(dst, schema, table, {}), table
     ex = dst.query(ML_SCHEMA, "Execution")[0]
-    assert ex["Status"] == "Running" and ex["RID"] == rid_map[r1.rids["e"]]
+    assert ex["Status"] == "Initializing" and ex["RID"] == rid_map[r1.rids["e"]]
     # journalling continues the sequence when reopened
     cat2 = JournalingCatalog(src, journal)
     cat2.apply(Batch([Insert(DOMAIN, "Subject", [{"Name": "z"}])]))
