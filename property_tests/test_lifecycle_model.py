@@ -213,9 +213,11 @@ class Lifecycle(RuleBasedStateMachine):
         for entry in read_journal(self.ml.catalog):
             for effect, rows in zip(entry.batch.effects, entry.result.inserted, strict=False):
                 if isinstance(effect, Insert) and (effect.schema, effect.table) == (ML_SCHEMA, "Execution"):
-                    for row in rows:
-                        stored[row["RID"]] = row.get("Status") or "Created"
-                        assert stored[row["RID"]] == "Created"
+                    for row, written_row in zip(rows, effect.rows, strict=True):
+                        status = written_row.get("Status") or "Created"
+                        # a new row starts Created, or already took the model's first step Created -> Initializing
+                        assert status in ("Created", "Initializing"), status
+                        stored[row["RID"]] = status
                 elif isinstance(effect, SetStatus):
                     written = {r["RID"] for r in rows}
                     for w in effect.writes:
