@@ -298,7 +298,7 @@ DIES_EARLY = textwrap.dedent(
     ml = DerivaML("local", "test", home=sys.argv[1])
     def die(self, **kw):
         print("RID", self.execution_rid, flush=True)
-        os.kill(os.getpid(), signal.SIGKILL)   # the process dies before Initializing
+        os.kill(os.getpid(), signal.SIGKILL)   # the process dies before its inputs are fetched
     Execution._initialize = die
     ml.create_execution(make_configuration(description="dies early"))
     """
@@ -321,10 +321,11 @@ def test_process_that_died_before_initializing_is_aborted(tmp_path: Path) -> Non
     rid = proc.stdout.split()[1]
     ml = DerivaML("local", "test", home=home)
     try:
-        assert ml.lookup_execution(rid).status is Status.created
+        # the row is born Initializing (create_execution's first step) and the lease is already written
+        assert ml.lookup_execution(rid).status is Status.initializing
         aborted = ml.abort_stale_executions()  # no age needed: the lease names a process that is gone
         assert [r.rid for r in aborted] == [rid]
-        assert aborted[0].history[-1].from_status is Status.created
+        assert aborted[0].history[-1].from_status is Status.initializing
         assert ml.lookup_execution(rid).status is Status.aborted
     finally:
         ml.close()

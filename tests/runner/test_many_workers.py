@@ -129,32 +129,35 @@ def _legal(sequence: list[str]) -> bool:
 
 
 def _status_writes_from_journal(ml: DerivaML) -> dict[str, list[str]]:
-    """RID -> statuses in the order the embedded catalog applied them (its journal)."""
+    """RID -> statuses in the order the embedded catalog applied them (its journal: inserted rows, then the
+    compare-and-set writes that took effect)."""
+    from deriva_ml.catalog.journal import read_journal
+    from deriva_ml.core.effects import Insert, SetStatus
+
     out: dict[str, list[str]] = {}
-    for line in ml.catalog.journal_lines():  # type: ignore[attr-defined]
-        doc = json.loads(line)
-        effects = doc["batch"]["effects"]
-        inserted = doc["result"].get("inserted", [])
-        for i, effect in enumerate(effects):
-            if effect.get("table") != "Execution":
+    for entry in read_journal(ml.catalog):
+        for effect, rows in zip(entry.batch.effects, entry.result.inserted, strict=False):
+            if effect.table != "Execution":
                 continue
-            rows = effect.get("rows") or []
-            rids: list[Any] = [r.get("RID") for r in rows]
-            if i < len(inserted) and isinstance(inserted[i], dict) and "rids" in inserted[i]:
-                rids = list(inserted[i]["rids"])
-            for rid, row in zip(rids, rows, strict=False):
-                if rid and "Status" in row:
-                    out.setdefault(rid, []).append(row["Status"])
-            if "rid" in effect and ("status" in effect or "record" in effect):  # a dedicated status effect
-                record = effect.get("record") or {}
-                status = effect.get("status") or record.get("status")
-                if status:
-                    out.setdefault(effect["rid"], []).append(status)
+            if isinstance(effect, Insert):
+                for row, values in zip(rows, effect.rows, strict=True):
+                    status = values.get("Status") or Status.created.value
+                    # a row born Initializing took the first step Created -> Initializing before its insert
+                    out[row["RID"]] = [Status.created.value] + ([status] if status != Status.created.value else [])
+            elif isinstance(effect, SetStatus):
+                applied = {r["RID"] for r in rows}
+                for w in effect.writes:
+                    if w.rid in applied:
+                        assert out[w.rid][-1] == w.expected.value, (w, out[w.rid])
+                        out[w.rid].append(w.status.value)
     return out
 
 
 def _status_writes_from_log(log: list[tuple[str, str, Any]]) -> tuple[int, dict[str, list[str]]]:
-    """(Execution rows inserted, RID -> statuses written by updates) from the ERMrest fake's request log."""
+    """(Execution rows inserted, RID -> statuses written by compare-and-set) from the ERMrest fake's request log.
+
+    A compare-and-set is ``PUT /attributegroup/deriva-ml:Execution/RID,dml_expected:=Status;Status,...``; each
+    row names the status it expects, which must be the last one written (no race is lost in this sweep)."""
     inserted = 0
     out: dict[str, list[str]] = {}
     for method, path, body in log:
@@ -164,10 +167,15 @@ def _status_writes_from_log(log: list[tuple[str, str, Any]]) -> tuple[int, dict[
             if not isinstance(row, dict) or "Status" not in row:
                 continue
             if method == "POST":
-                assert row["Status"] == Status.created.value
+                assert row["Status"] in (Status.created.value, Status.initializing.value)
                 inserted += 1
             elif row.get("RID"):
-                out.setdefault(row["RID"], [Status.created.value]).append(row["Status"])
+                expected = row["dml_expected"]
+                seq = out.setdefault(
+                    row["RID"], [Status.created.value] + ([expected] if expected != Status.created.value else [])
+                )
+                assert seq[-1] == expected, (row, seq)
+                seq.append(row["Status"])
     return inserted, out
 
 
