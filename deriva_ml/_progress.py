@@ -16,7 +16,7 @@ import os
 import shutil
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
@@ -92,6 +92,14 @@ class ProgressBar:
             if done != bar.n:
                 bar.update(done - bar.n)
 
+    def offset(self, base: int) -> Callable[[int, int], None]:
+        """A ``progress(done, total)`` callback for one part of the work that starts at ``base``."""
+
+        def report(done: int, _total: int) -> None:
+            self(base + done)
+
+        return report
+
     def advance(self, n: int = 1) -> None:
         with self._lock:
             (self._bar or self._open()).update(n)
@@ -113,11 +121,16 @@ class ProgressBar:
 @contextmanager
 def progress_bar(desc: str, total: int | None, unit: Unit, enabled: bool | None = None) -> Iterator[ProgressBar | None]:
     """A :class:`ProgressBar` when :func:`progress_enabled` (closed on exit), else ``None``."""
-    if not progress_enabled(enabled):
+    bar = open_bar(desc, total, unit, enabled)
+    if bar is None:
         yield None
         return
-    bar = ProgressBar(desc, total, unit)
     try:
         yield bar
     finally:
         bar.close()
+
+
+def open_bar(desc: str, total: int | None, unit: Unit, enabled: bool | None = None) -> ProgressBar | None:
+    """A :class:`ProgressBar` when :func:`progress_enabled` (the caller closes it), else ``None``."""
+    return ProgressBar(desc, total, unit) if progress_enabled(enabled) else None
