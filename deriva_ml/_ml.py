@@ -839,28 +839,51 @@ class DerivaML:
 
     def _download_assets(self, specs: Sequence[AssetSpec], dest_root: Path) -> list[tuple[tuple[str, str], RID, Path]]:
         """Fetch input assets (cached ones through the cache): one query per asset table."""
+        from deriva_ml._progress import open_bar
         from deriva_ml.cache import download_uncached
 
         located: dict[tuple[str, str], list[AssetSpec]] = {}
         for spec in specs:
             located.setdefault(self.resolve_rid(spec.rid), []).append(spec)
-        out: list[tuple[tuple[str, str], RID, Path]] = []
+        todo: list[tuple[tuple[str, str], AssetSpec, dict[str, Any]]] = []
         for (schema, table), group in located.items():
             rows = {r["RID"]: r for r in self.catalog.query(schema, table, {"RID": [s.rid for s in group]})}
             for spec in group:
                 row = rows.get(spec.rid)
                 if row is None:
                     raise RIDNotFound(spec.rid, table)
+                todo.append(((schema, table), spec, row))
+        out: list[tuple[tuple[str, str], RID, Path]] = []
+        # bytes, rate and ETA over every asset on a terminal (None otherwise: no per-chunk work)
+        bar = open_bar("download", sum(int(r.get("Length") or 0) for _k, _s, r in todo), "bytes")
+        base = 0
+        try:
+            for (schema, table), spec, row in todo:
                 dest_dir = dest_root / table
                 dest_dir.mkdir(parents=True, exist_ok=True)
+                progress = None if bar is None else bar.offset(base)
                 if spec.cache:
                     cached = self.cache.fetch(
-                        spec.rid, row["MD5"], row["Filename"], row["URL"], self.store, length=row.get("Length")
+                        spec.rid,
+                        row["MD5"],
+                        row["Filename"],
+                        row["URL"],
+                        self.store,
+                        length=row.get("Length"),
+                        progress=progress,
                     )
                     path = self.cache.link_into(cached, dest_dir, row["Filename"])
                 else:
-                    path = download_uncached(row["URL"], row["MD5"], row["Filename"], self.store, dest_dir)
+                    path = download_uncached(
+                        row["URL"], row["MD5"], row["Filename"], self.store, dest_dir, progress=progress
+                    )
+                base += int(row.get("Length") or 0)
+                if bar is not None:
+                    bar(base)
                 out.append(((schema, table), spec.rid, path))
+        finally:
+            if bar is not None:
+                bar.close()
         return out
 
     def cache_stats(self) -> Any:

@@ -83,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
 
         source = DerivaML("local", args.catalog, home=args.home)
         target = DerivaML(args.to_host, args.to_catalog, home=args.home)
-        report = sync(source, target, progress=lambda n, t: print(f"\rsync {n}/{t}", end="", file=sys.stderr))
+        report = sync(source, target)  # a bar of entries on a terminal only (docs/progress.md)
         print(
-            f"\nsynced {report.entries_applied} journal entries and {report.objects_copied} files "
+            f"synced {report.entries_applied} journal entries and {report.objects_copied} files "
             f"({report.bytes_copied:,} bytes) into {args.to_host} catalog {args.to_catalog}"
             + (" (completed an interrupted sync)" if report.recovered else "")
         )

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from deriva_ml._log import get_logger
+from deriva_ml._progress import open_bar
 from deriva_ml._util import safe_name
 from deriva_ml.catalog.journal import JournalEntry, map_json, read_journal
 from deriva_ml.core.codec import effect_from_json, effect_to_json
@@ -574,20 +575,27 @@ def sync(
     source: DerivaML,
     target: DerivaML,
     *,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | bool | None = None,
 ) -> SyncReport:
     """Replay everything ``source`` (an embedded catalog) recorded since the last sync into ``target``.
 
     Safe to interrupt at any point and run again (see the module docstring); a run with nothing new sends
     no write and decodes no journal entry.
+
+    ``progress``: ``None`` (default) shows a bar of journal entries (rate, ETA) on a terminal, not in a pipe
+    or under CI, and obeys ``DERIVA_ML_PROGRESS`` (``docs/progress.md``); ``True``/``False`` force it on/off;
+    a callable is called as ``progress(entries_done, entries_total)`` instead.
     """
     if not hasattr(source.catalog, "journal_lines"):
         raise ValidationError(f"sync needs an embedded source catalog (DerivaML('local', ...)), got {source!r}")
     log = get_logger("deriva_ml.sync", source=source.catalog_id, target=f"{target.host_name}/{target.catalog_id}")
     state = _State(_state_path(source, target))
+    bar = None if callable(progress) else open_bar("sync", None, "entries", progress)
     try:
-        return _sync(source, target, state, progress, log)
+        return _sync(source, target, state, progress if callable(progress) else bar, log)
     finally:
+        if bar is not None:
+            bar.close()
         state.close()
 
 
@@ -657,6 +665,8 @@ def _sync(
                 state.commit(entry.seq, {})
                 last_seq = entry.seq
                 done += 1
+                if progress is not None:
+                    progress(done, len(entries))
                 continue
             if not builder:
                 # the group's marker: the snapshot just before its write (the one a redo compares with);

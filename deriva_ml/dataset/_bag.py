@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deriva_ml._log import get_logger
+from deriva_ml._progress import ProgressBar, progress_bar
 from deriva_ml._util import safe_name
 from deriva_ml.cache._files import remove_tree
 from deriva_ml.catalog import dump_model, load_model
@@ -440,6 +441,21 @@ def _build(
     materialize: bool,
     version_row: Mapping[str, Any],
 ) -> None:
+    """Write the bag in ``staging``; on a terminal a bar counts the files written (see ``docs/progress.md``)."""
+    with progress_bar(f"bag {tree.dataset_rid}", None, "files") as bar:
+        _build_files(ml, tree, staging, work, materialize=materialize, version_row=version_row, bar=bar)
+
+
+def _build_files(
+    ml: DerivaML,
+    tree: MemberTree,
+    staging: Path,
+    work: Path,
+    *,
+    materialize: bool,
+    version_row: Mapping[str, Any],
+    bar: ProgressBar | None,
+) -> None:
     from bdbag import bdbag_api
 
     from deriva_ml.dataset._datasets import _fetch_rows, _member_rows
@@ -464,7 +480,10 @@ def _build(
     sources: dict[str, tuple[str, str | None, RID]] = {}  # bag path -> (store url, md5, rid)
     dataset_key = (ML_SCHEMA, "Dataset")
     dataset_rows: list[dict[str, Any]] = []
-    for key in sorted(set(by_table) | {dataset_key}):
+    keys = sorted(set(by_table) | {dataset_key})
+    if bar is not None:
+        bar.set_total(len(keys) + 2)  # a CSV per table, dataset.json, schema.json
+    for key in keys:
         tdef = model.table(*key)
         if tdef is None:
             continue
@@ -475,6 +494,8 @@ def _build(
             rows = _member_rows(ml, tree.associations[key], tree.datasets, snapshot)
         rel = f"{tdef.schema}/{tdef.name}.csv"
         _write_csv(staging / rel, tdef.column_names, rows)
+        if bar is not None:
+            bar.advance()
         tables_meta[tdef.name] = {"schema": tdef.schema, "csv": rel, "asset": is_asset(tdef), "rows": len(rows)}
         if is_asset(tdef):
             for r in rows:
@@ -507,6 +528,9 @@ def _build(
     (staging / "schema.json").write_text(
         json.dumps(dump_model(model), indent=1, sort_keys=True) + "\n", encoding="utf-8"
     )
+    if bar is not None:
+        bar.advance(2)
+        bar.close()  # materialisation has its own bar
 
     # bag ----------------------------------------------------------------------------------------
     cfg = bdbag_config_file(ml)
@@ -578,6 +602,17 @@ def _materialize(
 
     A file the asset cache already holds (same RID and MD5) is copied from there instead.
     """
+    with progress_bar("materialize", len(remote), "files") as bar:
+        _fetch_files(ml, staging, remote, sources, bar)
+
+
+def _fetch_files(
+    ml: DerivaML,
+    staging: Path,
+    remote: Sequence[Mapping[str, Any]],
+    sources: Mapping[str, tuple[str, str | None, RID]],
+    bar: ProgressBar | None,
+) -> None:
     log = get_logger("deriva_ml.dataset.bag")
     total = sum(int(e["length"]) for e in remote)
     done = 0
@@ -602,6 +637,8 @@ def _materialize(
         if size != int(e["length"]):
             raise BagError(f"{url}: got {size} bytes, the catalog says {e['length']}")
         done += size
+        if bar is not None:
+            bar.advance()
         frac = 1.0 if total == 0 else done / total
         if frac >= next_mark:
             log.info("bag materialize progress", bytes_done=done, bytes_total=total, percent=round(frac * 100))

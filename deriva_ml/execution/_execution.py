@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import stat as stat_mod
-import sys
 import threading
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -28,6 +27,7 @@ from deriva_ml._log import get_logger
 from deriva_ml._process import owner_identity as owner_identity  # re-exported: one liveness check
 from deriva_ml._process import owner_is_alive as owner_is_alive
 from deriva_ml._process import process_start_time as process_start_time
+from deriva_ml._progress import ProgressBar, progress_bar, progress_enabled
 from deriva_ml.core.codec import configuration_to_json, dumps
 from deriva_ml.core.definitions import ML_SCHEMA, AssetRole, ExecMetadataType, MLAsset
 from deriva_ml.core.effects import Batch, Insert
@@ -474,7 +474,7 @@ class Execution:
         max_retries: int = 3,
         retry_delay: float = 5.0,
         *,
-        progress: ProgressCallback | None = None,
+        progress: ProgressCallback | bool | None = None,
         unsealed: UnsealedPolicy = "mark",
     ) -> dict[str, list[UploadedAsset]]:
         """Upload every registered output not yet uploaded; may be called again to finish the rest.
@@ -489,6 +489,11 @@ class Execution:
         local; ``"complete"`` declares it complete (sealed now, uploaded as any other output).
         Every file must still be what was registered: a symlink (other than a file staged on purpose),
         a swapped staged file or a path outside the working directory is refused.
+
+        ``progress``: ``None`` (default) shows a bar (bytes, rate, ETA) on a terminal, not in a pipe or
+        under CI, and obeys ``DERIVA_ML_PROGRESS`` (see ``docs/progress.md``); ``True``/``False`` force the
+        bar on/off; a callable is called as ``progress(bytes_done, bytes_total)`` instead of the bar. The
+        ``upload progress`` log events are written unless a callable is given.
         """
         if unsealed not in ("mark", "skip", "complete"):
             raise ExecutionError(f"unsealed={unsealed!r}; valid: 'mark', 'skip', 'complete'")
@@ -501,7 +506,10 @@ class Execution:
             max_retries=int(max_retries),
             retry_delay=float(retry_delay),
         )
-        self._upload(options, only=None, progress=progress, unsealed=unsealed)
+        if callable(progress):
+            self._upload(options, only=None, progress=progress, unsealed=unsealed)
+        else:
+            self._upload(options, only=None, progress=None, unsealed=unsealed, bar=progress_enabled(progress))
         result: dict[str, list[UploadedAsset]] = {}
         for e in self._manifest.entries(CATALOGED):
             result.setdefault(f"{e.schema}/{e.asset_table}", []).append(
@@ -626,6 +634,20 @@ class Execution:
         only: set[int] | None,
         progress: ProgressCallback | None,
         unsealed: UnsealedPolicy = "mark",
+        bar: bool = False,
+    ) -> None:
+        """Upload the registered outputs (``only`` those keys); ``bar``: show a terminal progress bar."""
+        with progress_bar("upload", None, "bytes", enabled=bar) as pbar:
+            self._upload_with(options, only=only, progress=progress, unsealed=unsealed, pbar=pbar)
+
+    def _upload_with(
+        self,
+        options: UploadOptions,
+        *,
+        only: set[int] | None,
+        progress: ProgressCallback | None,
+        unsealed: UnsealedPolicy,
+        pbar: ProgressBar | None,
     ) -> None:
         ml = self._ml
         log = self._log
@@ -671,7 +693,9 @@ class Execution:
                 files=[e.path for e in partial_keys[:20]],
             )
         total = sum(sizes.values())
-        reporter = progress or _ProgressLog(log, total)
+        if pbar is not None:
+            pbar.set_total(total)
+        reporter = progress or _ProgressLog(log, total, pbar)
         moved: dict[int, int] = {}
         lock = threading.Lock()
 
@@ -941,21 +965,18 @@ def _matches(seal: Seal, path: Path) -> bool:
 
 
 class _ProgressLog:
-    """Default upload progress: a log line per ~10% of the bytes (and a live line on a terminal)."""
+    """Default upload progress: a log line per ~10% of the bytes, and the terminal bar when one is shown."""
 
-    def __init__(self, log: Any, total: int) -> None:
+    def __init__(self, log: Any, total: int, bar: ProgressBar | None = None) -> None:
         self.log = log
         self.total = total
         self.next_mark = 0.0
-        self.tty = sys.stderr.isatty()
+        self.bar = bar
 
     def __call__(self, done: int, total: int) -> None:
         frac = 1.0 if total == 0 else done / total
-        if self.tty and total:
-            sys.stderr.write(f"\rupload {done / 1e6:,.1f}/{total / 1e6:,.1f} MB ({frac:.0%})")
-            if done >= total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
+        if self.bar is not None:
+            self.bar(done, total)
         if frac >= self.next_mark:
             self.log.info("upload progress", bytes_done=done, bytes_total=total, percent=round(frac * 100))
             self.next_mark = frac + 0.1
