@@ -12,6 +12,7 @@ import json
 import math
 import random
 import tempfile
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -70,11 +71,11 @@ def ensure_dataset(ml: DerivaML, say: Callable[[str], None], n_images: int = 40)
         if "Demo" in tuple(ds.dataset_types) and ds.description.startswith("deriva-ml demo images"):
             return str(ds.dataset_rid)
     say("creating the demo dataset (a recorded data-generation execution)")
-    wf = ml.create_workflow(
+    wf = _demo_workflow(
+        ml,
         name="deriva-ml demo data generation",
         workflow_type="Data_Generation",
         description="Generates labelled 16x16 PGM images",
-        caller_file=__file__,
     )
     rng = random.Random(42)
     with ml.create_execution(ExecutionConfiguration(workflow=wf, description="Generate demo images")) as exe:
@@ -152,17 +153,27 @@ def _accuracy(centroids: dict[str, list[float]], samples: Sequence[tuple[tuple[f
     return ok / len(samples)
 
 
+def _demo_workflow(ml: DerivaML, *, name: str, workflow_type: str, description: str) -> Any:
+    """A workflow for the demo's own code. Warnings about the demo's source (the deriva-ml checkout has
+    uncommitted changes or no remote) concern deriva-ml's developers, not the user trying the demo."""
+    from deriva_ml.source import SourceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SourceWarning)
+        return ml.create_workflow(name=name, workflow_type=workflow_type, description=description, caller_file=__file__)
+
+
 def run_demo(*, home: str | None = None, catalog: str = "demo", say: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the whole demo and return a summary (also printed through ``say``)."""
     ml = DerivaML("local", catalog, home=home)
     say(f"embedded catalog: {ml.home / 'catalogs' / catalog}")
     ensure_schema(ml)
     dataset_rid = ensure_dataset(ml, say)
-    workflow = ml.create_workflow(
+    workflow = _demo_workflow(
+        ml,
         name="deriva-ml demo classifier",
         workflow_type="Training",
         description="Nearest-centroid classifier over generated images",
-        caller_file=__file__,
     )
     config = ExecutionConfiguration(
         workflow=workflow,
@@ -186,6 +197,9 @@ def run_demo(*, home: str | None = None, catalog: str = "demo", say: Callable[[s
         "metrics": metrics,
         "status_history": [f"{h.to_status.value}: {h.detail}" for h in exe.record.history],
         "working_dir": str(exe.working_dir),
+        "catalog_dir": str(ml.home / "catalogs" / catalog),
+        "object_store": str(getattr(ml.store, "_root", ml.home / "catalogs" / catalog / "objects")),
+        "next_commands": _next_commands(ml.home, catalog, str(exe.execution_rid)),
     }
     say("")
     say(f"execution {summary['execution_rid']}  status: {summary['status']}  duration: {summary['duration']}")
@@ -197,8 +211,29 @@ def run_demo(*, home: str | None = None, catalog: str = "demo", say: Callable[[s
     say("history:")
     for line in summary["status_history"]:
         say(f"  - {line}")
+    say("")
+    say(f"working directory: {summary['working_dir']}")
+    say(f"catalog:           {summary['catalog_dir']}")
+    say(f"object store:      {summary['object_store']}")
+    say("next, try:")
+    for cmd in summary["next_commands"]:
+        say(f"  {cmd}")
     ml.close()
     return summary
+
+
+def _next_commands(home: Path, catalog: str, rid: str) -> list[str]:
+    """The commands to look at what the demo did (with --home when the home is not the default one)."""
+    from deriva_ml._ml import deriva_ml_home
+
+    opts = f" --catalog {catalog}"
+    if Path(home).absolute() != deriva_ml_home().absolute():
+        opts += f" --home {home}"
+    return [
+        f"deriva-ml show {rid}{opts}",
+        f"deriva-ml executions{opts}",
+        f"deriva-ml show {rid}{opts} --json",
+    ]
 
 
 def _tmp_home() -> str:  # pragma: no cover - convenience for ad-hoc runs
