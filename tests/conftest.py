@@ -16,7 +16,6 @@ _SLOW_MODULES = {
     "runner/test_runner_cli.py",  # deriva-ml-run subprocesses, multiruns
     "execution/test_crash.py",  # SIGKILLed subprocesses
     "test_cli.py",  # the deriva-ml entry point in subprocesses
-    "cli/test_cli_commands.py",  # the deriva-ml entry point in subprocesses
 }
 _TESTS = Path(__file__).resolve().parent
 
