@@ -126,8 +126,17 @@ def main(argv: list[str] | None = None) -> int:
 def _open(host: str, catalog: str, home: str | None) -> Any:
     """A read-only open: an embedded catalog that does not exist is an error, never created."""
     from deriva_ml import DerivaML
+    from deriva_ml._ml import LOCAL_HOST
+    from deriva_ml.core.errors import NotFound, UnknownCatalog
 
-    return DerivaML(host, catalog, home=home, create=False)
+    try:
+        return DerivaML(host, catalog, home=home, create=False)
+    except UnknownCatalog:
+        raise
+    except NotFound as exc:  # ERMrest answers 404 for the catalog's model: the catalog does not exist
+        if host == LOCAL_HOST:
+            raise
+        raise UnknownCatalog(catalog, None, where=f"on {host}") from exc
 
 
 def _run(args: argparse.Namespace) -> int:

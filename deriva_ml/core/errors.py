@@ -132,10 +132,13 @@ class WrongTable(RIDNotFound):
 class UnknownCatalog(NotFound, KeyError):
     """No catalog with this name (embedded) or id (live); ``known`` lists those that exist."""
 
-    def __init__(self, catalog: object, known: Iterable[object] = (), where: str = "") -> None:
+    def __init__(self, catalog: object, known: Iterable[object] | None = (), where: str = "") -> None:
         self.catalog = catalog
-        self.known = tuple(known)
+        self.known = None if known is None else tuple(known)
         at = f" {where}" if where else ""
+        if self.known is None:  # a server that does not list its catalogs
+            super().__init__(f"no catalog {catalog!r}{at}")
+            return
         names = _choices(self.known) if self.known else "none"
         super().__init__(f"no catalog {catalog!r}{at}; existing catalogs: {names}")
 

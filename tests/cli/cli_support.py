@@ -21,7 +21,7 @@ def run_cli(*args: str, home: Path, timeout: float = 300) -> subprocess.Complete
     )
 
 
-def populate(ml: DerivaML) -> dict[str, Any]:
+def populate(ml: DerivaML, token: str = "", n_outputs: int = 1) -> dict[str, Any]:
     """A parent execution with a versioned dataset input, an output file, and nested children (a tree)."""
     add_domain_schema(ml)
     wf = ml.create_workflow(
@@ -38,7 +38,9 @@ def populate(ml: DerivaML) -> dict[str, Any]:
         workflow=wf, description="train the model", datasets=[DatasetSpec(rid=ds.dataset_rid, version="0.1.0")]
     )
     with ml.create_execution(cfg) as parent:
-        parent.asset_file_path("Model", "weights.bin").write_bytes(b"w" * 2048)
+        parent.asset_file_path("Model", "weights.bin").write_bytes((b"w" * 2048)[: 2048 - len(token)] + token.encode())
+        for i in range(1, n_outputs):
+            parent.asset_file_path("Model", f"extra{i}.bin").write_bytes(f"{token}-{i}".encode())
     parent.upload_execution_outputs()
     children = []
     for i in range(2):

@@ -13,8 +13,8 @@ import subprocess
 import sys
 
 import pytest
-from cli.cli_support import populate, run_cli
 
+from cli.cli_support import populate, run_cli
 from deriva_ml import DerivaML
 
 pytestmark = pytest.mark.slow
@@ -99,7 +99,9 @@ def test_executions_filters_and_aligned_table(home):
 def test_user_errors_are_one_line_with_documented_codes(home, tmp_path):
     root, rids = home
     _one_line_error(run_cli("show", "not-a-rid", "--catalog", "proj", home=root), 2, "not a valid RID")
-    _one_line_error(run_cli("executions", "--catalog", "proj", "--status", "bogus", home=root), 2, "'bogus'", "Completed")
+    _one_line_error(
+        run_cli("executions", "--catalog", "proj", "--status", "bogus", home=root), 2, "'bogus'", "Completed"
+    )
     _one_line_error(run_cli("executions", "--catalog", "proj", "--since", "yesterday", home=root), 2, "--since")
     _one_line_error(run_cli("show", "9-ZZZZ", "--catalog", "proj", home=root), 3, "9-ZZZZ", "not found")
     line = _one_line_error(run_cli("show", rids["dataset"], "--catalog", "proj", home=root), 3)
