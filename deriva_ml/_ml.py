@@ -655,9 +655,9 @@ class DerivaML:
         ds = [d.rid for d in configuration.datasets]
         if ds:
             found = {r["RID"] for r in self.catalog.query(ML_SCHEMA, "Dataset", {"RID": ds}, columns=["RID"])}
-            for d in ds:
-                if d not in found:
-                    raise self._not_in_table(d, "Dataset")
+            for rid in ds:
+                if rid not in found:
+                    raise self._not_in_table(rid, "Dataset")
             wanted = [d for d in configuration.datasets if d.version is not None]
             if wanted:
                 from deriva_ml.dataset._plans import find_version_row
@@ -667,12 +667,14 @@ class DerivaML:
                     ML_SCHEMA, "Dataset_Version", {"Dataset": list(dict.fromkeys(d.rid for d in wanted))}
                 ):
                     rows.setdefault(r["Dataset"], []).append(r)
-                for d in wanted:
-                    assert d.version is not None
-                    if find_version_row(rows.get(d.rid, []), d.version) is None:
-                        known = sorted(str(r.get("Version")) for r in rows.get(d.rid, []) if r.get("Version"))
+                for spec in wanted:
+                    assert spec.version is not None
+                    have = rows.get(spec.rid, [])
+                    if find_version_row(have, spec.version) is None:
+                        known = sorted(str(r.get("Version")) for r in have if r.get("Version"))
                         raise NotFound(
-                            f"dataset {d.rid} has no version {d.version}; its versions: {', '.join(known) or '(none)'}"
+                            f"dataset {spec.rid} has no version {spec.version}; "
+                            f"its versions: {', '.join(known) or '(none)'}"
                         )
         from deriva_ml.catalog.schema import is_asset
 

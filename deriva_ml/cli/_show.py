@@ -115,11 +115,11 @@ def gather(ml: Any, rid: str) -> dict[str, Any]:
             continue
         arids = list(dict.fromkeys(r[t.name] for r in alinks if r.get(t.name)))
         rows_by = {r["RID"]: r for r in cat.query(t.schema, t.name, {"RID": arids})}
-        types: dict[str, list[str]] = {}
+        asset_types: dict[str, list[str]] = {}
         type_table = model.table(t.schema, f"{t.name}_Asset_Type")
         if type_table is not None:
             for r in cat.query(t.schema, type_table.name, {t.name: arids}):
-                types.setdefault(r[t.name], []).append(r.get("Asset_Type"))
+                asset_types.setdefault(r[t.name], []).append(r.get("Asset_Type"))
         for link in alinks:
             row = rows_by.get(link.get(t.name))
             if row is None:
@@ -130,7 +130,7 @@ def gather(ml: Any, rid: str) -> dict[str, Any]:
                 "filename": row.get("Filename"),
                 "length": row.get("Length"),
                 "md5": row.get("MD5"),
-                "types": sorted(x for x in types.get(row["RID"], []) if x),
+                "types": sorted(x for x in asset_types.get(row["RID"], []) if x),
             }
             (inputs if link.get("Asset_Role") == "Input" else outputs).append(item)
 
