@@ -53,3 +53,4 @@ def test_demo_prints_a_readable_summary(tmp_path):
     assert "SourceWarning" not in out.stderr and "uncommitted changes" not in out.stderr, out.stderr
     shown = run("show", rid, "--catalog", "demo", home=tmp_path)
     assert shown.returncode == 0 and "centroid_model.json" in shown.stdout and "Epoch 5/5" in shown.stdout
+    assert "deriva-ml demo classifier  [Training]" in shown.stdout  # its own workflow, not the data generation
