@@ -82,6 +82,14 @@ def deriva_ml_home(home: str | os.PathLike[str] | None = None) -> Path:
     return Path(env).expanduser() if env else Path.home() / ".deriva-ml"
 
 
+def list_embedded_catalogs(home: str | os.PathLike[str] | None = None) -> list[str]:
+    """Names of the embedded catalogs under ``home`` (those with a ``catalog.sqlite``), sorted. Reads only."""
+    root = deriva_ml_home(home) / "catalogs"
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "catalog.sqlite").is_file())
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -92,6 +100,9 @@ class DerivaML:
     ``DerivaML("local", "my-project")`` opens (creating on first use) an embedded catalog under
     ``$DERIVA_ML_HOME/catalogs/my-project``; ``DerivaML("host.example.org", "1")`` attaches to a live
     DERIVA server (ERMrest catalog ``1``, Hatrac object store) with the user's deriva credential.
+
+    ``create=False`` opens an embedded catalog only if it exists (:class:`UnknownCatalog`, listing the
+    existing ones, otherwise): what read-only tools use, so that a typo never creates a catalog.
 
     ``working_dir`` holds execution directories (default ``$DERIVA_ML_HOME/work/<host>_<catalog>``),
     ``cache_dir`` the asset and bag cache (default ``$DERIVA_ML_HOME/cache``). ``allow_dirty=False``
@@ -115,6 +126,7 @@ class DerivaML:
         clock: Callable[[], datetime] | None = None,
         project_root: str | os.PathLike[str] | None = None,
         upload_workers: int = 4,
+        create: bool = True,
     ) -> None:
         self.host_name = hostname
         self.catalog_id = str(catalog_id)
@@ -132,6 +144,12 @@ class DerivaML:
                 raise ValidationError("store must be given together with catalog")
             self.store: ObjectStore = store
         elif hostname == LOCAL_HOST:
+            if not create and self.catalog_id not in list_embedded_catalogs(self.home):
+                from deriva_ml.core.errors import UnknownCatalog
+
+                raise UnknownCatalog(
+                    self.catalog_id, list_embedded_catalogs(self.home), where=f"under {self.home / 'catalogs'}"
+                )
             self.catalog, self.store = self._open_embedded()
         else:
             self.catalog, self.store = self._open_live(session_config)
@@ -272,7 +290,9 @@ class DerivaML:
         t = self._table(str(name))
         if not is_vocabulary(t):
             vocabs = sorted(x.name for x in self.catalog.model().tables if is_vocabulary(x))
-            raise UnknownTable(f"{name} (not a vocabulary)", vocabs)
+            from deriva_ml.core.errors import NotAVocabulary
+
+            raise NotAVocabulary(t.name, vocabs)
         return t
 
     # ------------------------------------------------------------------------------- domain helpers
@@ -627,13 +647,35 @@ class DerivaML:
         return manifest
 
     def _check_inputs(self, configuration: ExecutionConfiguration) -> None:
-        """Every dataset RID is a Dataset and every asset RID is in an asset table (before any write)."""
+        """Every dataset RID is a Dataset with the requested version, and every asset RID is in an asset
+        table — all checked before anything is written (two queries for the datasets, whatever their number).
+        """
+        from deriva_ml.core.errors import NotFound
+
         ds = [d.rid for d in configuration.datasets]
         if ds:
             found = {r["RID"] for r in self.catalog.query(ML_SCHEMA, "Dataset", {"RID": ds}, columns=["RID"])}
-            for d in ds:
-                if d not in found:
-                    raise RIDNotFound(d, "Dataset")
+            for rid in ds:
+                if rid not in found:
+                    raise self._not_in_table(rid, "Dataset")
+            wanted = [d for d in configuration.datasets if d.version is not None]
+            if wanted:
+                from deriva_ml.dataset._plans import find_version_row
+
+                rows: dict[str, list[dict[str, Any]]] = {}
+                for r in self.catalog.query(
+                    ML_SCHEMA, "Dataset_Version", {"Dataset": list(dict.fromkeys(d.rid for d in wanted))}
+                ):
+                    rows.setdefault(r["Dataset"], []).append(r)
+                for spec in wanted:
+                    assert spec.version is not None
+                    have = rows.get(spec.rid, [])
+                    if find_version_row(have, spec.version) is None:
+                        known = sorted(str(r.get("Version")) for r in have if r.get("Version"))
+                        raise NotFound(
+                            f"dataset {spec.rid} has no version {spec.version}; "
+                            f"its versions: {', '.join(known) or '(none)'}"
+                        )
         from deriva_ml.catalog.schema import is_asset
 
         for a in configuration.assets:
@@ -641,6 +683,19 @@ class DerivaML:
             t = self.catalog.model().table(schema, table)
             if t is None or not is_asset(t):
                 raise ValidationError(f"asset {a.rid!r} is a row of {schema}:{table}, which is not an asset table")
+
+    def _not_in_table(self, rid: str, table: str) -> RIDNotFound:
+        """The error for a RID that is not a row of ``table``: :class:`WrongTable` naming the table it does
+        belong to, else :class:`RIDNotFound` (one extra request, made only on the error path)."""
+        from deriva_ml.core.errors import WrongTable
+
+        try:
+            schema, actual = self.resolve_rid(rid)
+        except (RIDNotFound, DerivaMLException):
+            return RIDNotFound(rid, table)
+        if actual == table:
+            return RIDNotFound(rid, table)
+        return WrongTable(rid, table, f"{schema}:{actual}")
 
     def resolve_rid(self, rid: str) -> tuple[str, str]:
         """``(schema, table)`` of the row with this RID (remembered: a row never changes table)."""
@@ -655,7 +710,7 @@ class DerivaML:
         rid = parse_rid(rid, "execution rid")
         rows = self.catalog.query(ML_SCHEMA, "Execution", {"RID": rid})
         if not rows:
-            raise RIDNotFound(rid, "Execution")
+            raise self._not_in_table(rid, "Execution")
         return _record_from_row(rows[0])
 
     def find_executions(self, status: Status | str | None = None) -> list[ExecutionRecord]:

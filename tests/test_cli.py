@@ -44,3 +44,13 @@ def test_demo_prints_a_readable_summary(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "status: Completed" in out.stdout
     assert "history:" in out.stdout and "Running: Epoch 5/5" in out.stdout
+    # where things are, and what to try next (issue 16 item 5)
+    assert f"working directory: {tmp_path}" in out.stdout
+    assert f"object store:      {tmp_path / 'catalogs' / 'demo' / 'objects'}" in out.stdout
+    rid = out.stdout.split("execution ")[1].split()[0]
+    assert f"deriva-ml show {rid} --catalog demo" in out.stdout
+    # warnings about the demo's own source (deriva-ml's checkout) are not the user's business
+    assert "SourceWarning" not in out.stderr and "uncommitted changes" not in out.stderr, out.stderr
+    shown = run("show", rid, "--catalog", "demo", home=tmp_path)
+    assert shown.returncode == 0 and "centroid_model.json" in shown.stdout and "Epoch 5/5" in shown.stdout
+    assert "deriva-ml demo classifier  [Training]" in shown.stdout  # its own workflow, not the data generation

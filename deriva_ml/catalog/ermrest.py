@@ -46,6 +46,7 @@ from deriva_ml.core.effects import (
 from deriva_ml.core.errors import (
     CatalogBusy,
     CatalogError,
+    CatalogUnreachable,
     ConflictError,
     ForeignKeyError,
     InvalidRID,
@@ -354,9 +355,13 @@ class ErmrestCatalog:
         except requests.HTTPError as e:
             raise _translate(e.response, what or f"{method} {path}", table) from e
         except requests.ConnectionError as e:
-            raise CatalogBusy(f"{what or method + ' ' + path}: cannot reach {self.hostname}: {e}") from e
+            # the innermost reason ("Connection refused", "Name or service not known"), not urllib3's nesting
+            reason = re.findall(r"\[Errno -?\d+\] ([^'\")\]]+)", str(e))
+            raise CatalogUnreachable(
+                f"{what or method + ' ' + path}: cannot reach {self.hostname}: {reason[-1] if reason else e}"
+            ) from e
         except requests.Timeout as e:
-            raise CatalogBusy(f"{what or method + ' ' + path}: {self.hostname} timed out: {e}") from e
+            raise CatalogUnreachable(f"{what or method + ' ' + path}: {self.hostname} timed out: {e}") from e
         if r.status_code == 204 or not r.content:
             return None
         return r.json()

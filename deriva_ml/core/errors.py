@@ -14,15 +14,19 @@ The tree::
     │   └── ConfigurationError                malformed configuration.json / records
     ├── InvalidTransition (ValueError)        illegal status change
     ├── NotFound (LookupError)
+    │   ├── UnknownCatalog (KeyError)        no catalog of that name/id (lists those that exist)
     │   ├── RIDNotFound (KeyError)
+    │   │   └── WrongTable                   the RID is a row of another table
     │   ├── UnknownTable (KeyError)
+    │   │   └── NotAVocabulary               the table exists but is not a vocabulary
     │   ├── UnknownColumn (KeyError)
     │   └── UnknownTerm (KeyError)
     ├── CatalogError                          the catalog refused or failed
     │   ├── ConflictError                     duplicate key / unique violation (409)
     │   ├── ForeignKeyError                   reference to a missing row
     │   ├── PermissionDenied (PermissionError)  401 / 403
-    │   └── CatalogBusy                       retryable: locked or temporarily unavailable
+    │   ├── CatalogBusy                       retryable: locked or temporarily unavailable
+    │   └── CatalogUnreachable (ConnectionError)  no answer: connection refused, DNS, timeout
     ├── StoreError (OSError)                  object store failures
     │   ├── ChecksumMismatch                  bytes do not hash to the recorded MD5
     │   ├── ObjectNotFound (LookupError)      no object at that URL
@@ -115,6 +119,33 @@ class RIDNotFound(NotFound, KeyError):
         return str(self.args[0])
 
 
+class WrongTable(RIDNotFound):
+    """The RID exists, but is a row of another table than the one expected."""
+
+    def __init__(self, rid: object, expected: str, actual: str) -> None:
+        self.rid = rid
+        self.table = expected
+        self.actual = actual
+        NotFound.__init__(self, f"RID {rid!r} is a row of table {actual!r}, not of table {expected!r}")
+
+
+class UnknownCatalog(NotFound, KeyError):
+    """No catalog with this name (embedded) or id (live); ``known`` lists those that exist."""
+
+    def __init__(self, catalog: object, known: Iterable[object] | None = (), where: str = "") -> None:
+        self.catalog = catalog
+        self.known = None if known is None else tuple(known)
+        at = f" {where}" if where else ""
+        if self.known is None:  # a server that does not list its catalogs
+            super().__init__(f"no catalog {catalog!r}{at}")
+            return
+        names = _choices(self.known) if self.known else "none"
+        super().__init__(f"no catalog {catalog!r}{at}; existing catalogs: {names}")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class UnknownTable(NotFound, KeyError):
     """A table name that the catalog model does not have."""
 
@@ -124,6 +155,14 @@ class UnknownTable(NotFound, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class NotAVocabulary(UnknownTable):
+    """A table that exists but is not a controlled vocabulary."""
+
+    def __init__(self, table: object, vocabularies: Iterable[object] = ()) -> None:
+        self.table = table
+        NotFound.__init__(self, f"{table!r} is not a vocabulary table; vocabularies: {_choices(vocabularies)}")
 
 
 class UnknownColumn(NotFound, KeyError):
@@ -190,6 +229,16 @@ class CatalogBusy(CatalogError):
     retryable = True
 
 
+class CatalogUnreachable(CatalogError, ConnectionError):
+    """The catalog's server does not answer (connection refused, unknown host, timeout).
+
+    Unlike :class:`CatalogBusy` (the server answered: locked or unavailable) this usually means a wrong
+    host name or a server that is down; retrying later may still succeed.
+    """
+
+    retryable = True
+
+
 class StoreError(DerivaMLException, OSError):
     """The object store failed."""
 
@@ -233,6 +282,7 @@ class ExecutionError(DerivaMLException, RuntimeError):
 __all__ = [
     "CatalogBusy",
     "CatalogError",
+    "CatalogUnreachable",
     "ChecksumMismatch",
     "ConfigurationError",
     "ConflictError",
@@ -244,15 +294,18 @@ __all__ = [
     "InvalidRID",
     "InvalidTransition",
     "InvalidVersion",
+    "NotAVocabulary",
     "NotFound",
     "ObjectNotFound",
     "PermissionDenied",
     "RIDNotFound",
     "StatusConflict",
     "StoreError",
+    "UnknownCatalog",
     "UnknownColumn",
     "UnknownTable",
     "UnknownTerm",
     "UploadFailed",
     "ValidationError",
+    "WrongTable",
 ]

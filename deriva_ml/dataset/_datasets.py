@@ -20,7 +20,7 @@ import attrs
 
 from deriva_ml._log import get_logger
 from deriva_ml.core.definitions import ML_SCHEMA, MLVocab
-from deriva_ml.core.errors import NotFound, RIDNotFound, UnknownTable, ValidationError
+from deriva_ml.core.errors import NotFound, UnknownTable, ValidationError
 from deriva_ml.core.records import DatasetVersion
 from deriva_ml.core.rid import RID, parse_rid, split_snapshot
 from deriva_ml.core.schema_defs import TableDef
@@ -208,7 +208,7 @@ def _version_rows(ml: DerivaML, dataset_rid: RID) -> list[dict[str, Any]]:
     """Every Dataset_Version row of a dataset; RIDNotFound when the dataset does not exist."""
     rows = ml.catalog.query(ML_SCHEMA, "Dataset_Version", {"Dataset": dataset_rid})
     if not rows and not ml.catalog.query(ML_SCHEMA, "Dataset", {"RID": dataset_rid}, columns=["RID"]):
-        raise RIDNotFound(dataset_rid, "Dataset")
+        raise ml._not_in_table(dataset_rid, "Dataset")
     return rows
 
 
@@ -292,7 +292,7 @@ def lookup_dataset(ml: DerivaML, dataset_rid: str) -> Dataset:
     rid, _ = split_snapshot(parse_rid(dataset_rid, "dataset_rid"))
     rows = ml.catalog.query(ML_SCHEMA, "Dataset", {"RID": rid})
     if not rows:
-        raise RIDNotFound(rid, "Dataset")
+        raise ml._not_in_table(rid, "Dataset")
     return _datasets_from_rows(ml, rows)[0]
 
 

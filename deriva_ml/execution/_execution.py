@@ -411,6 +411,10 @@ class Execution:
         registration is committed to the manifest before this returns.
         """
         ml = self._ml
+        if rename_file is not None:  # checked first: its error names rename_file, whatever file_name is
+            from deriva_ml.store.names import validate_filename
+
+            validate_filename(rename_file, what="rename_file")
         table = ml._asset_table(asset_name)
         meta = dict(metadata or {})
         meta.update(kwargs)

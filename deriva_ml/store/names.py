@@ -94,7 +94,7 @@ def validate_filename(name: object, *, what: str = "filename") -> str:
     if name == "":
         rule = "it is empty"
     elif name in (".", ".."):
-        rule = f"{name!r} names a directory, not a file"
+        rule = f"{name!r} is not allowed (it names a directory, not a file)"
     elif "\x00" in name:
         rule = "it contains a NUL character"
     elif name.startswith(("/", "\\")) or _DRIVE_RE.match(name):
