@@ -50,6 +50,7 @@ from deriva_ml.core.records import (
     Workflow,
     transition,
 )
+from deriva_ml.core.redact import redact_description
 from deriva_ml.core.rid import RID, parse_rid
 from deriva_ml.core.schema_defs import ColumnDef, TableDef
 from deriva_ml.core.status import STATUS_ORDER, TERMINAL, Status
@@ -337,7 +338,7 @@ class DerivaML:
 
                 raise ConflictError(f"term {term_name!r} already exists in {vocab.name}")
             return terms[term_name]
-        row = {"Name": term_name, "Description": description, "Synonyms": list(synonyms or [])}
+        row = {"Name": term_name, "Description": redact_description(description), "Synonyms": list(synonyms or [])}
         result = self.catalog.apply(Batch([Insert(vocab.schema, vocab.name, [row], on_conflict_skip=True)]))
         inserted = result.inserted[0]
         if inserted:
@@ -541,7 +542,9 @@ class DerivaML:
             work = self.working_dir / "dry-run" / stamp
         else:
             wf = attrs.evolve(wf, rid=self.add_workflow(wf))
-        record = ExecutionRecord(rid=RID("0000"), workflow_rid=wf.rid, description=configuration.description)
+        # user text reaching a catalog row is redacted like everything else the library writes
+        description = redact_description(configuration.description)
+        record = ExecutionRecord(rid=RID("0000"), workflow_rid=wf.rid, description=description)
         if not dry_run:
             # Created -> Initializing before the row exists: the row is inserted already Initializing (one
             # request instead of an insert and an update; the record's history keeps both states)
@@ -555,7 +558,7 @@ class DerivaML:
                             [
                                 {
                                     "Workflow": wf.rid,
-                                    "Description": configuration.description,
+                                    "Description": description,
                                     "Status": record.status.value,
                                     "Status_Detail": record.status_detail,
                                 }
@@ -988,7 +991,17 @@ class CatalogWorkflow:
             raise ExecutionError("this workflow is not registered in a catalog")
         if name == "description":
             new = attrs.evolve(rec, description=value)
-            ml.catalog.apply(Batch([Update(ML_SCHEMA, "Workflow", [{"RID": rec.rid, "Description": new.description}])]))
+            ml.catalog.apply(
+                Batch(
+                    [
+                        Update(
+                            ML_SCHEMA,
+                            "Workflow",
+                            [{"RID": rec.rid, "Description": redact_description(new.description)}],
+                        )
+                    ]
+                )
+            )
         elif name == "workflow_type":
             new = attrs.evolve(rec, workflow_type=value)
             types = ml._validate_terms(MLVocab.workflow_type, new.workflow_type)

@@ -342,6 +342,31 @@ def redact_text(text: str, extra: Sequence[re.Pattern[str]] | None = None) -> st
     return _apply_extra(out, _extra if extra is None else extra)
 
 
+#: File suffixes of configuration text: such files, passed as extra metadata files, are redacted when copied.
+CONFIG_SUFFIXES = frozenset(
+    {".yaml", ".yml", ".json", ".jsonl", ".toml", ".ini", ".cfg", ".conf", ".env", ".properties", ".txt", ".log"}
+)
+
+
+def is_config_text(name: str) -> bool:
+    """Whether a file named ``name`` is configuration text the library redacts when it copies it
+    (``.yaml``, ``.json``, ``.toml``, ``.ini``, ``.cfg``, ``.conf``, ``.env``, ``.properties``, ``.txt``,
+    ``.log``, and dot-files such as ``.env``); other files are copied verbatim."""
+    lower = name.lower()
+    dot = lower.rfind(".")
+    return dot >= 0 and lower[dot:] in CONFIG_SUFFIXES
+
+
+def redact_description(text: str | None) -> str | None:
+    """A user-written text bound for a catalog row (an execution, workflow, dataset, version, asset or term
+    description) with the secrets :func:`redact_text` recognises replaced; ``None`` stays ``None``.
+
+    Descriptions are prose the user chose to publish, so only recognisable secrets go: credentialed URLs
+    and DSNs, tokens, authorization values, ``password: ...``-style pairs and the added patterns.
+    """
+    return None if text is None else redact_text(text)
+
+
 def redact_urls(text: str) -> str:
     """``text`` with only its URLs scrubbed (for structured files such as ``uv.lock``, left otherwise intact)."""
     return _URL_IN_TEXT.sub(_url_sub, text) if "://" in text else text
