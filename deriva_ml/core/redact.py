@@ -177,6 +177,10 @@ def scrub_url(value: str) -> str:
     pass unchanged."""
     if "://" not in value:
         return value
+    if "\\:" in value:  # Hydra's escaped form (postgresql\://ml\:pw@db/x): scrubbed unescaped, escaped again
+        plain = value.replace("\\:", ":")
+        clean = scrub_url(plain)
+        return value if clean == plain else clean.replace(":", "\\:")
     try:
         parts = urlsplit(value)
         port = parts.port
@@ -260,6 +264,8 @@ def _scrub_query(query: str) -> str:
 # ------------------------------------------------------------------------------------------ free text
 
 _URL_IN_TEXT = re.compile(r"""[A-Za-z][A-Za-z0-9+.\-]*://[^\s'"<>`\])},]+""")
+#: a URL as Hydra writes an override value, its colons escaped (``postgresql\://ml\:pw@db/x``)
+_ESCAPED_URL_IN_TEXT = re.compile(r"""[A-Za-z][A-Za-z0-9+.\-]*\\://[^\s'"<>`\])},]+""")
 _USERPW_NO_SCHEME = re.compile(r"""(?<![\w/:.@])([\w.+%\-]+):([^\s@/:'"<>]+)@([\w\-]+(?:\.[\w\-]+)+)""")
 _AUTH_HEADER = re.compile(
     r"""(\b(?:bearer|basic|token|digest)\s+)([A-Za-z0-9._~+/=\-]{8,})""",
@@ -334,6 +340,8 @@ def redact_text(text: str, extra: Sequence[re.Pattern[str]] | None = None) -> st
         return text
     out = _PEM.sub(REDACTED, text)
     out = _URL_IN_TEXT.sub(_url_sub, out)
+    if "\\:" in out:
+        out = _ESCAPED_URL_IN_TEXT.sub(_url_sub, out)
     out = _USERPW_NO_SCHEME.sub(lambda m: f"{m.group(3)}", out)
     out = _AUTH_HEADER.sub(lambda m: m.group(1) + REDACTED, out)
     out = _TOKEN_IN_TEXT.sub(REDACTED, out)

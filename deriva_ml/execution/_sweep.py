@@ -33,6 +33,7 @@ import attrs
 from hydra.experimental.callback import Callback
 
 from deriva_ml.core.errors import StatusConflict
+from deriva_ml.core.redact import redact_argv, redact_text
 from deriva_ml.core.status import Status
 
 _STATE_DIR = ".deriva_ml"
@@ -181,6 +182,8 @@ class SweepDir:
         with self._locked():
             if self.parent_file.exists():
                 return dict(json.loads(self.parent_file.read_text()))
+            # the first job: Hydra's launcher has written multirun.yaml (with the raw overrides) by now
+            self.redact_hydra_files()
             data = dict(create())
             _atomic_write(self.parent_file, json.dumps(data, indent=2, sort_keys=True))
             return data
@@ -195,7 +198,7 @@ class SweepDir:
             "num": outcome.num,
             "status": outcome.status.value,
             "execution_rid": outcome.execution_rid,
-            "error": outcome.error,
+            "error": redact_text(outcome.error),
         }
         _atomic_write(self.state_dir / "jobs" / f"{outcome.num}.json", json.dumps(data, indent=2))
 
@@ -205,7 +208,7 @@ class SweepDir:
 
     def write_sweep(self, info: SweepInfo) -> None:
         data = {
-            "overrides": list(info.overrides),
+            "overrides": redact_argv(list(info.overrides)),  # the user's sweep folder: no secrets
             "choices": dict(info.choices),
             "expected_jobs": info.expected_jobs,
             "launcher": info.launcher,
@@ -219,6 +222,30 @@ class SweepDir:
         return SweepInfo(
             data.get("overrides") or (), data.get("choices") or {}, data.get("expected_jobs"), data.get("launcher")
         )
+
+    def redact_hydra_files(self) -> list[Path]:
+        """Redact the files Hydra itself writes verbatim with the overrides (``+db.password=...``):
+        ``multirun.yaml`` in the sweep directory and each job's ``.hydra/*.yaml``. Returns the files
+        changed; unreadable files are left alone (logged)."""
+        changed: list[Path] = []
+        if not self.path.is_dir():
+            return changed
+        candidates = [self.path / "multirun.yaml"]
+        candidates.extend(f for d in self.path.rglob(".hydra") if d.is_dir() for f in sorted(d.glob("*.yaml")))
+        for f in candidates:
+            try:
+                if not f.is_file() or f.is_symlink():
+                    continue
+                text = f.read_text(encoding="utf-8", errors="replace")
+                clean = redact_text(text)
+                if clean != text:
+                    _atomic_write(f, clean)
+                    changed.append(f)
+            except OSError as exc:
+                from deriva_ml._log import get_logger
+
+                get_logger("deriva_ml.runner").warning("could not redact a Hydra file", path=str(f), error=str(exc))
+        return changed
 
     def has_state(self) -> bool:
         """Whether any job of this sweep got as far as the catalog (a parent or a job outcome)."""
@@ -337,6 +364,7 @@ def finalize_sweep(sweep: SweepDir) -> SweepResult:
     from deriva_ml.execution._hydra_configs import DerivaMLConnection
 
     log = get_logger("deriva_ml.runner")
+    sweep.redact_hydra_files()
     parent = sweep.read_parent()
     outcomes = sweep.job_outcomes()
     # jobs that failed before they had an execution to link (bad config, unknown RID...)
@@ -417,6 +445,7 @@ class SweepFinalizer(Callback):
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         sweep = self._sweep_dir(config)
+        sweep.redact_hydra_files()  # multirun.yaml and the jobs' .hydra files, dry run or not
         if not sweep.has_state():
             return  # dry run or nothing ran
         result = finalize_sweep(sweep)
