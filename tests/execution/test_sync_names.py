@@ -18,20 +18,22 @@ from deriva_ml.testing import add_domain_schema
 from .test_sync import live, provenance, record_offline  # noqa: F401  (live: the fixture)
 
 
-def _burn_name(ml: DerivaML, hs: Any, row: dict[str, Any], tmp: Path) -> None:
-    """Create the object ``row`` names on ``ml``'s Hatrac fake, then delete it: the name is gone for good."""
+def _burn_name(ml: DerivaML, base: str, row: dict[str, Any], tmp: Path, session: Any = None) -> None:
+    """Create the object ``row`` names on ``ml``'s Hatrac (at ``base``), then delete it: the name is gone
+    for good."""
     blob = tmp / "burn.bin"
     blob.write_bytes(b"bytes once stored under this name")
     table = row["URL"].split("/")[2]
     first = row["URL"].rsplit("/", 1)[1]
     ml.store.put(blob, table=table, filename=first.split(".", 1)[1])  # creates the table's namespace
-    session = requests.Session()
-    session.trust_env = False
+    if session is None:
+        session = requests.Session()
+        session.trust_env = False
     # some bytes once stored under exactly the row's name, then deleted
-    r = session.put(hs.url + row["URL"], data=b"other bytes", headers={"Content-Type": "application/octet-stream"})
+    r = session.put(base + row["URL"], data=b"other bytes", headers={"Content-Type": "application/octet-stream"})
     assert r.status_code in (200, 201), r.text
-    assert session.delete(hs.url + row["URL"]).status_code in (200, 204)
-    assert session.head(hs.url + row["URL"]).status_code in (404, 409)
+    assert session.delete(base + row["URL"]).status_code in (200, 204)
+    assert session.head(base + row["URL"]).status_code in (404, 409)
 
 
 def _mapped(prov: dict[str, Any], url_map: dict[str, str]) -> dict[str, Any]:
@@ -48,7 +50,7 @@ def test_sync_maps_a_deleted_name_to_the_targets_alternative(tmp_path: Path, liv
     add_domain_schema(offline)
     rid = record_offline(offline, "a")
     (model,) = offline.catalog.query(offline.domain_schema, "Model")
-    _burn_name(target, hs, model, tmp_path)
+    _burn_name(target, hs.url, model, tmp_path)
 
     report = sync(offline, target)
     moved = report.target_url(model["URL"])
@@ -120,7 +122,7 @@ def test_killed_sync_with_a_moved_name_completes_on_rerun(tmp_path: Path, kill_a
     with FakeErmrest() as er, HatracTestServer() as hs:
         cat = create_ml_catalog(er.host, "offline", scheme="http", credential={})
         target = DerivaML(er.host, cat.catalog_id, catalog=cat, store=make_store(hs), home=tmp_path / "t")
-        _burn_name(target, hs, model, tmp_path)
+        _burn_name(target, hs.url, model, tmp_path)
         spec = {
             "home": str(home),
             "catalog": "offline",
@@ -149,3 +151,50 @@ def test_killed_sync_with_a_moved_name_completes_on_rerun(tmp_path: Path, kill_a
         names = [n for n in hs.objects if n.startswith(f"/hatrac/Model/{model['MD5']}")]
         assert names == [unquote(moved)]  # stored once, under the first alternative
         target.close()
+
+
+def test_sync_maps_a_deleted_name_live(tmp_path: Path) -> None:
+    """Once against the real Hatrac: a name created and deleted there is refused for good (409), the store
+    falls back to ``<md5>-1.<name>`` and sync writes that URL with the same MD5, length and file name."""
+    from live_support import live_credential, require_live, unique_token
+
+    from deriva_ml.catalog.ermrest import ErmrestCatalog, create_ml_catalog
+    from deriva_ml.store.hatrac import HatracObjectStore
+
+    host = require_live()
+    cred = live_credential()
+    offline = DerivaML("local", "offline", home=tmp_path / "home")
+    add_domain_schema(offline)
+    rid = record_offline(offline, unique_token())  # unique bytes: a name never used on the server before
+    (model,) = offline.catalog.query(offline.domain_schema, "Model")
+    cat = create_ml_catalog(host, "offline", credential=cred)
+    store = HatracObjectStore(host, credential=cred)
+    target = DerivaML(host, cat.catalog_id, catalog=cat, store=store, home=tmp_path / "t")
+    _burn_name(target, f"https://{host}", model, tmp_path, session=store._session)
+    report = sync(offline, target)
+    moved = report.target_url(model["URL"])
+    head, _, last = model["URL"].rpartition("/")
+    md5, _, filename = last.partition(".")
+    assert moved == f"{head}/{md5}-1.{filename}"
+    target.close()
+    fresh = DerivaML(
+        host,
+        cat.catalog_id,
+        catalog=ErmrestCatalog(host, cat.catalog_id, credential=cred),
+        store=HatracObjectStore(host, credential=cred),
+        home=tmp_path / "t2",
+    )
+    try:
+        assert provenance(fresh, report.target_rid(rid)) == _mapped(provenance(offline, rid), {model["URL"]: moved})
+        got = tmp_path / "got.bin"
+        (tmodel,) = fresh.catalog.query(fresh.domain_schema, "Model")
+        fresh.store.get(tmodel["URL"], got, md5=tmodel["MD5"])
+        assert (
+            got.read_bytes()
+            == (offline.execution_dir(rid) / "outputs" / "Model").joinpath(model["Filename"]).read_bytes()
+        )
+        again = sync(offline, fresh)
+        assert again.entries_applied == 0 and again.objects_copied == 0
+    finally:
+        fresh.close()
+        offline.close()
