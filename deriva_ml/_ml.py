@@ -22,6 +22,7 @@ import attrs
 from deriva_ml._log import get_logger
 from deriva_ml._util import safe_name
 from deriva_ml.catalog.port import Catalog
+from deriva_ml.core.codec import parse_json
 from deriva_ml.core.definitions import ML_SCHEMA, MLVocab
 from deriva_ml.core.effects import Batch, Insert, Update
 from deriva_ml.core.errors import (
@@ -739,8 +740,11 @@ class DerivaML:
             if manifest is not None:
                 owner_text = manifest.get_state("owner")
                 if owner_text:
-                    owner = json.loads(owner_text)
-                    if owner_is_alive(owner) is False:
+                    try:
+                        owner = parse_json(owner_text, f"owner of execution {row['RID']}")
+                    except ValueError:
+                        owner = None  # unreadable: cannot tell, the execution is left alone
+                    if isinstance(owner, dict) and owner_is_alive(owner) is False:
                         reason = f"process {owner.get('pid')} on {owner.get('host')} is gone"
                 saved = manifest.get_state("record")
                 if saved:
@@ -1043,9 +1047,13 @@ def _term_from_row(row: Mapping[str, Any]) -> Term:
     syn = row.get("Synonyms") or ()
     if isinstance(syn, str):
         try:
-            syn = json.loads(syn)
+            syn = parse_json(syn, f"Synonyms of term {row.get('Name')!r}")
         except ValueError:
             syn = [syn]
+        if not isinstance(syn, list) or not all(isinstance(s, str) for s in syn):
+            raise ValidationError(
+                f"Synonyms of term {row.get('Name')!r}: expected a list of names, got {str(row.get('Synonyms'))[:100]!r}"
+            )
     return Term(
         name=row["Name"],
         description=row.get("Description") or "",

@@ -54,7 +54,7 @@ import attrs
 from deriva_ml._log import get_logger
 from deriva_ml._util import safe_name
 from deriva_ml.catalog.journal import JournalEntry, map_json, read_journal
-from deriva_ml.core.codec import effect_from_json, effect_to_json
+from deriva_ml.core.codec import effect_from_json, effect_to_json, parse_json
 from deriva_ml.core.definitions import ML_SCHEMA
 from deriva_ml.core.effects import Batch, Delete, Effect, Insert, Ref, Update, resolve_refs
 from deriva_ml.core.errors import ConfigurationError, ConflictError, DerivaMLException, NotFound, ValidationError
@@ -147,7 +147,9 @@ class _State:
         self._conn.execute("INSERT OR IGNORE INTO progress (id, last_seq) VALUES (1, 0)")
         legacy = path.with_suffix(".json")
         if fresh and legacy.exists():  # progress written by an earlier version: carried over once
-            doc = json.loads(legacy.read_text())
+            doc = parse_json(legacy.read_bytes(), str(legacy))
+            if not isinstance(doc, dict) or not isinstance(doc.get("rid_map"), dict):
+                raise ConfigurationError(f"{legacy}: not a sync progress file (no rid_map object)")
             with self._tx():
                 self._conn.execute("UPDATE progress SET last_seq = ? WHERE id = 1", (int(doc["last_seq"]),))
                 self._conn.executemany("INSERT OR REPLACE INTO rid_map VALUES (?, ?)", doc["rid_map"].items())

@@ -32,7 +32,8 @@ from typing import Any
 import attrs
 from hydra.experimental.callback import Callback
 
-from deriva_ml.core.errors import StatusConflict
+from deriva_ml.core.codec import parse_json
+from deriva_ml.core.errors import ConfigurationError, StatusConflict
 from deriva_ml.core.redact import redact_argv, redact_text
 from deriva_ml.core.status import Status
 
@@ -181,7 +182,7 @@ class SweepDir:
         """
         with self._locked():
             if self.parent_file.exists():
-                return dict(json.loads(self.parent_file.read_text()))
+                return _json_object(self.parent_file)
             # the first job: Hydra's launcher has written multirun.yaml (with the raw overrides) by now
             self.redact_hydra_files()
             data = dict(create())
@@ -191,7 +192,7 @@ class SweepDir:
     def read_parent(self) -> dict[str, Any] | None:
         if not self.parent_file.exists():
             return None
-        return dict(json.loads(self.parent_file.read_text()))
+        return _json_object(self.parent_file)
 
     def record_job(self, outcome: JobOutcome) -> None:
         data = {
@@ -218,7 +219,7 @@ class SweepDir:
     def read_sweep(self) -> SweepInfo | None:
         if not self.sweep_file.exists():
             return None
-        data = json.loads(self.sweep_file.read_text())
+        data = _json_object(self.sweep_file)
         return SweepInfo(
             data.get("overrides") or (), data.get("choices") or {}, data.get("expected_jobs"), data.get("launcher")
         )
@@ -257,7 +258,7 @@ class SweepDir:
             return []
         out = []
         for f in sorted(d.glob("*.json"), key=lambda p: int(p.stem) if p.stem.isdigit() else -1):
-            data = json.loads(f.read_text())
+            data = _json_object(f)
             out.append(JobOutcome(data["num"], data["status"], data.get("execution_rid"), data.get("error", "")))
         return out
 
@@ -280,7 +281,7 @@ def _exclusive_file(path: Path, timeout: float = LOCK_FILE_TIMEOUT) -> Iterator[
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             try:
-                holder = json.loads(path.read_text() or "{}")
+                holder = parse_json(path.read_text() or "{}", str(path))
             except (OSError, ValueError):
                 holder = {}
             if holder and owner_is_alive(holder) is False:
@@ -302,6 +303,14 @@ def _exclusive_file(path: Path, timeout: float = LOCK_FILE_TIMEOUT) -> Iterator[
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
         return
+
+
+def _json_object(path: Path) -> dict[str, Any]:
+    """A JSON object from a sweep state file; ``ConfigurationError`` naming the file when it is not one."""
+    data = parse_json(path.read_text(encoding="utf-8", errors="replace"), str(path))
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -330,7 +339,11 @@ def _owner_alive(ml: Any, rid: str) -> bool | None:
         owner_text = manifest.get_state("owner")
     finally:
         manifest.close()
-    return owner_is_alive(json.loads(owner_text)) if owner_text else None
+    try:
+        owner = parse_json(owner_text, f"owner of execution {rid}") if owner_text else None
+    except ValueError:
+        return None
+    return owner_is_alive(owner) if isinstance(owner, dict) else None
 
 
 @attrs.frozen
