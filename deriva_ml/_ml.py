@@ -22,6 +22,7 @@ import attrs
 from deriva_ml._log import get_logger
 from deriva_ml._util import safe_name
 from deriva_ml.catalog.port import Catalog
+from deriva_ml.core.codec import parse_json
 from deriva_ml.core.definitions import ML_SCHEMA, MLVocab
 from deriva_ml.core.effects import Batch, Insert, Update
 from deriva_ml.core.errors import (
@@ -50,6 +51,7 @@ from deriva_ml.core.records import (
     Workflow,
     transition,
 )
+from deriva_ml.core.redact import redact_description
 from deriva_ml.core.rid import RID, parse_rid
 from deriva_ml.core.schema_defs import ColumnDef, TableDef
 from deriva_ml.core.status import STATUS_ORDER, TERMINAL, Status
@@ -357,7 +359,7 @@ class DerivaML:
 
                 raise ConflictError(f"term {term_name!r} already exists in {vocab.name}")
             return terms[term_name]
-        row = {"Name": term_name, "Description": description, "Synonyms": list(synonyms or [])}
+        row = {"Name": term_name, "Description": redact_description(description), "Synonyms": list(synonyms or [])}
         result = self.catalog.apply(Batch([Insert(vocab.schema, vocab.name, [row], on_conflict_skip=True)]))
         inserted = result.inserted[0]
         if inserted:
@@ -561,7 +563,9 @@ class DerivaML:
             work = self.working_dir / "dry-run" / stamp
         else:
             wf = attrs.evolve(wf, rid=self.add_workflow(wf))
-        record = ExecutionRecord(rid=RID("0000"), workflow_rid=wf.rid, description=configuration.description)
+        # user text reaching a catalog row is redacted like everything else the library writes
+        description = redact_description(configuration.description)
+        record = ExecutionRecord(rid=RID("0000"), workflow_rid=wf.rid, description=description)
         if not dry_run:
             # Created -> Initializing before the row exists: the row is inserted already Initializing (one
             # request instead of an insert and an update; the record's history keeps both states)
@@ -575,7 +579,7 @@ class DerivaML:
                             [
                                 {
                                     "Workflow": wf.rid,
-                                    "Description": configuration.description,
+                                    "Description": description,
                                     "Status": record.status.value,
                                     "Status_Detail": record.status_detail,
                                 }
@@ -791,8 +795,11 @@ class DerivaML:
             if manifest is not None:
                 owner_text = manifest.get_state("owner")
                 if owner_text:
-                    owner = json.loads(owner_text)
-                    if owner_is_alive(owner) is False:
+                    try:
+                        owner = parse_json(owner_text, f"owner of execution {row['RID']}")
+                    except ValueError:
+                        owner = None  # unreadable: cannot tell, the execution is left alone
+                    if isinstance(owner, dict) and owner_is_alive(owner) is False:
                         reason = f"process {owner.get('pid')} on {owner.get('host')} is gone"
                 saved = manifest.get_state("record")
                 if saved:
@@ -1066,7 +1073,17 @@ class CatalogWorkflow:
             raise ExecutionError("this workflow is not registered in a catalog")
         if name == "description":
             new = attrs.evolve(rec, description=value)
-            ml.catalog.apply(Batch([Update(ML_SCHEMA, "Workflow", [{"RID": rec.rid, "Description": new.description}])]))
+            ml.catalog.apply(
+                Batch(
+                    [
+                        Update(
+                            ML_SCHEMA,
+                            "Workflow",
+                            [{"RID": rec.rid, "Description": redact_description(new.description)}],
+                        )
+                    ]
+                )
+            )
         elif name == "workflow_type":
             new = attrs.evolve(rec, workflow_type=value)
             types = ml._validate_terms(MLVocab.workflow_type, new.workflow_type)
@@ -1108,9 +1125,13 @@ def _term_from_row(row: Mapping[str, Any]) -> Term:
     syn = row.get("Synonyms") or ()
     if isinstance(syn, str):
         try:
-            syn = json.loads(syn)
+            syn = parse_json(syn, f"Synonyms of term {row.get('Name')!r}")
         except ValueError:
             syn = [syn]
+        if not isinstance(syn, list) or not all(isinstance(s, str) for s in syn):
+            raise ValidationError(
+                f"Synonyms of term {row.get('Name')!r}: expected a list of names, got {str(row.get('Synonyms'))[:100]!r}"
+            )
     return Term(
         name=row["Name"],
         description=row.get("Description") or "",

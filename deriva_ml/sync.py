@@ -55,7 +55,7 @@ from deriva_ml._log import get_logger
 from deriva_ml._progress import open_bar
 from deriva_ml._util import safe_name
 from deriva_ml.catalog.journal import JournalEntry, map_json, read_journal
-from deriva_ml.core.codec import effect_from_json, effect_to_json
+from deriva_ml.core.codec import effect_from_json, effect_to_json, parse_json
 from deriva_ml.core.definitions import ML_SCHEMA
 from deriva_ml.core.effects import Batch, Delete, Effect, Insert, Ref, Update, resolve_refs
 from deriva_ml.core.errors import ConfigurationError, ConflictError, DerivaMLException, NotFound, ValidationError
@@ -95,10 +95,17 @@ class SyncReport:
     batches_applied: int = 0
     #: True when this run found a group in flight (an earlier run was interrupted) and redid it.
     recovered: bool = False
+    #: Object URLs the target's store gave a different name (the content-addressed name was deleted there
+    #: once, so it holds the bytes under ``<md5>-<n>.<filename>``): source URL -> target URL.
+    url_map: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map)
 
     def target_rid(self, source_rid: str) -> str:
         """The target's RID of a row synced from the source."""
         return self.rid_map.get(source_rid, source_rid)
+
+    def target_url(self, source_url: str) -> str:
+        """The target's URL of an object synced from the source (the same URL unless the name was taken)."""
+        return self.url_map.get(source_url, source_url)
 
 
 # ------------------------------------------------------------------------------------------ kill hook
@@ -137,10 +144,13 @@ class _State:
             "inflight_first INTEGER, inflight_last INTEGER, inflight_snapshot TEXT)"
         )
         self._conn.execute("CREATE TABLE IF NOT EXISTS rid_map (source TEXT PRIMARY KEY, target TEXT NOT NULL)")
+        self._conn.execute("CREATE TABLE IF NOT EXISTS url_map (source TEXT PRIMARY KEY, target TEXT NOT NULL)")
         self._conn.execute("INSERT OR IGNORE INTO progress (id, last_seq) VALUES (1, 0)")
         legacy = path.with_suffix(".json")
         if fresh and legacy.exists():  # progress written by an earlier version: carried over once
-            doc = json.loads(legacy.read_text())
+            doc = parse_json(legacy.read_bytes(), str(legacy))
+            if not isinstance(doc, dict) or not isinstance(doc.get("rid_map"), dict):
+                raise ConfigurationError(f"{legacy}: not a sync progress file (no rid_map object)")
             with self._tx():
                 self._conn.execute("UPDATE progress SET last_seq = ? WHERE id = 1", (int(doc["last_seq"]),))
                 self._conn.executemany("INSERT OR REPLACE INTO rid_map VALUES (?, ?)", doc["rid_map"].items())
@@ -164,6 +174,14 @@ class _State:
         rid_map = {s: RID(t) for s, t in self._conn.execute("SELECT source, target FROM rid_map")}
         inflight = (int(first), int(last_in), str(snap)) if first is not None else None
         return int(last), rid_map, inflight
+
+    def load_urls(self) -> dict[str, str]:
+        return {s: t for s, t in self._conn.execute("SELECT source, target FROM url_map")}
+
+    def record_url(self, source_url: str, target_url: str) -> None:
+        """One object stored under another name on the target (committed before any row names it)."""
+        with self._tx():
+            self._conn.execute("INSERT OR REPLACE INTO url_map VALUES (?, ?)", (source_url, target_url))
 
     def mark_inflight(self, first: int, last: int, snapshot: str) -> None:
         with self._tx():
@@ -539,32 +557,82 @@ def _redo(target: Catalog, batch: Batch, snapshot: str) -> dict[str, RID]:
 # ------------------------------------------------------------------------------------------ sync
 
 
-def _copy_objects(source: DerivaML, target: DerivaML, batch: Batch, tmp: Path, model: Any, counts: list[int]) -> None:
+def _copy_objects(
+    source: DerivaML,
+    target: DerivaML,
+    batch: Batch,
+    tmp: Path,
+    model: Any,
+    counts: list[int],
+    url_map: dict[str, str],
+    state: _State,
+) -> Batch:
+    """Copy the objects the batch's asset rows name to the target's store; the batch with each URL the
+    target stored under another name rewritten (``url_map``, kept in the progress file)."""
     from deriva_ml.catalog.schema import is_asset
 
+    rewrite = False
     for effect in batch.effects:
-        if not isinstance(effect, Insert):
+        if not isinstance(effect, (Insert, Update)):
             continue
         table = model.table(effect.schema, effect.table)
         if table is None or not is_asset(table):
             continue
         for row in effect.rows:
             url, md5, name = row.get("URL"), row.get("MD5"), row.get("Filename")
-            if not url or not md5:
+            if not url:
                 continue
-            if target.store.stat(url) is not None:
+            if url in url_map:
+                rewrite = True
+            if not md5 or not isinstance(effect, Insert):
+                continue
+            if target.store.stat(str(url_map.get(url, url))) is not None:
                 continue
             local = source.store.get(url, tmp / f"{md5}.bin", md5=md5)
             stored = target.store.put(local, table=effect.table, filename=name or Path(url).name, md5=md5)
+            _step("object_put")
             if stored.url != url:
-                raise ValidationError(
-                    f"target store gives {stored.url} for {url}: provenance would change; both stores "
-                    f"must use the /hatrac/<Table>/<md5>.<filename> shape"
-                )
+                _check_alternative(url, stored, md5, local.stat().st_size)
+                # recorded before any row names it; a kill before this is reconciled on resume: the stat
+                # above misses, and the store's put finds the same bytes under the same alternative name
+                state.record_url(url, stored.url)
+                url_map[url] = stored.url
+                rewrite = True
             counts[0] += 1
             counts[1] += stored.length
             local.unlink(missing_ok=True)
             _step("object")
+    return _with_target_urls(batch, url_map, model) if rewrite else batch
+
+
+def _check_alternative(url: str, stored: Any, md5: str, length: int) -> None:
+    """The target stored the object under another name: acceptable only as the same bytes under the
+    content-addressed alternative ``/hatrac/<Table>/<md5>-<n>.<filename>`` of ``url``."""
+    import re
+
+    head, _, last = url.rpartition("/")
+    prefix, dot, filename = last.partition(".")
+    shape = re.compile(re.escape(f"{head}/{prefix}") + r"-\d+" + re.escape(f"{dot}{filename}") + r"$")
+    if not shape.search(stored.url) or (stored.md5 or md5).lower() != md5.lower() or stored.length not in (length, -1):
+        raise ValidationError(
+            f"target store gives {stored.url} for {url}: provenance would change; the target must store the "
+            f"same bytes (MD5 {md5}, {length} bytes) under {url} or its alternative {head}/{prefix}-<n>{dot}{filename}"
+        )
+
+
+def _with_target_urls(batch: Batch, url_map: Mapping[str, str], model: Any) -> Batch:
+    """``batch`` with the URL values of asset rows mapped to the target's URLs."""
+    from deriva_ml.catalog.schema import is_asset
+
+    effects: list[Effect] = []
+    for effect in batch.effects:
+        if isinstance(effect, (Insert, Update)):
+            table = model.table(effect.schema, effect.table)
+            if table is not None and is_asset(table) and any(r.get("URL") in url_map for r in effect.rows):
+                rows = [{**r, "URL": url_map[r["URL"]]} if r.get("URL") in url_map else dict(r) for r in effect.rows]
+                effect = attrs.evolve(effect, rows=rows)
+        effects.append(effect)
+    return Batch(effects)
 
 
 def _new_map(group: _Group, rids: Mapping[str, RID]) -> dict[str, RID]:
@@ -607,6 +675,7 @@ def _sync(
     log: Any,
 ) -> SyncReport:
     last_seq, rid_map, inflight = state.load()
+    url_map = state.load_urls()
     start = last_seq
     entries: list[JournalEntry] = list(read_journal(source.catalog, after=last_seq))
     model = source.catalog.model()
@@ -622,8 +691,8 @@ def _sync(
         def flush(snapshot: str) -> None:
             nonlocal batches, last_seq, done, recovered
             group = builder.take()
-            _copy_objects(source, target, group.batch, tmp, model, counts)
-            batch = _status_as_cas(group.batch, tcat) if group.status_update else group.batch
+            batch = _copy_objects(source, target, group.batch, tmp, model, counts, url_map, state)
+            batch = _status_as_cas(batch, tcat) if group.status_update else batch
             is_redo = inflight is not None and group.first == inflight[0]
             if is_redo:
                 assert inflight is not None
@@ -688,4 +757,5 @@ def _sync(
         entries_read=len(entries),
         batches_applied=batches,
         recovered=recovered,
+        url_map=url_map,
     )

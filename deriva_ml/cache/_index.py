@@ -31,6 +31,7 @@ from deriva_ml.cache.policy import (
     validate_filename,
     validate_rid,
 )
+from deriva_ml.core.codec import parse_json
 from deriva_ml.core.errors import ConfigurationError, StoreError, ValidationError
 
 _ENTRY = "entry:"
@@ -101,7 +102,7 @@ class BoundedLock(diskcache.Lock):  # type: ignore[misc]
         if raw is None:
             return
         try:
-            holder = json.loads(raw) if isinstance(raw, str) else None
+            holder = parse_json(raw, f"lock holder of {self._key!r}") if isinstance(raw, str) else None
         except ValueError:
             holder = None
         if isinstance(holder, dict) and isinstance(holder.get("host"), str) and "pid" in holder:
@@ -201,7 +202,7 @@ class CacheIndex:
         try:
             if not isinstance(raw, str):
                 raise ConfigurationError(f"index value for {key!r} is {type(raw).__name__}, not JSON text")
-            entry = entry_from_json(json.loads(raw))
+            entry = entry_from_json(parse_json(raw, f"cache index entry {key!r}"))
             problem = entry_problem(key, entry)
             if problem is not None:
                 raise ConfigurationError(f"untrusted index entry for {key!r}: {problem}")

@@ -18,7 +18,7 @@ import attrs
 
 from deriva_ml.catalog._codec import dump_tables, load_table, make_converter
 from deriva_ml.catalog.port import Catalog, Where
-from deriva_ml.core.codec import effect_from_json, effect_to_json
+from deriva_ml.core.codec import effect_from_json, effect_to_json, parse_json
 from deriva_ml.core.effects import (
     STATUS_COLUMN,
     STATUS_SCHEMA,
@@ -87,14 +87,14 @@ def encode_entry(entry: JournalEntry) -> str:
 
 def decode_entry(line: str, where: str = "journal") -> JournalEntry:
     try:
-        doc = json.loads(line)
+        doc = parse_json(line, where)
         return JournalEntry(
             seq=int(doc["seq"]),
             batch=_CONVERTER.structure(doc["batch"], Batch),
             result=_expand_result(doc["result"]),
             tables=tuple(load_table(t) for t in doc.get("tables", ())),
         )
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, RecursionError) as e:
         raise ConfigurationError(f"{where}: malformed journal line {line[:200]!r}: {e}") from e
 
 
@@ -118,18 +118,21 @@ def read_journal(path: Path | Any, after: int = 0) -> Iterator[JournalEntry]:
             continue
         if i == len(lines) and not line.endswith("\n"):
             return  # a write interrupted by a crash: that batch's apply never returned
-        if after and _line_seq(line) <= after:
+        if after and _line_seq(line, f"{path}:{i}") <= after:
             continue
         yield decode_entry(line, f"{path}:{i}")
 
 
-def _line_seq(line: str) -> int:
+def _line_seq(line: str, where: str = "journal line") -> int:
     # entries are written with "seq" as the first key: read it without decoding the batch
     head = line[: line.find(",")] if line.startswith('{"seq":') else ""
     try:
         return int(head[len('{"seq":') :])
     except ValueError:
-        return int(json.loads(line)["seq"])
+        try:
+            return int(parse_json(line, where)["seq"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ConfigurationError(f"{where}: malformed journal line {line[:200]!r}: {e}") from e
 
 
 class JournalingCatalog:

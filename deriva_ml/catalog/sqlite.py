@@ -31,6 +31,7 @@ from deriva_ml.catalog import _codec
 from deriva_ml.catalog._common import JSON_TYPES, check_columns, check_writable, find_table, where_items
 from deriva_ml.catalog.port import ML_SCHEMA, Where
 from deriva_ml.catalog.schema import ML_TABLES, seed_batch
+from deriva_ml.core.codec import parse_json
 from deriva_ml.core.effects import (
     STATUS_COLUMN,
     STATUS_SCHEMA,
@@ -152,7 +153,7 @@ class _Plan:
         for name, value in zip(names, row, strict=True):
             if value is not None:
                 if name in self.json_cols:
-                    value = json.loads(value)
+                    value = parse_json(value, f"column {name} of a catalog row")
                 elif name in self.bool_cols:
                     value = bool(value)
             out[name] = value
@@ -259,7 +260,7 @@ class SQLiteCatalog:
         with self._lock:
             if self._model is None or refresh:
                 rows = self._conn.execute("SELECT definition FROM _dml_tables").fetchall()
-                tables = [_codec.load_table(json.loads(r[0])) for r in rows]
+                tables = [_codec.load_table(parse_json(r[0], f"{self.path}: _dml_tables")) for r in rows]
                 order = {(t.schema, t.name): i for i, t in enumerate(ML_TABLES)}
                 tables.sort(key=lambda t: (order.get((t.schema, t.name), len(order)), t.schema, t.name))
                 self._model = CatalogModel(tuple(tables))

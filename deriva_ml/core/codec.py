@@ -395,6 +395,45 @@ def dumps(obj: Any, *, indent: int | None = 2) -> str:
     return json.dumps(to_jsonable(obj), indent=indent, ensure_ascii=False, default=str)
 
 
+#: Deepest nesting accepted in JSON read from outside (files, catalog rows, journal lines, progress
+#: files); deeper documents are refused before anything walks them recursively.
+MAX_JSON_DEPTH = 100
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict):
+            children: Any = v.values()
+        elif isinstance(v, list):
+            children = v
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((c, depth + 1) for c in children)
+    return False
+
+
+def parse_json(text: str | bytes | bytearray, source: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """JSON read from outside the process, named ``source`` in errors (a path, ``Table.Column`` of a
+    catalog row, a journal line): malformed text, invalid UTF-8 or nesting deeper than ``max_depth``
+    raise :class:`ConfigurationError` (a ``ValueError``) naming ``source`` — never a raw
+    ``RecursionError``, ``JSONDecodeError`` or ``UnicodeDecodeError``."""
+    try:
+        value = json.loads(text)
+    except RecursionError as exc:
+        raise ConfigurationError(
+            f"{source}: JSON nested too deeply (more than {max_depth} levels are refused)"
+        ) from exc
+    except (ValueError, TypeError) as exc:  # JSONDecodeError, UnicodeDecodeError, not text at all
+        raise ConfigurationError(f"{source}: not valid JSON: {exc}") from exc
+    if _too_deep(value, max_depth):
+        raise ConfigurationError(f"{source}: JSON nested too deeply (more than {max_depth} levels are refused)")
+    return value
+
+
 def loads(text: str | bytes, cls: type[T]) -> T:
     """A record from JSON text."""
     try:

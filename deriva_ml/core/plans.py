@@ -16,6 +16,7 @@ from deriva_ml.core.definitions import ML_SCHEMA, AssetRole
 from deriva_ml.core.effects import Batch, Effect, Insert, Ref, SetStatus, StatusWrite, Update
 from deriva_ml.core.errors import ValidationError
 from deriva_ml.core.records import ExecutionRecord, Workflow
+from deriva_ml.core.redact import redact_description
 from deriva_ml.core.rid import RID
 from deriva_ml.core.schema_defs import CatalogModel
 
@@ -57,7 +58,7 @@ def plan_add_workflow(workflow: Workflow, layout: MLLayout = MLLayout()) -> Batc
     """Insert a workflow and its types in one batch (the row is labelled ``workflow``)."""
     row: dict[str, Any] = {
         "Name": workflow.name,
-        "Description": workflow.description,
+        "Description": redact_description(workflow.description),
         "URL": workflow.url,
         "Checksum": workflow.checksum,
         "Version": workflow.version,
@@ -232,7 +233,7 @@ def plan_output_rows(
                 "MD5": out.md5,
             }
             if out.description is not None:
-                row["Description"] = out.description
+                row["Description"] = redact_description(out.description)
             for col, val in out.metadata.items():
                 if col in row:
                     raise ValidationError(f"metadata column {col!r} of {table} is set by the upload itself")

@@ -177,6 +177,10 @@ def scrub_url(value: str) -> str:
     pass unchanged."""
     if "://" not in value:
         return value
+    if "\\:" in value:  # Hydra's escaped form (postgresql\://ml\:pw@db/x): scrubbed unescaped, escaped again
+        plain = value.replace("\\:", ":")
+        clean = scrub_url(plain)
+        return value if clean == plain else clean.replace(":", "\\:")
     try:
         parts = urlsplit(value)
         port = parts.port
@@ -260,6 +264,8 @@ def _scrub_query(query: str) -> str:
 # ------------------------------------------------------------------------------------------ free text
 
 _URL_IN_TEXT = re.compile(r"""[A-Za-z][A-Za-z0-9+.\-]*://[^\s'"<>`\])},]+""")
+#: a URL as Hydra writes an override value, its colons escaped (``postgresql\://ml\:pw@db/x``)
+_ESCAPED_URL_IN_TEXT = re.compile(r"""[A-Za-z][A-Za-z0-9+.\-]*\\://[^\s'"<>`\])},]+""")
 _USERPW_NO_SCHEME = re.compile(r"""(?<![\w/:.@])([\w.+%\-]+):([^\s@/:'"<>]+)@([\w\-]+(?:\.[\w\-]+)+)""")
 _AUTH_HEADER = re.compile(
     r"""(\b(?:bearer|basic|token|digest)\s+)([A-Za-z0-9._~+/=\-]{8,})""",
@@ -334,12 +340,39 @@ def redact_text(text: str, extra: Sequence[re.Pattern[str]] | None = None) -> st
         return text
     out = _PEM.sub(REDACTED, text)
     out = _URL_IN_TEXT.sub(_url_sub, out)
+    if "\\:" in out:
+        out = _ESCAPED_URL_IN_TEXT.sub(_url_sub, out)
     out = _USERPW_NO_SCHEME.sub(lambda m: f"{m.group(3)}", out)
     out = _AUTH_HEADER.sub(lambda m: m.group(1) + REDACTED, out)
     out = _TOKEN_IN_TEXT.sub(REDACTED, out)
     out = _redact_pairs(out)
     out = _SHORT_FLAG.sub(lambda m: m.group("pre") + REDACTED if m.group("value") != REDACTED else m.group(0), out)
     return _apply_extra(out, _extra if extra is None else extra)
+
+
+#: File suffixes of configuration text: such files, passed as extra metadata files, are redacted when copied.
+CONFIG_SUFFIXES = frozenset(
+    {".yaml", ".yml", ".json", ".jsonl", ".toml", ".ini", ".cfg", ".conf", ".env", ".properties", ".txt", ".log"}
+)
+
+
+def is_config_text(name: str) -> bool:
+    """Whether a file named ``name`` is configuration text the library redacts when it copies it
+    (``.yaml``, ``.json``, ``.toml``, ``.ini``, ``.cfg``, ``.conf``, ``.env``, ``.properties``, ``.txt``,
+    ``.log``, and dot-files such as ``.env``); other files are copied verbatim."""
+    lower = name.lower()
+    dot = lower.rfind(".")
+    return dot >= 0 and lower[dot:] in CONFIG_SUFFIXES
+
+
+def redact_description(text: str | None) -> str | None:
+    """A user-written text bound for a catalog row (an execution, workflow, dataset, version, asset or term
+    description) with the secrets :func:`redact_text` recognises replaced; ``None`` stays ``None``.
+
+    Descriptions are prose the user chose to publish, so only recognisable secrets go: credentialed URLs
+    and DSNs, tokens, authorization values, ``password: ...``-style pairs and the added patterns.
+    """
+    return None if text is None else redact_text(text)
 
 
 def redact_urls(text: str) -> str:

@@ -36,6 +36,7 @@ from deriva_ml._util import safe_name
 from deriva_ml.cache._files import remove_tree
 from deriva_ml.catalog import dump_model, load_model
 from deriva_ml.catalog.schema import is_asset
+from deriva_ml.core.codec import parse_json
 from deriva_ml.core.definitions import ML_SCHEMA
 from deriva_ml.core.errors import DerivaMLException, NotFound, ValidationError
 from deriva_ml.core.records import DatasetSpec, DatasetVersion
@@ -147,7 +148,7 @@ def _decode(value: str, col_type: str | None) -> Any:
         return value.lower() in ("true", "t", "1")
     if col_type in _JSON_TYPES:
         try:
-            return json.loads(value)
+            return parse_json(value, "a bag's JSON column")
         except ValueError:
             return value
     return value
@@ -175,7 +176,10 @@ class DatasetBag:
     def __init__(self, path: str | os.PathLike[str], dataset_rid: str | None = None) -> None:
         self.path = Path(path)
         try:
-            self._info: dict[str, Any] = json.loads((self.path / "data" / "dataset.json").read_text("utf-8"))
+            info = parse_json((self.path / "data" / "dataset.json").read_text("utf-8"), "data/dataset.json")
+            if not isinstance(info, dict):
+                raise ValueError("data/dataset.json is not an object")
+            self._info: dict[str, Any] = info
         except (OSError, ValueError) as exc:
             raise BagError(f"{self.path} is not a dataset bag (no readable data/dataset.json): {exc}") from exc
         root = self._info["dataset_rid"]
@@ -217,7 +221,11 @@ class DatasetBag:
     def model(self) -> CatalogModel:
         """The catalog model saved in ``data/schema.json``."""
         if self._model is None:
-            data = json.loads((self.path / "data" / "schema.json").read_text("utf-8"))
+            schema = self.path / "data" / "schema.json"
+            try:
+                data = parse_json(schema.read_text("utf-8"), str(schema))
+            except (OSError, ValueError) as exc:
+                raise BagError(f"{schema}: unreadable: {exc}") from exc
             self._model = load_model(data)
         return self._model
 

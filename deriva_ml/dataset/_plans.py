@@ -16,6 +16,7 @@ from deriva_ml.core.definitions import ML_SCHEMA, MLVocab
 from deriva_ml.core.effects import Batch, Effect, Insert, Ref, Update
 from deriva_ml.core.errors import ValidationError
 from deriva_ml.core.records import DatasetVersion
+from deriva_ml.core.redact import redact_description
 from deriva_ml.core.rid import RID
 from deriva_ml.core.schema_defs import CatalogModel, TableDef
 
@@ -108,7 +109,12 @@ def plan_create_dataset(
     the version row exists; ``snapshot`` sets it now instead.
     """
     effects: list[Effect] = [
-        Insert(ML_SCHEMA, "Dataset", [{"Description": description, "Deleted": False}], labels=["dataset"]),
+        Insert(
+            ML_SCHEMA,
+            "Dataset",
+            [{"Description": redact_description(description), "Deleted": False}],
+            labels=["dataset"],
+        ),
     ]
     if dataset_types:
         effects.append(
@@ -146,7 +152,7 @@ def _version_effects(
     row: dict[str, Any] = {
         "Dataset": dataset,
         "Version": str(version),
-        "Description": description,
+        "Description": redact_description(description),
         "Execution": execution_rid,
     }
     if snapshot is not None:

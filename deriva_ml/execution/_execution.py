@@ -48,7 +48,7 @@ from deriva_ml.core.records import (
     Workflow,
     transition,
 )
-from deriva_ml.core.redact import redact_jsonable, redact_text, redact_urls
+from deriva_ml.core.redact import is_config_text, redact_description, redact_jsonable, redact_text, redact_urls
 from deriva_ml.core.rid import RID, parse_rid
 from deriva_ml.core.status import Status
 from deriva_ml.execution._manifest import (
@@ -190,9 +190,12 @@ class Execution:
     def _persist_record(self) -> None:
         self._manifest.set_state("record", dumps(self._record, indent=None))
         self._manifest.set_state("configuration", redacted_configuration_json(self.configuration))
-        self._manifest.set_state("workflow", dumps(self.workflow, indent=None))
+        workflow = attrs.evolve(self.workflow, description=redact_description(self.workflow.description))
+        self._manifest.set_state("workflow", dumps(workflow, indent=None))
 
     def _set_status(self, to: Status, detail: str) -> None:
+        # the detail goes to Status_Detail (the catalog, the journal, sync) and the log: never a secret
+        detail = redact_text(detail)
         new = transition(self._record, to, detail, self._ml._now())  # raises before any I/O
         if not self.dry_run:
             try:
@@ -288,8 +291,12 @@ class Execution:
         files.append((snap, ExecMetadataType.runtime_env.value))
         for path, asset_type in extra:
             dest = meta_dir / path.name
-            if path.resolve() != dest.resolve():
-                shutil.copyfile(path, dest)
+            if is_config_text(path.name):
+                # configuration text (YAML, JSON, TOML, INI, .env ...) is redacted like Hydra's files
+                text = path.read_text(encoding="utf-8", errors="replace")
+                dest.write_text(redact_text(text), encoding="utf-8")
+            elif path.resolve() != dest.resolve():
+                shutil.copyfile(path, dest)  # anything else (binary, data) is the user's: copied verbatim
             files.append((dest, asset_type))
         keys = []
         table = MLAsset.execution_metadata.value
@@ -449,7 +456,7 @@ class Execution:
                 )
             name = _check_plain_name(rename_file or str(file_name))
             dest = self._outputs_dir(table.name) / name
-        self._register(table.name, table.schema, dest, name, types, meta, description, staged)
+        self._register(table.name, table.schema, dest, name, types, meta, redact_description(description), staged)
         out = AssetFilePath(dest)
         out._execution = self
         out.asset_name = table.name

@@ -23,6 +23,7 @@ from typing import Any
 
 import attrs
 
+from deriva_ml.core.codec import parse_json
 from deriva_ml.core.errors import ExecutionError
 
 REGISTERED = "registered"
@@ -269,7 +270,7 @@ class Manifest:
             row = db.execute("SELECT metadata, state FROM entry WHERE path=?", (path,)).fetchone()
             if row is None:
                 raise KeyError(path)
-            meta = json.loads(row[0])
+            meta = parse_json(row[0], f"{self.path}: metadata of {path}")
             meta[column] = value
             db.execute(
                 "UPDATE entry SET metadata=? WHERE path=?", (json.dumps(meta, sort_keys=True, default=str), path)
@@ -305,8 +306,8 @@ class Manifest:
             path=r["path"],
             filename=r["filename"],
             description=r["description"],
-            asset_types=tuple(json.loads(r["asset_types"])),
-            metadata=json.loads(r["metadata"]),
+            asset_types=tuple(parse_json(r["asset_types"], f"manifest.sqlite: asset_types of {r['path']}")),
+            metadata=parse_json(r["metadata"], f"manifest.sqlite: metadata of {r['path']}"),
             state=r["state"],
             url=r["url"],
             md5=r["md5"],

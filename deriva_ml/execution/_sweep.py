@@ -32,7 +32,9 @@ from typing import Any
 import attrs
 from hydra.experimental.callback import Callback
 
-from deriva_ml.core.errors import StatusConflict
+from deriva_ml.core.codec import parse_json
+from deriva_ml.core.errors import ConfigurationError, StatusConflict
+from deriva_ml.core.redact import redact_argv, redact_text
 from deriva_ml.core.status import Status
 
 _STATE_DIR = ".deriva_ml"
@@ -180,7 +182,9 @@ class SweepDir:
         """
         with self._locked():
             if self.parent_file.exists():
-                return dict(json.loads(self.parent_file.read_text()))
+                return _json_object(self.parent_file)
+            # the first job: Hydra's launcher has written multirun.yaml (with the raw overrides) by now
+            self.redact_hydra_files()
             data = dict(create())
             _atomic_write(self.parent_file, json.dumps(data, indent=2, sort_keys=True))
             return data
@@ -188,14 +192,14 @@ class SweepDir:
     def read_parent(self) -> dict[str, Any] | None:
         if not self.parent_file.exists():
             return None
-        return dict(json.loads(self.parent_file.read_text()))
+        return _json_object(self.parent_file)
 
     def record_job(self, outcome: JobOutcome) -> None:
         data = {
             "num": outcome.num,
             "status": outcome.status.value,
             "execution_rid": outcome.execution_rid,
-            "error": outcome.error,
+            "error": redact_text(outcome.error),
         }
         _atomic_write(self.state_dir / "jobs" / f"{outcome.num}.json", json.dumps(data, indent=2))
 
@@ -205,7 +209,7 @@ class SweepDir:
 
     def write_sweep(self, info: SweepInfo) -> None:
         data = {
-            "overrides": list(info.overrides),
+            "overrides": redact_argv(list(info.overrides)),  # the user's sweep folder: no secrets
             "choices": dict(info.choices),
             "expected_jobs": info.expected_jobs,
             "launcher": info.launcher,
@@ -215,10 +219,34 @@ class SweepDir:
     def read_sweep(self) -> SweepInfo | None:
         if not self.sweep_file.exists():
             return None
-        data = json.loads(self.sweep_file.read_text())
+        data = _json_object(self.sweep_file)
         return SweepInfo(
             data.get("overrides") or (), data.get("choices") or {}, data.get("expected_jobs"), data.get("launcher")
         )
+
+    def redact_hydra_files(self) -> list[Path]:
+        """Redact the files Hydra itself writes verbatim with the overrides (``+db.password=...``):
+        ``multirun.yaml`` in the sweep directory and each job's ``.hydra/*.yaml``. Returns the files
+        changed; unreadable files are left alone (logged)."""
+        changed: list[Path] = []
+        if not self.path.is_dir():
+            return changed
+        candidates = [self.path / "multirun.yaml"]
+        candidates.extend(f for d in self.path.rglob(".hydra") if d.is_dir() for f in sorted(d.glob("*.yaml")))
+        for f in candidates:
+            try:
+                if not f.is_file() or f.is_symlink():
+                    continue
+                text = f.read_text(encoding="utf-8", errors="replace")
+                clean = redact_text(text)
+                if clean != text:
+                    _atomic_write(f, clean)
+                    changed.append(f)
+            except OSError as exc:
+                from deriva_ml._log import get_logger
+
+                get_logger("deriva_ml.runner").warning("could not redact a Hydra file", path=str(f), error=str(exc))
+        return changed
 
     def has_state(self) -> bool:
         """Whether any job of this sweep got as far as the catalog (a parent or a job outcome)."""
@@ -230,7 +258,7 @@ class SweepDir:
             return []
         out = []
         for f in sorted(d.glob("*.json"), key=lambda p: int(p.stem) if p.stem.isdigit() else -1):
-            data = json.loads(f.read_text())
+            data = _json_object(f)
             out.append(JobOutcome(data["num"], data["status"], data.get("execution_rid"), data.get("error", "")))
         return out
 
@@ -253,7 +281,7 @@ def _exclusive_file(path: Path, timeout: float = LOCK_FILE_TIMEOUT) -> Iterator[
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             try:
-                holder = json.loads(path.read_text() or "{}")
+                holder = parse_json(path.read_text() or "{}", str(path))
             except (OSError, ValueError):
                 holder = {}
             if holder and owner_is_alive(holder) is False:
@@ -275,6 +303,14 @@ def _exclusive_file(path: Path, timeout: float = LOCK_FILE_TIMEOUT) -> Iterator[
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
         return
+
+
+def _json_object(path: Path) -> dict[str, Any]:
+    """A JSON object from a sweep state file; ``ConfigurationError`` naming the file when it is not one."""
+    data = parse_json(path.read_text(encoding="utf-8", errors="replace"), str(path))
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -303,7 +339,11 @@ def _owner_alive(ml: Any, rid: str) -> bool | None:
         owner_text = manifest.get_state("owner")
     finally:
         manifest.close()
-    return owner_is_alive(json.loads(owner_text)) if owner_text else None
+    try:
+        owner = parse_json(owner_text, f"owner of execution {rid}") if owner_text else None
+    except ValueError:
+        return None
+    return owner_is_alive(owner) if isinstance(owner, dict) else None
 
 
 @attrs.frozen
@@ -337,6 +377,7 @@ def finalize_sweep(sweep: SweepDir) -> SweepResult:
     from deriva_ml.execution._hydra_configs import DerivaMLConnection
 
     log = get_logger("deriva_ml.runner")
+    sweep.redact_hydra_files()
     parent = sweep.read_parent()
     outcomes = sweep.job_outcomes()
     # jobs that failed before they had an execution to link (bad config, unknown RID...)
@@ -417,6 +458,7 @@ class SweepFinalizer(Callback):
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         sweep = self._sweep_dir(config)
+        sweep.redact_hydra_files()  # multirun.yaml and the jobs' .hydra files, dry run or not
         if not sweep.has_state():
             return  # dry run or nothing ran
         result = finalize_sweep(sweep)

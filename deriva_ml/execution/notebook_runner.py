@@ -196,8 +196,8 @@ def run_notebook(
     import nbformat
     from nbclient import NotebookClient
 
-    from deriva_ml.core.codec import configuration_to_json
     from deriva_ml.core.definitions import ExecAssetType
+    from deriva_ml.execution._execution import redacted_configuration_json
     from deriva_ml.execution.runner import _as_list, _connection, _connection_of, _instantiate
 
     nb_path = Path(notebook).resolve()
@@ -245,7 +245,9 @@ def run_notebook(
         }
         if dry_run:
             cfg_file = exe.working_dir / "dry-run-configuration.json"
-            cfg_file.write_text(configuration_to_json(exe.configuration))
+            # a file in the user's working directory: redacted like configuration.json (the kernel's dry-run
+            # execution writes nothing anywhere, so it needs no secret either)
+            cfg_file.write_text(redacted_configuration_json(exe.configuration))
             env.update({DRY_RUN_ENV: "true", CONFIGURATION_ENV: str(cfg_file)})
         kernel = kernel_name or (nb.metadata.get("kernelspec") or {}).get("name") or "python3"
         client = NotebookClient(

@@ -46,6 +46,7 @@ from urllib.parse import quote, unquote, urlsplit
 import requests
 
 from deriva_ml._log import get_logger as _get_logger
+from deriva_ml.core.codec import parse_json
 from deriva_ml.core.errors import ChecksumMismatch, ObjectNotFound, PermissionDenied, StoreError, UploadFailed
 from deriva_ml.core.retry import backoff_delays
 from deriva_ml.store._files import EMPTY_MD5, IO_CHUNK, md5_b64_to_hex, md5_file, md5_hex_to_b64, write_hashed
@@ -501,8 +502,9 @@ class HatracObjectStore:
         if self._state_dir is None:
             return self._memory_state.get(key)
         try:
-            state: dict[str, Any] = json.loads((self._state_dir / f"{key}.json").read_text("utf-8"))
-            return state
+            path = self._state_dir / f"{key}.json"
+            state = parse_json(path.read_text("utf-8"), str(path))
+            return state if isinstance(state, dict) else None
         except (OSError, ValueError):
             return None
 

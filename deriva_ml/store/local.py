@@ -22,6 +22,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from deriva_ml.core.codec import parse_json
 from deriva_ml.core.errors import ObjectNotFound, StoreError
 from deriva_ml.store._files import atomic_file, read_chunks, write_hashed
 from deriva_ml.store.names import ObjectRef, object_url, resolve_object_url, validate_filename, validate_md5
@@ -73,7 +74,8 @@ class LocalObjectStore:
         """Length and MD5 of the object at ``url``, or ``None`` when there is none."""
         url = self.check_url(url).path  # malformed URLs raise, they are not "missing"; no versions here
         try:
-            record = json.loads(self._index_path(url).read_text(encoding="utf-8"))
+            index = self._index_path(url)
+            record = parse_json(index.read_text(encoding="utf-8"), str(index))
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
@@ -167,7 +169,7 @@ class LocalObjectStore:
         }
         index = self._index_path(obj.url)
         try:
-            if json.loads(index.read_text(encoding="utf-8")) == record:
+            if parse_json(index.read_text(encoding="utf-8"), str(index)) == record:
                 return
         except (OSError, ValueError):
             pass

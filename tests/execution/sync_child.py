@@ -68,6 +68,7 @@ def main() -> None:
                 "recovered": report.recovered,
                 "last_seq": report.last_seq,
                 "rid_map": dict(report.rid_map),
+                "url_map": dict(report.url_map),
             }
         )
     )

@@ -24,6 +24,8 @@ from deriva_ml.core.redact import (
 TEXT_SECRETS = [
     ("connect failed: postgres://alice:Hunter2pw@db.example.org:5432/x", "Hunter2pw"),
     ("mysql://bob:pa55@10.0.0.1/db", "pa55"),
+    # Hydra escapes the colons of an override value in job overrides and descriptions
+    ("Sweep job 1: `+db.url=postgresql\\://ml\\:Hyd3scaped@db.example.org/ml`", "Hyd3scaped"),
     ("dsn is postgresql://0123456789abcdef0123@db.example.org/x", "0123456789abcdef0123"),
     ("sentry https://4f2a9c0d3b1e4f5a@o123.ingest.sentry.io/42", "4f2a9c0d3b1e4f5a"),
     ("cannot reach alice:Hunter2pw@db.example.org", "Hunter2pw"),
@@ -90,6 +92,7 @@ ARGV = [
     ["+db.password=S1secret"],
     ["+api.token=S1secret"],
     ["db.url=postgres://u:S1secret@h/d"],
+    ["+db.url=postgresql\\://u\\:S1secret@h/d"],
     ["--db", "postgres://u:S1secret@h/d"],
     ["--webhook", "https://hooks.slack.com/services/T00/B00/S1secret"],
 ]

@@ -1,0 +1,86 @@
+"""Secrets in a multirun's overrides and a notebook dry run reach no file the library or Hydra leaves in the
+user's folders (issue 12 leftovers, 2). Real ``deriva-ml-run -m`` / ``deriva-ml-run-notebook`` subprocesses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deriva_ml.execution._sweep import SweepDir, SweepInfo
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+PW = "SweepDbPw-4c8Rk"
+TOKEN = "SweepApiTok-5d9Sl"
+DSN = "SweepDsnPw-6e0Tm"
+NB_DSN = "NbDescDsnPw-7f1Un"
+
+
+def _leaks(root: Path, secrets: list[str]) -> list[tuple[str, str]]:
+    found = []
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            data = path.read_bytes()
+            found.extend((s, str(path.relative_to(root))) for s in secrets if s.encode() in data)
+    return found
+
+
+def test_multirun_sweep_dir_holds_no_secret(tmp_path: Path) -> None:
+    from runner.conftest import Project
+
+    project = Project(tmp_path)
+    run = project.run(
+        "-m",
+        "model_config.epochs=1,2",
+        f"+db.password={PW}",
+        f"+api.token={TOKEN}",
+        f"+db.url=postgresql://ml:{DSN}@db.example.org/ml",
+    ).check()
+    sweep = project.sweep_dir
+    assert (sweep / "multirun.yaml").is_file() and (sweep / ".deriva_ml" / "sweep.json").is_file()
+    # every file under the sweep folder (Hydra's multirun.yaml, each job's .hydra/, logs, deriva_ml's
+    # sweep state) and under the home (catalog, working directories, objects); and the console
+    assert _leaks(tmp_path, [PW, TOKEN, DSN]) == []
+    assert all(s not in run.stdout + run.stderr for s in (PW, TOKEN, DSN))
+    # still useful: the keys and the swept values are there
+    multirun = (sweep / "multirun.yaml").read_text()
+    assert "+db.password=<redacted>" in multirun and "model_config.epochs=1,2" in multirun
+    assert "db.example.org" in multirun
+
+
+def test_notebook_dry_run_configuration_is_redacted(tmp_path: Path) -> None:
+    from runner.conftest import Project
+
+    project = Project(tmp_path)
+    run = project.run(
+        "notebooks/fit_report.ipynb",
+        "--dry-run",
+        "--description",
+        f"against postgresql://ml:{NB_DSN}@db.example.org/ml",
+        module="deriva_ml.execution.notebook_runner",
+    ).check()
+    assert "DRY RUN" in run.stdout
+    written = list(tmp_path.rglob("dry-run-configuration.json"))
+    assert written, "the dry run wrote no configuration for its kernel"
+    assert "postgresql://db.example.org/ml" in written[0].read_text()
+    assert _leaks(tmp_path, [NB_DSN]) == []
+
+
+def test_sweep_state_files_are_redacted(tmp_path: Path) -> None:
+    """The unit level: sweep.json, job outcomes and Hydra's files as a killed launcher left them."""
+    sweep = SweepDir(tmp_path / "sweep")
+    sweep.write_sweep(SweepInfo([f"+db.password={PW}", "lr=0.1,0.2"], {}, 2))
+    from deriva_ml.execution._sweep import JobOutcome
+
+    sweep.record_job(JobOutcome(0, "Failed", None, f"cannot connect postgres://u:{DSN}@h/d"))
+    (sweep.path / "multirun.yaml").write_text(f"hydra:\n  overrides:\n    task:\n    - +api.token={TOKEN}\n")
+    job = sweep.path / "0" / ".hydra"
+    job.mkdir(parents=True)
+    (job / "overrides.yaml").write_text(f"- +db.password={PW}\n")
+    changed = sweep.redact_hydra_files()
+    assert {p.name for p in changed} == {"multirun.yaml", "overrides.yaml"}
+    assert _leaks(sweep.path, [PW, TOKEN, DSN]) == []
+    info = sweep.read_sweep()
+    assert info is not None and info.overrides == ("+db.password=<redacted>", "lr=0.1,0.2")
+    assert sweep.redact_hydra_files() == []  # idempotent
