@@ -166,8 +166,9 @@ class DerivaML:
         self._rid_tables: dict[str, tuple[str, str]] = {}
         #: (url, checksum) -> RID of workflows this handle registered or found (rows are never re-keyed)
         self._workflow_rids: dict[tuple[str | None, str | None], RID] = {}
-        #: (table, md5, filename) -> (url, length) of objects this handle stored (content-addressed names)
-        self._stored_objects: dict[tuple[str, str, str], tuple[str, int]] = {}
+        #: (table, md5, filename) -> (url, length, asset row RID) of metadata objects this handle stored and
+        #: cataloged (content-addressed names); a RID found stale is forgotten (see Execution._catalog_outputs)
+        self._stored_objects: dict[tuple[str, str, str], tuple[str, int, RID]] = {}
         self.domain_schema = domain_schema or self._guess_domain_schema()
 
     # ------------------------------------------------------------------------------------- adapters

@@ -198,8 +198,13 @@ def plan_output_rows(
     execution_rid: RID,
     outputs: Sequence[StoredOutput],
     existing: Mapping[tuple[str, str, str], RID],
+    *,
+    skip_conflicts: bool = False,
 ) -> tuple[Batch, dict[int, str | RID]]:
     """Asset rows, asset types and Output links for stored outputs, batched per table.
+
+    ``skip_conflicts``: the asset rows are inserted with on-conflict-skip (URL is a key), so a row whose URL
+    is already cataloged (not probed first) is reused rather than refused; its RID is looked up then.
 
     ``existing`` maps ``(schema, table, URL)`` to the RID of a row already in the catalog (an earlier,
     interrupted upload of the same file, or the same bytes uploaded by another run): such a row is reused,
@@ -241,7 +246,7 @@ def plan_output_rows(
             rows.append(row)
             labels.append(label)
         if rows:
-            effects.append(Insert(schema, table, rows, labels=labels))
+            effects.append(Insert(schema, table, rows, labels=labels, on_conflict_skip=skip_conflicts))
 
         def ref(key: int) -> Any:
             v = ident[key]

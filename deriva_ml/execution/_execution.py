@@ -164,6 +164,7 @@ class Execution:
         self._manifest = manifest or Manifest(working_dir / "manifest.sqlite")
         #: True in the process that created this execution and ran it (not a restored one)
         self._live = manifest is None
+        self._catalog_hint: _CatalogHint | None = None
         self.datasets: list[Any] = []
         self.asset_paths: dict[str, list[Path]] = {}
         self._log = get_logger("deriva_ml.execution", execution_rid=record.rid, workflow_rid=workflow.rid)
@@ -298,24 +299,62 @@ class Execution:
             elif path.resolve() != dest.resolve():
                 shutil.copyfile(path, dest)  # anything else (binary, data) is the user's: copied verbatim
             files.append((dest, asset_type))
-        keys = []
         table = MLAsset.execution_metadata.value
         known = self._ml._stored_objects
+        sealed: list[tuple[ManifestEntry, str, int, str]] = []
         for path, asset_type in files:
             entry = self._register(table, ML_SCHEMA, path, path.name, (asset_type,), {})
             self._seal_entry(entry)  # written completely by us
-            keys.append(entry.key)
             md5, length = md5_file(path)
-            stored = known.get((table, md5, path.name))
-            if stored is not None and not self.dry_run:
-                # the same bytes under the same name (uv.lock of every run): already in the store
-                self._manifest.mark_stored(entry.key, url=stored[0], md5=md5, length=length)
-        if not self.dry_run:
-            # metadata files are uploaded at once, so they exist even if the run crashes
-            self._upload(UploadOptions(), only=set(keys), progress=None)
-            for e in self._manifest.entries(CATALOGED):
-                if e.key in keys and e.url and e.md5:
-                    known[(table, e.md5, e.filename)] = (e.url, e.length or 0)
+            sealed.append((entry, md5, length, asset_type))
+        if self.dry_run:
+            return
+        # metadata files are uploaded at once, so they exist even if the run crashes
+        hint = self._metadata_catalog_hint(table, sealed)
+        self._catalog_hint = hint
+        try:
+            self._upload(UploadOptions(), only={e.key for e, *_ in sealed}, progress=None)
+        finally:
+            self._catalog_hint = None
+        keys = {e.key for e, *_ in sealed}
+        for e in self._manifest.entries(CATALOGED):
+            if e.key in keys and e.url and e.md5 and e.asset_rid:
+                known[(table, e.md5, e.filename)] = (e.url, e.length or 0, RID(e.asset_rid))
+
+    def _metadata_catalog_hint(self, table: str, sealed: Sequence[tuple[ManifestEntry, str, int, str]]) -> _CatalogHint:
+        """What the metadata upload needs to know about the catalog, with at most one request.
+
+        A file this handle cataloged before (uv.lock of every run) is neither sent nor probed again: its URL
+        and row are remembered (a stale row is caught at the insert, then everything is probed afresh). A
+        file that may be in the catalog already (not remembered, and not fresh bytes like configuration.json
+        or the environment snapshot) is looked up by URL before any PUT: one query for all of them, and a
+        cataloged one is not sent. Fresh files are inserted with on-conflict-skip instead of probed.
+        """
+        known = self._ml._stored_objects
+        fresh = {ExecMetadataType.deriva_config.value, ExecMetadataType.runtime_env.value}
+        existing: dict[tuple[str, str, str], RID] = {}
+        remembered = False
+        if any((table, md5, e.filename) not in known and t not in fresh for e, md5, _, t in sealed):
+            candidates: dict[str, tuple[ManifestEntry, str, int]] = {}
+            for e, md5, length, _t in sealed:
+                memo = known.get((table, md5, e.filename))
+                url = memo[0] if memo else _plain_object_url(table, md5, e.filename)
+                if url is not None:
+                    candidates[url] = (e, md5, length)
+            rows = self._ml.catalog.query(ML_SCHEMA, table, {"URL": sorted(candidates)}, columns=["RID", "URL", "MD5"])
+            for row in rows:
+                e, md5, length = candidates[row["URL"]]
+                if row.get("MD5") == md5:  # the URL promises these bytes; the row agrees
+                    self._manifest.mark_stored(e.key, url=row["URL"], md5=md5, length=length)
+                    existing[(ML_SCHEMA, table, row["URL"])] = RID(row["RID"])
+            return _CatalogHint(existing=existing, probed=frozenset(candidates), skip_conflicts=False, remembered=False)
+        for e, md5, length, _t in sealed:
+            memo = known.get((table, md5, e.filename))
+            if memo is not None:  # the same bytes under the same name: already stored and cataloged
+                self._manifest.mark_stored(e.key, url=memo[0], md5=md5, length=length)
+                existing[(ML_SCHEMA, table, memo[0])] = memo[2]
+                remembered = True
+        return _CatalogHint(existing=existing, probed=frozenset(), skip_conflicts=True, remembered=remembered)
 
     # --------------------------------------------------------------------------------------- lifecycle
 
@@ -775,12 +814,16 @@ class Execution:
 
     def _catalog_outputs(self, entries: Sequence[ManifestEntry]) -> None:
         ml = self._ml
-        existing: dict[tuple[str, str, str], RID] = {}
+        hint, self._catalog_hint = self._catalog_hint, None  # metadata files: see _metadata_catalog_hint
+        existing: dict[tuple[str, str, str], RID] = dict(hint.existing) if hint else {}
         by_table: dict[tuple[str, str], list[str]] = {}
         for e in entries:
             by_table.setdefault((e.schema, e.asset_table), []).append(e.url or "")
         for (schema, table), urls in by_table.items():
-            for row in ml.catalog.query(schema, table, {"URL": sorted(set(urls))}, columns=["RID", "URL"]):
+            ask = sorted({u for u in urls if (schema, table, u) not in existing and not (hint and u in hint.probed)})
+            if hint and hint.skip_conflicts:
+                ask = []
+            for row in ml.catalog.query(schema, table, {"URL": ask}, columns=["RID", "URL"]) if ask else []:
                 existing[(schema, table, row["URL"])] = RID(row["RID"])
         outputs = [
             StoredOutput(
@@ -797,8 +840,19 @@ class Execution:
             )
             for e in entries
         ]
-        batch, ident = plan_output_rows(self.execution_rid, outputs, existing)
-        result = ml.catalog.apply(batch)
+        batch, ident = plan_output_rows(
+            self.execution_rid, outputs, existing, skip_conflicts=bool(hint and hint.skip_conflicts)
+        )
+        try:
+            result = ml.catalog.apply(batch)
+        except DerivaMLException as exc:
+            if not (hint and hint.remembered):
+                raise
+            # a remembered metadata row is gone or changed: forget what this handle remembers, ask the catalog
+            self._log.warning("remembered metadata rows are stale; probing the catalog", error=str(exc))
+            ml._stored_objects.clear()
+            self._catalog_outputs(entries)
+            return
         rids = {key: result.rids.get(v, v) for key, v in ident.items()}
         self._manifest.mark_cataloged({k: str(v) for k, v in rids.items()})
         self._log.info("cataloged outputs", count=len(entries), tables=sorted(t for _, t in by_table))
@@ -991,3 +1045,25 @@ class _ProgressLog:
         if frac >= self.next_mark:
             self.log.info("upload progress", bytes_done=done, bytes_total=total, percent=round(frac * 100))
             self.next_mark = frac + 0.1
+
+
+@attrs.frozen
+class _CatalogHint:
+    """What ``_metadata_catalog_hint`` learned for ``_catalog_outputs``: rows known to exist by URL,
+    URLs already probed (absent then), whether to insert with on-conflict-skip instead of probing, and
+    whether any known row was remembered from an earlier execution (not read now)."""
+
+    existing: Mapping[tuple[str, str, str], RID]
+    probed: frozenset[str]
+    skip_conflicts: bool
+    remembered: bool
+
+
+def _plain_object_url(table: str, md5: str, filename: str) -> str | None:
+    """The object URL the store gives these bytes under this name (its first choice), None if not valid."""
+    from deriva_ml.store.names import object_url
+
+    try:
+        return object_url(table, md5, filename)
+    except DerivaMLException:
+        return None
