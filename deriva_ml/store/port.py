@@ -145,8 +145,8 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "DeferredDurability",
     "ObjectStore",
-    "SyncingStore",
     "ProgressCallback",
     "StoredObject",
+    "SyncingStore",
     "UploadOptions",
 ]
