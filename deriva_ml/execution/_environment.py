@@ -72,7 +72,7 @@ def installed_packages() -> tuple[tuple[str, str], ...]:
     ``Name``/``Version`` header lines are read, not the whole metadata through the email parser.
     """
     found = {nv for nv in map(_name_version, metadata.distributions()) if nv is not None}
-    return tuple(sorted(found, key=lambda p: p[0].lower()))
+    return tuple(sorted(found, key=lambda p: (p[0].lower(), p)))
 
 
 def environment_snapshot(

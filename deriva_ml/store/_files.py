@@ -136,17 +136,18 @@ class PendingSync:
             self._files.update(files)
             self._dirs.update(dirs)
 
-    def flush(self, root: Path) -> int:
+    def flush(self, root: Path, *, syncfs: bool = True) -> int:
         """Make everything recorded durable (``root`` is a directory on the same file system).
 
-        Returns how many sync calls it took.
+        Returns how many sync calls it took. ``syncfs=False`` skips the one-call path (the portable
+        fallback: an fsync per file, then per directory).
         """
         with self._lock:
             files, dirs = self._files, self._dirs
             self._files, self._dirs = set(), set()
         if not files and not dirs:
             return 0
-        if sync_filesystem(root):
+        if syncfs and sync_filesystem(root):
             return 1
         for f in sorted(files):
             with contextlib.suppress(FileNotFoundError):  # replaced since (a newer write is recorded too)
