@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -37,7 +37,7 @@ def _names(snapshot: dict) -> dict[str, str]:
 
 
 def test_packages_are_computed_once_per_process(probe_dir: Path) -> None:
-    at = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
     first = environment_snapshot(at, env={}, argv=[])
     sys.path.insert(0, str(probe_dir))  # a distribution appearing mid-process is not looked for again
     assert "Zz-Perf-Probe" not in _names(environment_snapshot(at, env={}, argv=[]))
