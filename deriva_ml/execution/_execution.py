@@ -707,12 +707,14 @@ class Execution:
         landed: list[tuple[ManifestEntry, StoredObject]] = []
 
         def record_landed() -> None:
+            batch, landed[:] = list(landed), []  # taken once: a failure here is not retried by the finally
+            if not batch:
+                return
             if deferred is not None:
                 deferred.sync()  # every object durable before anything (manifest, then catalog) points at it
-            self._manifest.mark_stored_many([(e.key, s.url, s.md5, s.length) for e, s in landed])
-            for e, s in landed:
+            self._manifest.mark_stored_many([(e.key, s.url, s.md5, s.length) for e, s in batch])
+            for e, s in batch:
                 log.info("stored", file=e.filename, table=e.asset_table, bytes=s.length, url=s.url)
-            landed.clear()
 
         failures: list[str] = []
         first_error: BaseException | None = None
