@@ -1,5 +1,7 @@
 """Asset-cache benchmark (run by hand): ``uv run python benchmarks/assets.py [--size-mb 1024]``.
 
+0. Filling a cache with ``size_limit`` set: ms per miss at 250/1,000/2,000 entries with the running total
+   (after) and with the scan of the whole index on every miss that came before it (before), same run.
 1. Hit path: 1,000 cached assets fetched again — per-asset milliseconds, with a warm in-process dict
    and with a fresh ``AssetCache`` (index lookups). Target < 2 ms each.
 2. Cold miss of one large asset (1 GiB by default) through ``AssetCache.fetch`` against a baseline
@@ -29,6 +31,7 @@ from pathlib import Path
 import structlog
 
 from deriva_ml.cache import AssetCache
+from deriva_ml.cache.policy import select_lru_evictions
 from deriva_ml.core.errors import ChecksumMismatch
 from deriva_ml.store.port import ObjectStore, ProgressCallback, StoredObject, UploadOptions
 
@@ -156,6 +159,39 @@ def bench_hits(root: Path, store: ObjectStore, n: int) -> None:
     print(f"  {n} hits, fresh AssetCache (index):  {statistics.median(cold) / n * 1e3:7.3f} ms/asset")
 
 
+class ScanPerMissCache(AssetCache):
+    """The size-limit check before issue 13.10: every miss sums the sizes of all entries (a scan)."""
+
+    def _enforce_size_limit(self, *, protect: str) -> None:
+        if self.size_limit is None:
+            return
+        chosen = select_lru_evictions(self._index.entries(), self.size_limit, protect=(protect,))
+        if chosen:
+            self._remove_keys(chosen, reason="size_limit")
+
+
+def bench_fill_with_limit(root: Path, store: ObjectStore, sizes: tuple[int, ...]) -> None:
+    """Misses with ``size_limit`` set (never reached): ms per miss as the cache grows, before vs after."""
+    src = root / "fill.bin"
+    objs = []
+    for i in range(max(sizes)):
+        src.write_bytes(f"fill {i} ".encode() * 10)
+        objs.append(store.put(src, table="Asset", filename=f"f{i}.bin"))
+    for n in sizes:
+        row = []
+        for label, cls in (("before (scan per miss)", ScanPerMissCache), ("after (running total)", AssetCache)):
+            with cls(root / f"fill-{label[:6]}-{n}", size_limit=1 << 40) as cache:
+                start = time.perf_counter()
+                for i, o in enumerate(objs[:n]):
+                    cache.fetch(f"1-{i:04X}", o.md5, o.filename, o.url, store)
+                last = time.perf_counter()
+                for i, o in enumerate(objs[n - 50 : n]):  # the last 50 misses: cost at this size
+                    cache.fetch(f"2-{i:04X}", o.md5, o.filename, o.url, store)
+                tail = time.perf_counter() - last
+            row.append(f"{label}: fill {last - start:6.2f} s, a miss at {n}: {tail / 50 * 1e3:6.2f} ms")
+        print(f"  {n:5d} entries | " + " | ".join(row))
+
+
 def bench_cold(root: Path, stores_: dict[str, ObjectStore], size: int, repeat: int) -> None:
     big = root / "big.bin"
     print(f"  writing a {size / MiB:.0f} MiB test file ...")
@@ -197,6 +233,8 @@ def main() -> None:
     parser.add_argument("--assets", type=int, default=1000)
     parser.add_argument("--size-mb", type=int, default=1024, help="cold-miss asset size in MiB")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--fill", type=int, nargs="*", default=[250, 1000, 2000], help="cache sizes for the fill")
+    parser.add_argument("--only-fill", action="store_true", help="run only the size_limit fill benchmark")
     parser.add_argument("--dir", type=Path, default=None, help="scratch directory (default: a temp dir)")
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
@@ -205,6 +243,11 @@ def main() -> None:
         found = stores(root)
         print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, scratch {root}")
         first = next(iter(found.values()))
+        print(f"Filling a cache with size_limit set ({next(iter(found))} store), same run:")
+        (root / "fill").mkdir()
+        bench_fill_with_limit(root / "fill", first, tuple(args.fill))
+        if args.only_fill:
+            return
         print(f"Hit path ({next(iter(found))} store):")
         (root / "hits").mkdir()
         bench_hits(root / "hits", first, args.assets)

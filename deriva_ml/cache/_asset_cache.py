@@ -288,6 +288,7 @@ class AssetCache:
                     bad.append(BadEntry(key=key, path=str(path), reason=reason))
                     self._evict(entry, reason=reason, corrupt=True)
         orphans = self._remove_orphans()
+        self._index.recount_bytes()  # the running total, from the entries that survived
         report = VerifyReport(
             checked=checked,
             bytes_hashed=hashed,
@@ -528,8 +529,8 @@ class AssetCache:
         return removed, skipped, freed
 
     def _enforce_size_limit(self, *, protect: str) -> None:
-        if self.size_limit is None:
-            return
+        if self.size_limit is None or self._index.total_bytes() <= self.size_limit:
+            return  # the common case after a miss: one counter read, no scan of the index
         chosen = select_lru_evictions(self._index.entries(), self.size_limit, protect=(protect,))
         if chosen:
             self._remove_keys(chosen, reason="size_limit")

@@ -5,7 +5,11 @@ kind: ``entry:{rid}:{md5}`` → JSON text of a :class:`CacheEntry`, ``lock:{rid}
 naming the holder, ``counter:{name}`` → int. Values are never pickled objects.
 
 Eviction is switched off (``eviction_policy="none"``): diskcache's default 1 GiB limit would cull
-entries — possibly the one just written, or a lock. The asset cache does its own size accounting.
+entries — possibly the one just written, or a lock. The asset cache does its own size accounting:
+``counter:bytes`` is the running total of the entries' sizes, changed in the same transaction as each
+entry write or delete, so checking ``size_limit`` after a miss is one read, not a scan of the index.
+An index without the counter (new, or written by an older version) gets it from one scan when
+opened; ``verify()`` recomputes it.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from deriva_ml.core.errors import ConfigurationError, StoreError, ValidationErro
 _ENTRY = "entry:"
 _LOCK = "lock:"
 _COUNTER = "counter:"
+_BYTES = "bytes"
 
 
 class CacheLockTimeout(StoreError, TimeoutError):
@@ -161,6 +166,7 @@ class CacheIndex:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.rebuilt = False
+        self.scans = 0  # full listings of the index by this object (tests check misses do not scan)
         try:
             self._cache = self._open(sqlite_timeout)
         except sqlite3.DatabaseError as exc:
@@ -178,6 +184,8 @@ class CacheIndex:
                     f"rebuilt ({again}); remove the directory {str(directory)!r} to start an empty index"
                 ) from again
             self.rebuilt = True
+        if not isinstance(self._cache.get(_COUNTER + _BYTES, default=None, retry=True), int):
+            self.recount_bytes()  # an index written before the running total was kept: one scan, once
 
     def _open(self, sqlite_timeout: float) -> diskcache.Cache:
         cache = diskcache.Cache(
@@ -209,11 +217,24 @@ class CacheIndex:
             return entry
         except (ValueError, ConfigurationError) as exc:
             _get_logger(__name__).warning("cache.index_entry_malformed", key=key, error=str(exc))
-            self._cache.delete(_ENTRY + key, retry=True)
+            self.delete(key)
             return None
 
+    def _stored_size(self, key: str) -> int:
+        """The size recorded in the raw entry under ``key`` (0 if none or unreadable)."""
+        raw = self._cache.get(_ENTRY + key, default=None, retry=True)
+        try:
+            size = json.loads(raw).get("size") if isinstance(raw, str) else None
+        except (ValueError, AttributeError):
+            size = None
+        return size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else 0
+
     def put(self, entry: CacheEntry) -> None:
-        self._cache.set(_ENTRY + entry.key, json.dumps(entry_to_json(entry)), retry=True)
+        with self._cache.transact(retry=True):
+            old = self._stored_size(entry.key)
+            self._cache.set(_ENTRY + entry.key, json.dumps(entry_to_json(entry)), retry=True)
+            if entry.size != old:
+                self.incr(_BYTES, entry.size - old)
 
     def update(self, key: str, change: Callable[[CacheEntry], CacheEntry]) -> CacheEntry | None:
         """Read-modify-write one entry in a transaction; ``None`` if it is gone."""
@@ -226,10 +247,30 @@ class CacheIndex:
             return new
 
     def delete(self, key: str) -> bool:
-        return bool(self._cache.delete(_ENTRY + key, retry=True))
+        with self._cache.transact(retry=True):
+            old = self._stored_size(key)
+            deleted = bool(self._cache.delete(_ENTRY + key, retry=True))
+            if deleted and old:
+                self.incr(_BYTES, -old)
+            return deleted
 
     def keys(self) -> list[str]:
+        self.scans += 1
         return [k[len(_ENTRY) :] for k in self._cache.iterkeys() if isinstance(k, str) and k.startswith(_ENTRY)]
+
+    def total_bytes(self) -> int:
+        """Sum of the entries' sizes: the running counter (one read); one scan if it was never kept."""
+        value = self._cache.get(_COUNTER + _BYTES, default=None, retry=True)
+        if isinstance(value, int) and value >= 0:
+            return value
+        return self.recount_bytes()
+
+    def recount_bytes(self) -> int:
+        """Recompute the running total from the entries (a full scan) and store it."""
+        with self._cache.transact(retry=True):
+            total = sum(e.size for e in self.entries())
+            self._cache.set(_COUNTER + _BYTES, total, retry=True)
+        return total
 
     def entries(self) -> Iterator[CacheEntry]:
         for key in self.keys():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -12,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from deriva_ml.core.redact import redact_argv, redact_mapping
+from deriva_ml.core.redact import redact_argv, redact_mapping, redact_urls
 
 
 def _gpu_info(env: Mapping[str, str]) -> dict[str, Any]:
@@ -33,15 +34,53 @@ def _gpu_info(env: Mapping[str, str]) -> dict[str, Any]:
     return info
 
 
+def _header_fields(text: str) -> tuple[str | None, str | None]:
+    """``Name`` and ``Version`` from a core-metadata header, without the email parser (stops at the body)."""
+    name = version = None
+    for line in text.splitlines():
+        if not line.strip():
+            break  # end of the header block: the long description follows
+        key, sep, value = line.partition(":")
+        if not sep:
+            continue
+        key = key.strip().lower()
+        if key == "name" and name is None:
+            name = value.strip()
+        elif key == "version" and version is None:
+            version = value.strip()
+        if name is not None and version is not None:
+            break
+    return name, version
+
+
+def _name_version(dist: metadata.Distribution) -> tuple[str, str] | None:
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO")
+    if text is not None:
+        name, version = _header_fields(text)
+        if name and version is not None:
+            return name, version
+    name = dist.metadata["Name"]  # unusual layouts: the full parse, as importlib.metadata does it
+    return (name, dist.version) if name else None
+
+
+@functools.cache
+def installed_packages() -> tuple[tuple[str, str], ...]:
+    """``(name, version)`` of every installed distribution, sorted by name, computed once per process.
+
+    What is installed cannot change under a running interpreter in a way it would see (modules already
+    imported stay imported), so every execution of the process records the same list. Only the
+    ``Name``/``Version`` header lines are read, not the whole metadata through the email parser.
+    """
+    found = {nv for nv in map(_name_version, metadata.distributions()) if nv is not None}
+    return tuple(sorted(found, key=lambda p: (p[0].lower(), p)))
+
+
 def environment_snapshot(
     at: datetime, *, env: Mapping[str, str] | None = None, argv: Sequence[str] | None = None
 ) -> dict[str, Any]:
     """Python, packages, OS, GPU availability and environment variables (secrets redacted)."""
     env = dict(os.environ if env is None else env)
-    packages = sorted(
-        {(d.metadata["Name"] or "?", d.version) for d in metadata.distributions() if d.metadata["Name"]},
-        key=lambda p: p[0].lower(),
-    )
+    packages = installed_packages()
     return {
         "captured_at": at.isoformat(),
         "python": {
@@ -64,6 +103,25 @@ def environment_snapshot(
         "packages": [{"name": n, "version": v} for n, v in packages],
         "environment": dict(sorted(redact_mapping(env).items())),
     }
+
+
+_LOCK_CACHE_SIZE = 8
+
+
+@functools.lru_cache(maxsize=_LOCK_CACHE_SIZE)
+def _redacted_lock(path: str, _identity: tuple[int, int, int, int]) -> str:
+    return redact_urls(Path(path).read_text(encoding="utf-8"))
+
+
+def redacted_lock_text(path: Path) -> str:
+    """The text of the lock file at ``path`` with credentials in its URLs scrubbed.
+
+    Scrubbing a large ``uv.lock`` costs tens of milliseconds; the result is reused while the file is the
+    same one (device, inode, size and modification time unchanged), so a process running many executions
+    pays it once and an edited lock file is read again.
+    """
+    st = path.stat()
+    return _redacted_lock(str(path), (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
 
 
 def render_snapshot(snapshot: Mapping[str, Any]) -> str:

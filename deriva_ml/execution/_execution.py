@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 import os
 import shutil
 import stat as stat_mod
 import threading
 import traceback
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path, PosixPath
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import attrs
 
@@ -48,7 +49,7 @@ from deriva_ml.core.records import (
     Workflow,
     transition,
 )
-from deriva_ml.core.redact import is_config_text, redact_description, redact_jsonable, redact_text, redact_urls
+from deriva_ml.core.redact import is_config_text, redact_description, redact_jsonable, redact_text
 from deriva_ml.core.rid import RID, parse_rid
 from deriva_ml.core.status import Status
 from deriva_ml.execution._manifest import (
@@ -61,7 +62,7 @@ from deriva_ml.execution._manifest import (
     Seal,
 )
 from deriva_ml.store._files import md5_file
-from deriva_ml.store.port import DEFAULT_CHUNK_SIZE, StoredObject, UploadOptions
+from deriva_ml.store.port import DEFAULT_CHUNK_SIZE, DeferredDurability, ObjectStore, StoredObject, UploadOptions
 
 if TYPE_CHECKING:
     from deriva_ml._ml import DerivaML
@@ -277,14 +278,14 @@ class Execution:
         cfg = meta_dir / "configuration.json"
         cfg.write_text(redacted_configuration_json(self.configuration) + "\n")
         files.append((cfg, ExecMetadataType.deriva_config.value))
+        from deriva_ml.execution._environment import environment_snapshot, redacted_lock_text, render_snapshot
+
         lock = self._ml._find_uv_lock()
         if lock is not None:
             dest = meta_dir / "uv.lock"
             # private index URLs may carry credentials (https://user:token@index/simple)
-            dest.write_text(redact_urls(Path(lock).read_text(encoding="utf-8")), encoding="utf-8")
+            dest.write_text(redacted_lock_text(Path(lock)), encoding="utf-8")
             files.append((dest, ExecMetadataType.execution_config.value))
-        from deriva_ml.execution._environment import environment_snapshot, render_snapshot
-
         now = self._ml._now()
         stamp = now.strftime("%Y%m%d_%H%M%S")
         snap = meta_dir / f"environment_snapshot_{stamp}.txt"
@@ -759,7 +760,7 @@ class Execution:
             try:
                 if md5 is None:
                     md5, _length = _md5_nofollow(path)
-                stored = ml.store.put(
+                stored = store.put(
                     path,
                     table=e.asset_table,
                     filename=e.filename,
@@ -774,23 +775,41 @@ class Execution:
             report(e.key, stored.length)
             return e, stored
 
+        # a local store defers its fsyncs: one sync makes a whole group durable before the manifest records it
+        deferred = ml.store.deferred() if isinstance(ml.store, DeferredDurability) else None
+        store: ObjectStore = deferred if deferred is not None else ml.store
+        landed: list[tuple[ManifestEntry, StoredObject]] = []
+
+        def record_landed() -> None:
+            batch, landed[:] = list(landed), []  # taken once: a failure here is not retried by the finally
+            if not batch:
+                return
+            if deferred is not None:
+                deferred.sync()  # every object durable before anything (manifest, then catalog) points at it
+            self._manifest.mark_stored_many([(e.key, s.url, s.md5, s.length) for e, s in batch])
+            for e, s in batch:
+                log.info("stored", file=e.filename, table=e.asset_table, bytes=s.length, url=s.url)
+
         failures: list[str] = []
         first_error: BaseException | None = None
         todo = [e for e in pending if e.key in sources]
         workers = max(1, min(self._ml.upload_workers, len(todo)))
+        group = 1 if deferred is None else _SYNC_GROUP
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deriva-ml-upload") as pool:
-            futures = [pool.submit(put, e) for e in todo]
-            for fut in as_completed(futures):
-                try:
-                    e, stored = fut.result()
-                except DerivaMLException as exc:
-                    failures.append(str(exc))
-                    first_error = first_error or exc
-                    log.error("upload failed", error=str(exc))
-                    continue
-                # committed as each file lands, so a crash never re-sends a stored file's bytes
-                self._manifest.mark_stored(e.key, url=stored.url, md5=stored.md5, length=stored.length)
-                log.info("stored", file=e.filename, table=e.asset_table, bytes=stored.length, url=stored.url)
+            try:
+                for fut in _bounded(pool, put, todo, window=workers * _WINDOW_PER_WORKER):
+                    try:
+                        landed.append(fut.result())
+                    except DerivaMLException as exc:
+                        failures.append(str(exc))
+                        first_error = first_error or exc
+                        log.error("upload failed", error=str(exc))
+                        continue
+                    # recorded as files land (in groups when a sync is deferred), so a crash re-sends few bytes
+                    if len(landed) >= group:
+                        record_landed()
+            finally:
+                record_landed()
         stored_entries = [e for e in self._manifest.entries(STORED) if only is None or e.key in only]
         if stored_entries:
             self._catalog_outputs(stored_entries)
@@ -986,6 +1005,35 @@ def rebuild_manifest(ml: DerivaML, execution_rid: RID, work: Path, stamp: str) -
                 types = ml._default_asset_types(table.name)
             manifest.register(schema=table.schema, asset_table=table.name, path=rel, filename=f.name, asset_types=types)
     return manifest
+
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+#: In-flight uploads per worker thread: enough to keep every worker busy, while memory stays bounded by
+#: the window (not by the number of outputs) however many files an execution wrote.
+_WINDOW_PER_WORKER = 2
+
+#: Outputs made durable (one store sync) and recorded in the manifest (one transaction) together, when
+#: the store defers its fsyncs: a crash loses at most this many records, whose bytes are then re-put.
+_SYNC_GROUP = 256
+
+
+def _bounded(
+    pool: ThreadPoolExecutor, fn: Callable[[_T], _R], items: Iterable[_T], *, window: int
+) -> Iterator[Future[_R]]:
+    """Submit ``fn(item)`` for each item with at most ``window`` futures in flight; yield each one done."""
+    it = iter(items)
+    in_flight: set[Future[_R]] = set()
+    for item in it:
+        in_flight.add(pool.submit(fn, item))
+        if len(in_flight) >= window:
+            break
+    while in_flight:
+        done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+        for item in itertools.islice(it, len(done)):
+            in_flight.add(pool.submit(fn, item))
+        yield from done
 
 
 def _forward_progress(report: Callable[[int, int], None], key: int, done: int, _total: int) -> None:

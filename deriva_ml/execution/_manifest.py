@@ -288,8 +288,17 @@ class Manifest:
         return [self._entry(r) for r in rows]
 
     def mark_stored(self, key: int, *, url: str, md5: str, length: int) -> None:
+        self.mark_stored_many([(key, url, md5, length)])
+
+    def mark_stored_many(self, stored: Sequence[tuple[int, str, str, int]]) -> None:
+        """``(key, url, md5, length)`` of objects now in the store, in one transaction."""
+        if not stored:
+            return
         with self._txn() as db:
-            db.execute("UPDATE entry SET state='stored', url=?, md5=?, length=? WHERE key=?", (url, md5, length, key))
+            db.executemany(
+                "UPDATE entry SET state='stored', url=?, md5=?, length=? WHERE key=?",
+                [(url, md5, length, key) for key, url, md5, length in stored],
+            )
 
     def mark_cataloged(self, rids: Mapping[int, str]) -> None:
         with self._txn() as db:

@@ -83,6 +83,12 @@ def blob_id(path: str | os.PathLike[str]) -> str:
 
 
 def _hash_regular(p: str | bytes, size: int) -> str:
+    if size <= CHUNK:  # one read, no 1 MiB buffer to allocate: most source files (benchmarks/git_ids.py)
+        with open(p, "rb") as f:
+            data = f.read()
+        if len(data) == size:
+            return blob_id_of_bytes(data)
+        return _hash_regular(p, len(data))  # changed while we read it: hash what is there now
     h = hashlib.sha1(b"blob %d\0" % size)
     buf = bytearray(CHUNK)
     view = memoryview(buf)

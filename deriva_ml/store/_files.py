@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import ctypes
 import hashlib
 import os
+import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from deriva_ml.core.errors import ChecksumMismatch, StoreError
 from deriva_ml.store.port import ProgressCallback
@@ -70,11 +73,97 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def fsync_file(path: Path) -> None:
+    """Flush ``path``'s bytes to stable storage."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return cast(Callable[[int], int], fn)
+
+
+_SYNCFS = _load_syncfs()
+
+
+def sync_filesystem(path: Path) -> bool:
+    """``syncfs(2)``: make everything written to the file system holding ``path`` durable, in one call.
+
+    ``False`` when the platform has no ``syncfs`` or it failed (the caller then fsyncs file by file).
+    """
+    if _SYNCFS is None:
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        return _SYNCFS(fd) == 0
+    finally:
+        os.close(fd)
+
+
+class PendingSync:
+    """Files and directories written without fsync, to be made durable together by :meth:`flush`.
+
+    Thread-safe. ``flush`` makes every recorded file and directory durable: one ``syncfs`` of the file
+    system on Linux, else an fsync per file and then one per directory (each directory once).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._files: set[Path] = set()
+        self._dirs: set[Path] = set()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._files) + len(self._dirs)
+
+    def add(self, *, files: Iterable[Path] = (), dirs: Iterable[Path] = ()) -> None:
+        with self._lock:
+            self._files.update(files)
+            self._dirs.update(dirs)
+
+    def flush(self, root: Path, *, syncfs: bool = True) -> int:
+        """Make everything recorded durable (``root`` is a directory on the same file system).
+
+        Returns how many sync calls it took. ``syncfs=False`` skips the one-call path (the portable
+        fallback: an fsync per file, then per directory).
+        """
+        with self._lock:
+            files, dirs = self._files, self._dirs
+            self._files, self._dirs = set(), set()
+        if not files and not dirs:
+            return 0
+        if syncfs and sync_filesystem(root):
+            return 1
+        for f in sorted(files):
+            with contextlib.suppress(FileNotFoundError):  # replaced since (a newer write is recorded too)
+                fsync_file(f)
+        for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):  # children before parents
+            fsync_dir(d)
+        return len(files) + len(dirs)
+
+
 @contextlib.contextmanager
-def atomic_file(dest: Path) -> Iterator[IO[bytes]]:
+def atomic_file(dest: Path, *, pending: PendingSync | None = None) -> Iterator[IO[bytes]]:
     """Write ``dest`` atomically: a temp file in the same directory, fsync, then ``os.replace``.
 
-    If the body raises, the temp file is removed and ``dest`` is untouched.
+    If the body raises, the temp file is removed and ``dest`` is untouched. With ``pending``, the
+    fsyncs are not done here but recorded (``dest`` and its directory) for one later
+    :meth:`PendingSync.flush`: the rename is still atomic, only its durability is deferred.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name[:40]}.", suffix=".part")
@@ -82,13 +171,17 @@ def atomic_file(dest: Path) -> Iterator[IO[bytes]]:
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
-            os.fsync(f.fileno())
+            if pending is None:
+                os.fsync(f.fileno())
         os.replace(tmp, dest)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    fsync_dir(dest.parent)
+    if pending is None:
+        fsync_dir(dest.parent)
+    else:
+        pending.add(files=[dest], dirs=[dest.parent])
 
 
 def write_hashed(
@@ -100,6 +193,7 @@ def write_hashed(
     expected_length: int | None = None,
     total: int | None = None,
     progress: ProgressCallback | None = None,
+    pending: PendingSync | None = None,
 ) -> tuple[str, int]:
     """Write ``chunks`` to ``dest`` atomically while hashing them; verify before the rename.
 
@@ -109,7 +203,7 @@ def write_hashed(
     h = hashlib.md5()
     n = 0
     expected = [m for m in expected_md5 if m]
-    with atomic_file(dest) as f:
+    with atomic_file(dest, pending=pending) as f:
         for buf in chunks:
             if not buf:
                 continue

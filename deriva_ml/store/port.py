@@ -120,4 +120,33 @@ class ObjectStore(Protocol):
         ...
 
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "ObjectStore", "ProgressCallback", "StoredObject", "UploadOptions"]
+@runtime_checkable
+class SyncingStore(ObjectStore, Protocol):
+    """A store view whose puts are atomic but become durable only at :meth:`sync`."""
+
+    def sync(self) -> int:
+        """Make every object put through this view durable; returns the number of sync calls made."""
+        ...
+
+
+@runtime_checkable
+class DeferredDurability(Protocol):
+    """Optional capability: batch the durability of many puts (the local store; Hatrac's are durable on reply).
+
+    Callers must call ``sync()`` on the view before anything that references its objects is committed.
+    """
+
+    def deferred(self) -> SyncingStore:
+        """A view of the same store whose puts defer their fsyncs until its ``sync()``."""
+        ...
+
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "DeferredDurability",
+    "ObjectStore",
+    "ProgressCallback",
+    "StoredObject",
+    "SyncingStore",
+    "UploadOptions",
+]
