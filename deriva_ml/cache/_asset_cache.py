@@ -163,18 +163,7 @@ class AssetCache:
                 except (OSError, ValidationError):
                     good = False
                 if good:
-                    st = os.stat(files[0])
-                    now = self._clock()
-                    entry = CacheEntry(
-                        rid=rid,
-                        md5=md5,
-                        filename=filename,
-                        path=f"assets/{child.name}/{filename}",
-                        size=st.st_size,
-                        mtime_ns=st.st_mtime_ns,
-                        last_used=now,
-                        created=now,
-                    )
+                    entry = self._new_entry(rid, md5, filename, child.name, files[0])
             if entry is None:
                 remove_tree(child)
                 dropped += 1
@@ -408,6 +397,21 @@ class AssetCache:
             return None
         return self._restat(entry, st)
 
+    def _new_entry(self, rid: str, md5: str, filename: str, dirname: str, file: Path) -> CacheEntry:
+        """The index entry of ``file``, just placed at ``assets/<dirname>/<filename>``: its size and mtime now."""
+        st = os.stat(file)
+        now = self._clock()
+        return CacheEntry(
+            rid=rid,
+            md5=md5,
+            filename=filename,
+            path=f"assets/{dirname}/{filename}",
+            size=st.st_size,
+            mtime_ns=st.st_mtime_ns,
+            last_used=now,
+            created=now,
+        )
+
     def _restat(self, entry: CacheEntry, st: os.stat_result) -> CacheEntry:
         """The bytes re-hashed fine: keep the file read-only and record its new stat."""
         path = self._path(entry)
@@ -453,25 +457,14 @@ class AssetCache:
             os.replace(tmp, final)
         finally:
             remove_tree(tmp_dir)
-        st = os.stat(final)
-        now = self._clock()
-        entry = CacheEntry(
-            rid=rid,
-            md5=md5,
-            filename=filename,
-            path=f"assets/{dirname}/{filename}",
-            size=st.st_size,
-            mtime_ns=st.st_mtime_ns,
-            last_used=now,
-            created=now,
-        )
+        entry = self._new_entry(rid, md5, filename, dirname, final)
         self._index.put(entry)
         self._memo[entry.key] = entry
         elapsed = time.monotonic() - started
         log.info(
             "cache.fetched",
             path=str(final),
-            bytes=st.st_size,
+            bytes=entry.size,
             seconds=round(elapsed, 3),
             trust_store_md5=self._trust_store_md5,
         )
