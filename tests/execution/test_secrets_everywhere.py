@@ -129,16 +129,7 @@ def test_planted_secrets_reach_no_file_object_row_or_log(ml, workflow, tmp_path,
     blobs.append(("catalog rows", _catalog_rows(ml).encode()))
     out, err = capfd.readouterr()
     blobs.append(("stdout/stderr", (out + err).encode()))
-    servers = getattr(ml, "servers", None)
-    if servers is not None:
-        er, hs = servers
-        for path in Path(er._dir.name).rglob("*"):
-            if path.is_file():
-                blobs.append((str(path), path.read_bytes()))
-        blobs.append(("ermrest requests", repr(er.log).encode()))
-        for name, versions in hs.objects.items():
-            for v in versions:
-                blobs.append((f"hatrac {name}", v.data))
+    blobs.extend(_server_blobs(ml))
     checked = 0
     for where, data in blobs:
         for label, secret in S.items():
@@ -176,16 +167,7 @@ def _everything(ml, root: Path) -> list[tuple[str, bytes]]:
         if path.is_file() and not path.is_symlink():
             blobs.append((str(path), path.read_bytes()))
     blobs.append(("catalog rows", _catalog_rows(ml).encode()))
-    servers = getattr(ml, "servers", None)
-    if servers is not None:
-        er, hs = servers
-        for path in Path(er._dir.name).rglob("*"):
-            if path.is_file():
-                blobs.append((str(path), path.read_bytes()))
-        blobs.append(("ermrest requests", repr(er.log).encode()))
-        for name, versions in hs.objects.items():
-            for v in versions:
-                blobs.append((f"hatrac {name}", v.data))
+    blobs.extend(_server_blobs(ml))
     return blobs
 
 
@@ -256,3 +238,19 @@ def test_extra_metadata_config_files_are_redacted_binary_files_verbatim(ml, work
         ml.store.get(by_name[name]["URL"], got, md5=by_name[name]["MD5"])
         assert got.read_bytes() == (meta / name).read_bytes()
         assert U["meta_yaml"].encode() not in got.read_bytes() and U["meta_env"].encode() not in got.read_bytes()
+
+
+def _server_blobs(ml) -> list[tuple[str, bytes]]:
+    """What the ERMrest and Hatrac fakes hold (their files, request log and objects); none on embedded."""
+    blobs: list[tuple[str, bytes]] = []
+    servers = getattr(ml, "servers", None)
+    if servers is not None:
+        er, hs = servers
+        for path in Path(er._dir.name).rglob("*"):
+            if path.is_file():
+                blobs.append((str(path), path.read_bytes()))
+        blobs.append(("ermrest requests", repr(er.log).encode()))
+        for name, versions in hs.objects.items():
+            for v in versions:
+                blobs.append((f"hatrac {name}", v.data))
+    return blobs
