@@ -22,6 +22,8 @@ import attrs
 from deriva_ml._log import get_logger
 from deriva_ml._util import safe_name
 from deriva_ml.catalog.port import Catalog
+from deriva_ml.context import LOCAL_HOST as LOCAL_HOST
+from deriva_ml.context import Directories, HostIdentity, LazyCache, Ports
 from deriva_ml.core.codec import parse_json
 from deriva_ml.core.definitions import ML_SCHEMA, MLVocab
 from deriva_ml.core.effects import Batch, Insert, Update
@@ -29,13 +31,10 @@ from deriva_ml.core.errors import (
     DerivaMLException,
     ExecutionError,
     RIDNotFound,
-    UnknownTable,
-    UnknownTerm,
     ValidationError,
 )
 from deriva_ml.core.plans import (
     MLLayout,
-    ml_layout,
     plan_add_workflow,
     plan_replace_workflow_types,
     plan_status_update,
@@ -55,6 +54,7 @@ from deriva_ml.core.redact import redact_description
 from deriva_ml.core.rid import RID, parse_rid
 from deriva_ml.core.schema_defs import ColumnDef, TableDef
 from deriva_ml.core.status import STATUS_ORDER, TERMINAL, Status
+from deriva_ml.services.schema import SchemaService
 from deriva_ml.store.port import ObjectStore
 
 if TYPE_CHECKING:
@@ -66,11 +66,6 @@ _IDENTITY = "execution_rct"
 
 #: Status_Detail of an execution whose inputs are being fetched.
 INITIALIZING_DETAIL = "Downloading input datasets and assets"
-
-#: ``DerivaML(LOCAL_HOST, name)`` selects the embedded catalog.
-LOCAL_HOST = "local"
-
-_SYSTEM_SCHEMAS = frozenset({ML_SCHEMA, "public", "www", "WWW", "_ermrest", "_acl_admin"})
 
 
 def deriva_ml_home(home: str | os.PathLike[str] | None = None) -> Path:
@@ -130,86 +125,163 @@ class DerivaML:
         upload_workers: int = 4,
         create: bool = True,
     ) -> None:
-        self.host_name = hostname
-        self.catalog_id = str(catalog_id)
         self.home = deriva_ml_home(home)
         self.allow_dirty = allow_dirty
         self.credential = credential
-        #: Files uploaded in parallel by upload_execution_outputs (network- and fsync-bound work).
-        self.upload_workers = max(1, int(upload_workers))
-        self._clock = clock or _utcnow
-        self._project_root = Path(project_root) if project_root else None
-        self._log = get_logger("deriva_ml", host=hostname, catalog=self.catalog_id)
+        catalog_id = str(catalog_id)
+        self._log = get_logger("deriva_ml", host=hostname, catalog=catalog_id)
+        host = HostIdentity(hostname, catalog_id)
         if catalog is not None:
-            self.catalog: Catalog = catalog
             if store is None:
                 raise ValidationError("store must be given together with catalog")
-            self.store: ObjectStore = store
         elif hostname == LOCAL_HOST:
-            if not create and self.catalog_id not in list_embedded_catalogs(self.home):
+            if not create and catalog_id not in list_embedded_catalogs(self.home):
                 from deriva_ml.core.errors import UnknownCatalog
 
                 raise UnknownCatalog(
-                    self.catalog_id, list_embedded_catalogs(self.home), where=f"under {self.home / 'catalogs'}"
+                    catalog_id, list_embedded_catalogs(self.home), where=f"under {self.home / 'catalogs'}"
                 )
-            self.catalog, self.store = self._open_embedded()
+            catalog, store = self._open_embedded(catalog_id)
         else:
-            self.catalog, self.store = self._open_live(session_config)
-        self.working_dir = (
-            Path(working_dir)
-            if working_dir is not None
-            else self.home / "work" / f"{safe_name(hostname)}_{self.catalog_id}"
-        ).absolute()
-        self.cache_dir = (Path(cache_dir) if cache_dir is not None else self.home / "cache").absolute()
-        self._cache: AssetCache | None = None
-        self._terms: dict[tuple[str, str], dict[str, Term]] = {}
-        self._rid_tables: dict[str, tuple[str, str]] = {}
+            catalog, store = self._open_live(hostname, catalog_id, session_config)
+        assert store is not None
+        dirs = Directories(
+            home=self.home,
+            working_dir=(
+                Path(working_dir)
+                if working_dir is not None
+                else self.home / "work" / f"{safe_name(hostname)}_{catalog_id}"
+            ).absolute(),
+            cache_dir=(Path(cache_dir) if cache_dir is not None else self.home / "cache").absolute(),
+            project_root=Path(project_root) if project_root else None,
+        )
+        #: The ports this handle works through (datasets, executions and services take these, never ``self``).
+        self._ports = Ports(
+            catalog=catalog,
+            store=store,
+            lazy_cache=LazyCache(dirs.cache_dir),
+            clock=clock or _utcnow,
+            dirs=dirs,
+            host=host,
+            upload_workers=max(1, int(upload_workers)),
+            log=self._log,
+        )
+        #: Tables, vocabularies, terms and RID resolution.
+        self._schema = SchemaService(self._ports, domain_schema)
         #: (url, checksum) -> RID of workflows this handle registered or found (rows are never re-keyed)
         self._workflow_rids: dict[tuple[str | None, str | None], RID] = {}
         #: (table, md5, filename) -> (url, length, asset row RID) of metadata objects this handle stored and
         #: cataloged (content-addressed names); a RID found stale is forgotten (see Execution._catalog_outputs)
         self._stored_objects: dict[tuple[str, str, str], tuple[str, int, RID]] = {}
-        self.domain_schema = domain_schema or self._guess_domain_schema()
+
+    # --------------------------------------------------------------------------------- ports (views)
+
+    @property
+    def ports(self) -> Ports:
+        """The catalog, store, cache, clock, directories and host identity of this handle."""
+        return self._ports
+
+    def _swap_ports(self, **changes: Any) -> None:
+        """Replace ports (tests inject counting adapters this way); services are rebuilt on the new ports."""
+        self._ports = attrs.evolve(self._ports, **changes)
+        if "catalog" in changes:  # what was fetched from the old catalog is not this one's
+            self._schema = SchemaService(self._ports, self._schema.domain_schema)
+        else:
+            self._schema.ports = self._ports
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._ports.catalog
+
+    @catalog.setter
+    def catalog(self, value: Catalog) -> None:
+        self._swap_ports(catalog=value)
+
+    @property
+    def store(self) -> ObjectStore:
+        return self._ports.store
+
+    @store.setter
+    def store(self, value: ObjectStore) -> None:
+        self._swap_ports(store=value)
+
+    @property
+    def host_name(self) -> str:
+        return self._ports.host.host_name
+
+    @property
+    def catalog_id(self) -> str:
+        return self._ports.host.catalog_id
+
+    @property
+    def working_dir(self) -> Path:
+        return self._ports.dirs.working_dir
+
+    @property
+    def cache_dir(self) -> Path:
+        return self._ports.dirs.cache_dir
+
+    @cache_dir.setter
+    def cache_dir(self, value: str | os.PathLike[str]) -> None:
+        self._ports.lazy_cache.close()
+        cache_dir = Path(value).absolute()
+        self._swap_ports(dirs=attrs.evolve(self._ports.dirs, cache_dir=cache_dir), lazy_cache=LazyCache(cache_dir))
+
+    @property
+    def upload_workers(self) -> int:
+        """Files uploaded in parallel by upload_execution_outputs (network- and fsync-bound work)."""
+        return self._ports.upload_workers
+
+    @property
+    def _project_root(self) -> Path | None:
+        return self._ports.dirs.project_root
+
+    @property
+    def _clock(self) -> Callable[[], datetime]:
+        return self._ports.clock
+
+    @property
+    def domain_schema(self) -> str | None:
+        return self._schema.domain_schema
+
+    @domain_schema.setter
+    def domain_schema(self, value: str | None) -> None:
+        self._schema.domain_schema = value
 
     # ------------------------------------------------------------------------------------- adapters
 
-    def _open_embedded(self) -> tuple[Catalog, ObjectStore]:
+    def _open_embedded(self, catalog_id: str) -> tuple[Catalog, ObjectStore]:
         from deriva_ml.catalog.sqlite import open_local_catalog
         from deriva_ml.store.local import LocalObjectStore
 
-        catalog = open_local_catalog(self.catalog_id, self.home)
+        catalog = open_local_catalog(catalog_id, self.home)
         # every later write is journalled in the same transaction: the basis of ``deriva_ml.sync``
         catalog.journal = True
         return catalog, LocalObjectStore(Path(catalog.path).parent / "objects")
 
-    def _open_live(self, session_config: Mapping[str, Any] | None) -> tuple[Catalog, ObjectStore]:
+    def _open_live(
+        self, host_name: str, catalog_id: str, session_config: Mapping[str, Any] | None
+    ) -> tuple[Catalog, ObjectStore]:
         from deriva_ml.catalog.ermrest import ErmrestCatalog
         from deriva_ml.store.hatrac import HatracObjectStore
 
-        catalog = ErmrestCatalog(
-            self.host_name, self.catalog_id, credential=self.credential, session_config=session_config
-        )
+        catalog = ErmrestCatalog(host_name, catalog_id, credential=self.credential, session_config=session_config)
         store = HatracObjectStore(
-            self.host_name,
+            host_name,
             credential=self.credential,
             session_config=session_config,
             # chunked uploads resume across processes from here
-            state_dir=self.home / "upload-state" / safe_name(self.host_name),
+            state_dir=self.home / "upload-state" / safe_name(host_name),
         )
         return catalog, store
 
     @property
     def cache(self) -> AssetCache:
         """The content-addressed asset cache (opened on first use)."""
-        if self._cache is None:
-            from deriva_ml.cache import AssetCache
-
-            self._cache = AssetCache(self.cache_dir)
-        return self._cache
+        return self._ports.cache
 
     def close(self) -> None:
-        if self._cache is not None:
-            self._cache.close()
+        self._ports.lazy_cache.close()
         self.catalog.close()
 
     def __enter__(self) -> DerivaML:
@@ -227,76 +299,28 @@ class DerivaML:
     # ---------------------------------------------------------------------------------------- model
 
     def model(self, *, refresh: bool = False) -> Any:
-        return self.catalog.model(refresh=refresh)
+        return self._schema.model(refresh=refresh)
 
     @property
     def layout(self) -> MLLayout:
         """Which variant of the deriva-ml schema this catalog has (ours or a reference version's)."""
-        return ml_layout(self.catalog.model())
-
-    def _guess_domain_schema(self) -> str | None:
-        schemas = [s for s in self.catalog.model().schemas() if s not in _SYSTEM_SCHEMAS]
-        if len(schemas) == 1:
-            return schemas[0]
-        if self.host_name == LOCAL_HOST:
-            return self.catalog_id if self.catalog_id in schemas or not schemas else None
-        return None
+        return self._schema.layout
 
     def _require_domain_schema(self, schema: str | None) -> str:
-        s = schema or self.domain_schema
-        if not s:
-            known = [x for x in self.catalog.model().schemas() if x not in _SYSTEM_SCHEMAS]
-            raise ValidationError(
-                f"no domain schema: pass schema=... or DerivaML(..., domain_schema=...); schemas in the catalog: {known}"
-            )
-        return s
+        return self._schema.require_domain_schema(schema)
 
     def _table(self, name: str, schema: str | None = None) -> TableDef:
-        """A table by name: in ``schema`` if given, else the domain schema, else deriva-ml, else anywhere."""
-        model = self.catalog.model()
-        if schema is not None:
-            t = model.table(schema, name)
-            if t is None:
-                raise UnknownTable(f"{schema}:{name}", [x.qualified for x in model.tables])
-            return t
-        for s in (self.domain_schema, ML_SCHEMA):
-            if s and (t := model.table(s, name)) is not None:
-                return t
-        found = model.find(name)
-        if len(found) == 1:
-            return found[0]
-        if not found:
-            raise UnknownTable(name, sorted({t.name for t in model.tables}))
-        raise ValidationError(f"table name {name!r} is ambiguous: {[t.qualified for t in found]}; pass a schema")
+        return self._schema.table(name, schema)
 
     def _asset_table(self, name: str) -> TableDef:
-        from deriva_ml.catalog.schema import is_asset
-
-        try:
-            t = self._table(name)
-        except UnknownTable:
-            t = None
-        if t is None or not is_asset(t):
-            assets = sorted(x.name for x in self.catalog.model().tables if is_asset(x))
-            raise UnknownTable(name, assets) from None
-        return t
+        return self._schema.asset_table(name)
 
     def list_asset_tables(self) -> list[str]:
         """Names of every asset table (deriva-ml's and the domain's)."""
-        from deriva_ml.catalog.schema import is_asset
-
-        return sorted(t.name for t in self.catalog.model().tables if is_asset(t))
+        return self._schema.list_asset_tables()
 
     def _vocabulary(self, name: str) -> TableDef:
-        from deriva_ml.catalog.schema import is_vocabulary
-
-        t = self._table(str(name))
-        if not is_vocabulary(t):
-            vocabs = sorted(x.name for x in self.catalog.model().tables if is_vocabulary(x))
-            from deriva_ml.core.errors import NotAVocabulary
-
-            raise NotAVocabulary(t.name, vocabs)
-        return t
+        return self._schema.vocabulary(name)
 
     # ------------------------------------------------------------------------------- domain helpers
 
@@ -352,54 +376,20 @@ class DerivaML:
         exists_ok: bool = True,
     ) -> Term:
         """Add a term to a vocabulary (the existing term is returned when ``exists_ok``)."""
-        vocab = self._vocabulary(table)
-        terms = self._vocab_terms(vocab)
-        if term_name in terms:
-            if not exists_ok:
-                from deriva_ml.core.errors import ConflictError
-
-                raise ConflictError(f"term {term_name!r} already exists in {vocab.name}")
-            return terms[term_name]
-        row = {"Name": term_name, "Description": redact_description(description), "Synonyms": list(synonyms or [])}
-        result = self.catalog.apply(Batch([Insert(vocab.schema, vocab.name, [row], on_conflict_skip=True)]))
-        inserted = result.inserted[0]
-        if inserted:
-            term = _term_from_row(inserted[0])
-        else:  # another process added it concurrently
-            self._terms.pop((vocab.schema, vocab.name), None)
-            return self.lookup_term(table, term_name)
-        self._terms[(vocab.schema, vocab.name)][term.name] = term
-        return term
-
-    def _vocab_terms(self, vocab: TableDef, *, refresh: bool = False) -> dict[str, Term]:
-        key = (vocab.schema, vocab.name)
-        if refresh or key not in self._terms:
-            rows = self.catalog.query(vocab.schema, vocab.name)
-            self._terms[key] = {r["Name"]: _term_from_row(r) for r in rows}
-        return self._terms[key]
+        return self._schema.add_term(table, term_name, description, synonyms, exists_ok)
 
     def lookup_term(self, table: str, term_name: str) -> Term:
         """A term by name or synonym; :class:`UnknownTerm` names the known terms otherwise."""
-        vocab = self._vocabulary(table)
-        for refresh in (False, True):
-            terms = self._vocab_terms(vocab, refresh=refresh)
-            if term_name in terms:
-                return terms[term_name]
-            for t in terms.values():
-                if term_name in t.synonyms:
-                    return t
-        raise UnknownTerm(vocab.name, term_name, sorted(self._vocab_terms(vocab)))
+        return self._schema.lookup_term(table, term_name)
 
     def list_vocabulary_terms(self, table: str) -> list[Term]:
-        return sorted(self._vocab_terms(self._vocabulary(table), refresh=True).values(), key=lambda t: t.name)
+        return self._schema.list_terms(table)
 
     def _validate_terms(self, table: str, names: Iterable[str]) -> tuple[str, ...]:
-        """Canonical term names for ``names`` (synonyms resolved); UnknownTerm on the first unknown one."""
-        return tuple(self.lookup_term(table, n).name for n in names)
+        return self._schema.validate_terms(table, names)
 
     def _default_asset_types(self, table: str) -> tuple[str, ...]:
-        vocab = self._vocabulary(MLVocab.asset_type)
-        return (table,) if table in self._vocab_terms(vocab) else ()
+        return self._schema.default_asset_types(table)
 
     # ------------------------------------------------------------------------------------ workflows
 
@@ -437,7 +427,7 @@ class DerivaML:
         for w in caught:  # re-issue at the user's line, not ours
             warnings.warn(w.message, w.category, stacklevel=_user_stacklevel())
         if info.repo_root and self._project_root is None:
-            self._project_root = Path(info.repo_root)
+            self._swap_ports(dirs=attrs.evolve(self._ports.dirs, project_root=Path(info.repo_root)))
         return attrs.evolve(
             wf,
             url=wf.url or info.url,
@@ -690,25 +680,11 @@ class DerivaML:
                 raise ValidationError(f"asset {a.rid!r} is a row of {schema}:{table}, which is not an asset table")
 
     def _not_in_table(self, rid: str, table: str) -> RIDNotFound:
-        """The error for a RID that is not a row of ``table``: :class:`WrongTable` naming the table it does
-        belong to, else :class:`RIDNotFound` (one extra request, made only on the error path)."""
-        from deriva_ml.core.errors import WrongTable
-
-        try:
-            schema, actual = self.resolve_rid(rid)
-        except (RIDNotFound, DerivaMLException):
-            return RIDNotFound(rid, table)
-        if actual == table:
-            return RIDNotFound(rid, table)
-        return WrongTable(rid, table, f"{schema}:{actual}")
+        return self._schema.not_in_table(rid, table)
 
     def resolve_rid(self, rid: str) -> tuple[str, str]:
         """``(schema, table)`` of the row with this RID (remembered: a row never changes table)."""
-        rid = parse_rid(rid)
-        found = self._rid_tables.get(rid)
-        if found is None:
-            found = self._rid_tables[rid] = self.catalog.resolve_rid(rid)
-        return found
+        return self._schema.resolve_rid(rid)
 
     def lookup_execution(self, rid: str) -> ExecutionRecord:
         """The catalog's record of an execution."""
@@ -1120,27 +1096,6 @@ def _user_stacklevel() -> int:
         frame = frame.f_back  # type: ignore[assignment]
         level += 1
     return level
-
-
-def _term_from_row(row: Mapping[str, Any]) -> Term:
-    syn = row.get("Synonyms") or ()
-    if isinstance(syn, str):
-        try:
-            syn = parse_json(syn, f"Synonyms of term {row.get('Name')!r}")
-        except ValueError:
-            syn = [syn]
-        if not isinstance(syn, list) or not all(isinstance(s, str) for s in syn):
-            raise ValidationError(
-                f"Synonyms of term {row.get('Name')!r}: expected a list of names, got {str(row.get('Synonyms'))[:100]!r}"
-            )
-    return Term(
-        name=row["Name"],
-        description=row.get("Description") or "",
-        synonyms=tuple(syn),
-        id=row.get("ID"),
-        uri=row.get("URI"),
-        rid=row.get("RID"),
-    )
 
 
 def _parse_time(value: Any) -> datetime | None:
