@@ -153,7 +153,9 @@ def check_step(name: str, step: object) -> int | None:
     """``step`` as a non-negative int (or None), or :class:`InvalidMetric`."""
     if step is None:
         return None
-    if isinstance(step, bool) or not isinstance(step, int):
+    if isinstance(step, bool):
+        raise InvalidMetric(f"metric {name!r}: step {step!r} is a bool; give a non-negative int")
+    if not isinstance(step, int):
         try:
             import operator
 
