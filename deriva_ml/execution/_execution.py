@@ -948,9 +948,15 @@ class Execution:
 
     @functools.cached_property
     def _metric_log(self) -> MetricLog:
+        import time
+
+        from deriva_ml._ml import _utcnow
         from deriva_ml.execution._metrics import MetricLog, log_path
 
-        return MetricLog(log_path(self.working_dir), self._ml.ports.clock)
+        clock = self._ml.ports.clock
+        if clock is _utcnow:  # the default clock: read the system time directly (the same time, no datetime)
+            return MetricLog(log_path(self.working_dir), time.time_ns, ns=True)
+        return MetricLog(log_path(self.working_dir), clock)
 
     def log_metric(self, name: str, value: float, step: int | None = None) -> None:
         """Record one metric value (e.g. ``exe.log_metric("loss", 0.31, step=epoch)``) with the time now.

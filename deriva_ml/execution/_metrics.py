@@ -25,7 +25,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -61,6 +61,7 @@ __all__ = [
     "parse_series",
     "plan_summary_rows",
     "rank_executions",
+    "scan_series",
     "summarize",
 ]
 
@@ -173,50 +174,96 @@ def check_step(name: str, step: object) -> int | None:
 # -------------------------------------------------------------------------------------------- encoding
 
 
-def _line(name_json: str, value: float, step: int | None, t: float) -> str:
-    return f'{{"name":{name_json},"value":{value!r},"step":{"null" if step is None else step},"time":{t!r}}}\n'
+#: The Unix epoch; record times are whole microseconds since it (exact, and an int is cheap to format).
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+def to_us(t: datetime) -> int:
+    """Microseconds since the Unix epoch of an aware datetime (exact)."""
+    return (t - EPOCH) // _US
+
+
+def from_us(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=us)
+
+
+def _line(name_json: str, value: float, step: int | None, t_us: int) -> str:
+    return f'{{"name":{name_json},"value":{value!r},"step":{"null" if step is None else step},"time_us":{t_us}}}\n'
 
 
 def encode_series(series: Iterable[MetricValue]) -> bytes:
     """The JSON-lines form of ``series`` (the format of ``metrics.jsonl``; see ``docs/metrics.md``)."""
     return "".join(
-        _line(json.dumps(m.name, ensure_ascii=False), m.value, m.step, m.time.timestamp()) for m in series
+        _line(json.dumps(m.name, ensure_ascii=False), m.value, m.step, to_us(m.time)) for m in series
     ).encode("utf-8")
 
 
-def _record(doc: Any) -> MetricValue | None:
-    if not isinstance(doc, dict):
+def _record(doc: Any, cache: list[Any]) -> MetricValue | None:
+    """The record of one decoded line, or None when it is not a complete, valid one."""
+    try:
+        name, value, t = doc["name"], doc["value"], doc["time_us"]
+        step = doc.get("step")
+    except (TypeError, KeyError, IndexError, AttributeError):
         return None
-    name, value, step, t = doc.get("name"), doc.get("value"), doc.get("step"), doc.get("time")
-    if not isinstance(name, str) or not name:
+    if type(name) is not str or not name:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if type(value) is float:
+        if value - value != 0.0:  # NaN or an infinity
+            return None
+    elif type(value) is int:
+        try:
+            value = float(value)
+        except OverflowError:
+            return None
+    else:
         return None
-    if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
+    if step is not None and (type(step) is not int or step < 0):
         return None
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+    if type(t) is not int:
         return None
-    return MetricValue(name=name, value=float(value), step=step, time=datetime.fromtimestamp(t, UTC))
+    if t != cache[0]:  # values logged together share a time: one datetime for them
+        try:
+            cache[1] = from_us(t)
+        except OverflowError:
+            return None
+        cache[0] = t
+    return MetricValue(name, value, step, cache[1])
+
+
+def scan_series(data: bytes) -> tuple[tuple[MetricValue, ...], bytes]:
+    """The values recorded in ``data`` and the bytes of just their lines (what an upload snapshot holds).
+
+    A line that is not a complete record (the torn last line of a killed process, or that line after a
+    restart appended behind it) is skipped. The common case — every line whole — is one JSON decode.
+    """
+    lines = [x for x in data.split(b"\n") if x.strip()]
+    docs: list[Any] | None
+    try:
+        docs = json.loads(b"[" + b",".join(lines) + b"]")
+    except ValueError:  # a torn or garbled line (includes UnicodeDecodeError): line by line
+        docs = None
+    if docs is None or len(docs) != len(lines):
+        docs = []
+        for raw in lines:
+            try:
+                docs.append(json.loads(raw))
+            except ValueError:
+                docs.append(None)
+    cache: list[Any] = [None, None]
+    out: list[MetricValue] = []
+    kept: list[bytes] = []
+    for raw, doc in zip(lines, docs, strict=True):
+        rec = _record(doc, cache)
+        if rec is not None:
+            out.append(rec)
+            kept.append(raw)
+    return tuple(out), b"".join(x + b"\n" for x in kept)
 
 
 def parse_series(data: bytes) -> tuple[MetricValue, ...]:
-    """The values recorded in ``data`` (a ``metrics.jsonl``), in the order logged.
-
-    A line that is not a complete record (the torn last line of a killed process, or that line after a
-    restart appended behind it) is skipped.
-    """
-    out: list[MetricValue] = []
-    loads = json.loads
-    for raw in data.split(b"\n"):
-        if not raw.strip():
-            continue
-        try:
-            rec = _record(loads(raw))
-        except ValueError:  # torn or garbled line (includes UnicodeDecodeError)
-            continue
-        if rec is not None:
-            out.append(rec)
-    return tuple(out)
+    """The values recorded in ``data`` (a ``metrics.jsonl``), in the order logged (see :func:`scan_series`)."""
+    return scan_series(data)[0]
 
 
 # ------------------------------------------------------------------------------------------ summaries
@@ -383,13 +430,16 @@ def log_path(working_dir: Path) -> Path:
 class MetricLog:
     """The append-only metrics log of one execution (see the module docstring).
 
-    ``clock`` returns the time of each value (the handle's clock). The file is opened on the first value;
-    the descriptor is closed when this object is collected (or by :meth:`close`).
+    ``clock`` gives the time of each value: a function returning an aware ``datetime`` (the handle's
+    clock), or, with ``ns=True``, a function returning nanoseconds since the epoch (``time.time_ns``: the
+    fast path the execution uses with the default clock). The file is opened on the first value; the descriptor is closed
+    when this object is collected (or by :meth:`close`).
     """
 
-    def __init__(self, path: Path, clock: Callable[[], datetime]) -> None:
+    def __init__(self, path: Path, clock: Callable[[], Any], *, ns: bool = False) -> None:
         self.path = path
-        self._clock = clock
+        self._ns: Callable[[], int] | None = clock if ns else None
+        self._clock: Callable[[], datetime] = clock
         self._fd: int | None = None
         self._lock = threading.Lock()
         #: validated names -> their JSON-encoded form (validation and encoding once per name)
@@ -413,21 +463,27 @@ class MetricLog:
             return self._fd
 
     def _name(self, name: Any) -> str:
-        if type(name) is str:
-            enc = self._names.get(name)
-            if enc is not None:
-                return enc
         enc = json.dumps(check_name(name), ensure_ascii=False)
         self._names[name] = enc
         return enc
 
     def log(self, name: str, value: float, step: int | None = None) -> None:
         """Append one value (validated first: nothing is written for an invalid one)."""
-        enc = self._name(name)
-        v = value if type(value) is float and math.isfinite(value) else check_value(name, value)
-        s = step if step is None or (type(step) is int and step >= 0) else check_step(name, step)
-        line = _line(enc, v, s, self._clock().timestamp())
-        os.write(self._fd if self._fd is not None else self._open(), line.encode("utf-8"))
+        # the hot path: a cached name, a finite float (v - v is 0.0 only for finite v), an int step or none
+        enc = self._names.get(name) if type(name) is str else None
+        if enc is None:
+            enc = self._name(name)
+        if type(value) is not float or value - value != 0.0:
+            value = check_value(name, value)
+        if step is None:
+            s: Any = "null"
+        elif type(step) is int and step >= 0:
+            s = step
+        else:
+            s = check_step(name, step)
+        t = self._ns() // 1000 if self._ns is not None else to_us(self._clock())
+        line = f'{{"name":{enc},"value":{value!r},"step":{s},"time_us":{t}}}\n'
+        os.write(self._fd if self._fd is not None else self._open(), line.encode())
 
     def log_many(self, values: Mapping[str, float], step: int | None = None) -> None:
         """Append several values at one step and one time, with one write (all validated first)."""
@@ -436,12 +492,14 @@ class MetricLog:
         s = step if step is None or (type(step) is int and step >= 0) else check_step("(all)", step)
         encoded = []
         for name, value in values.items():
-            enc = self._name(name)
-            v = value if type(value) is float and math.isfinite(value) else check_value(name, value)
+            enc = self._names.get(name) if type(name) is str else None
+            if enc is None:
+                enc = self._name(name)
+            v = value if type(value) is float and value - value == 0.0 else check_value(name, value)
             encoded.append((enc, v))
         if not encoded:
             return
-        t = self._clock().timestamp()
+        t = self._ns() // 1000 if self._ns is not None else to_us(self._clock())
         data = "".join(_line(enc, v, s, t) for enc, v in encoded).encode("utf-8")
         os.write(self._fd if self._fd is not None else self._open(), data)
 
@@ -477,7 +535,7 @@ def add_summary_table(ports: Ports) -> bool:
     return True
 
 
-def _snapshot(working_dir: Path, series: Sequence[MetricValue]) -> Path:
+def _snapshot(working_dir: Path, series: Sequence[MetricValue], data: bytes) -> Path:
     """The upload snapshot of ``series``: ``metrics/upload/<count>/metrics.jsonl`` (written once, atomically).
 
     The log only grows, so the count names the content: a retry after a crash finds the same file (same
@@ -489,7 +547,7 @@ def _snapshot(working_dir: Path, series: Sequence[MetricValue]) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{METRICS_FILENAME}.tmp")
     with open(tmp, "wb") as f:
-        f.write(encode_series(series))
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, dest)
@@ -510,11 +568,11 @@ def stage_metrics_upload(
     when the catalog has ``Execution_Metric`` (an embedded catalog gets the table on first use): one query
     and at most one batch, whatever the number of values.
     """
-    series = parse_series(log_path(working_dir).read_bytes()) if log_path(working_dir).is_file() else ()
+    series, data = scan_series(log_path(working_dir).read_bytes()) if log_path(working_dir).is_file() else ((), b"")
     if not series:
         return 0
     schema.add_term("Asset_Type", METRICS_ASSET_TYPE, _METRICS_ASSET_DESCRIPTION, exists_ok=True)
-    register(_snapshot(working_dir, series), METRICS_ASSET_TYPE)
+    register(_snapshot(working_dir, series, data), METRICS_ASSET_TYPE)
     if not has_summary_table(ports):
         if not ports.host.embedded:
             return len(series)

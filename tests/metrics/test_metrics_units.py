@@ -115,10 +115,10 @@ def test_log_appends_one_line_per_value_with_the_clock_time(tmp_path):
     log.log_many({"loss": 0.25, "accuracy": 0.9}, step=2)  # one time for both
     lines = path.read_text().splitlines()
     assert [json.loads(x) for x in lines] == [
-        {"name": "loss", "value": 0.5, "step": 0, "time": T0.timestamp()},
-        {"name": "loss", "value": 1.0, "step": None, "time": (T0 + timedelta(seconds=1)).timestamp()},
-        {"name": "loss", "value": 0.25, "step": 2, "time": (T0 + timedelta(seconds=2)).timestamp()},
-        {"name": "accuracy", "value": 0.9, "step": 2, "time": (T0 + timedelta(seconds=2)).timestamp()},
+        {"name": "loss", "value": 0.5, "step": 0, "time_us": 1767323045123456},
+        {"name": "loss", "value": 1.0, "step": None, "time_us": 1767323046123456},
+        {"name": "loss", "value": 0.25, "step": 2, "time_us": 1767323047123456},
+        {"name": "accuracy", "value": 0.9, "step": 2, "time_us": 1767323047123456},
     ]
     assert log.read() == (
         MetricValue("loss", 0.5, 0, T0),
@@ -172,16 +172,18 @@ def test_a_torn_last_line_is_ignored_and_closed_before_the_next_value(tmp_path):
     [
         b"not json",
         b"[1, 2]",
-        b'{"name": "", "value": 1, "step": null, "time": 1}',
-        b'{"name": "x", "value": true, "step": null, "time": 1}',
-        b'{"name": "x", "value": NaN, "step": null, "time": 1}',
-        b'{"name": "x", "value": 1, "step": -2, "time": 1}',
+        b'{"name": "", "value": 1, "step": null, "time_us": 1}',
+        b'{"name": "x", "value": true, "step": null, "time_us": 1}',
+        b'{"name": "x", "value": NaN, "step": null, "time_us": 1}',
+        b'{"name": "x", "value": 1, "step": -2, "time_us": 1}',
         b'{"name": "x", "value": 1, "step": null}',
+        b'{"name": "x", "value": 1, "step": null, "time_us": 1.5}',
+        b'{"name": "x", "value": 1, "step": null, "time_us": 99999999999999999999999}',
         b"\xff\xfe",
     ],
 )
 def test_lines_that_are_not_records_are_skipped(line):
-    good = b'{"name":"x","value":2.0,"step":1,"time":1.5}\n'
+    good = b'{"name":"x","value":2.0,"step":1,"time_us":1500000}\n'
     assert [m.value for m in parse_series(good + line + b"\n" + good)] == [2.0, 2.0]
 
 
