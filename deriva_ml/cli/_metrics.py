@@ -36,17 +36,17 @@ def gather(ml: Any, rid: str, *, children: bool, sort: str | None, order: str) -
     rid = str(parse_rid(rid, "RID"))
     record = ml.lookup_execution(rid)
     if not children:
-        sums = read_summaries(ml.ports, [rid]).get(rid)
-        if sums is None:
-            sums = tuple(ml.metric_summary(rid).values())  # not uploaded yet: the local log
-        return {"execution": str(record.rid), "metrics": [_summary_json(s) for s in sums]}
+        own = read_summaries(ml.ports, [rid]).get(rid)
+        if own is None:
+            own = tuple(ml.metric_summary(rid).values())  # not uploaded yet: the local log
+        return {"execution": str(record.rid), "metrics": [_summary_json(s) for s in own]}
     if sort is None and order != "min":
         raise ValidationError("--order needs --sort (the metric to sort the children by)")
     kids = children_of(ml.ports, rid)
     rows = {r["RID"]: r for r in ml.catalog.query(ML_SCHEMA, "Execution", {"RID": kids})} if kids else {}
     sums = read_summaries(ml.ports, kids)
     names: list[str] = []
-    table = []
+    table: list[dict[str, Any]] = []
     for k in kids:
         if k not in rows:
             continue

@@ -160,7 +160,7 @@ def check_step(name: str, step: object) -> int | None:
         try:
             import operator
 
-            step = operator.index(step)  # numpy integers
+            step = operator.index(step)  # type: ignore[arg-type]  # numpy integers
         except TypeError:
             raise InvalidMetric(
                 f"metric {name!r}: step {step!r} ({type(step).__name__}) is not an int; give a non-negative int"

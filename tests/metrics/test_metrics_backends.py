@@ -11,6 +11,7 @@ from live_support import http_log, unique_token
 from deriva_ml import DerivaML
 from deriva_ml.cli._show import gather, render
 from deriva_ml.core.definitions import ML_SCHEMA
+from deriva_ml.core.errors import ValidationError
 from deriva_ml.core.status import Status
 from deriva_ml.execution import ExecutionConfiguration
 from deriva_ml.execution._metrics import METRICS_ASSET_TYPE, InvalidMetric, MetricValue
@@ -160,6 +161,17 @@ def test_sweep_children_found_and_sorted_by_a_metric(backend: Callable[[], Deriv
     lines = metrics_render(info)
     assert lines[0].split() == ["RID", "Status", "loss", "accuracy"]
     assert lines[1].split() == [kids["lr=0.01"], "Completed", "0.12", "0.94"]
+    own = metrics_gather(fresh, kids["lr=0.1"], children=False, sort=None, order="min")
+    assert [(m["name"], m["count"], m["last_value"]) for m in own["metrics"]] == [
+        ("loss", 2, 0.30),
+        ("accuracy", 2, 0.85),
+    ]
+    assert metrics_render(own)[1].split()[:6] == ["loss", "last", "0.3", "@", "step", "1"]
+    assert metrics_render(metrics_gather(fresh, parent.execution_rid, children=False, sort=None, order="min")) == [
+        f"execution {parent.execution_rid}: no metrics"
+    ]
+    with pytest.raises(ValidationError, match="'nope'"):
+        metrics_gather(fresh, parent.execution_rid, children=True, sort="nope", order="min")
 
 
 def test_request_count_is_constant_in_the_number_of_values(remote_backend: Callable[[], DerivaML]):
