@@ -526,13 +526,36 @@ def has_summary_table(ports: Ports) -> bool:
 
 
 def add_summary_table(ports: Ports) -> bool:
-    """Create the optional ``Execution_Metric`` table when the catalog lacks it (True when created)."""
+    """Create the optional ``Execution_Metric`` table when the catalog lacks it (True when created), and
+    fill it from the ``metrics.jsonl`` assets uploaded before (see :func:`backfill_summaries`)."""
     from deriva_ml.catalog.schema import execution_metric_table
 
     if has_summary_table(ports):
         return False
     ports.catalog.create_tables([execution_metric_table()])
+    backfill_summaries(ports)
     return True
+
+
+def backfill_summaries(ports: Ports) -> int:
+    """Summary rows for every execution that uploaded a ``metrics.jsonl`` (its largest); returns how many
+    executions. Two queries, one object read per such execution, one batch (on-conflict-skip: rows that
+    exist stay)."""
+    rows = ports.catalog.query(ML_SCHEMA, "Execution_Metadata", {"Filename": METRICS_FILENAME})
+    if not rows:
+        return 0
+    by_rid = {r["RID"]: r for r in rows}
+    links = ports.catalog.query(ML_SCHEMA, "Execution_Metadata_Execution", {"Execution_Metadata": sorted(by_rid)})
+    best: dict[str, dict[str, Any]] = {}
+    for link in links:
+        row = by_rid.get(link["Execution_Metadata"])
+        cur = best.get(link["Execution"])
+        if row is not None and (cur is None or int(row.get("Length") or 0) > int(cur.get("Length") or 0)):
+            best[link["Execution"]] = row
+    inserts = [_summary_row(exe, s) for exe, row in sorted(best.items()) for s in summarize(_fetch(ports, row))]
+    if inserts:
+        ports.catalog.apply(Batch((Insert(ML_SCHEMA, SUMMARY_TABLE, inserts, on_conflict_skip=True),)))
+    return len(best)
 
 
 def _snapshot(working_dir: Path, series: Sequence[MetricValue], data: bytes) -> Path:

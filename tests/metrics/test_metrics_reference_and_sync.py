@@ -65,8 +65,13 @@ def test_reference_catalog_without_the_extension_works(tmp_path):
         kids[2],
         kids[1],
     ]
-    # and once the extension is added, new uploads fill it
+    # once the extension is added, it holds the runs uploaded before (backfilled) and new uploads fill it
     assert ml.add_metrics_table() is True
+    rows = ml.catalog.query(ML_SCHEMA, "Execution_Metric", {"Execution": kids})
+    assert sorted((r["Execution"], r["Name"], r["Count"]) for r in rows) == sorted(
+        (k, n, 3) for k in kids for n in ("loss", "accuracy")
+    )
+    assert ml.best_execution(parent.execution_rid, "loss").rid == kids[1]
     with ml.create_execution(ExecutionConfiguration(workflow=make_workflow())) as exe:
         exe.log_metric("loss", 0.05)
     exe.upload_execution_outputs()
