@@ -334,3 +334,18 @@ def test_log_file_is_opened_append_only(tmp_path):
     a.close()
     b.close()
     assert not os.path.exists(str(path) + ".tmp")
+
+
+def test_an_execution_takes_the_time_of_each_value_from_the_handles_clock(tmp_path):
+    from deriva_ml import DerivaML
+    from deriva_ml.execution import ExecutionConfiguration
+    from deriva_ml.testing import make_workflow
+
+    clock = Clock()
+    ml = DerivaML("local", "clocked", home=tmp_path, clock=clock)
+    with ml.create_execution(ExecutionConfiguration(workflow=make_workflow())) as exe:
+        before = clock.t
+        exe.log_metric("loss", 1.0)
+        exe.log_metrics({"loss": 0.5, "acc": 0.1}, step=1)
+    assert [m.time for m in exe.metrics()] == [before, before + timedelta(seconds=1), before + timedelta(seconds=1)]
+    ml.close()
