@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
@@ -694,9 +694,37 @@ class DerivaML:
             raise self._not_in_table(rid, "Execution")
         return _record_from_row(rows[0])
 
-    def find_executions(self, status: Status | str | None = None) -> list[ExecutionRecord]:
-        where = {"Status": Status.parse(status).value} if status is not None else None
-        return [_record_from_row(r) for r in self.catalog.query(ML_SCHEMA, "Execution", where, order_by=["RID"])]
+    def find_executions(
+        self,
+        status: Status | str | None = None,
+        *,
+        parent: str | None = None,
+        metric: str | None = None,
+        order: Literal["min", "max"] | None = "min",
+        min_value: float | None = None,
+        max_value: float | None = None,
+        limit: int | None = None,
+    ) -> list[ExecutionRecord]:
+        """Executions (by RID), optionally only ``status``, only the children of ``parent``; with ``metric``
+        only those that logged it, whose last value is within ``[min_value, max_value]``, sorted by it
+        (``order="min"``: smallest first; ``"max"``; ``None``: by RID); at most ``limit`` (docs/metrics.md)."""
+        where: dict[str, Any] = {"Status": Status.parse(status).value} if status is not None else {}
+        if parent is not None:  # --- metrics (branch metrics): a sweep's children
+            from deriva_ml.execution._metrics import children_of
+
+            where["RID"] = children_of(self.ports, parse_rid(parent, "parent"))
+            if not where["RID"]:
+                return []
+        records = [
+            _record_from_row(r) for r in self.catalog.query(ML_SCHEMA, "Execution", where or None, order_by=["RID"])
+        ]
+        if metric is None and limit is None and min_value is None and max_value is None:
+            return records
+        from deriva_ml.execution._metrics import select_executions
+
+        return select_executions(
+            self.ports, records, metric=metric, order=order, min_value=min_value, max_value=max_value, limit=limit
+        )
 
     def restore_execution(self, execution_rid: str) -> Execution:
         """Rebuild an Execution from the catalog and its local manifest (to finish an interrupted upload)."""
@@ -1021,6 +1049,38 @@ class DerivaML:
             if (d / "uv.lock").is_file():
                 return d / "uv.lock"
         return None
+
+    # --- metrics (branch metrics)
+
+    def list_metrics(self, execution_rid: str) -> list[Any]:
+        """Every metric value an execution logged (frozen ``MetricValue`` records, in the order logged).
+
+        Read from its uploaded ``metrics.jsonl``; for an execution not uploaded yet, from its local log."""
+        from deriva_ml.execution._metrics import read_series
+
+        rid = parse_rid(execution_rid, "execution rid")
+        return list(read_series(self.ports, rid, self.execution_dir(rid)))
+
+    def metric_summary(self, execution_rid: str) -> dict[str, Any]:
+        """Per metric name, its ``MetricSummary`` (last value, step and time, min, max, count); ``.best("min")``."""
+        from deriva_ml.execution._metrics import read_summaries, summarize
+
+        rid = parse_rid(execution_rid, "execution rid")
+        found = read_summaries(self.ports, [rid]).get(str(rid))
+        if found is None:
+            found = summarize(self.list_metrics(rid))
+        return {s.name: s for s in found}
+
+    def add_metrics_table(self) -> bool:
+        """Add the optional ``Execution_Metric`` summary table to this catalog (True if it was created)."""
+        from deriva_ml.execution._metrics import add_summary_table
+
+        return add_summary_table(self.ports)
+
+    def best_execution(self, parent_rid: str, metric: str, order: str = "min") -> ExecutionRecord | None:
+        """The child of ``parent_rid`` (a sweep) with the best last value of ``metric`` (None: no child has it)."""
+        found = self.find_executions(parent=parent_rid, metric=metric, order=order, limit=1)  # type: ignore[arg-type]
+        return found[0] if found else None
 
 
 class CatalogWorkflow:

@@ -31,6 +31,7 @@ __all__ = [
     "VOCABULARY_COLUMNS",
     "asset_table",
     "association_table",
+    "execution_metric_table",
     "is_asset",
     "is_association",
     "is_vocabulary",
@@ -363,6 +364,29 @@ ML_TABLES: tuple[TableDef, ...] = _ml_tables()
 def ml_tables() -> tuple[TableDef, ...]:
     """The deriva-ml schema's tables."""
     return ML_TABLES
+
+
+def execution_metric_table(schema: str = ML_SCHEMA) -> TableDef:
+    """The OPTIONAL metrics summary table (a deriva_ml extension, not in :data:`ML_TABLES`): one row per
+    execution and metric name with the last value, its step and time, min, max and count (docs/metrics.md).
+    """
+    return TableDef(
+        schema=schema,
+        name="Execution_Metric",
+        columns=(
+            ColumnDef("Execution", "text", nullok=False, comment="RID of the execution that logged the metric"),
+            ColumnDef("Name", "text", nullok=False, comment="Metric name, e.g. loss"),
+            ColumnDef("Last_Value", "float8", comment="The last value logged"),
+            ColumnDef("Last_Step", "int8", comment="The step of the last value (null when logged without one)"),
+            ColumnDef("Last_Time", "timestamptz", comment="When the last value was logged"),
+            ColumnDef("Min", "float8", comment="Smallest value logged"),
+            ColumnDef("Max", "float8", comment="Largest value logged"),
+            ColumnDef("Count", "int8", comment="Number of values logged"),
+        ),
+        keys=(KeyDef(("Execution", "Name")),),
+        foreign_keys=(ForeignKeyDef(("Execution",), schema, "Execution", ("RID",)),),
+        comment="Summary of each metric an execution logged (the full series is its metrics.jsonl asset)",
+    )
 
 
 def _terms(pairs: Iterable[tuple[str, str]]) -> tuple[dict[str, str], ...]:

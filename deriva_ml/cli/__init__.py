@@ -5,7 +5,8 @@
 - ``deriva-ml executions [--status S] [--workflow W] [--since T]`` — list executions;
 - ``deriva-ml abort-stale [--older-than-hours H]`` — mark executions whose process died as Aborted;
 - ``deriva-ml cache stats|verify|clear [--older-than-days D]``;
-- ``deriva-ml sync --catalog NAME --to-host HOST --to-catalog ID`` — offline replay into a live catalog.
+- ``deriva-ml sync --catalog NAME --to-host HOST --to-catalog ID`` — offline replay into a live catalog;
+- ``deriva-ml metrics RID [--children] [--sort NAME] [--json]`` — metrics, or a sweep's children side by side.
 
 ``--host`` (default ``local``) and ``--catalog`` select the catalog. Commands other than ``demo`` never create
 a catalog: an unknown one is an error listing those that exist. Errors print one line on stderr and exit
@@ -63,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     y.add_argument("--home", default=None, help="deriva-ml home (default $DERIVA_ML_HOME or ~/.deriva-ml)")
     y.add_argument("--to-host", required=True, help="the live DERIVA server")
     y.add_argument("--to-catalog", required=True, help="the live catalog id")
+
+    from deriva_ml.cli._metrics import register as register_metrics  # --- metrics (branch metrics)
+
+    register_metrics(sub, target)
 
     c = sub.add_parser("cache", help="inspect or clean the asset cache")
     target(c)
@@ -171,7 +176,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "executions":
         status = _status_arg(args.status)
         since = _since_arg(args.since)
-    if args.command == "show":
+    if args.command in ("show", "metrics"):
         from deriva_ml.core.rid import parse_rid
 
         parse_rid(args.rid, "RID")  # a malformed RID is a usage error before anything is opened
@@ -188,6 +193,10 @@ def _run(args: argparse.Namespace) -> int:
             return EXIT_OK
         if args.command == "executions":
             return _executions(ml, status, args.workflow, since, args.json)
+        if args.command == "metrics":  # --- metrics (branch metrics)
+            from deriva_ml.cli import _metrics
+
+            return _metrics.run(ml, args)
         if args.command == "abort-stale":
             older = timedelta(hours=args.older_than_hours) if args.older_than_hours is not None else None
             for r in ml.abort_stale_executions(older):

@@ -134,6 +134,8 @@ def gather(ml: Any, rid: str) -> dict[str, Any]:
             }
             (inputs if link.get("Asset_Role") == "Input" else outputs).append(item)
 
+    from deriva_ml.execution._metrics import show_metrics  # --- metrics (branch metrics)
+
     return {
         "execution": to_jsonable(record),
         "workflow": workflow,
@@ -141,6 +143,7 @@ def gather(ml: Any, rid: str) -> dict[str, Any]:
         "outputs": {"datasets": [d for d in datasets if d["role"] != "Input"], "assets": outputs},
         "children": _children_tree(ml, rid),
         "working_dir": str(work) if work.exists() else None,
+        "metrics": show_metrics(ml.ports, rid, outputs),
     }
 
 
@@ -264,5 +267,10 @@ def render(info: dict[str, Any]) -> list[str]:
                 tree(n["children"], prefix + ("    " if last else "│   "))
 
         tree(info["children"], "  ")
+    if info.get("metrics"):  # --- metrics (branch metrics)
+        from deriva_ml.execution._metrics import render_metrics
+
+        out.append("metrics")
+        out.extend(render_metrics(info["metrics"]))
     out.append(f"working directory: {info['working_dir'] or '(none on this machine)'}")
     return out

@@ -66,6 +66,7 @@ from deriva_ml.store.port import DEFAULT_CHUNK_SIZE, DeferredDurability, ObjectS
 
 if TYPE_CHECKING:
     from deriva_ml._ml import DerivaML
+    from deriva_ml.execution._metrics import MetricLog, MetricSummary, MetricValue
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -557,6 +558,12 @@ class Execution:
             max_retries=int(max_retries),
             retry_delay=float(retry_delay),
         )
+        # --- metrics (branch metrics): the metrics log's snapshot joins the outputs; summary rows (docs/metrics.md)
+        from deriva_ml.execution._metrics import stage_metrics_upload
+
+        stage_metrics_upload(
+            self._ml.ports, self._ml._schema, self.execution_rid, self.working_dir, self._register_metrics_file
+        )
         if callable(progress):
             self._upload(options, only=None, progress=progress, unsealed=unsealed)
         else:
@@ -936,6 +943,47 @@ class Execution:
 
     def is_parent(self) -> bool:
         return bool(self.list_nested_executions())
+
+    # --- metrics (branch metrics)
+
+    @functools.cached_property
+    def _metric_log(self) -> MetricLog:
+        import time
+
+        from deriva_ml._ml import _utcnow
+        from deriva_ml.execution._metrics import MetricLog, log_path
+
+        clock = self._ml.ports.clock
+        if clock is _utcnow:  # the default clock: read the system time directly (the same time, no datetime)
+            return MetricLog(log_path(self.working_dir), time.time_ns, ns=True)
+        return MetricLog(log_path(self.working_dir), clock)
+
+    def log_metric(self, name: str, value: float, step: int | None = None) -> None:
+        """Record one metric value (e.g. ``exe.log_metric("loss", 0.31, step=epoch)``) with the time now.
+
+        Appended at once to ``metrics/metrics.jsonl`` in the working directory (kept if the process is
+        killed); uploaded by ``upload_execution_outputs()``. See ``docs/metrics.md``.
+        """
+        self._metric_log.log(name, value, step)
+
+    def log_metrics(self, values: Mapping[str, float], step: int | None = None) -> None:
+        """Record several metric values at one step and time (one write)."""
+        self._metric_log.log_many(values, step)
+
+    def metrics(self) -> tuple[MetricValue, ...]:
+        """Every value this execution logged (from the local log), in the order logged."""
+        return self._metric_log.read()
+
+    def metric_summary(self) -> dict[str, MetricSummary]:
+        """Last value (step, time), min, max and count of each metric logged so far, by name."""
+        from deriva_ml.execution._metrics import summarize
+
+        return {s.name: s for s in summarize(self.metrics())}
+
+    def _register_metrics_file(self, path: Path, asset_type: str) -> None:
+        entry = self._register(MLAsset.execution_metadata.value, ML_SCHEMA, path, path.name, (asset_type,), {})
+        if entry.state == REGISTERED:
+            self._seal_entry(entry, path)  # written completely by us
 
 
 _METADATA_TYPES = (
