@@ -122,6 +122,7 @@ class Manifest:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._depth = 0  # > 0 while a transaction is open (batch() and the writes joining it)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -159,7 +160,26 @@ class Manifest:
             raise self._error("read", exc) from exc
 
     @contextmanager
+    def batch(self) -> Iterator[Manifest]:
+        """Group every write made inside the block into one transaction: one commit (one fsync) at the end.
+
+        Nothing inside is durable until the block ends; then all of it is, at once. An exception inside
+        rolls every write of the block back. Blocks nest (an inner block joins the outer one). Use it where
+        the writes are one step, e.g. sealing all outputs, or the record, configuration and workflow of a
+        new execution; not around ``register`` calls whose durability the caller relies on at once.
+        """
+        with self._txn():
+            yield self
+
+    @contextmanager
     def _txn(self) -> Iterator[sqlite3.Connection]:
+        if self._depth:  # inside batch(): join its transaction
+            self._depth += 1
+            try:
+                yield self._db
+            finally:
+                self._depth -= 1
+            return
         for attempt in range(50):
             try:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -170,15 +190,18 @@ class Manifest:
                 time.sleep(0.05)
             except sqlite3.Error as exc:
                 raise self._error("write", exc) from exc
+        self._depth = 1
         try:
             yield self._db
         except BaseException as exc:
+            self._depth = 0
             with suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
             if isinstance(exc, sqlite3.Error):
                 raise self._error("write", exc) from exc
             raise
         else:
+            self._depth = 0
             try:
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
@@ -193,10 +216,16 @@ class Manifest:
         return None if not rows else str(rows[0][0])
 
     def set_state(self, name: str, value: str) -> None:
+        self.set_states({name: value})
+
+    def set_states(self, values: Mapping[str, str]) -> None:
+        """Several key/value states in one transaction."""
+        if not values:
+            return
         with self._txn() as db:
-            db.execute(
+            db.executemany(
                 "INSERT INTO state(name, value) VALUES(?, ?) ON CONFLICT(name) DO UPDATE SET value=excluded.value",
-                (name, value),
+                list(values.items()),
             )
 
     # ---------------------------------------------------------------------------------------- entries
@@ -249,11 +278,19 @@ class Manifest:
 
     def seal(self, key: int, seal: Seal | None) -> None:
         """Record (or, with None, clear) the seal of an entry."""
-        values = (None, None, None, None) if seal is None else (seal.md5, seal.length, seal.mtime_ns, seal.ino)
+        self.seal_many({key: seal})
+
+    def seal_many(self, seals: Mapping[int, Seal | None]) -> None:
+        """Record (or, with None, clear) the seals of several entries in one transaction."""
+        if not seals:
+            return
+        rows = [
+            (None, None, None, None, key) if seal is None else (seal.md5, seal.length, seal.mtime_ns, seal.ino, key)
+            for key, seal in seals.items()
+        ]
         with self._txn() as db:
-            db.execute(
-                "UPDATE entry SET sealed_md5=?, sealed_length=?, sealed_mtime_ns=?, sealed_ino=? WHERE key=?",
-                (*values, key),
+            db.executemany(
+                "UPDATE entry SET sealed_md5=?, sealed_length=?, sealed_mtime_ns=?, sealed_ino=? WHERE key=?", rows
             )
 
     def set_asset_types(self, key: int, types: Sequence[str]) -> None:
