@@ -13,7 +13,6 @@ without a seal may be torn (see ``docs/security.md``). Every SQLite error is rai
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -24,6 +23,7 @@ from typing import Any
 import attrs
 
 from deriva_ml.core.codec import parse_json
+from deriva_ml.core.convert import json_text
 from deriva_ml.core.errors import ExecutionError
 
 REGISTERED = "registered"
@@ -67,6 +67,16 @@ _ADDED_COLUMNS = {
     "sealed_mtime_ns": "INTEGER",
     "sealed_ino": "INTEGER",
 }
+
+
+def _types_column(types: Sequence[str]) -> str:
+    """The ``asset_types`` column: a JSON list (ASCII, as every manifest has been written)."""
+    return json_text(list(types), ascii_only=True, default=None)
+
+
+def _metadata_column(metadata: Mapping[str, Any]) -> str:
+    """The ``metadata`` column: a JSON object, keys sorted, values JSON does not know as text."""
+    return json_text(dict(metadata), sort_keys=True, ascii_only=True)
 
 
 class ManifestError(ExecutionError):
@@ -264,8 +274,8 @@ class Manifest:
                     path,
                     filename,
                     description,
-                    json.dumps(list(asset_types)),
-                    json.dumps(dict(metadata or {}), sort_keys=True, default=str),
+                    _types_column(asset_types),
+                    _metadata_column(metadata or {}),
                     time.time(),
                     src,
                     dev,
@@ -295,7 +305,7 @@ class Manifest:
 
     def set_asset_types(self, key: int, types: Sequence[str]) -> None:
         with self._txn() as db:
-            db.execute("UPDATE entry SET asset_types=? WHERE key=?", (json.dumps(list(types)), key))
+            db.execute("UPDATE entry SET asset_types=? WHERE key=?", (_types_column(types), key))
 
     def discard(self, key: int) -> None:
         """Forget an entry not yet cataloged."""
@@ -309,9 +319,7 @@ class Manifest:
                 raise KeyError(path)
             meta = parse_json(row[0], f"{self.path}: metadata of {path}")
             meta[column] = value
-            db.execute(
-                "UPDATE entry SET metadata=? WHERE path=?", (json.dumps(meta, sort_keys=True, default=str), path)
-            )
+            db.execute("UPDATE entry SET metadata=? WHERE path=?", (_metadata_column(meta), path))
 
     def get(self, path: str) -> ManifestEntry | None:
         rows = self._read("SELECT * FROM entry WHERE path=?", (path,))
