@@ -13,6 +13,7 @@ without a seal may be torn (see ``docs/security.md``). Every SQLite error is rai
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -79,6 +80,14 @@ def _metadata_column(metadata: Mapping[str, Any]) -> str:
     return json_text(dict(metadata), sort_keys=True, ascii_only=True)
 
 
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class ManifestError(ExecutionError):
     """The manifest database could not be read or written (corrupt, disk full, read-only...)."""
 
@@ -137,15 +146,18 @@ class Manifest:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ManifestError(path, "create its directory", exc) from exc
+        fresh = not path.exists()
         try:
             self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise ManifestError(path, "open", exc) from exc
         try:
             self._db.row_factory = sqlite3.Row
+            if fresh:
+                self._create()
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(_SCHEMA)  # no write when the tables exist
             have = {r[1] for r in self._db.execute("PRAGMA table_info(entry)")}
             for col, kind in _ADDED_COLUMNS.items():  # a manifest written by an older deriva_ml
                 if col not in have:
@@ -155,6 +167,25 @@ class Manifest:
             self._db.close()
             corrupt = not isinstance(exc, sqlite3.OperationalError) or "malformed" in str(exc)
             raise ManifestError(path, "open", exc, _CORRUPT_HINT if corrupt else "") from exc
+
+    def _create(self) -> None:
+        """A new manifest: WAL mode and the schema written without an fsync each (switching a new file to WAL
+        goes through a rollback journal: several fsyncs), then made durable at once: the WAL checkpointed into
+        the file, the file and its directory fsynced. Before this returns nothing is registered, so a power
+        loss in between loses no output (a torn file is a corrupt manifest, which restore rebuilds)."""
+        db = self._db
+        db.execute("PRAGMA synchronous=OFF")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+        busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        files = [self.path] if busy == 0 else [self.path, self.path.with_name(self.path.name + "-wal")]
+        try:
+            for f in files:  # another process's reader kept the WAL: it is made durable too
+                _fsync(f)
+            if os.name == "posix":  # a directory cannot be opened for fsync elsewhere
+                _fsync(self.path.parent)
+        except OSError as exc:
+            raise ManifestError(self.path, "create", exc) from exc
 
     def close(self) -> None:
         self._db.close()

@@ -7,9 +7,12 @@ open it) shows what is committed; a killed child process shows what survives a c
 from __future__ import annotations
 
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -124,3 +127,50 @@ def test_a_process_killed_in_a_batch_leaves_none_of_it_and_after_all_of_it(tmp_p
         assert sealed == [False, False, False] and after.get_state("record") is None
     else:
         assert sealed == [True, True, True] and after.get_state("record") == "inside"
+
+
+def test_a_new_manifest_is_created_durable_in_its_own_file(tmp_path):
+    # created without an fsync per step, then checkpointed: the schema is in the main file itself (read here
+    # with immutable=1, which ignores the WAL), the WAL is empty, and the connection is WAL + synchronous=FULL
+    m = Manifest(tmp_path / "new" / "manifest.sqlite")
+    wal = m.path.with_name("manifest.sqlite-wal")
+    assert not wal.exists() or wal.stat().st_size == 0
+    with closing(sqlite3.connect(f"file:{m.path}?immutable=1", uri=True)) as raw:
+        tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert {"entry", "state"} <= tables
+    assert m.path.read_bytes()[18:20] == b"\x02\x02"  # the file's header says WAL
+    assert m._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert m._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    m.register(schema="s", asset_table="T", path="outputs/T/a", filename="a")
+    assert Manifest(m.path).get("outputs/T/a") is not None
+
+
+def test_a_manifest_created_by_several_handles_at_once_is_one_manifest(tmp_path):
+    path = tmp_path / "manifest.sqlite"
+    errors: list[BaseException] = []
+    handles: list[Manifest] = []
+
+    def open_and_register(i: int) -> None:
+        try:
+            m = Manifest(path)
+            m.register(schema="s", asset_table="T", path=f"outputs/T/{i}", filename=str(i))
+            handles.append(m)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_and_register, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(e.path for e in Manifest(path).entries()) == [f"outputs/T/{i}" for i in range(4)]
+
+
+def test_an_existing_manifest_is_reopened_without_rewriting_it(tmp_path):
+    m, _ = _manifest(tmp_path)
+    m.close()
+    before = (tmp_path / "manifest.sqlite").stat().st_mtime_ns
+    again = Manifest(tmp_path / "manifest.sqlite")
+    assert len(again.entries()) == 3
+    assert (tmp_path / "manifest.sqlite").stat().st_mtime_ns == before
