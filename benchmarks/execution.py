@@ -6,6 +6,10 @@ Run by hand: ``uv run python benchmarks/execution.py [runs]``. Every figure is p
 - executions/s (10 outputs each): ``before`` re-reads every installed distribution's metadata through
   the email parser and re-scrubs ``uv.lock`` on each execution (the code before issue 13.10);
   ``after`` is the library as it is;
+- manifest commits (``--manifest``): the library as it is, then the proposed grouping (``seal_outputs``,
+  ``_persist_record`` and ``_set_status`` each inside one ``Manifest.batch()``: one commit instead of one per
+  seal/state; the callers live in ``execution/_execution.py``), and for reference the same loop with the
+  manifest at ``synchronous=NORMAL`` and ``OFF`` (the most any manifest change could save);
 - 1,000 small outputs: ``before`` is a local store that fsyncs every write and a manifest row committed
   per file (the eager path, still used for stores without deferred durability); ``after`` defers the
   fsyncs to one sync per group before the manifest records it. Both are divided by the baseline
@@ -14,6 +18,7 @@ Run by hand: ``uv run python benchmarks/execution.py [runs]``. Every figure is p
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import shutil
 import statistics
@@ -99,7 +104,77 @@ def upload_1000(ml: DerivaML, wf, tag: str) -> float:
     return time.perf_counter() - t
 
 
+_GROUPED = ("seal_outputs", "_persist_record", "_set_status")
+
+
+def _grouped(method):
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with self._manifest.batch():
+            return method(self, *args, **kwargs)
+
+    return run
+
+
+def manifest_modes(runs: int) -> None:
+    """Executions/s with the manifest's commits as they are, grouped, and (reference) less durable."""
+    from deriva_ml.execution import _manifest
+    from deriva_ml.execution._execution import Execution
+
+    originals = {name: getattr(Execution, name) for name in _GROUPED}
+    manifest_init = _manifest.Manifest.__init__
+    commits = [0]
+    txn = _manifest.Manifest._txn
+
+    def counting_txn(self):
+        if not self._depth:
+            commits[0] += 1
+        return txn(self)
+
+    _manifest.Manifest._txn = counting_txn
+    modes = {
+        "as is": ("FULL", False),
+        "grouped (proposed)": ("FULL", True),
+        "NORMAL": ("NORMAL", False),
+        "OFF": ("OFF", False),
+    }
+    state = {"sync": "FULL"}
+
+    def init(self, path):
+        manifest_init(self, path)
+        self._db.execute(f"PRAGMA synchronous={state['sync']}")
+
+    _manifest.Manifest.__init__ = init
+    with tempfile.TemporaryDirectory() as tmp:
+        ml = DerivaML("local", "bench", home=Path(tmp) / "home")
+        add_domain_schema(ml)
+        wf = make_workflow("bench")
+        one_execution(ml, wf, -1)
+        times: dict[str, list[float]] = {m: [] for m in modes}
+        per_run: dict[str, int] = {}
+        for r in range(runs):
+            for mode, (sync, grouped) in modes.items():
+                state["sync"] = sync
+                for name, method in originals.items():
+                    setattr(Execution, name, _grouped(method) if grouped else method)
+                commits[0] = 0
+                times[mode].append(one_execution(ml, wf, r))
+                per_run[mode] = commits[0]
+        ml.close()
+    for name, method in originals.items():
+        setattr(Execution, name, method)
+    _manifest.Manifest.__init__, _manifest.Manifest._txn = manifest_init, txn
+    print(f"manifest commits, end-to-end execution (10 outputs), median of {runs}, same run:")
+    for mode, ts in times.items():
+        m = statistics.median(ts)
+        print(f"  {mode:20s} {m * 1000:6.1f} ms -> {1 / m:5.1f} executions/s, {per_run[mode]} manifest commits")
+
+
 def main() -> None:
+    if "--manifest" in sys.argv:
+        args = [a for a in sys.argv[1:] if a != "--manifest"]
+        manifest_modes(int(args[0]) if args else 15)
+        return
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 20
     fast_packages, fast_lock = _environment.installed_packages, _environment.redacted_lock_text
     with tempfile.TemporaryDirectory() as tmp:

@@ -11,8 +11,8 @@ import re
 from collections.abc import Iterable, Mapping
 
 import attrs
-import cattrs
 
+from deriva_ml.core.convert import converter
 from deriva_ml.core.errors import ConfigurationError, InvalidFileName, ValidationError
 from deriva_ml.core.rid import is_rid, parse_rid
 from deriva_ml.store import names as store_names
@@ -52,19 +52,16 @@ class CacheEntry:
         return entry_dirname(self.rid, self.md5)
 
 
-_converter = cattrs.Converter(forbid_extra_keys=False)
-
-
 def entry_to_json(entry: CacheEntry) -> dict[str, object]:
-    """The JSON-able form stored in the index."""
-    result: dict[str, object] = _converter.unstructure(entry)
+    """The JSON-able form stored in the index (the core's converter: cattrs' generated hooks)."""
+    result: dict[str, object] = converter().unstructure(entry)
     return result
 
 
 def entry_from_json(data: object) -> CacheEntry:
     """Parse an index value; raise :class:`ConfigurationError` naming what is wrong."""
     try:
-        entry = _converter.structure(data, CacheEntry)
+        entry: CacheEntry = converter().structure(data, CacheEntry)
     except Exception as exc:  # cattrs raises ClassValidationError / KeyError / TypeError
         raise ConfigurationError(f"malformed asset-cache index entry {data!r}: {exc}") from exc
     return entry

@@ -16,9 +16,10 @@ from typing import Any
 
 import attrs
 
-from deriva_ml.catalog._codec import dump_tables, load_table, make_converter
+from deriva_ml.catalog._codec import dump_tables, load_table
 from deriva_ml.catalog.port import Catalog, Where
 from deriva_ml.core.codec import effect_from_json, effect_to_json, parse_json
+from deriva_ml.core.convert import converter, json_text
 from deriva_ml.core.effects import (
     STATUS_COLUMN,
     STATUS_SCHEMA,
@@ -37,8 +38,6 @@ from deriva_ml.core.rid import RID
 from deriva_ml.core.schema_defs import SYSTEM_COLUMNS, CatalogModel, TableDef
 
 __all__ = ["JournalEntry", "JournalingCatalog", "read_journal", "replay"]
-
-_CONVERTER = make_converter()
 
 
 @attrs.frozen
@@ -76,13 +75,13 @@ def _expand_result(doc: Mapping[str, Any]) -> BatchResult:
 def encode_entry(entry: JournalEntry) -> str:
     doc = {
         "seq": entry.seq,
-        "batch": _CONVERTER.unstructure(entry.batch, Batch),
+        "batch": converter().unstructure(entry.batch, Batch),
         "result": _compact_result(entry),
     }
     if entry.tables:
         doc["tables"] = dump_tables(entry.tables)
     # key order is fixed by construction (records, and rows as the batch gave them): no sort needed
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+    return json_text(doc, compact=True, default=None)
 
 
 def decode_entry(line: str, where: str = "journal") -> JournalEntry:
@@ -90,7 +89,7 @@ def decode_entry(line: str, where: str = "journal") -> JournalEntry:
         doc = parse_json(line, where)
         return JournalEntry(
             seq=int(doc["seq"]),
-            batch=_CONVERTER.structure(doc["batch"], Batch),
+            batch=converter().structure(doc["batch"], Batch),
             result=_expand_result(doc["result"]),
             tables=tuple(load_table(t) for t in doc.get("tables", ())),
         )

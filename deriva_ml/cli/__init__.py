@@ -16,7 +16,6 @@ with a documented code (docs/cli.md); ``-v`` adds the traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import re
@@ -26,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from deriva_ml.core.codec import to_jsonable
+from deriva_ml.core.convert import json_text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -150,7 +150,7 @@ def _run(args: argparse.Namespace) -> int:
 
         summary = run_demo(home=args.home, catalog=args.catalog, say=(lambda _m: None) if args.json else print)
         if args.json:
-            print(json.dumps(summary, indent=2, default=str))
+            print(json_text(summary, indent=2, ascii_only=True))
         return EXIT_OK if summary["status"] == "Completed" else EXIT_FAILURE
 
     if args.command == "cache":
@@ -187,7 +187,7 @@ def _run(args: argparse.Namespace) -> int:
 
             info = gather(ml, args.rid)
             if args.json:
-                print(json.dumps(info, indent=2, default=str))
+                print(json_text(info, indent=2, ascii_only=True))
             else:
                 print("\n".join(render(info)))
             return EXIT_OK
@@ -257,10 +257,10 @@ def _executions(ml: Any, status: Any, workflow: str | None, since: datetime | No
         listed.append((_record_from_row(r), wf.get("Name") or "", created))
     if as_json:
         print(
-            json.dumps(
+            json_text(
                 [{**to_jsonable(rec), "workflow_name": name, "created": c} for rec, name, c in listed],
                 indent=2,
-                default=str,
+                ascii_only=True,
             )
         )
         return EXIT_OK

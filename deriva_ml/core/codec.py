@@ -1,7 +1,8 @@
-"""One cattrs converter for every JSON that crosses a boundary.
+"""JSON at the boundary: effects, ``configuration.json``, records as text, and JSON read from outside.
 
-``make_converter()`` builds a private converter (never cattrs' global one). ``configuration.json`` is
-interchangeable with the reference DerivaML package:
+The converter itself is built by :func:`deriva_ml.core.convert.make_converter` (cattrs imported on first
+use); this module holds the tagged effect encoding and the ``configuration.json`` hooks it registers.
+``configuration.json`` is interchangeable with the reference DerivaML package:
 
 - ``datasets[].version`` is written as ``{"major", "minor", "patch"}`` and read from that, from
   ``"1.2.0"`` or when absent (the current version);
@@ -15,28 +16,22 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Mapping
-from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import cattrs
-from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
-
-from deriva_ml.core.effects import Batch, BatchResult, Delete, Effect, Insert, Ref, SetStatus, StatusWrite, Update
+from deriva_ml.core.effects import Delete, Effect, Insert, Ref, SetStatus, StatusWrite, Update
 from deriva_ml.core.errors import ConfigurationError, DerivaMLException
 from deriva_ml.core.records import (
     AssetSpec,
     DatasetSpec,
-    DatasetVersion,
     ExecutionConfiguration,
-    ExecutionRecord,
-    StatusChange,
-    Term,
     Workflow,
     as_asset_spec,
     as_dataset_spec,
 )
 from deriva_ml.core.rid import RID, parse_rid
-from deriva_ml.core.status import Status
+
+if TYPE_CHECKING:
+    import cattrs
 
 T = TypeVar("T")
 
@@ -171,20 +166,9 @@ def effect_from_json(data: Any, _: Any = None) -> Effect:
         raise ConfigurationError(f"effect {data!r} lacks field {e.args[0]!r}") from e
 
 
-def make_converter() -> cattrs.Converter:
-    """A fresh converter with every hook deriva_ml needs."""
-    c = cattrs.Converter(omit_if_default=False, forbid_extra_keys=False)
-
-    # scalars
-    c.register_unstructure_hook(datetime, lambda d: d.isoformat())
-    c.register_structure_hook(datetime, lambda v, _: datetime.fromisoformat(v))
-    c.register_unstructure_hook(Status, lambda s: s.value)
-    c.register_structure_hook(Status, lambda v, _: Status.parse(v))
-    c.register_structure_hook(RID, lambda v, _: parse_rid(v))
-
-    # versions and specs
-    c.register_unstructure_hook(DatasetVersion, lambda v: {"major": v.major, "minor": v.minor, "patch": v.patch})
-    c.register_structure_hook(DatasetVersion, lambda v, _: DatasetVersion.parse(v))
+def register_config_hooks(c: cattrs.Converter) -> None:
+    """The overrides ``configuration.json`` needs to stay interchangeable with the reference package: specs
+    read from bare RIDs, versions from text, workflows from a record or a RID, unknown keys warned about."""
     c.register_unstructure_hook(
         DatasetSpec,
         lambda d: {
@@ -273,85 +257,6 @@ def make_converter() -> cattrs.Converter:
     c.register_unstructure_hook(ExecutionConfiguration, unstructure_config)
     c.register_structure_hook(ExecutionConfiguration, structure_config)
 
-    # execution record
-    def unstructure_record(r: ExecutionRecord) -> dict[str, Any]:
-        return {
-            "rid": r.rid,
-            "workflow_rid": r.workflow_rid,
-            "description": r.description,
-            "status": r.status.value,
-            "status_detail": r.status_detail,
-            "start_time": None if r.start_time is None else r.start_time.isoformat(),
-            "stop_time": None if r.stop_time is None else r.stop_time.isoformat(),
-            "history": [c.unstructure(h) for h in r.history],
-        }
-
-    def structure_record(v: Any, _: Any) -> ExecutionRecord:
-        return ExecutionRecord(
-            rid=v["rid"],
-            workflow_rid=v.get("workflow_rid"),
-            description=v.get("description", ""),
-            status=v.get("status", Status.created),
-            status_detail=v.get("status_detail", ""),
-            start_time=None if v.get("start_time") is None else datetime.fromisoformat(v["start_time"]),
-            stop_time=None if v.get("stop_time") is None else datetime.fromisoformat(v["stop_time"]),
-            history=tuple(c.structure(h, StatusChange) for h in v.get("history", ())),
-        )
-
-    c.register_unstructure_hook(ExecutionRecord, unstructure_record)
-    c.register_structure_hook(ExecutionRecord, structure_record)
-
-    def structure_change(v: Any, _: Any) -> StatusChange:
-        return StatusChange(
-            from_status=None if v.get("from_status") is None else Status.parse(v["from_status"]),
-            to_status=Status.parse(v["to_status"]),
-            detail=v.get("detail", ""),
-            at=datetime.fromisoformat(v["at"]),
-        )
-
-    c.register_structure_hook(StatusChange, structure_change)
-
-    c.register_unstructure_hook(
-        Term,
-        lambda t: {
-            "name": t.name,
-            "description": t.description,
-            "synonyms": list(t.synonyms),
-            "id": t.id,
-            "uri": t.uri,
-            "rid": t.rid,
-        },
-    )
-
-    c.register_structure_hook(
-        Term,
-        lambda v, _: Term(
-            name=v["name"],
-            description=v.get("description", ""),
-            synonyms=tuple(v.get("synonyms") or ()),
-            id=v.get("id"),
-            uri=v.get("uri"),
-            rid=v.get("rid"),
-        ),
-    )
-
-    # effects, tagged by kind
-    for cls in (Insert, Update, Delete, SetStatus):
-        c.register_unstructure_hook(cls, effect_to_json)
-        c.register_structure_hook(cls, effect_from_json)
-    c.register_structure_hook(Effect, effect_from_json)
-    c.register_unstructure_hook(Batch, lambda b: {"effects": [effect_to_json(e) for e in b.effects]})
-    c.register_structure_hook(Batch, lambda v, _: Batch([effect_from_json(e) for e in v["effects"]]))
-    c.register_unstructure_hook(
-        BatchResult,
-        lambda r: {
-            "rids": dict(r.rids),
-            "inserted": [[dict(row) for row in rows] for rows in r.inserted],
-        },
-    )
-    c.register_structure_hook(BatchResult, lambda v, _: BatchResult(rids=v["rids"], inserted=v["inserted"]))
-    return c
-
 
 def _as_list(value: Any, key: str) -> list[Any]:
     if value is None:
@@ -361,15 +266,18 @@ def _as_list(value: Any, key: str) -> list[Any]:
     raise ConfigurationError(f"configuration.{key}={value!r} must be a list")
 
 
-_CONVERTER: cattrs.Converter | None = None
-
-
 def converter() -> cattrs.Converter:
-    """The shared deriva_ml converter (built on first use)."""
-    global _CONVERTER
-    if _CONVERTER is None:
-        _CONVERTER = make_converter()
-    return _CONVERTER
+    """The shared deriva_ml converter (:func:`deriva_ml.core.convert.converter`, built on first use)."""
+    from deriva_ml.core.convert import converter as shared
+
+    return shared()
+
+
+def make_converter() -> cattrs.Converter:
+    """A fresh converter with every hook deriva_ml needs (:func:`deriva_ml.core.convert.make_converter`)."""
+    from deriva_ml.core.convert import make_converter as make
+
+    return make()
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -379,12 +287,15 @@ def to_jsonable(obj: Any) -> Any:
 
 def from_jsonable(data: Any, cls: type[T]) -> T:
     """Structure JSON-able data into a record; malformed input raises :class:`ConfigurationError`."""
+    from cattrs import transform_error
+    from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
+
     try:
         return converter().structure(data, cls)
     except ConfigurationError:
         raise
     except (ClassValidationError, ForbiddenExtraKeysError) as exc:
-        msgs = "; ".join(cattrs.transform_error(exc))
+        msgs = "; ".join(transform_error(exc))
         raise ConfigurationError(f"malformed {cls.__name__}: {msgs}") from exc
     except (DerivaMLException, KeyError, TypeError, ValueError) as exc:
         raise ConfigurationError(f"malformed {cls.__name__}: {exc}") from exc
@@ -392,7 +303,9 @@ def from_jsonable(data: Any, cls: type[T]) -> T:
 
 def dumps(obj: Any, *, indent: int | None = 2) -> str:
     """JSON text of a record, keys in a stable order."""
-    return json.dumps(to_jsonable(obj), indent=indent, ensure_ascii=False, default=str)
+    from deriva_ml.core.convert import json_text
+
+    return json_text(to_jsonable(obj), indent=indent)
 
 
 #: Deepest nesting accepted in JSON read from outside (files, catalog rows, journal lines, progress

@@ -8,9 +8,10 @@ value. Records never change; a change is ``attrs.evolve(record, ...)``, and stat
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from types import MappingProxyType
+from typing import Any
 
 import attrs
 
@@ -19,61 +20,82 @@ from deriva_ml.core.rid import RID, parse_rid
 from deriva_ml.core.status import Status, check_transition
 
 # --------------------------------------------------------------------------------------------- helpers
+# Fields share a few typed converter functions (the form mypy's attrs plugin reads: a named function whose
+# parameter type becomes the ``__init__`` parameter's). A converter only normalizes the spellings a field
+# accepts (None for "", "true" for True, one string for a list of one); anything else passes through
+# unchanged to the field's validator, which refuses it naming ``Class.field`` and the value.
 
 
-def _opt_rid(field: str) -> Callable[[object], RID | None]:
-    def convert(value: object) -> RID | None:
-        return None if value is None or value == "" else parse_rid(value, field)
-
-    return convert
+def _name(instance: object, attribute: attrs.Attribute[Any]) -> str:
+    return f"{type(instance).__name__}.{attribute.name}"
 
 
-def _str_tuple(field: str) -> Callable[[object], tuple[str, ...]]:
-    def convert(value: object) -> tuple[str, ...]:
-        if value is None:
-            return ()
-        if isinstance(value, str):
-            return (value,)
-        if isinstance(value, Iterable):
-            items = tuple(value)
-            for item in items:
-                if not isinstance(item, str):
-                    raise ValidationError(f"{field} must contain strings; got {item!r} in {value!r}")
-            return items
-        raise ValidationError(f"{field}={value!r} must be a string or a list of strings")
-
-    return convert
+def _text(value: object) -> str:
+    """``None`` → ``""``."""
+    return "" if value is None else value  # type: ignore[return-value]  # a non-string: _is_text refuses it
 
 
-def _opt_str(field: str) -> Callable[[object], str | None]:
-    def convert(value: object) -> str | None:
-        if value is None or isinstance(value, str):
-            return value
-        raise ValidationError(f"{field}={value!r} must be a string or None")
-
-    return convert
+def _is_text(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str):
+        raise ValidationError(f"{_name(instance, attribute)}={value!r} must be a string")
 
 
-def _str(field: str) -> Callable[[object], str]:
-    def convert(value: object) -> str:
-        if isinstance(value, str):
-            return value
-        if value is None:
-            return ""
-        raise ValidationError(f"{field}={value!r} must be a string")
-
-    return convert
+def _opt_text(value: object) -> str | None:
+    return value  # type: ignore[return-value]  # a non-string: _is_opt_text refuses it
 
 
-def _bool(field: str) -> Callable[[object], bool]:
-    def convert(value: object) -> bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        raise ValidationError(f"{field}={value!r} must be true or false")
+def _is_opt_text(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        raise ValidationError(f"{_name(instance, attribute)}={value!r} must be a string or None")
 
-    return convert
+
+def _flag(value: object) -> bool:
+    """``"true"``/``"false"`` (any case) → bool."""
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return value  # type: ignore[return-value]  # not a bool: _is_flag refuses it
+
+
+def _is_flag(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, bool):
+        raise ValidationError(f"{_name(instance, attribute)}={value!r} must be true or false")
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    """``None`` → ``()``, one string → a tuple of it, any iterable → a tuple."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, Iterable):
+        return tuple(value)
+    return value  # type: ignore[return-value]  # not a list: _are_strings refuses it
+
+
+def _are_strings(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, tuple):
+        raise ValidationError(f"{_name(instance, attribute)}={value!r} must be a string or a list of strings")
+    for item in value:
+        if not isinstance(item, str):
+            raise ValidationError(f"{_name(instance, attribute)} must contain strings; got {item!r} in {value!r}")
+
+
+def _rid(value: object) -> RID:
+    return value  # type: ignore[return-value]  # checked by _is_rid
+
+
+def _is_rid(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    parse_rid(value, _name(instance, attribute))
+
+
+def _opt_rid(value: object) -> RID | None:
+    """``""`` → ``None``."""
+    return None if value is None or value == "" else value  # type: ignore[return-value]  # checked by _is_opt_rid
+
+
+def _is_opt_rid(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        parse_rid(value, _name(instance, attribute))
 
 
 # ---------------------------------------------------------------------------------------------- version
@@ -136,42 +158,22 @@ def _opt_version(value: object) -> DatasetVersion | None:
 # ----------------------------------------------------------------------------------------------- specs
 
 
-def _dataset_spec_materialize(value: object) -> bool:
-    return _bool("DatasetSpec.materialize")(value)
-
-
-def _dataset_spec_description(value: object) -> str:
-    return _str("DatasetSpec.description")(value)
-
-
-def _dataset_spec_rid(value: object) -> RID:
-    return parse_rid(value, "DatasetSpec.rid")
-
-
 @attrs.frozen
 class DatasetSpec:
     """An input dataset: its RID, a version (``None`` = the current one) and whether to fetch files."""
 
-    rid: RID = attrs.field(converter=_dataset_spec_rid)
+    rid: RID = attrs.field(converter=_rid, validator=_is_rid)
     version: DatasetVersion | None = attrs.field(default=None, converter=_opt_version)
-    materialize: bool = attrs.field(default=True, converter=_dataset_spec_materialize)
-    description: str = attrs.field(default="", converter=_dataset_spec_description)
-
-
-def _asset_spec_cache(value: object) -> bool:
-    return _bool("AssetSpec.cache")(value)
-
-
-def _asset_spec_rid(value: object) -> RID:
-    return parse_rid(value, "AssetSpec.rid")
+    materialize: bool = attrs.field(default=True, converter=_flag, validator=_is_flag)
+    description: str = attrs.field(default="", converter=_text, validator=_is_text)
 
 
 @attrs.frozen
 class AssetSpec:
     """An input asset by RID; ``cache=True`` keeps it in the MD5-addressed cache between runs."""
 
-    rid: RID = attrs.field(converter=_asset_spec_rid)
-    cache: bool = attrs.field(default=False, converter=_asset_spec_cache)
+    rid: RID = attrs.field(converter=_rid, validator=_is_rid)
+    cache: bool = attrs.field(default=False, converter=_flag, validator=_is_flag)
 
 
 def as_dataset_spec(value: object) -> DatasetSpec:
@@ -221,55 +223,7 @@ def _asset_specs(value: object) -> tuple[AssetSpec, ...]:
     return tuple(as_asset_spec(v) for v in value)
 
 
-def _str_map(field: str) -> Callable[[object], Mapping[str, str]]:
-    def convert(value: object) -> Mapping[str, str]:
-        if value is None:
-            return MappingProxyType({})
-        if not isinstance(value, Mapping):
-            raise ValidationError(f"{field}={value!r} must be a mapping of strings to strings")
-        out: dict[str, str] = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise ValidationError(f"{field} key {k!r} must be a string")
-            out[k] = v if isinstance(v, str) else str(v)
-        return MappingProxyType(out)
-
-    return convert
-
-
 # -------------------------------------------------------------------------------------------- workflow
-
-
-def _workflow_name(value: object) -> str:
-    return _str("Workflow.name")(value)
-
-
-def _workflow_workflow_type(value: object) -> tuple[str, ...]:
-    return _str_tuple("Workflow.workflow_type")(value)
-
-
-def _workflow_description(value: object) -> str | None:
-    return _opt_str("Workflow.description")(value)
-
-
-def _workflow_url(value: object) -> str | None:
-    return _opt_str("Workflow.url")(value)
-
-
-def _workflow_checksum(value: object) -> str | None:
-    return _opt_str("Workflow.checksum")(value)
-
-
-def _workflow_version(value: object) -> str | None:
-    return _opt_str("Workflow.version")(value)
-
-
-def _workflow_rid(value: object) -> RID | None:
-    return _opt_rid("Workflow.rid")(value)
-
-
-def _workflow_is_notebook(value: object) -> bool:
-    return _bool("Workflow.is_notebook")(value)
 
 
 @attrs.frozen
@@ -281,14 +235,14 @@ class Workflow:
     once the workflow is in a catalog.
     """
 
-    name: str = attrs.field(converter=_workflow_name)
-    workflow_type: tuple[str, ...] = attrs.field(converter=_workflow_workflow_type)
-    description: str | None = attrs.field(default=None, converter=_workflow_description)
-    url: str | None = attrs.field(default=None, converter=_workflow_url)
-    checksum: str | None = attrs.field(default=None, converter=_workflow_checksum)
-    version: str | None = attrs.field(default=None, converter=_workflow_version)
-    rid: RID | None = attrs.field(default=None, converter=_workflow_rid)
-    is_notebook: bool = attrs.field(default=False, converter=_workflow_is_notebook)
+    name: str = attrs.field(converter=_text, validator=_is_text)
+    workflow_type: tuple[str, ...] = attrs.field(converter=_strings, validator=_are_strings)
+    description: str | None = attrs.field(default=None, converter=_opt_text, validator=_is_opt_text)
+    url: str | None = attrs.field(default=None, converter=_opt_text, validator=_is_opt_text)
+    checksum: str | None = attrs.field(default=None, converter=_opt_text, validator=_is_opt_text)
+    version: str | None = attrs.field(default=None, converter=_opt_text, validator=_is_opt_text)
+    rid: RID | None = attrs.field(default=None, converter=_opt_rid, validator=_is_opt_rid)
+    is_notebook: bool = attrs.field(default=False, converter=_flag, validator=_is_flag)
 
     def __attrs_post_init__(self) -> None:
         if not self.name.strip():
@@ -308,16 +262,20 @@ def _workflow_or_rid(value: object) -> Workflow | RID | None:
     raise ValidationError(f"ExecutionConfiguration.workflow={value!r} must be a Workflow, a workflow RID or None")
 
 
-def _execution_configuration_description(value: object) -> str:
-    return _str("ExecutionConfiguration.description")(value)
-
-
-def _execution_configuration_argv(value: object) -> tuple[str, ...]:
-    return _str_tuple("ExecutionConfiguration.argv")(value)
-
-
-def _execution_configuration_config_choices(value: object) -> Mapping[str, str]:
-    return _str_map("ExecutionConfiguration.config_choices")(value)
+def _config_choices(value: object) -> Mapping[str, str]:
+    """A read-only mapping of strings: keys must be strings, values are turned into text."""
+    if value is None:
+        return MappingProxyType({})
+    if not isinstance(value, Mapping):
+        raise ValidationError(
+            f"ExecutionConfiguration.config_choices={value!r} must be a mapping of strings to strings"
+        )
+    out: dict[str, str] = {}
+    for k, v in value.items():
+        if not isinstance(k, str):
+            raise ValidationError(f"ExecutionConfiguration.config_choices key {k!r} must be a string")
+        out[k] = v if isinstance(v, str) else str(v)
+    return MappingProxyType(out)
 
 
 @attrs.frozen
@@ -325,14 +283,12 @@ class ExecutionConfiguration:
     """What an execution will use: workflow, input datasets and assets, description, argv, choices."""
 
     workflow: Workflow | RID | None = attrs.field(default=None, converter=_workflow_or_rid)
-    description: str = attrs.field(default="", converter=_execution_configuration_description)
+    description: str = attrs.field(default="", converter=_text, validator=_is_text)
     datasets: tuple[DatasetSpec, ...] = attrs.field(factory=tuple, converter=_dataset_specs)
     assets: tuple[AssetSpec, ...] = attrs.field(factory=tuple, converter=_asset_specs)
-    argv: tuple[str, ...] = attrs.field(factory=tuple, converter=_execution_configuration_argv)
+    argv: tuple[str, ...] = attrs.field(factory=tuple, converter=_strings, validator=_are_strings)
     #: A read-only mapping (``types.MappingProxyType``): the record cannot be changed in place.
-    config_choices: Mapping[str, str] = attrs.field(
-        factory=dict, converter=_execution_configuration_config_choices, hash=False
-    )
+    config_choices: Mapping[str, str] = attrs.field(factory=dict, converter=_config_choices, hash=False)
 
 
 # ------------------------------------------------------------------------------------ execution record
@@ -348,41 +304,17 @@ class StatusChange:
     at: datetime
 
 
-def _aware(field: str) -> Callable[[object], datetime | None]:
-    def convert(value: object) -> datetime | None:
-        if value is None:
-            return None
-        if isinstance(value, datetime):
-            if value.tzinfo is None:
-                raise ValidationError(f"{field}={value!r} must be timezone-aware")
-            return value
-        raise ValidationError(f"{field}={value!r} must be a datetime")
-
-    return convert
+def _time(value: object) -> datetime | None:
+    return value  # type: ignore[return-value]  # checked by _is_aware
 
 
-def _execution_record_workflow_rid(value: object) -> RID | None:
-    return _opt_rid("ExecutionRecord.workflow_rid")(value)
-
-
-def _execution_record_description(value: object) -> str:
-    return _str("ExecutionRecord.description")(value)
-
-
-def _execution_record_status_detail(value: object) -> str:
-    return _str("ExecutionRecord.status_detail")(value)
-
-
-def _execution_record_start_time(value: object) -> datetime | None:
-    return _aware("ExecutionRecord.start_time")(value)
-
-
-def _execution_record_stop_time(value: object) -> datetime | None:
-    return _aware("ExecutionRecord.stop_time")(value)
-
-
-def _execution_record_rid(value: object) -> RID:
-    return parse_rid(value, "ExecutionRecord.rid")
+def _is_aware(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, datetime):
+        raise ValidationError(f"{_name(instance, attribute)}={value!r} must be a datetime")
+    if value.tzinfo is None:
+        raise ValidationError(f"{_name(instance, attribute)}={value!r} must be timezone-aware")
 
 
 def _status(value: object) -> Status:
@@ -397,13 +329,13 @@ def _history(value: Iterable[StatusChange]) -> tuple[StatusChange, ...]:
 class ExecutionRecord:
     """One run of a workflow as the catalog knows it."""
 
-    rid: RID = attrs.field(converter=_execution_record_rid)
-    workflow_rid: RID | None = attrs.field(default=None, converter=_execution_record_workflow_rid)
-    description: str = attrs.field(default="", converter=_execution_record_description)
+    rid: RID = attrs.field(converter=_rid, validator=_is_rid)
+    workflow_rid: RID | None = attrs.field(default=None, converter=_opt_rid, validator=_is_opt_rid)
+    description: str = attrs.field(default="", converter=_text, validator=_is_text)
     status: Status = attrs.field(default=Status.created, converter=_status)
-    status_detail: str = attrs.field(default="", converter=_execution_record_status_detail)
-    start_time: datetime | None = attrs.field(default=None, converter=_execution_record_start_time)
-    stop_time: datetime | None = attrs.field(default=None, converter=_execution_record_stop_time)
+    status_detail: str = attrs.field(default="", converter=_text, validator=_is_text)
+    start_time: datetime | None = attrs.field(default=None, converter=_time, validator=_is_aware)
+    stop_time: datetime | None = attrs.field(default=None, converter=_time, validator=_is_aware)
     #: Every applied change, oldest first; part of equality (a lost history makes two records differ).
     history: tuple[StatusChange, ...] = attrs.field(factory=tuple, converter=_history)
 
@@ -474,40 +406,16 @@ def transition(record: ExecutionRecord, to: Status, detail: str, at: datetime) -
 # -------------------------------------------------------------------------------------------- terms
 
 
-def _term_name(value: object) -> str:
-    return _str("Term.name")(value)
-
-
-def _term_description(value: object) -> str:
-    return _str("Term.description")(value)
-
-
-def _term_synonyms(value: object) -> tuple[str, ...]:
-    return _str_tuple("Term.synonyms")(value)
-
-
-def _term_id(value: object) -> str | None:
-    return _opt_str("Term.id")(value)
-
-
-def _term_uri(value: object) -> str | None:
-    return _opt_str("Term.uri")(value)
-
-
-def _term_rid(value: object) -> RID | None:
-    return _opt_rid("Term.rid")(value)
-
-
 @attrs.frozen
 class Term:
     """A controlled-vocabulary term."""
 
-    name: str = attrs.field(converter=_term_name)
-    description: str = attrs.field(default="", converter=_term_description)
-    synonyms: tuple[str, ...] = attrs.field(factory=tuple, converter=_term_synonyms)
-    id: str | None = attrs.field(default=None, converter=_term_id)
-    uri: str | None = attrs.field(default=None, converter=_term_uri)
-    rid: RID | None = attrs.field(default=None, converter=_term_rid)
+    name: str = attrs.field(converter=_text, validator=_is_text)
+    description: str = attrs.field(default="", converter=_text, validator=_is_text)
+    synonyms: tuple[str, ...] = attrs.field(factory=tuple, converter=_strings, validator=_are_strings)
+    id: str | None = attrs.field(default=None, converter=_opt_text, validator=_is_opt_text)
+    uri: str | None = attrs.field(default=None, converter=_opt_text, validator=_is_opt_text)
+    rid: RID | None = attrs.field(default=None, converter=_opt_rid, validator=_is_opt_rid)
 
     def __attrs_post_init__(self) -> None:
         if not self.name.strip():

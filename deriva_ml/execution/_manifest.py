@@ -13,7 +13,7 @@ without a seal may be torn (see ``docs/security.md``). Every SQLite error is rai
 
 from __future__ import annotations
 
-import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -24,6 +24,7 @@ from typing import Any
 import attrs
 
 from deriva_ml.core.codec import parse_json
+from deriva_ml.core.convert import json_text
 from deriva_ml.core.errors import ExecutionError
 
 REGISTERED = "registered"
@@ -67,6 +68,24 @@ _ADDED_COLUMNS = {
     "sealed_mtime_ns": "INTEGER",
     "sealed_ino": "INTEGER",
 }
+
+
+def _types_column(types: Sequence[str]) -> str:
+    """The ``asset_types`` column: a JSON list (ASCII, as every manifest has been written)."""
+    return json_text(list(types), ascii_only=True, default=None)
+
+
+def _metadata_column(metadata: Mapping[str, Any]) -> str:
+    """The ``metadata`` column: a JSON object, keys sorted, values JSON does not know as text."""
+    return json_text(dict(metadata), sort_keys=True, ascii_only=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class ManifestError(ExecutionError):
@@ -122,19 +141,23 @@ class Manifest:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._depth = 0  # > 0 while a transaction is open (batch() and the writes joining it)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ManifestError(path, "create its directory", exc) from exc
+        fresh = not path.exists()
         try:
             self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise ManifestError(path, "open", exc) from exc
         try:
             self._db.row_factory = sqlite3.Row
+            if fresh:
+                self._create()
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(_SCHEMA)  # no write when the tables exist
             have = {r[1] for r in self._db.execute("PRAGMA table_info(entry)")}
             for col, kind in _ADDED_COLUMNS.items():  # a manifest written by an older deriva_ml
                 if col not in have:
@@ -144,6 +167,25 @@ class Manifest:
             self._db.close()
             corrupt = not isinstance(exc, sqlite3.OperationalError) or "malformed" in str(exc)
             raise ManifestError(path, "open", exc, _CORRUPT_HINT if corrupt else "") from exc
+
+    def _create(self) -> None:
+        """A new manifest: WAL mode and the schema written without an fsync each (switching a new file to WAL
+        goes through a rollback journal: several fsyncs), then made durable at once: the WAL checkpointed into
+        the file, the file and its directory fsynced. Before this returns nothing is registered, so a power
+        loss in between loses no output (a torn file is a corrupt manifest, which restore rebuilds)."""
+        db = self._db
+        db.execute("PRAGMA synchronous=OFF")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+        busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        files = [self.path] if busy == 0 else [self.path, self.path.with_name(self.path.name + "-wal")]
+        try:
+            for f in files:  # another process's reader kept the WAL: it is made durable too
+                _fsync(f)
+            if os.name == "posix":  # a directory cannot be opened for fsync elsewhere
+                _fsync(self.path.parent)
+        except OSError as exc:
+            raise ManifestError(self.path, "create", exc) from exc
 
     def close(self) -> None:
         self._db.close()
@@ -159,7 +201,26 @@ class Manifest:
             raise self._error("read", exc) from exc
 
     @contextmanager
+    def batch(self) -> Iterator[Manifest]:
+        """Group every write made inside the block into one transaction: one commit (one fsync) at the end.
+
+        Nothing inside is durable until the block ends; then all of it is, at once. An exception inside
+        rolls every write of the block back. Blocks nest (an inner block joins the outer one). Use it where
+        the writes are one step, e.g. sealing all outputs, or the record, configuration and workflow of a
+        new execution; not around ``register`` calls whose durability the caller relies on at once.
+        """
+        with self._txn():
+            yield self
+
+    @contextmanager
     def _txn(self) -> Iterator[sqlite3.Connection]:
+        if self._depth:  # inside batch(): join its transaction
+            self._depth += 1
+            try:
+                yield self._db
+            finally:
+                self._depth -= 1
+            return
         for attempt in range(50):
             try:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -170,15 +231,18 @@ class Manifest:
                 time.sleep(0.05)
             except sqlite3.Error as exc:
                 raise self._error("write", exc) from exc
+        self._depth = 1
         try:
             yield self._db
         except BaseException as exc:
+            self._depth = 0
             with suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
             if isinstance(exc, sqlite3.Error):
                 raise self._error("write", exc) from exc
             raise
         else:
+            self._depth = 0
             try:
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
@@ -193,10 +257,16 @@ class Manifest:
         return None if not rows else str(rows[0][0])
 
     def set_state(self, name: str, value: str) -> None:
+        self.set_states({name: value})
+
+    def set_states(self, values: Mapping[str, str]) -> None:
+        """Several key/value states in one transaction."""
+        if not values:
+            return
         with self._txn() as db:
-            db.execute(
+            db.executemany(
                 "INSERT INTO state(name, value) VALUES(?, ?) ON CONFLICT(name) DO UPDATE SET value=excluded.value",
-                (name, value),
+                list(values.items()),
             )
 
     # ---------------------------------------------------------------------------------------- entries
@@ -235,8 +305,8 @@ class Manifest:
                     path,
                     filename,
                     description,
-                    json.dumps(list(asset_types)),
-                    json.dumps(dict(metadata or {}), sort_keys=True, default=str),
+                    _types_column(asset_types),
+                    _metadata_column(metadata or {}),
                     time.time(),
                     src,
                     dev,
@@ -249,16 +319,24 @@ class Manifest:
 
     def seal(self, key: int, seal: Seal | None) -> None:
         """Record (or, with None, clear) the seal of an entry."""
-        values = (None, None, None, None) if seal is None else (seal.md5, seal.length, seal.mtime_ns, seal.ino)
+        self.seal_many({key: seal})
+
+    def seal_many(self, seals: Mapping[int, Seal | None]) -> None:
+        """Record (or, with None, clear) the seals of several entries in one transaction."""
+        if not seals:
+            return
+        rows = [
+            (None, None, None, None, key) if seal is None else (seal.md5, seal.length, seal.mtime_ns, seal.ino, key)
+            for key, seal in seals.items()
+        ]
         with self._txn() as db:
-            db.execute(
-                "UPDATE entry SET sealed_md5=?, sealed_length=?, sealed_mtime_ns=?, sealed_ino=? WHERE key=?",
-                (*values, key),
+            db.executemany(
+                "UPDATE entry SET sealed_md5=?, sealed_length=?, sealed_mtime_ns=?, sealed_ino=? WHERE key=?", rows
             )
 
     def set_asset_types(self, key: int, types: Sequence[str]) -> None:
         with self._txn() as db:
-            db.execute("UPDATE entry SET asset_types=? WHERE key=?", (json.dumps(list(types)), key))
+            db.execute("UPDATE entry SET asset_types=? WHERE key=?", (_types_column(types), key))
 
     def discard(self, key: int) -> None:
         """Forget an entry not yet cataloged."""
@@ -272,9 +350,7 @@ class Manifest:
                 raise KeyError(path)
             meta = parse_json(row[0], f"{self.path}: metadata of {path}")
             meta[column] = value
-            db.execute(
-                "UPDATE entry SET metadata=? WHERE path=?", (json.dumps(meta, sort_keys=True, default=str), path)
-            )
+            db.execute("UPDATE entry SET metadata=? WHERE path=?", (_metadata_column(meta), path))
 
     def get(self, path: str) -> ManifestEntry | None:
         rows = self._read("SELECT * FROM entry WHERE path=?", (path,))

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -32,7 +31,8 @@ from typing import Any
 import attrs
 from hydra.experimental.callback import Callback
 
-from deriva_ml.core.codec import parse_json
+from deriva_ml.core.codec import from_jsonable, parse_json
+from deriva_ml.core.convert import json_text
 from deriva_ml.core.errors import ConfigurationError, StatusConflict
 from deriva_ml.core.redact import redact_argv, redact_text
 from deriva_ml.core.status import Status
@@ -186,7 +186,7 @@ class SweepDir:
             # the first job: Hydra's launcher has written multirun.yaml (with the raw overrides) by now
             self.redact_hydra_files()
             data = dict(create())
-            _atomic_write(self.parent_file, json.dumps(data, indent=2, sort_keys=True))
+            _atomic_write(self.parent_file, json_text(data, indent=2, sort_keys=True, ascii_only=True, default=None))
             return data
 
     def read_parent(self) -> dict[str, Any] | None:
@@ -195,26 +195,16 @@ class SweepDir:
         return _json_object(self.parent_file)
 
     def record_job(self, outcome: JobOutcome) -> None:
-        data = {
-            "num": outcome.num,
-            "status": outcome.status.value,
-            "execution_rid": outcome.execution_rid,
-            "error": redact_text(outcome.error),
-        }
-        _atomic_write(self.state_dir / "jobs" / f"{outcome.num}.json", json.dumps(data, indent=2))
+        redacted = attrs.evolve(outcome, error=redact_text(outcome.error))
+        _atomic_write(self.state_dir / "jobs" / f"{outcome.num}.json", json_text(redacted, indent=2, ascii_only=True))
 
     @property
     def sweep_file(self) -> Path:
         return self.state_dir / "sweep.json"
 
     def write_sweep(self, info: SweepInfo) -> None:
-        data = {
-            "overrides": redact_argv(list(info.overrides)),  # the user's sweep folder: no secrets
-            "choices": dict(info.choices),
-            "expected_jobs": info.expected_jobs,
-            "launcher": info.launcher,
-        }
-        _atomic_write(self.sweep_file, json.dumps(data, indent=2, sort_keys=True))
+        redacted = attrs.evolve(info, overrides=redact_argv(list(info.overrides)))  # the user's sweep folder
+        _atomic_write(self.sweep_file, json_text(redacted, indent=2, sort_keys=True, ascii_only=True, default=None))
 
     def read_sweep(self) -> SweepInfo | None:
         if not self.sweep_file.exists():
@@ -258,8 +248,7 @@ class SweepDir:
             return []
         out = []
         for f in sorted(d.glob("*.json"), key=lambda p: int(p.stem) if p.stem.isdigit() else -1):
-            data = _json_object(f)
-            out.append(JobOutcome(data["num"], data["status"], data.get("execution_rid"), data.get("error", "")))
+            out.append(from_jsonable(_json_object(f), JobOutcome))
         return out
 
 
@@ -296,7 +285,7 @@ def _exclusive_file(path: Path, timeout: float = LOCK_FILE_TIMEOUT) -> Iterator[
             time.sleep(0.05)
             continue
         with os.fdopen(fd, "w") as out:
-            out.write(json.dumps(owner_identity()))
+            out.write(json_text(owner_identity(), ascii_only=True, default=None))
         try:
             yield
         finally:
