@@ -178,11 +178,11 @@ def stage_features(
             (feature.feature_table.schema, feature.feature_table.name, target, row, paths),
         )
     seen: dict[tuple[str, str, str], tuple[Any, Any]] = {}
-    for schema, table, target, row, paths in staged:
-        prior = seen.setdefault((schema, table, target), (row, paths))
-        if prior != (row, paths):
+    for s_schema, s_table, s_target, s_row, s_paths in staged:
+        prior = seen.setdefault((s_schema, s_table, s_target), (s_row, s_paths))
+        if prior != (s_row, s_paths):
             raise ValidationError(
-                f"add_features: two different values of {table} for target {target!r}; an execution records one "
+                f"add_features: two different values of {s_table} for target {s_target!r}; an execution records one "
                 f"value per target row and feature"
             )
     # one query per referenced table checks every target row and asset RID at once
@@ -239,6 +239,8 @@ def write_pending_features(
         log.info("feature values written", count=len(ready), tables=sorted({s.feature_table for s in ready}))
         if waiting:
             log.warning(
-                "feature values wait for outputs not uploaded yet", count=len(pending) - len(ready), outputs=waiting[:20]
+                "feature values wait for outputs not uploaded yet",
+                count=len(pending) - len(ready),
+                outputs=waiting[:20],
             )
     return len(ready)

@@ -204,7 +204,9 @@ def record_class(feature: Feature, resolve_term: TermResolver) -> type[FeatureRe
         )
     fields["RCT"] = attrs.field(default=None)
     fields["RID"] = attrs.field(default=None)
-    cls = attrs.make_class(cls_name, fields, bases=(FeatureRecord,), frozen=True, kw_only=True, slots=True)
+    cls: type[FeatureRecord] = attrs.make_class(
+        cls_name, fields, bases=(FeatureRecord,), frozen=True, kw_only=True, slots=True
+    )
     cls.feature = feature
     cls.__doc__ = (
         f"A value of feature {feature.feature_name!r} of {target!r} (table {table.name!r}); "

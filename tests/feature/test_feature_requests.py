@@ -20,7 +20,9 @@ def _write(ml: DerivaML, Health: type, subjects: list[str]) -> tuple[int, int, s
     wf = make_workflow("feature requests", "Annotation")
     exe = ml.create_execution(ExecutionConfiguration(workflow=wf))
     with exe:
-        records = [Health(Subject=s, Diagnosis=("Normal", "Glaucoma")[i % 2], Confidence=0.5) for i, s in enumerate(subjects)]
+        records = [
+            Health(Subject=s, Diagnosis=("Normal", "Glaucoma")[i % 2], Confidence=0.5) for i, s in enumerate(subjects)
+        ]
         with http_log() as log:
             exe.add_features(records)
         staged = log.count(service="ermrest")

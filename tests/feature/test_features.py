@@ -55,7 +55,10 @@ def test_record_class_is_frozen_and_validates_every_field(ml: DerivaML) -> None:
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         r.Diagnosis = "Normal"  # type: ignore[misc]
     cases = [
-        (dict(Diagnosis="Flu", Confidence=0.5), r"\.Diagnosis: 'Flu' is not a term of vocabulary 'Diagnosis'; known terms: 'Cataract', 'Glaucoma', 'Normal'"),
+        (
+            dict(Diagnosis="Flu", Confidence=0.5),
+            r"\.Diagnosis: 'Flu' is not a term of vocabulary 'Diagnosis'; known terms: 'Cataract', 'Glaucoma', 'Normal'",
+        ),
         (dict(Diagnosis="Normal", Confidence="high"), r"\.Confidence: expected a number \(float4\), got 'high'"),
         (dict(Diagnosis="Normal", Confidence=True), r"\.Confidence: expected a number"),
         (dict(Diagnosis="Normal", Confidence=0.1, Note=3), r"\.Note: expected text"),
@@ -99,7 +102,9 @@ def test_values_are_written_at_upload_with_the_outputs_they_reference(ml: Deriva
         exe2.add_features([Rec(Subject=subjects[0], Model=model_rid, Score=9)])
     exe2.upload_execution_outputs()
     assert len(ml.list_feature_values("Subject", "Scan_Model")) == 4
-    assert [v.Score for v in ml.list_feature_values("Subject", "Scan_Model", execution_rids=[exe2.execution_rid])] == [9]
+    assert [v.Score for v in ml.list_feature_values("Subject", "Scan_Model", execution_rids=[exe2.execution_rid])] == [
+        9
+    ]
 
 
 def test_add_features_validates_everything_before_recording_anything(ml: DerivaML, workflow) -> None:

@@ -83,7 +83,11 @@ def test_majority_vote_without_a_column_on_records_without_one_term_column_names
 
 
 def test_majority_vote_on_another_column() -> None:
-    g = [v("1-A", "Normal", "1", grade="high"), v("1-B", "Glaucoma", "2", grade="low"), v("1-C", "Normal", "3", grade="low")]
+    g = [
+        v("1-A", "Normal", "1", grade="high"),
+        v("1-B", "Glaucoma", "2", grade="low"),
+        v("1-C", "Normal", "3", grade="low"),
+    ]
     assert select_majority_vote("Grade")(g).RID == "1-C"
 
 
