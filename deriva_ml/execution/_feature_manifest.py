@@ -213,6 +213,8 @@ def write_pending_features(
     """
     if only is not None:
         return 0
+    if not manifest._read("SELECT name FROM sqlite_master WHERE type='table' AND name='feature_value'"):
+        return 0  # no add_features in this execution: no write to the manifest either
     fm = FeatureManifest(manifest)
     pending = fm.entries(PENDING)
     if not pending:
