@@ -1065,6 +1065,12 @@ class DerivaML:
         """A feature's values as records (one query); ``selector`` keeps one per target row."""
         return self._feature_service().list_feature_values(table, feature_name, selector, **kwargs)  # type: ignore[no-any-return]
 
+    def feature_values(
+        self, table: str | TableDef, feature_name: str, selector: Callable[..., Any] | None = None, **kwargs: Any
+    ) -> list[Any]:
+        """The reference's newer name of :meth:`list_feature_values`."""
+        return self.list_feature_values(table, feature_name, selector, **kwargs)
+
     def fetch_table_features(
         self, table: str | TableDef, feature_name: str | None = None, selector: Callable[..., Any] | None = None
     ) -> dict[str, list[Any]]:

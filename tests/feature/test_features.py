@@ -179,6 +179,9 @@ def test_majority_vote_across_executions(ml: DerivaML, workflow) -> None:
     by_run = ml.fetch_table_features("Subject", selector=FeatureRecord.select_by_execution(runs[1]))
     assert {v.Subject: v.Diagnosis for v in by_run["Health"]} == {a: "Glaucoma", b: "Glaucoma"}
     assert list(ml.fetch_table_features("Subject")) == ["Health"]
+    assert ml.feature_values("Subject", "Health", select_majority_vote()) == ml.list_feature_values(
+        "Subject", "Health", select_majority_vote()
+    )
 
 
 def test_feature_tables_are_in_the_domain_schema_and_the_name_is_a_term(ml: DerivaML) -> None:
