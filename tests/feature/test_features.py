@@ -190,3 +190,21 @@ def test_feature_tables_are_in_the_domain_schema_and_the_name_is_a_term(ml: Deri
     assert ft is not None and ft.column("Feature_Name").default == "Health"
     names = {r["Name"] for r in ml.catalog.query(ML_SCHEMA, "Feature_Name")}
     assert "Health" in names
+
+
+def test_values_wait_for_the_output_they_reference(ml: DerivaML, workflow) -> None:
+    ml.create_feature("Subject", "Scan_Model", assets=["Model"])
+    Rec = ml.feature_record_class("Subject", "Scan_Model")
+    (s,) = add_subjects(ml, ["a"])
+    exe = ml.create_execution(ExecutionConfiguration(workflow=workflow))
+    with pytest.raises(RuntimeError), exe:
+        weights = exe.asset_file_path("Model", "weights.bin")
+        weights.write_bytes(b"half written")
+        exe.add_features([Rec(Subject=s, Model=weights)])
+        raise RuntimeError("training crashed")
+    # the output is unsealed (the run failed): left local, so the value that names it waits
+    exe.upload_execution_outputs(unsealed="skip")
+    assert ml.list_feature_values("Subject", "Scan_Model") == []
+    up = exe.upload_execution_outputs(unsealed="complete")
+    (model,) = up[f"{ml.domain_schema}/Model"]
+    assert [(v.Subject, v.Model) for v in ml.list_feature_values("Subject", "Scan_Model")] == [(s, model.rid)]
