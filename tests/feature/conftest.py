@@ -14,18 +14,10 @@ if str(_TESTS) not in sys.path:
     sys.path.insert(0, str(_TESTS))
 
 from execution.conftest import BACKENDS, REMOTE_BACKENDS, open_backend  # noqa: E402
+from feature_helpers import add_feature_schema  # noqa: E402
 
 from deriva_ml import DerivaML  # noqa: E402
-from deriva_ml.testing import add_domain_schema, make_workflow  # noqa: E402
-
-DIAGNOSES = ("Normal", "Glaucoma", "Cataract")
-
-
-def add_feature_schema(ml: DerivaML) -> None:
-    add_domain_schema(ml)
-    ml.create_vocabulary("Diagnosis", "Diagnoses")
-    for t in DIAGNOSES:
-        ml.add_term("Diagnosis", t, f"{t} eye", synonyms=[t.lower()[:3]])
+from deriva_ml.testing import make_workflow  # noqa: E402
 
 
 @pytest.fixture(params=BACKENDS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from conftest import add_feature_schema
+from feature_helpers import add_feature_schema
 from live_support import http_log
 
 from deriva_ml import DerivaML

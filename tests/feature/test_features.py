@@ -6,7 +6,7 @@ import sqlite3
 
 import attrs
 import pytest
-from conftest import add_feature_schema
+from feature_helpers import add_feature_schema
 
 from deriva_ml import DerivaML
 from deriva_ml.core.definitions import ML_SCHEMA
