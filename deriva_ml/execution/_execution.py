@@ -52,6 +52,7 @@ from deriva_ml.core.records import (
 from deriva_ml.core.redact import is_config_text, redact_description, redact_jsonable, redact_text
 from deriva_ml.core.rid import RID, parse_rid
 from deriva_ml.core.status import Status
+from deriva_ml.execution._feature_manifest import write_pending_features
 from deriva_ml.execution._manifest import (
     CATALOGED,
     REGISTERED,
@@ -820,6 +821,8 @@ class Execution:
         stored_entries = [e for e in self._manifest.entries(STORED) if only is None or e.key in only]
         if stored_entries:
             self._catalog_outputs(stored_entries)
+        # features (branch features): staged feature values, after the asset rows they may reference
+        write_pending_features(ml.catalog, self._manifest, self.execution_rid, log, only=only)
         if skipped:
             log.warning("unsealed outputs left local (unsealed='skip')", count=len(skipped), files=skipped[:20])
         if failures:
@@ -984,6 +987,16 @@ class Execution:
         entry = self._register(MLAsset.execution_metadata.value, ML_SCHEMA, path, path.name, (asset_type,), {})
         if entry.state == REGISTERED:
             self._seal_entry(entry, path)  # written completely by us
+
+    # --- features (branch features)
+
+    def add_features(self, records: Iterable[Any]) -> int:
+        """Validate feature records at once and commit them to this execution's manifest; they are written
+        by ``upload_execution_outputs()`` after the asset rows (a value may name an output by the path
+        ``asset_file_path`` returned). Returns how many new values were recorded."""
+        from deriva_ml.execution._feature_manifest import stage_features
+
+        return stage_features(self._ml.catalog, self._manifest, self.execution_rid, self.working_dir, records)
 
 
 _METADATA_TYPES = (
