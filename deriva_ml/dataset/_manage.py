@@ -100,7 +100,8 @@ def delete_dataset_members(
     """Remove members (RIDs, or ``{table: [rids]}``) from a dataset; returns how many links were removed.
 
     Requests: the dataset, one link query per membership table concerned (all of them for a plain list of
-    RIDs), one batch of deletes — whatever the number of members. The caller bumps the version."""
+    RIDs), one delete per table — the ERMrest adapter splits a delete whose URL would exceed its budget
+    (about 200 RIDs per request). The caller bumps the version."""
     rid = split_snapshot(parse_rid(dataset_rid, "dataset_rid"))[0]
     _check_dataset(ports, schema, rid)
     assoc = member_associations(ports.catalog.model())
@@ -125,14 +126,12 @@ def delete_dataset_members(
         rids = wanted.get(key) or wanted.get(None) or []
         if not rids:
             continue
-        rows = ports.catalog.query(
-            a.table.schema,
-            a.table.name,
-            {a.dataset_column: rid, a.member_column: list(dict.fromkeys(rids))},
-            columns=[a.member_column],
-        )
-        if rows:
-            found[key] = [RID(r[a.member_column]) for r in rows]
+        # the dataset's links of this table, filtered here: one request however many members are named
+        want = set(rids)
+        rows = ports.catalog.query(a.table.schema, a.table.name, {a.dataset_column: rid}, columns=[a.member_column])
+        hits = [RID(r[a.member_column]) for r in rows if r[a.member_column] in want]
+        if hits:
+            found[key] = hits
     if None in wanted:
         placed = {r for v in found.values() for r in v}
         missing = [r for r in wanted[None] if r not in placed]
