@@ -1090,7 +1090,7 @@ class DerivaML:
         """``https://host/id/<catalog>/<RID>@<snaptime>``: a permanent citation URL (live server only)."""
         return self._data().cite(rid, current=current)  # type: ignore[no-any-return]
 
-    def pathBuilder(self) -> Any:  # noqa: N802 - the reference's name
+    def pathBuilder(self) -> Any:
         """deriva-py's datapath on the live catalog (escape hatch; live server only)."""
         return self._data().path_builder()
 
@@ -1150,7 +1150,7 @@ class DerivaML:
 
         return _assets.list_files(self._ports, self._schema, file_types)
 
-    def delete_dataset(self, dataset_rid: str, recurse: bool = False) -> list[str]:
+    def delete_dataset(self, dataset_rid: str, recurse: bool = False) -> list[RID]:
         """Mark a dataset Deleted (and its nested datasets with ``recurse``); returns the RIDs marked."""
         from deriva_ml.dataset import _manage
 

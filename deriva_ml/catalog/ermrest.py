@@ -805,6 +805,12 @@ class ErmrestCatalog:
         doc = self._request("GET", "/aggregate/" + _path(query) + tail, snapshot=snapshot, what="count")
         return int((doc or [{}])[0].get("cnt") or 0)
 
+    def path_builder(self) -> Any:
+        """deriva-py's datapath ``PathBuilder`` of this catalog, built once (building fetches the whole model)."""
+        if getattr(self, "_path_builder", None) is None:
+            self._path_builder = self._binding(None).getPathBuilder()
+        return self._path_builder
+
     def _path_tables(self, query: PathQuery) -> list[TableDef]:
         from deriva_ml.core.filters import columns_of
 

@@ -58,8 +58,8 @@ from deriva_ml.core.errors import (
     UnknownTable,
     ValidationError,
 )
-from deriva_ml.core.filters import Cmp, In, Not, PathQuery, columns_of
 from deriva_ml.core.filters import And as And_
+from deriva_ml.core.filters import Cmp, In, Not, PathQuery, columns_of
 from deriva_ml.core.filters import Or as Or_
 from deriva_ml.core.rid import RID, is_rid, split_snapshot
 from deriva_ml.core.schema_defs import SYSTEM_COLUMNS, CatalogModel, TableDef
@@ -770,7 +770,6 @@ class SQLiteCatalog:
     def connection(self) -> sqlite3.Connection:
         """The underlying connection (read-only use: tests and tooling)."""
         return self._conn
-
 
     # --- data (branch data): path queries with the filter algebra (deriva_ml.core.filters)
 

@@ -38,17 +38,25 @@ def _tuple(values: Iterable[Any]) -> tuple[Any, ...]:
     return tuple(values)
 
 
+def _parts(values: Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(values)
+
+
+def _steps(values: Iterable[Step]) -> tuple[Step, ...]:
+    return tuple(values)
+
+
 class _Combine:
     """``&``, ``|`` and ``~`` on every filter record."""
 
     def __and__(self, other: Filter) -> And:
-        return And((self, other))  # type: ignore[arg-type]
+        return And((self, other))
 
     def __or__(self, other: Filter) -> Or:
-        return Or((self, other))  # type: ignore[arg-type]
+        return Or((self, other))
 
     def __invert__(self) -> Not:
-        return Not(self)  # type: ignore[arg-type]
+        return Not(self)
 
 
 @attrs.frozen
@@ -76,12 +84,12 @@ class In(_Combine):
 
 @attrs.frozen
 class And(_Combine):
-    parts: tuple[Any, ...] = attrs.field(converter=tuple)
+    parts: tuple[Any, ...] = attrs.field(converter=_parts)
 
 
 @attrs.frozen
 class Or(_Combine):
-    parts: tuple[Any, ...] = attrs.field(converter=tuple)
+    parts: tuple[Any, ...] = attrs.field(converter=_parts)
 
 
 @attrs.frozen
@@ -226,7 +234,7 @@ def split_largest_in(f: Filter | None, parts: int) -> list[Filter] | None:
     """``f`` as ``parts`` filters that together select what ``f`` selects: the longest :class:`In` of the
     top-level conjunction split into pieces (for adapters whose requests have a size budget); None when
     there is no such list of more than one value."""
-    conj = list(f.parts) if isinstance(f, And) else ([f] if f is not None else [])
+    conj: list[Any] = list(f.parts) if isinstance(f, And) else ([f] if f is not None else [])
     ins = [i for i, p in enumerate(conj) if isinstance(p, In) and len(p.values) > 1]
     if not ins:
         return None
@@ -237,7 +245,7 @@ def split_largest_in(f: Filter | None, parts: int) -> list[Filter] | None:
     out: list[Filter] = []
     for i in range(0, len(vals), size):
         piece = In(conj[k].column, vals[i : i + size])
-        rest = conj[:k] + [piece] + conj[k + 1 :]
+        rest = [*conj[:k], piece, *conj[k + 1 :]]
         out.append(rest[0] if len(rest) == 1 else And(tuple(rest)))
     return out
 
@@ -262,7 +270,7 @@ class PathQuery:
     """The distinct rows of the last step's table (``columns`` of them, all when None), in RID order,
     those with RID after ``after`` only, at most ``limit`` of them."""
 
-    steps: tuple[Step, ...] = attrs.field(converter=tuple)
+    steps: tuple[Step, ...] = attrs.field(converter=_steps)
     columns: tuple[str, ...] | None = None
     after: str | None = None
     limit: int | None = None

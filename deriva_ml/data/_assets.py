@@ -47,6 +47,10 @@ class Asset:
     row: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
 
 
+def _strs(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
 @attrs.frozen
 class FileSpec:
     """A file for :func:`add_files`: a URL (``file://`` for a local file) with its MD5 and length."""
@@ -55,7 +59,7 @@ class FileSpec:
     md5: str
     length: int
     description: str = ""
-    file_types: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    file_types: tuple[str, ...] = attrs.field(default=(), converter=_strs)
 
     @classmethod
     def from_path(cls, path: str | Path, description: str = "", file_types: Sequence[str] = ()) -> FileSpec:
@@ -111,7 +115,7 @@ def assets_from(ports: Ports, t: TableDef, steps: Sequence[Step], *, snapshot: s
             description=r.get("Description"),
             types=tuple(sorted(types.get(r["RID"], ()))),
             produced_by=RID(produced[r["RID"]]) if r["RID"] in produced else None,
-            read_by=tuple(sorted(dict.fromkeys(read.get(r["RID"], ())))),
+            read_by=tuple(RID(x) for x in sorted(dict.fromkeys(read.get(r["RID"], [])))),
             schema=t.schema,
             row=dict(r),
         )
@@ -140,7 +144,9 @@ def find_assets(
     tables = [schema.asset_table(table)] if table else [schema.asset_table(n) for n in schema.list_asset_tables()]
     wanted_types: tuple[str, ...] = ()
     if asset_type is not None:
-        wanted_types = schema.validate_terms(MLVocab.asset_type.value, [asset_type] if isinstance(asset_type, str) else asset_type)
+        wanted_types = schema.validate_terms(
+            MLVocab.asset_type.value, [asset_type] if isinstance(asset_type, str) else asset_type
+        )
     conds = [Cmp(c, "eq", v) for c, v in (("MD5", md5), ("Filename", filename), ("URL", url)) if v is not None]
     flt = None if not conds else conds[0] if len(conds) == 1 else And(tuple(conds))
     out: list[Asset] = []
@@ -245,7 +251,13 @@ def as_file_specs(files: Iterable[Any], file_types: Sequence[str] = (), descript
 def plan_add_files(specs: Sequence[FileSpec], types: Mapping[str, tuple[str, ...]]) -> Batch:
     """File rows (an existing URL is kept: on-conflict-skip) and their File_Asset_Type links (by URL label)."""
     rows = [
-        {"URL": s.url, "Filename": s.url.rstrip("/").rsplit("/", 1)[-1], "Length": s.length, "MD5": s.md5, "Description": s.description}
+        {
+            "URL": s.url,
+            "Filename": s.url.rstrip("/").rsplit("/", 1)[-1],
+            "Length": s.length,
+            "MD5": s.md5,
+            "Description": s.description,
+        }
         for s in specs
     ]
     return Batch([Insert(ML_SCHEMA, "File", rows, on_conflict_skip=True)]) if rows else Batch(())

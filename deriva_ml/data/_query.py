@@ -53,7 +53,12 @@ def find_link(model: CatalogModel, src: TableDef, dst: TableDef) -> tuple[str, s
     if not found:
         linked = sorted(
             {f"{fk.pk_schema}:{fk.pk_table}" for fk in src.foreign_keys}
-            | {t.qualified for t in model.tables for fk in t.foreign_keys if (fk.pk_schema, fk.pk_table) == (src.schema, src.name)}
+            | {
+                t.qualified
+                for t in model.tables
+                for fk in t.foreign_keys
+                if (fk.pk_schema, fk.pk_table) == (src.schema, src.name)
+            }
         )
         raise ValidationError(
             f"no foreign key links {src.qualified} and {dst.qualified}; tables linked to {src.qualified}: "

@@ -47,7 +47,9 @@ class DataService:
             resolve=self.table,
         )
 
-    def insert(self, table: str | TableDef, rows: Iterable[Mapping[str, Any]] | Mapping[str, Any]) -> list[dict[str, Any]]:
+    def insert(
+        self, table: str | TableDef, rows: Iterable[Mapping[str, Any]] | Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
         """Insert rows (one batch); returns them as stored, with RID and system columns."""
         batch = plan_insert(self.table(table), rows)
         if not batch.effects:
@@ -76,7 +78,9 @@ class DataService:
             f = as_filter(rids_or_filter)
             if f is None:
                 raise ValidationError(f"delete from {t.qualified}: pass RIDs or a filter (None would delete every row)")
-            rows = path_catalog(self.ports.catalog).select_path(PathQuery((Step(t.schema, t.name, f),), columns=("RID",)))
+            rows = path_catalog(self.ports.catalog).select_path(
+                PathQuery((Step(t.schema, t.name, f),), columns=("RID",))
+            )
             rids = [r["RID"] for r in rows]
         batch = plan_delete(t, rids)
         if batch.effects:
@@ -191,6 +195,9 @@ class DataService:
 
     def path_builder(self) -> Any:
         """deriva-py's datapath ``PathBuilder`` on the live catalog (an escape hatch; built once). Live only."""
-        scheme, host = self._live("pathBuilder")
+        from deriva_ml.catalog.ermrest import ErmrestCatalog
+
+        self._live("pathBuilder")
         cat = getattr(self.ports.catalog, "inner", self.ports.catalog)
-        return cat._binding(None).getPathBuilder()
+        assert isinstance(cat, ErmrestCatalog)
+        return cat.path_builder()

@@ -90,7 +90,9 @@ def plan_remove_members(
         if not rids:
             continue
         a = associations[key]
-        effects.append(Delete(a.table.schema, a.table.name, a.member_column, rids, where={a.dataset_column: dataset_rid}))
+        effects.append(
+            Delete(a.table.schema, a.table.name, a.member_column, rids, where={a.dataset_column: dataset_rid})
+        )
     return Batch(effects)
 
 
@@ -115,9 +117,13 @@ def delete_dataset_members(
                     f"{t.qualified} rows are not dataset members (no Dataset_{t.name} association); "
                     f"member tables: {sorted(a.member.name for a in assoc.values())}"
                 )
-            wanted.setdefault(key, []).extend(parse_rid(r, f"members[{name!r}]") for r in ([rids] if isinstance(rids, str) else rids))
+            wanted.setdefault(key, []).extend(
+                parse_rid(r, f"members[{name!r}]") for r in ([rids] if isinstance(rids, str) else rids)
+            )
     else:
-        flat = [split_snapshot(parse_rid(r, "members"))[0] for r in ([members] if isinstance(members, str) else members)]
+        flat = [
+            split_snapshot(parse_rid(r, "members"))[0] for r in ([members] if isinstance(members, str) else members)
+        ]
         wanted = {None: flat}
     found: dict[tuple[str, str], list[RID]] = {}
     keys = sorted(assoc) if None in wanted else sorted(k for k in wanted if k is not None)
@@ -166,7 +172,9 @@ def remove_dataset_types(ports: Ports, schema: SchemaService, dataset_rid: str, 
     if absent:
         raise ValidationError(f"dataset {rid} does not have type(s) {absent}; its types: {sorted(have)}")
     if names:
-        ports.catalog.apply(Batch([Delete(ML_SCHEMA, "Dataset_Dataset_Type", "Dataset_Type", list(names), where={"Dataset": rid})]))
+        ports.catalog.apply(
+            Batch([Delete(ML_SCHEMA, "Dataset_Dataset_Type", "Dataset_Type", list(names), where={"Dataset": rid})])
+        )
 
 
 # ------------------------------------------------------------------------------------------ element types
@@ -206,7 +214,12 @@ def summarize_bag(members: Mapping[str, Sequence[Mapping[str, Any]]], model: Cat
         tables[name] = {"row_count": len(distinct), "is_asset": asset, "asset_bytes": nbytes}
         total_rows += len(distinct)
         total_bytes += nbytes
-    return {"tables": tables, "total_rows": total_rows, "total_asset_bytes": total_bytes, "total_asset_size": _human(total_bytes)}
+    return {
+        "tables": tables,
+        "total_rows": total_rows,
+        "total_asset_bytes": total_bytes,
+        "total_asset_size": _human(total_bytes),
+    }
 
 
 def _human(n: int) -> str:

@@ -218,9 +218,13 @@ class FakeErmrest:
         if cat is None:
             return 404, f"catalog {cid} not found"
         rest = parts[3:]
-        if method == "GET" and len(rest) >= 2 and rest[0] in ("entity", "attribute", "aggregate"):
-            if rest[0] == "aggregate" or _advanced(rest[1:]):
-                return 200, self._path_query(cat, rest[0], rest[1:], query, snap or None)
+        if (
+            method == "GET"
+            and len(rest) >= 2
+            and rest[0] in ("entity", "attribute", "aggregate")
+            and (rest[0] == "aggregate" or _advanced(rest[1:]))
+        ):
+            return 200, self._path_query(cat, rest[0], rest[1:], query, snap or None)
         if rest and "@sort(" in rest[-1] and len(rest) == 2:
             head, _, tail = rest[1].partition("@sort(")
             rest = [rest[0], head, "@sort(" + tail]
@@ -685,7 +689,7 @@ def _advanced(elems: list[str]) -> bool:
     links = [i for i, e in enumerate(elems) if _LINK.match(e.split("@", 1)[0])]
     if len(links) > 1:
         return True
-    if links and any(not e.startswith("@") and "=" in e or "::" in e for e in elems[links[0] + 1 :]):
+    if links and any((not e.startswith("@") and "=" in e) or "::" in e for e in elems[links[0] + 1 :]):
         return True
     for e in elems[1:]:
         e = e.split("@", 1)[0]
@@ -713,7 +717,7 @@ class _FilterParser:
     def parse(self) -> Any:
         f = self._disj()
         if self.i != len(self.text):
-            raise _BadRequest(f"Invalid filter syntax at {self.text[self.i:]!r}")
+            raise _BadRequest(f"Invalid filter syntax at {self.text[self.i :]!r}")
         return f
 
     def _peek(self) -> str:
@@ -757,7 +761,7 @@ class _FilterParser:
 
         m = _re.compile(r"([^=;&!():]+)(?:=([^;&!()]*)|::(null|lt|leq|gt|geq)::([^;&!()]*))").match(self.text, self.i)
         if not m:
-            raise _BadRequest(f"Invalid filter syntax at {self.text[self.i:]!r}")
+            raise _BadRequest(f"Invalid filter syntax at {self.text[self.i :]!r}")
         self.i = m.end()
         name = unquote(m.group(1))
         _column(self.tdef, name)

@@ -99,5 +99,5 @@ def test_path_builder_on_a_live_server(ml: Any) -> None:
         pytest.skip("datapath is offered on a live server only")
     s = ml.insert("Subject", {"Name": "pb"})[0]
     pb = ml.pathBuilder()
-    rows = list(pb.schemas["t"].tables["Subject"].filter(pb.schemas["t"].tables["Subject"].RID == s["RID"]).entities())
+    rows = list(pb.schemas["t"].tables["Subject"].filter(s["RID"] == pb.schemas["t"].tables["Subject"].RID).entities())
     assert rows[0]["Name"] == "pb"

@@ -8,7 +8,7 @@ import pytest
 
 from deriva_ml.catalog.ermrest import _path, _render_filter
 from deriva_ml.core.errors import UnknownColumn, ValidationError
-from deriva_ml.core.filters import And, Cmp, In, Not, Or, PathQuery, Step, as_filter, col, matches, split_largest_in
+from deriva_ml.core.filters import And, Cmp, In, Or, PathQuery, Step, as_filter, col, matches, split_largest_in
 from deriva_ml.core.schema_defs import ColumnDef, TableDef
 from deriva_ml.data._plans import plan_delete, plan_insert, plan_update
 
