@@ -7,6 +7,8 @@ Layout of the file (see ``docs/catalog.md``):
 - ``_dml_tables(schema, name, definition)``: the catalog model, each :class:`TableDef` as JSON;
 - ``_dml_rid_ranges(lo, hi, schema, name)``: which table each run of RIDs was allocated to, so that
   ``resolve_rid`` is one indexed range lookup plus one primary-key lookup;
+- ``_dml_tombstones(tbl, rid, row_id, ins_seq, del_seq, row)``: every row a batch deleted (as JSON), so
+  that a read at an earlier snapshot still sees it;
 - one SQL table per catalog table, named ``"<schema>:<table>"`` (SQLite has no schemas), with the
   system columns, the user columns, a hidden ``_seq`` column (the batch that inserted the row), UNIQUE
   constraints for keys, FOREIGN KEY constraints and an index on every foreign key.
