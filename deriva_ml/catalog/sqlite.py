@@ -649,11 +649,11 @@ class SQLiteCatalog:
             if built is None:
                 return []
             conds, params = built
-            source, order = plan.sql, "rowid"
-            if snapshot is not None:  # rows inserted by then, deleted ones included (tombstones)
-                source, sparams = _at(plan, self._snapshot_seq(snapshot))
-                params = [*sparams, *params]
-                order = "_rowid"
+            seq = None if snapshot is None else self._snapshot_seq(snapshot)
+            # rows inserted by then, deleted ones included (tombstones)
+            source, sparams, sconds, scparams, order = self._snap(plan, seq, "t")
+            conds = [*sconds, *conds]
+            params = [*sparams, *scparams, *params]
             sql = f"SELECT {','.join(_q(c) for c in names)} FROM {source}"
             if conds:
                 sql += " WHERE " + " AND ".join(conds)
@@ -691,18 +691,18 @@ class SQLiteCatalog:
                 return []  # (SQLite reads a negative LIMIT as no limit)
             conds, params = built
             conds.append(f"s.{_q(via)} IS NOT NULL")
-            dst_source, src_source, head = dst.sql, src.sql, []
-            if snapshot is not None:  # both sides as they were then, deleted rows included (tombstones)
-                seq = self._snapshot_seq(snapshot)
-                dst_source, dparams = _at(dst, seq)
-                src_source, sparams = _at(src, seq)
-                head = [*dparams, *sparams]
-            params = [*head, *params]
+            # both sides as they were at the snapshot, deleted rows included (tombstones)
+            seq = None if snapshot is None else self._snapshot_seq(snapshot)
+            dst_source, dparams, dconds, dcparams, _ = self._snap(dst, seq, "t")
+            src_source, sparams, sconds, scparams, _ = self._snap(src, seq, "s")
+            params = [*dparams, *sparams, *scparams, *params, *dcparams]
             sql = (
-                f"SELECT {','.join('t.' + _q(c) for c in names)} FROM {dst_source} AS t "
-                f"WHERE t.{_q(target_column)} IN (SELECT s.{_q(via)} FROM {src_source} AS s "
-                f"WHERE {' AND '.join(conds)})"
+                f"SELECT {','.join('t.' + _q(c) for c in names)} FROM {dst_source} "
+                f"WHERE t.{_q(target_column)} IN (SELECT s.{_q(via)} FROM {src_source} "
+                f"WHERE {' AND '.join([*sconds, *conds])})"
             )
+            if dconds:
+                sql += " AND " + " AND ".join(dconds)
             sql += " ORDER BY t.RID"
             if limit is not None:
                 sql += " LIMIT ?"
@@ -796,6 +796,21 @@ class SQLiteCatalog:
                 raise _busy_or(e, f"count failed: {e}") from e
             return int(n)
 
+    def _snap(self, plan: _Plan, seq: int | None, alias: str) -> tuple[str, list[Any], list[str], list[Any], str]:
+        """``(FROM source AS alias, its params, conditions, their params, rowid column)`` reading ``plan``'s
+        table at snapshot ``seq`` (None: now). Rows inserted by then; when rows of the table were deleted
+        after ``seq``, their tombstones are read too (a UNION); otherwise the plain, indexed table."""
+        if seq is None:
+            return f"{plan.sql} AS {alias}", [], [], [], f"{alias}.rowid"
+        gone = self._conn.execute(
+            "SELECT 1 FROM _dml_tombstones WHERE tbl = ? AND del_seq > ? AND ins_seq <= ? LIMIT 1",
+            (plan.sql, seq, seq),
+        ).fetchone()
+        if gone is None:
+            return f"{plan.sql} AS {alias}", [], [f"{alias}.{_HIDDEN_SEQ} <= ?"], [seq], f"{alias}.rowid"
+        source, params = _at(plan, seq)
+        return f"{source} AS {alias}", params, [], [], f"{alias}._rowid"
+
     def _path_sql(
         self, query: PathQuery, snapshot: str | None, *, count: bool
     ) -> tuple[_Plan, tuple[str, ...], str | None, list[Any]]:
@@ -816,9 +831,9 @@ class SQLiteCatalog:
         params: list[Any] = []
         for i, (step, plan) in enumerate(zip(query.steps, plans, strict=True)):
             alias = f"p{i}"
-            source, sparams = (plan.sql, []) if seq is None else _at(plan, seq)
-            conds: list[str] = []
-            cparams: list[Any] = []
+            source, sparams, sconds, scparams, _ = self._snap(plan, seq, alias)
+            conds: list[str] = list(sconds)
+            cparams: list[Any] = list(scparams)
             if step.filter is not None:
                 fsql, fparams = _filter_sql(plan, step.filter, alias + ".")
                 conds.append(fsql)
@@ -830,11 +845,11 @@ class SQLiteCatalog:
             if not is_last:
                 nxt = query.steps[i + 1].via or ""
                 conds.append(f"{alias}.{_q(nxt)} IS NOT NULL")
-                head = f"SELECT {alias}.{_q(nxt)} FROM {source} AS {alias}"
+                head = f"SELECT {alias}.{_q(nxt)} FROM {source}"
             elif count:
-                head = f"SELECT count(*) FROM {source} AS {alias}"
+                head = f"SELECT count(*) FROM {source}"
             else:
-                head = f"SELECT {','.join(alias + '.' + _q(c) for c in names)} FROM {source} AS {alias}"
+                head = f"SELECT {','.join(alias + '.' + _q(c) for c in names)} FROM {source}"
             if is_last and query.after is not None:
                 conds.append(f"{alias}.RID > ?")
                 cparams.append(str(query.after))

@@ -90,6 +90,9 @@ def test_chaise_url_and_cite(ml: Any) -> None:
     snap = cat.snapshot()
     assert ml.cite(s["RID"]) == f"{base}/id/{ml.catalog_id}/{s['RID']}@{snap}"
     assert ml.cite(s["RID"], current=True) == f"{base}/id/{ml.catalog_id}/{s['RID']}"
+    # the cited snapshot is one the server resolves the RID at (the lab has no /id/ resolver or Chaise
+    # installed; both are the standard DERIVA deployment paths)
+    assert cat.resolve_rid(f"{s['RID']}@{snap}") == ("t", "Subject")
     with pytest.raises(RIDNotFound):
         ml.cite("1-ZZZZ")
 
