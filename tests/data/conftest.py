@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 _TESTS = Path(__file__).resolve().parents[1]
-for sub in ("dataset", "catalog", "store", "live"):
+for sub in ("data", "dataset", "catalog", "store", "live"):
     if str(_TESTS / sub) not in sys.path:
         sys.path.insert(0, str(_TESTS / sub))
 
@@ -36,7 +36,3 @@ def ml(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
         m.backend = request.param  # type: ignore[attr-defined]
         yield m
         m.close()
-
-
-def remote(ml: Any) -> bool:
-    return ml.backend != "embedded"

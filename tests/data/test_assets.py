@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import remote
+from data_support import remote
 from live_support import http_log, unique_token
 
 from deriva_ml.asset.aux_classes import AssetSpec

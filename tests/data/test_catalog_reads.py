@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import remote
+from data_support import remote
 from live_support import http_log
 
 from deriva_ml.core.errors import InvalidRID, RIDNotFound

@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 import pytest
-from conftest import remote
+from data_support import remote
 from live_support import http_log
 
 from deriva_ml.core.errors import RIDNotFound, UnknownColumn, ValidationError
