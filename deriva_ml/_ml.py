@@ -1137,6 +1137,180 @@ class DerivaML:
         """Every feature of ``table`` with its values, by feature name."""
         return self._feature_service().fetch_table_features(table, feature_name, selector)  # type: ignore[no-any-return]
 
+    # --- data (branch data): domain data, catalog reads, assets, dataset management (deriva_ml/data/)
+
+    def _data(self) -> Any:
+        from deriva_ml.data._service import DataService
+
+        return DataService(self._ports, self._schema)
+
+    def query(self, table: str, *, schema: str | None = None) -> Any:
+        """A query builder over ``table`` (``.where(col("Age") > 3).select("Name").linked("Image").fetch()``)."""
+        return self._data().query(table, schema=schema)
+
+    def insert(self, table: str, rows: Any) -> list[dict[str, Any]]:
+        """Insert rows into a domain table (one batch); returns them with their RIDs."""
+        return self._data().insert(table, rows)  # type: ignore[no-any-return]
+
+    def update(self, table: str, rows: Any) -> int:
+        """Set columns of rows named by RID (one batch)."""
+        return self._data().update(table, rows)  # type: ignore[no-any-return]
+
+    def delete(self, table: str, rids_or_filter: Any) -> int:
+        """Delete rows of a domain table by RIDs or by a filter."""
+        return self._data().delete(table, rids_or_filter)  # type: ignore[no-any-return]
+
+    def get_table_as_dict(self, table: str, *, schema: str | None = None) -> list[dict[str, Any]]:
+        return self._data().get_table_as_dict(table, schema=schema)  # type: ignore[no-any-return]
+
+    def get_table_as_dataframe(self, table: str, *, schema: str | None = None) -> Any:
+        """The table as a pandas DataFrame (the ``pandas`` extra)."""
+        return self._data().get_table_as_dataframe(table, schema=schema)
+
+    def retrieve_rid(self, rid: str) -> dict[str, Any]:
+        """The row with this RID, whatever its table."""
+        return self._data().retrieve_rid(rid)  # type: ignore[no-any-return]
+
+    def resolve_rids(self, rids: Iterable[str], *, candidate_tables: Sequence[str] | None = None) -> dict[str, Any]:
+        """``{rid: (schema, table)}`` for many RIDs (at most min(n, tables) requests on ERMrest)."""
+        return self._data().resolve_rids(rids, candidate_tables=candidate_tables)  # type: ignore[no-any-return]
+
+    def catalog_snapshot(self, snaptime: str) -> DerivaML:
+        """A read-only ``DerivaML`` on this catalog as it was at ``snaptime`` (same working and cache dirs)."""
+        from deriva_ml.data._snapshot import SnapshotCatalog
+
+        snaptime = str(snaptime)
+        view = SnapshotCatalog(self.catalog, snaptime)
+        view.query(ML_SCHEMA, "Dataset_Type", columns=["RID"], limit=1)  # an unknown snapshot fails here
+        return DerivaML(
+            self.host_name,
+            self.catalog_id,
+            domain_schema=self.domain_schema,
+            home=self.home,
+            working_dir=self.working_dir,
+            cache_dir=self.cache_dir,
+            allow_dirty=self.allow_dirty,
+            catalog=view,
+            store=self.store,
+            clock=self._clock,
+            project_root=self._project_root,
+            upload_workers=self.upload_workers,
+        )
+
+    def chaise_url(self, table_or_rid: str) -> str:
+        """The Chaise URL of a row or table (live server only)."""
+        return self._data().chaise_url(table_or_rid)  # type: ignore[no-any-return]
+
+    def cite(self, rid: str, *, current: bool = False) -> str:
+        """``https://host/id/<catalog>/<RID>@<snaptime>``: a permanent citation URL (live server only)."""
+        return self._data().cite(rid, current=current)  # type: ignore[no-any-return]
+
+    def pathBuilder(self) -> Any:
+        """deriva-py's datapath on the live catalog (escape hatch; live server only)."""
+        return self._data().path_builder()
+
+    def list_assets(self, table: str) -> list[Any]:
+        """Every asset of an asset table as :class:`~deriva_ml.data.Asset` records (3 requests)."""
+        from deriva_ml.data import _assets
+
+        return _assets.list_assets(self._ports, self._schema, table)
+
+    def find_assets(self, table: str | None = None, **kwargs: Any) -> list[Any]:
+        """Assets by table, asset_type, md5, filename (any combination)."""
+        from deriva_ml.data import _assets
+
+        return _assets.find_assets(self._ports, self._schema, table, **kwargs)
+
+    def lookup_asset(self, rid: str) -> Any:
+        from deriva_ml.data import _assets
+
+        return _assets.lookup_asset(self._ports, self._schema, rid)
+
+    def list_asset_executions(self, asset_rid: str, role: str | None = None) -> list[ExecutionRecord]:
+        """Executions that produced (``role="Output"``) or read (``"Input"``) an asset; None: both."""
+        from deriva_ml.data import _assets
+
+        return [_record_from_row(r) for r in _assets.asset_execution_rows(self._ports, self._schema, asset_rid, role)]
+
+    def download_asset(self, asset_rid: str, dest: str | os.PathLike[str], *, cache: bool = True) -> Path:
+        """The asset's file under ``dest`` (through the asset cache unless ``cache=False``), MD5 verified."""
+        from deriva_ml.data import _assets
+
+        return _assets.download_asset(self._ports, self._schema, asset_rid, Path(dest), cache=cache)
+
+    def add_files(
+        self,
+        files: Any,
+        *,
+        dataset_types: str | Sequence[str] | None = None,
+        description: str = "",
+        file_types: Sequence[str] = (),
+        execution_rid: str | None = None,
+    ) -> Any:
+        """Catalog files (local paths or FileSpecs) in the File table and return a new dataset holding them
+        (types ``dataset_types``, default ``File``), as the reference's ``add_files`` does."""
+        from deriva_ml.data import _assets
+
+        rids = _assets.add_files(self._ports, self._schema, files, file_types=file_types, description=description)
+        if not rids:
+            return None
+        ds = self.create_dataset(
+            dataset_types if dataset_types is not None else ["File"], description, execution_rid=execution_rid
+        )
+        self.add_dataset_members(ds.dataset_rid, {"File": rids}, execution_rid=execution_rid)
+        return self.lookup_dataset(ds.dataset_rid)
+
+    def list_files(self, file_types: Sequence[str] | None = None) -> list[Any]:
+        from deriva_ml.data import _assets
+
+        return _assets.list_files(self._ports, self._schema, file_types)
+
+    def delete_dataset(self, dataset_rid: str, recurse: bool = False) -> list[RID]:
+        """Mark a dataset Deleted (and its nested datasets with ``recurse``); returns the RIDs marked."""
+        from deriva_ml.dataset import _manage
+
+        return _manage.delete_dataset(self._ports, self._schema, dataset_rid, recurse=recurse)
+
+    def delete_dataset_members(self, dataset_rid: str, members: Any, **kwargs: Any) -> Any:
+        """Remove members and bump the minor version (older versions keep them)."""
+        from deriva_ml.dataset import _manage
+
+        removed = _manage.delete_dataset_members(self._ports, self._schema, dataset_rid, members)
+        if removed:
+            kwargs.setdefault("description", f"removed {removed} member(s)")
+            return self.increment_dataset_version(dataset_rid, "minor", **kwargs)
+        return None
+
+    def add_dataset_type(self, dataset_rid: str, dataset_type: str) -> None:
+        from deriva_ml.dataset import _manage
+
+        _manage.add_dataset_types(self._ports, self._schema, dataset_rid, [dataset_type])
+
+    def remove_dataset_type(self, dataset_rid: str, dataset_type: str) -> None:
+        from deriva_ml.dataset import _manage
+
+        _manage.remove_dataset_types(self._ports, self._schema, dataset_rid, [dataset_type])
+
+    def list_dataset_element_types(self) -> list[TableDef]:
+        """Tables whose rows can be dataset members (those with a ``Dataset_<Table>`` association)."""
+        from deriva_ml.dataset import _manage
+
+        return _manage.list_dataset_element_types(self._ports)
+
+    def add_dataset_element_type(self, table: str) -> TableDef:
+        """Let rows of ``table`` be dataset members (creates the ``Dataset_<Table>`` association)."""
+        from deriva_ml.dataset import _manage
+
+        return _manage.add_dataset_element_type(self._ports, self._schema, table)
+
+    def estimate_bag_size(self, dataset: Any) -> dict[str, Any]:
+        """Rows per table and asset bytes a bag of this dataset (spec or RID) would hold, without building it."""
+        from deriva_ml.dataset import _manage
+
+        spec = dataset if isinstance(dataset, DatasetSpec) else DatasetSpec(rid=dataset)
+        members = self.list_dataset_members(spec.rid, spec.version, recurse=True)
+        return _manage.summarize_bag(members, self.catalog.model())
+
 
 class CatalogWorkflow:
     """A workflow bound to its catalog row: ``description`` and ``workflow_type`` write through.

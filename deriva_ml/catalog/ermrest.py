@@ -29,6 +29,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
+import attrs
+
 from deriva_ml.catalog._common import check_columns, check_writable, find_table, where_items
 from deriva_ml.catalog.port import ML_SCHEMA, Where
 from deriva_ml.catalog.schema import ML_TABLES, seed_batch, table_kind
@@ -58,6 +60,7 @@ from deriva_ml.core.errors import (
     UnknownTable,
     ValidationError,
 )
+from deriva_ml.core.filters import PathQuery
 from deriva_ml.core.retry import backoff_delays
 from deriva_ml.core.rid import RID, is_rid
 from deriva_ml.core.schema_defs import (
@@ -755,12 +758,159 @@ class ErmrestCatalog:
             raise RIDNotFound(rid)
         return str(doc["schema_name"]), str(doc["table_name"])
 
+    # --- data (branch data): path queries with the filter algebra (deriva_ml.core.filters)
+
+    def select_path(self, query: PathQuery, *, snapshot: str | None = None) -> list[dict[str, Any]]:
+        """The rows a :class:`PathQuery` denotes: ``GET /entity/S:T0/<filters>/(via)=(S:T1:col)/<filters>...
+        @sort(RID)[@after(R)]?limit=N`` (``/attribute/.../<columns>`` when projecting) — one request, unless
+        the URL exceeds the budget: then the longest value list is split and the parts merged (RID order)."""
+        tables = self._path_tables(query)
+        last = tables[-1]
+        project = list(query.columns) if query.columns else None
+        if project is not None:
+            check_columns(last, project)
+        if query.limit is not None and query.limit <= 0:
+            return []
+        if any(f is None for f in (_render_filter(s.filter) for s in query.steps if s.filter is not None)):
+            return []  # an empty value list at the top: nothing matches
+        out_cols = None if project is None else list(dict.fromkeys([*project, "RID"]))
+        head = "/entity/" if out_cols is None else "/attribute/"
+        tail = "" if out_cols is None else "/" + ",".join(_u(c) for c in out_cols)
+        tail += "@sort(RID)" + (f"@after({_u(query.after)})" if query.after is not None else "")
+        tail += f"?limit={int(query.limit)}" if query.limit is not None else "?limit=none"
+        rows: list[dict[str, Any]] = []
+        parts = self._path_parts(query, lambda q: head + _path(q) + tail, snapshot)
+        for part in parts:
+            url = head + _path(part) + tail
+            rows.extend(self._request("GET", url, snapshot=snapshot, what=f"query of {last.qualified}") or [])
+        if len(parts) > 1:
+            rows = sorted({r["RID"]: r for r in rows}.values(), key=lambda r: str(r["RID"]))
+            if query.limit is not None:
+                rows = rows[: int(query.limit)]
+        if project is not None and "RID" not in project:
+            rows = [{c: r.get(c) for c in project} for r in rows]
+        return rows
+
+    def count_path(self, query: PathQuery, *, snapshot: str | None = None) -> int:
+        """How many rows :meth:`select_path` would return without a limit: ``GET /aggregate/<path>/
+        cnt:=cnt_d(RID)`` (one request; a path split for the URL budget counts the merged RIDs instead)."""
+        self._path_tables(query)
+        query = attrs.evolve(query, limit=None, columns=None)
+        if any(f is None for f in (_render_filter(s.filter) for s in query.steps if s.filter is not None)):
+            return 0
+        tail = "/cnt:=cnt_d(RID)"
+        parts = self._path_parts(query, lambda q: "/aggregate/" + _path(q) + tail, snapshot)
+        if len(parts) > 1:
+            return len(self.select_path(attrs.evolve(query, columns=("RID",)), snapshot=snapshot))
+        doc = self._request("GET", "/aggregate/" + _path(query) + tail, snapshot=snapshot, what="count")
+        return int((doc or [{}])[0].get("cnt") or 0)
+
+    def path_builder(self) -> Any:
+        """deriva-py's datapath ``PathBuilder`` of this catalog, built once (building fetches the whole model)."""
+        if getattr(self, "_path_builder", None) is None:
+            self._path_builder = self._binding(None).getPathBuilder()
+        return self._path_builder
+
+    def _path_tables(self, query: PathQuery) -> list[TableDef]:
+        from deriva_ml.core.filters import columns_of
+
+        tables = [self._table(s.schema, s.table) for s in query.steps]
+        for i, (step, t) in enumerate(zip(query.steps, tables, strict=True)):
+            check_columns(t, columns_of(step.filter))
+            if i:
+                check_columns(tables[i - 1], [step.via or ""])
+                check_columns(t, [step.target_column or ""])
+        return tables
+
+    def _path_parts(self, query: PathQuery, render: Any, snapshot: str | None) -> list[PathQuery]:
+        """``query`` as queries whose URLs fit the budget (the longest value list halved until they do)."""
+        from deriva_ml.core.filters import In, split_largest_in
+
+        if len(self._prefix(snapshot)) + len(render(query)) <= self.url_budget:
+            return [query]
+
+        def longest(step: Any) -> int:
+            f = step.filter
+            conj = list(f.parts) if type(f).__name__ == "And" else [f]
+            return max((len(p.values) for p in conj if isinstance(p, In)), default=0)
+
+        k = max(range(len(query.steps)), key=lambda i: longest(query.steps[i]))
+        pieces = split_largest_in(query.steps[k].filter, 2)
+        if pieces is None:
+            raise ValidationError(
+                f"an ERMrest request of {len(render(query))} bytes exceeds url_budget={self.url_budget} "
+                "and has no list of values to split; use shorter values"
+            )
+        out: list[PathQuery] = []
+        for piece in pieces:
+            steps = list(query.steps)
+            steps[k] = attrs.evolve(steps[k], filter=piece)
+            out.extend(self._path_parts(attrs.evolve(query, steps=tuple(steps)), render, snapshot))
+        return out
+
     def close(self) -> None:
         for b in self._bindings.values():
             session = getattr(b, "_session", None)
             if session is not None:
                 session.close()
         self._bindings.clear()
+
+
+_ERM_OPS = {"lt": "::lt::", "leq": "::leq::", "gt": "::gt::", "geq": "::geq::"}
+#: A predicate no row satisfies (RID is never NULL), for an empty value list inside a compound filter.
+_FALSE = "RID::null::"
+
+
+def _render_filter(f: Any, *, top: bool = True) -> str | None:
+    """ERMrest's filter language for a filter record (data/naming.md "Filter Language"): ``C=v``,
+    ``C::gt::v``, ``C::null::``, ``&``, ``;``, ``!`` and parentheses. At the top, an empty value list
+    gives None (nothing can match); inside a compound filter it is a predicate that is never true."""
+    from deriva_ml.core.filters import And, Cmp, In, Not, Or
+
+    if isinstance(f, Cmp):
+        if f.op == "null":
+            return f"{_u(f.column)}::null::"
+        if f.op == "eq":
+            return f"{_u(f.column)}={_literal(f.value)}"
+        return f"{_u(f.column)}{_ERM_OPS[f.op]}{_literal(f.value)}"
+    if isinstance(f, In):
+        if not f.values:
+            return None if top else _FALSE
+        terms = ";".join(_term(f.column, v) for v in dict.fromkeys(f.values))
+        return terms if top or len(f.values) == 1 else f"({terms})"
+    if isinstance(f, And | Or):
+        if not f.parts:
+            return f"!{_FALSE}" if isinstance(f, And) else (None if top else _FALSE)
+        sep = "&" if isinstance(f, And) else ";"
+        rendered = []
+        for p in f.parts:
+            r = _render_filter(p, top=False)
+            assert r is not None
+            rendered.append(f"({r})" if isinstance(p, And | Or) else r)
+        return sep.join(rendered)
+    if isinstance(f, Not):
+        r = _render_filter(f.part, top=False)
+        assert r is not None
+        return f"!({r})" if isinstance(f.part, And | Or | In) else f"!{r}"
+    raise ValidationError(f"not a filter: {f!r}")
+
+
+def _path(query: PathQuery) -> str:
+    """``S:T0/<filters>/(via)=(S:T1:col)/<filters>/...``: a top-level conjunction is one element per part."""
+    from deriva_ml.core.filters import And
+
+    out = []
+    for i, step in enumerate(query.steps):
+        if i == 0:
+            out.append(f"{_u(step.schema)}:{_u(step.table)}")
+        else:
+            out.append(f"({_u(step.via)})=({_u(step.schema)}:{_u(step.table)}:{_u(step.target_column)})")
+        if step.filter is not None:
+            conj = list(step.filter.parts) if isinstance(step.filter, And) and step.filter.parts else [step.filter]
+            for p in conj:
+                r = _render_filter(p)
+                out.append(_FALSE if r is None else r)
+    return "/".join(out)
 
 
 def _rolled_back(text: str) -> bool:

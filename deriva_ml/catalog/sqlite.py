@@ -7,6 +7,8 @@ Layout of the file (see ``docs/catalog.md``):
 - ``_dml_tables(schema, name, definition)``: the catalog model, each :class:`TableDef` as JSON;
 - ``_dml_rid_ranges(lo, hi, schema, name)``: which table each run of RIDs was allocated to, so that
   ``resolve_rid`` is one indexed range lookup plus one primary-key lookup;
+- ``_dml_tombstones(tbl, rid, row_id, ins_seq, del_seq, row)``: every row a batch deleted (as JSON), so
+  that a read at an earlier snapshot still sees it;
 - one SQL table per catalog table, named ``"<schema>:<table>"`` (SQLite has no schemas), with the
   system columns, the user columns, a hidden ``_seq`` column (the batch that inserted the row), UNIQUE
   constraints for keys, FOREIGN KEY constraints and an index on every foreign key.
@@ -26,6 +28,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import attrs
 
 from deriva_ml.catalog import _codec
 from deriva_ml.catalog._common import JSON_TYPES, check_columns, check_writable, find_table, where_items
@@ -56,6 +60,9 @@ from deriva_ml.core.errors import (
     UnknownTable,
     ValidationError,
 )
+from deriva_ml.core.filters import And as And_
+from deriva_ml.core.filters import Cmp, In, Not, PathQuery, columns_of
+from deriva_ml.core.filters import Or as Or_
 from deriva_ml.core.rid import RID, is_rid, split_snapshot
 from deriva_ml.core.schema_defs import SYSTEM_COLUMNS, CatalogModel, TableDef
 from deriva_ml.core.status import STATUS_ORDER
@@ -236,6 +243,12 @@ class SQLiteCatalog:
                 "schema TEXT NOT NULL, name TEXT NOT NULL)"
             )
             cur.execute("CREATE TABLE IF NOT EXISTS _dml_journal (seq INTEGER PRIMARY KEY, entry TEXT NOT NULL)")
+            # rows deleted by a batch, kept so that a read at an earlier snapshot still sees them
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS _dml_tombstones (tbl TEXT NOT NULL, rid TEXT NOT NULL, "
+                "row_id INTEGER NOT NULL, ins_seq INTEGER NOT NULL, del_seq INTEGER NOT NULL, row TEXT NOT NULL)"
+            )
+            cur.execute("CREATE INDEX IF NOT EXISTS _dml_tombstones_tbl ON _dml_tombstones (tbl, del_seq)")
             cur.execute("COMMIT")
         except BaseException:
             cur.execute("ROLLBACK")
@@ -553,10 +566,10 @@ class SQLiteCatalog:
             for i in range(0, len(values), _CHUNK):
                 chunk = values[i : i + _CHUNK]
                 marks = ",".join("?" * len(chunk))
-                cur.execute(
-                    f"DELETE FROM {plan.sql} WHERE {_q(effect.column)} IN ({marks}){extra}",
-                    [plan.encode(effect.column, v) for v in chunk] + extra_params,
-                )
+                cond = f"{_q(effect.column)} IN ({marks}){extra}"
+                params = [plan.encode(effect.column, v) for v in chunk] + extra_params
+                _tombstone(cur, plan, cond, params, st.seq)
+                cur.execute(f"DELETE FROM {plan.sql} WHERE {cond}", params)
         except sqlite3.IntegrityError as e:
             referrers = [
                 f"{t.qualified}{list(fk.columns)}"
@@ -636,13 +649,15 @@ class SQLiteCatalog:
             if built is None:
                 return []
             conds, params = built
-            if snapshot is not None:
-                conds.append(f"{_HIDDEN_SEQ} <= ?")
-                params.append(self._snapshot_seq(snapshot))
-            sql = f"SELECT {','.join(_q(c) for c in names)} FROM {plan.sql}"
+            seq = None if snapshot is None else self._snapshot_seq(snapshot)
+            # rows inserted by then, deleted ones included (tombstones)
+            source, sparams, sconds, scparams, order = self._snap(plan, seq, "t")
+            conds = [*sconds, *conds]
+            params = [*sparams, *scparams, *params]
+            sql = f"SELECT {','.join(_q(c) for c in names)} FROM {source}"
             if conds:
                 sql += " WHERE " + " AND ".join(conds)
-            sql += " ORDER BY " + ", ".join([*(_q(c) for c in order_by), "rowid"])
+            sql += " ORDER BY " + ", ".join([*(_q(c) for c in order_by), order])
             if limit is not None:
                 sql += " LIMIT ?"
                 params.append(int(limit))
@@ -676,19 +691,18 @@ class SQLiteCatalog:
                 return []  # (SQLite reads a negative LIMIT as no limit)
             conds, params = built
             conds.append(f"s.{_q(via)} IS NOT NULL")
-            outer: list[str] = []
-            if snapshot is not None:
-                seq = self._snapshot_seq(snapshot)
-                conds.append(f"s.{_HIDDEN_SEQ} <= ?")
-                params.append(seq)
-                outer.append(f"t.{_HIDDEN_SEQ} <= ?")
-                params.append(seq)
+            # both sides as they were at the snapshot, deleted rows included (tombstones)
+            seq = None if snapshot is None else self._snapshot_seq(snapshot)
+            dst_source, dparams, dconds, dcparams, _ = self._snap(dst, seq, "t")
+            src_source, sparams, sconds, scparams, _ = self._snap(src, seq, "s")
+            params = [*dparams, *sparams, *scparams, *params, *dcparams]
             sql = (
-                f"SELECT {','.join('t.' + _q(c) for c in names)} FROM {dst.sql} AS t "
-                f"WHERE t.{_q(target_column)} IN (SELECT s.{_q(via)} FROM {src.sql} AS s WHERE {' AND '.join(conds)})"
+                f"SELECT {','.join('t.' + _q(c) for c in names)} FROM {dst_source} "
+                f"WHERE t.{_q(target_column)} IN (SELECT s.{_q(via)} FROM {src_source} "
+                f"WHERE {' AND '.join([*sconds, *conds])})"
             )
-            if outer:
-                sql += " AND " + " AND ".join(outer)
+            if dconds:
+                sql += " AND " + " AND ".join(dconds)
             sql += " ORDER BY t.RID"
             if limit is not None:
                 sql += " LIMIT ?"
@@ -720,7 +734,7 @@ class SQLiteCatalog:
             from deriva_ml.core.errors import InvalidRID
 
             raise InvalidRID(rid)
-        base, _ = split_snapshot(rid)
+        base, snap = split_snapshot(rid)
         n = decode_rid(base)
         if n is None:
             raise RIDNotFound(rid)
@@ -731,6 +745,19 @@ class SQLiteCatalog:
             if hit is None or n > hit[0]:
                 raise RIDNotFound(rid)
             schema, name = hit[1], hit[2]
+            if snap is not None:  # at a snapshot: inserted by then, and not deleted by then (tombstones)
+                seq = self._snapshot_seq(snap)
+                sql = _sql_name(schema, name)
+                live = self._conn.execute(
+                    f"SELECT 1 FROM {_q(sql)} WHERE RID = ? AND {_HIDDEN_SEQ} <= ?", (base, seq)
+                ).fetchone()
+                gone = self._conn.execute(
+                    "SELECT 1 FROM _dml_tombstones WHERE tbl = ? AND rid = ? AND ins_seq <= ? AND del_seq > ?",
+                    (_q(sql), base, seq, seq),
+                ).fetchone()
+                if not (live or gone):
+                    raise RIDNotFound(rid)
+                return schema, name
             if not self._conn.execute(f"SELECT 1 FROM {_q(_sql_name(schema, name))} WHERE RID = ?", (base,)).fetchone():
                 raise RIDNotFound(rid)
             return schema, name
@@ -745,6 +772,96 @@ class SQLiteCatalog:
     def connection(self) -> sqlite3.Connection:
         """The underlying connection (read-only use: tests and tooling)."""
         return self._conn
+
+    # --- data (branch data): path queries with the filter algebra (deriva_ml.core.filters)
+
+    def select_path(self, query: PathQuery, *, snapshot: str | None = None) -> list[dict[str, Any]]:
+        """The rows a :class:`PathQuery` denotes (one statement): the last table's rows reached from the
+        filtered rows of each earlier table, each once, in RID order, after ``query.after``, limited."""
+        with self._lock:
+            plan, names, sql, params = self._path_sql(query, snapshot, count=False)
+            if sql is None:
+                return []
+            return self._select(plan, names, sql, params, f"query of {plan.table.qualified}")
+
+    def count_path(self, query: PathQuery, *, snapshot: str | None = None) -> int:
+        """How many rows :meth:`select_path` would return without a limit (one statement)."""
+        with self._lock:
+            _plan, _names, sql, params = self._path_sql(attrs.evolve(query, limit=None), snapshot, count=True)
+            if sql is None:
+                return 0
+            try:
+                (n,) = self._conn.execute(sql, params).fetchone()
+            except sqlite3.OperationalError as e:
+                raise _busy_or(e, f"count failed: {e}") from e
+            return int(n)
+
+    def _snap(self, plan: _Plan, seq: int | None, alias: str) -> tuple[str, list[Any], list[str], list[Any], str]:
+        """``(FROM source AS alias, its params, conditions, their params, rowid column)`` reading ``plan``'s
+        table at snapshot ``seq`` (None: now). Rows inserted by then; when rows of the table were deleted
+        after ``seq``, their tombstones are read too (a UNION); otherwise the plain, indexed table."""
+        if seq is None:
+            return f"{plan.sql} AS {alias}", [], [], [], f"{alias}.rowid"
+        gone = self._conn.execute(
+            "SELECT 1 FROM _dml_tombstones WHERE tbl = ? AND del_seq > ? AND ins_seq <= ? LIMIT 1",
+            (plan.sql, seq, seq),
+        ).fetchone()
+        if gone is None:
+            return f"{plan.sql} AS {alias}", [], [f"{alias}.{_HIDDEN_SEQ} <= ?"], [seq], f"{alias}.rowid"
+        source, params = _at(plan, seq)
+        return f"{source} AS {alias}", params, [], [], f"{alias}._rowid"
+
+    def _path_sql(
+        self, query: PathQuery, snapshot: str | None, *, count: bool
+    ) -> tuple[_Plan, tuple[str, ...], str | None, list[Any]]:
+        seq = self._snapshot_seq(snapshot) if snapshot is not None else None
+        plans = [self._plan(s.schema, s.table) for s in query.steps]
+        for i, (step, plan) in enumerate(zip(query.steps, plans, strict=True)):
+            check_columns(plan.table, columns_of(step.filter))
+            if i:
+                check_columns(plans[i - 1].table, [step.via or ""])
+                check_columns(plan.table, [step.target_column or ""])
+        last = plans[-1]
+        names = tuple(query.columns) if query.columns else last.table.column_names
+        check_columns(last.table, names)
+        if query.limit is not None and query.limit <= 0:
+            return last, names, None, []
+        inner: tuple[str, list[Any]] | None = None
+        sql = ""
+        params: list[Any] = []
+        for i, (step, plan) in enumerate(zip(query.steps, plans, strict=True)):
+            alias = f"p{i}"
+            source, sparams, sconds, scparams, _ = self._snap(plan, seq, alias)
+            conds: list[str] = list(sconds)
+            cparams: list[Any] = list(scparams)
+            if step.filter is not None:
+                fsql, fparams = _filter_sql(plan, step.filter, alias + ".")
+                conds.append(fsql)
+                cparams.extend(fparams)
+            if inner is not None:
+                conds.append(f"{alias}.{_q(step.target_column or '')} IN ({inner[0]})")
+                cparams.extend(inner[1])
+            is_last = i == len(plans) - 1
+            if not is_last:
+                nxt = query.steps[i + 1].via or ""
+                conds.append(f"{alias}.{_q(nxt)} IS NOT NULL")
+                head = f"SELECT {alias}.{_q(nxt)} FROM {source}"
+            elif count:
+                head = f"SELECT count(*) FROM {source}"
+            else:
+                head = f"SELECT {','.join(alias + '.' + _q(c) for c in names)} FROM {source}"
+            if is_last and query.after is not None:
+                conds.append(f"{alias}.RID > ?")
+                cparams.append(str(query.after))
+            sql = head + (" WHERE " + " AND ".join(conds) if conds else "")
+            params = [*sparams, *cparams]
+            inner = (sql, params)
+        if not count:
+            sql += f" ORDER BY p{len(plans) - 1}.RID"
+            if query.limit is not None:
+                sql += " LIMIT ?"
+                params.append(int(query.limit))
+        return last, names, sql, params
 
 
 class _State:
@@ -785,6 +902,74 @@ def _conditions(plan: _Plan, items: list[tuple[str, Any, bool]], prefix: str) ->
             conds.append(f"{name} = ?")
             params.append(plan.encode(col, value))
     return conds, params
+
+
+def _filter_sql(plan: _Plan, f: Any, prefix: str) -> tuple[str, list[Any]]:
+    """SQL (with parameters) for a filter record of ``deriva_ml.core.filters`` on ``plan``'s table."""
+    if isinstance(f, Cmp):
+        name = prefix + _q(f.column)
+        if f.op == "null":
+            return f"{name} IS NULL", []
+        return f"{name} {_SQL_OPS[f.op]} ?", [plan.encode(f.column, f.value)]
+    if isinstance(f, In):
+        name = prefix + _q(f.column)
+        vals = [v for v in f.values if v is not None]
+        parts: list[str] = []
+        params: list[Any] = []
+        if len(vals) > _CHUNK:  # one parameter, however long the list (SQLite caps host parameters)
+            parts.append(f"{name} IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps([plan.encode(f.column, v) for v in vals]))
+        elif vals:
+            parts.append(f"{name} IN ({','.join('?' * len(vals))})")
+            params.extend(plan.encode(f.column, v) for v in vals)
+        if None in f.values:
+            parts.append(f"{name} IS NULL")
+        return ("(" + " OR ".join(parts) + ")" if parts else "0"), params
+    if isinstance(f, And_ | Or_):
+        if not f.parts:
+            return ("1" if isinstance(f, And_) else "0"), []
+        sqls, params = [], []
+        for p in f.parts:
+            s, ps = _filter_sql(plan, p, prefix)
+            sqls.append(s)
+            params.extend(ps)
+        return "(" + (" AND " if isinstance(f, And_) else " OR ").join(sqls) + ")", params
+    if isinstance(f, Not):
+        s, ps = _filter_sql(plan, f.part, prefix)
+        return f"(NOT {s})", ps
+    raise ValidationError(f"not a filter: {f!r}")
+
+
+_SQL_OPS = {"eq": "=", "lt": "<", "leq": "<=", "gt": ">", "geq": ">="}
+
+
+def _row_json(plan: _Plan) -> str:
+    cols = (*SYSTEM_COLUMNS, *plan.user_cols)
+    return "json_object(" + ", ".join(f"'{c.replace(chr(39), chr(39) * 2)}', {_q(c)}" for c in cols) + ")"
+
+
+def _tombstone(cur: sqlite3.Cursor, plan: _Plan, cond: str, params: list[Any], seq: int) -> None:
+    """Keep the rows about to be deleted by batch ``seq`` (so reads at earlier snapshots still see them)."""
+    cur.execute(
+        f"INSERT INTO _dml_tombstones (tbl, rid, row_id, ins_seq, del_seq, row) "
+        f"SELECT ?, RID, rowid, {_HIDDEN_SEQ}, ?, {_row_json(plan)} FROM {plan.sql} WHERE {cond}",
+        [plan.sql, seq, *params],
+    )
+
+
+def _at(plan: _Plan, seq: int) -> tuple[str, list[Any]]:
+    """A FROM source of ``plan``'s table as it was at snapshot ``seq``: rows inserted by then that still
+    exist, plus rows deleted after it (current values: updates are not versioned). Has ``_rowid``."""
+    cols = (*SYSTEM_COLUMNS, *plan.user_cols)
+    now = ",".join(_q(c) for c in cols)
+    old = ",".join(f"json_extract(row, ?) AS {_q(c)}" for c in cols)
+    sql = (
+        f"(SELECT rowid AS _rowid, {now} FROM {plan.sql} WHERE {_HIDDEN_SEQ} <= ? "
+        f"UNION ALL SELECT row_id AS _rowid, {old} FROM _dml_tombstones "
+        f"WHERE tbl = ? AND ins_seq <= ? AND del_seq > ?)"
+    )
+    paths = ['$."' + c + '"' for c in cols]
+    return sql, [seq, *paths, plan.sql, seq, seq]
 
 
 def _unique_cols(msg: str) -> list[str]:

@@ -998,6 +998,22 @@ class Execution:
 
         return stage_features(self._ml.catalog, self._manifest, self.execution_rid, self.working_dir, records)
 
+    # --- data (branch data)
+
+    def list_assets(self, role: str | None = None) -> list[Any]:
+        """Assets this execution read (``role="Input"``), wrote (``"Output"``) or both (None), as Asset records."""
+        from deriva_ml.data import _assets
+
+        if role is not None:
+            role = self._ml._validate_terms("Asset_Role", [role])[0]
+        return _assets.execution_assets(self._ml.ports, self.execution_rid, role)
+
+    def list_input_datasets(self) -> list[Any]:
+        """The datasets this execution took as inputs (Dataset handles)."""
+        from deriva_ml.data import _assets
+
+        return [self._ml.lookup_dataset(r) for r in _assets.execution_dataset_rids(self._ml.ports, self.execution_rid)]
+
 
 _METADATA_TYPES = (
     ("configuration.json", ExecMetadataType.deriva_config.value),
