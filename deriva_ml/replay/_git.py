@@ -94,7 +94,7 @@ def locate_source(loc: CodeLocation, checksum: str | None, candidates: Sequence[
             if loc.commit is not None:
                 searched.append(f"{root} (for commit {loc.commit})")
                 sha = loc.commit.encode("ascii")
-                if not repo.object_store.__contains__(sha):  # type: ignore[arg-type]
+                if sha not in repo.object_store:  # type: ignore[operator]
                     continue
                 blob = _blob_at(repo, sha, loc.path)
                 module, mroot = _module_of(repo, sha, loc.path)
