@@ -87,7 +87,7 @@ class Edge:
     src: str
     dst: str
     label: str
-    kind: str = "data"  # "data", "ran", "nested"
+    kind: str = "data"  # "data", "ran", "nested", "replay"
 
 
 @attrs.frozen
@@ -138,6 +138,7 @@ def build_graph(facts: LineageFacts, *, group_over: int = 4, include_metadata: b
     labelled with the version read (the highest that existed when the execution was created) or written.
     Nesting: ``nested`` edges from parent to child. The library's metadata files (configuration.json,
     uv.lock, environment snapshots, Hydra files) are left out unless ``include_metadata``."""
+    from deriva_ml.replay.link import replayed_rid
     from deriva_ml.replay.plan import AssetFact, is_library_metadata
 
     nodes: dict[str, Node] = {}
@@ -168,6 +169,9 @@ def build_graph(facts: LineageFacts, *, group_over: int = 4, include_metadata: b
         if link.execution not in facts.executions or link.asset not in facts.assets:
             continue
         table, filename = facts.assets[link.asset]
+        original = replayed_rid(filename) if table == "Execution_Metadata" else None
+        if original is not None and original in facts.executions:  # a replay's link file (deriva-ml replay)
+            add_edge(Edge(node_id("exe", original), node_id("exe", link.execution), "replayed by", "replay"))
         if not include_metadata and is_library_metadata(AssetFact(table, link.asset, filename, None)):
             continue
         per.setdefault((link.execution, table, link.role), []).append(link.asset)
@@ -188,21 +192,21 @@ def build_graph(facts: LineageFacts, *, group_over: int = 4, include_metadata: b
             aid = add_node(Node(node_id("asset", a), "asset", f"{table} {a}\n{_short(facts.assets[a][1])}", a))
             add_edge(Edge(eid, aid, "wrote") if role == "Output" else Edge(aid, eid, "read"))
 
-    for link in facts.dataset_links:
-        if link.execution not in facts.executions:
+    for dl in facts.dataset_links:
+        if dl.execution not in facts.executions:
             continue
-        d = link.dataset
+        d = dl.dataset
         did = add_node(
             Node(node_id("ds", d), "dataset", f"Dataset {d}\n{_short(facts.datasets.get(d, ''))}".rstrip(), d)
         )
-        eid = node_id("exe", link.execution)
+        eid = node_id("exe", dl.execution)
         versions = facts.versions.get(d, ())
-        if link.role == "Output":
-            made = [v for v, _r, e in versions if e == link.execution]
-            version = link.version or (max(made, key=_version_key) if made else None)
+        if dl.role == "Output":
+            made = [v for v, _r, e in versions if e == dl.execution]
+            version = dl.version or (max(made, key=_version_key) if made else None)
             add_edge(Edge(eid, did, f"wrote {version}" if version else "wrote"))
         else:
-            version = link.version or version_at(versions, facts.executions[link.execution].get("RCT"))
+            version = dl.version or version_at(versions, facts.executions[dl.execution].get("RCT"))
             add_edge(Edge(did, eid, f"read {version}" if version else "read"))
     for d, versions in facts.versions.items():  # versions made by a gathered execution (e.g. add members)
         for v, _rct, e in versions:
@@ -248,7 +252,9 @@ def to_dot(graph: Graph) -> str:
         extra = ", penwidth=2.5" if n.id == graph.root else ""
         out.append(f"  {n.id} [label={_dot_str(n.label)}, {_DOT_STYLE[n.kind]}{extra}];")
     for e in graph.edges:
-        style = ", style=dashed" if e.kind == "nested" else ", style=dotted" if e.kind == "ran" else ""
+        style = {"nested": ", style=dashed", "ran": ", style=dotted", "replay": ', style=dashed, color="#b45309"'}.get(
+            e.kind, ""
+        )
         out.append(f"  {e.src} -> {e.dst} [label={_dot_str(e.label)}{style}];")
     out.append("}")
     return "\n".join(out) + "\n"
@@ -274,7 +280,7 @@ def to_mermaid(graph: Graph) -> str:
         left, right = _MERMAID_SHAPE[n.kind]
         out.append(f"  {n.id}{left}{_mermaid_str(n.label)}{right}")
     for e in graph.edges:
-        arrow = "-.->" if e.kind in ("nested", "ran") else "-->"
+        arrow = "-.->" if e.kind in ("nested", "ran", "replay") else "-->"
         out.append(f"  {e.src} {arrow}|{_mermaid_str(e.label)}| {e.dst}")
     if graph.root:
         out.append(f"  style {graph.root} stroke-width:3px")
@@ -321,6 +327,7 @@ def gather_lineage(catalog: Any, rid: str, *, depth: int = 2) -> LineageFacts:
     from deriva_ml.catalog.schema import is_asset
     from deriva_ml.core.definitions import ML_SCHEMA
     from deriva_ml.core.rid import parse_rid
+    from deriva_ml.replay.link import link_filename, replayed_rid
 
     if depth < 0:
         raise ValidationError(f"depth={depth} must be 0 or more")
@@ -404,10 +411,21 @@ def gather_lineage(catalog: Any, rid: str, *, depth: int = 2) -> LineageFacts:
                 continue
             for r in catalog.query(s, t, {"RID": arids}, columns=["RID", "Filename"]):
                 assets[str(r["RID"])] = (t, str(r.get("Filename") or ""))
+                original = replayed_rid(assets[str(r["RID"])][1]) if t == "Execution_Metadata" else None
+                if original is not None and level < depth:  # this execution replays another one
+                    nxt.add(original)
             if level < depth:  # the other executions that read or wrote these assets
                 for r in catalog.query(s, f"{t}_Execution", {t: arids}):
                     if not _is_metadata_link(t, assets.get(str(r[t]))):
                         nxt.add(str(r["Execution"]))
+        if level < depth and (ML_SCHEMA, "Execution_Metadata") in asset_tables:  # replays of these executions
+            names = [link_filename(x) for x in f]
+            found = catalog.query(ML_SCHEMA, "Execution_Metadata", {"Filename": names}, columns=["RID", "Filename"])
+            if found:
+                for r in catalog.query(
+                    ML_SCHEMA, "Execution_Metadata_Execution", {"Execution_Metadata": [r["RID"] for r in found]}
+                ):
+                    nxt.add(str(r["Execution"]))
         new_ds = sorted(ds_here - set(datasets))
         if new_ds:
             for r in catalog.query(ML_SCHEMA, "Dataset", {"RID": new_ds}, columns=["RID", "Description"]):

@@ -195,7 +195,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.command in ("replay", "lineage"):  # --- replay, lineage (branch replay)
             from deriva_ml.cli import _lineage, _replay
 
-            return (_replay if args.command == "replay" else _lineage).run(args, ml)
+            return int((_replay if args.command == "replay" else _lineage).run(args, ml))
         if args.command == "executions":
             return _executions(ml, status, args.workflow, since, args.json)
         if args.command == "abort-stale":

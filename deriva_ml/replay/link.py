@@ -3,10 +3,12 @@
 ``deriva-ml replay`` starts the recorded command with these environment variables; the execution the
 replayed code creates reads them here:
 
-* ``DERIVA_ML_REPLAY_OF=RID`` — this execution replays execution RID. A metadata file ``replay_of.json``
-  (``{"replay_of": RID, "execution": NEW_RID}``, asset type ``Deriva_Config``) is uploaded with the
-  execution's other metadata files: the link is an ordinary ``Execution_Metadata`` row, so it works on
-  any deriva-ml catalog (also those made by the reference package) without a schema change.
+* ``DERIVA_ML_REPLAY_OF=RID`` — this execution replays execution RID. A metadata file
+  ``replay-of-RID.json`` (``{"replay_of": RID, "execution": NEW_RID}``, asset type ``Deriva_Config``) is
+  uploaded with the execution's other metadata files: the link is an ordinary ``Execution_Metadata`` row,
+  so it works on any deriva-ml catalog (also those made by the reference package) without a schema
+  change, and its file name alone tells which execution was replayed (``deriva-ml lineage`` finds the
+  replays of an execution with one query on ``Filename``).
 * ``DERIVA_ML_REPLAY_DATASETS={"RID": "VERSION", ...}`` — input datasets the code names without a version
   are pinned to the versions the original run used (their catalog snapshots).
 * ``DERIVA_ML_REPLAY_RECORD=PATH`` — the new execution's RID is appended to PATH (how replay finds it).
@@ -25,7 +27,20 @@ from typing import Any
 ENV_REPLAY_OF = "DERIVA_ML_REPLAY_OF"
 ENV_REPLAY_DATASETS = "DERIVA_ML_REPLAY_DATASETS"
 ENV_REPLAY_RECORD = "DERIVA_ML_REPLAY_RECORD"
-LINK_FILE = "replay_of.json"
+LINK_PREFIX = "replay-of-"
+LINK_PATTERN = "replay-of-*.json"
+
+
+def link_filename(original: str) -> str:
+    """The metadata file name that links a replay to execution ``original``."""
+    return f"{LINK_PREFIX}{original}.json"
+
+
+def replayed_rid(filename: str) -> str | None:
+    """The RID a link file name names (None for any other name)."""
+    if filename.startswith(LINK_PREFIX) and filename.endswith(".json"):
+        return filename[len(LINK_PREFIX) : -len(".json")] or None
+    return None
 
 
 def pin_datasets(datasets: Sequence[Any], pins: Mapping[str, str]) -> tuple[Any, ...]:
@@ -59,7 +74,7 @@ def child_hook(
         return configuration, metadata_files
     link_dir = Path(work) / "replay"
     link_dir.mkdir(parents=True, exist_ok=True)
-    link = link_dir / LINK_FILE
+    link = link_dir / link_filename(original)
     link.write_text(json.dumps({"replay_of": original, "execution": str(rid)}, indent=2) + "\n", encoding="utf-8")
     record = env.get(ENV_REPLAY_RECORD)
     if record:

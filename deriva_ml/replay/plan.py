@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 import attrs
 
 from deriva_ml.core.errors import DerivaMLException, ValidationError
-from deriva_ml.replay.link import ENV_REPLAY_DATASETS, ENV_REPLAY_OF, ENV_REPLAY_RECORD, LINK_FILE
+from deriva_ml.replay.link import ENV_REPLAY_DATASETS, ENV_REPLAY_OF, ENV_REPLAY_RECORD, LINK_PATTERN
 
 #: The workflow overrides of ``deriva_ml.source`` (the replayed run gets the original workflow row).
 ENV_WORKFLOW_URL = "DERIVA_ML_WORKFLOW_URL"
@@ -42,7 +42,7 @@ LIBRARY_METADATA = (
     "hydra-*-config.yaml",
     "hydra-*-overrides.yaml",
     "hydra-*-hydra.yaml",
-    LINK_FILE,
+    LINK_PATTERN,
 )
 
 RunKind = Literal["script", "module", "hydra", "notebook"]
