@@ -192,6 +192,7 @@ def build_graph(facts: LineageFacts, *, group_over: int = 4, include_metadata: b
             aid = add_node(Node(node_id("asset", a), "asset", f"{table} {a}\n{_short(facts.assets[a][1])}", a))
             add_edge(Edge(eid, aid, "wrote") if role == "Output" else Edge(aid, eid, "read"))
 
+    wrote: dict[tuple[str, str], set[str]] = {}  # (execution, dataset) -> versions it made (one edge each pair)
     for dl in facts.dataset_links:
         if dl.execution not in facts.executions:
             continue
@@ -199,19 +200,20 @@ def build_graph(facts: LineageFacts, *, group_over: int = 4, include_metadata: b
         did = add_node(
             Node(node_id("ds", d), "dataset", f"Dataset {d}\n{_short(facts.datasets.get(d, ''))}".rstrip(), d)
         )
-        eid = node_id("exe", dl.execution)
         versions = facts.versions.get(d, ())
         if dl.role == "Output":
-            made = [v for v, _r, e in versions if e == dl.execution]
-            version = dl.version or (max(made, key=_version_key) if made else None)
-            add_edge(Edge(eid, did, f"wrote {version}" if version else "wrote"))
+            made = {v for v, _r, e in versions if e == dl.execution}
+            wrote.setdefault((dl.execution, d), set()).update(made | ({dl.version} if dl.version else set()))
         else:
             version = dl.version or version_at(versions, facts.executions[dl.execution].get("RCT"))
-            add_edge(Edge(did, eid, f"read {version}" if version else "read"))
+            add_edge(Edge(did, node_id("exe", dl.execution), f"read {version}" if version else "read"))
     for d, versions in facts.versions.items():  # versions made by a gathered execution (e.g. add members)
         for v, _rct, e in versions:
             if e and e in facts.executions and node_id("ds", d) in nodes:
-                add_edge(Edge(node_id("exe", e), node_id("ds", d), f"wrote {v}"))
+                wrote.setdefault((e, d), set()).add(v)
+    for (e, d), made in sorted(wrote.items()):
+        label = "wrote " + ", ".join(sorted(made, key=_version_key)) if made else "wrote"
+        add_edge(Edge(node_id("exe", e), node_id("ds", d), label))
 
     for parent, child in facts.nesting:
         if parent in facts.executions and child in facts.executions:

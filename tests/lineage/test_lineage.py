@@ -81,7 +81,7 @@ def test_the_graph_links_workflows_executions_outputs_datasets_nesting_and_repla
     assert {
         (node_id("wf", "1-WT"), x["1-T"], "ran"),
         (node_id("wf", "1-WG"), x["1-G"], "ran"),
-        (x["1-G"], node_id("ds", "1-D"), "wrote 0.2.0"),
+        (x["1-G"], node_id("ds", "1-D"), "wrote 0.1.0, 0.2.0"),  # one edge, the versions it made
         (node_id("ds", "1-D"), x["1-T"], "read 0.2.0"),  # the version that existed when 1-T was created
         (x["1-T"], node_id("asset", "1-M"), "wrote"),
         (x["1-R"], node_id("asset", "1-M"), "wrote"),
