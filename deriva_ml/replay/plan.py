@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 import attrs
 
 from deriva_ml.core.errors import DerivaMLException, ValidationError
+from deriva_ml.core.redact import REDACTED
 from deriva_ml.replay.link import ENV_REPLAY_DATASETS, ENV_REPLAY_OF, ENV_REPLAY_RECORD, LINK_PATTERN
 
 #: The workflow overrides of ``deriva_ml.source`` (the replayed run gets the original workflow row).
@@ -369,6 +370,12 @@ def plan_replay(
     if not facts.argv:
         raise ReplayRefused(f"execution {facts.rid} recorded no command line (argv): how it ran is unknown")
     args = apply_overrides(kind, facts.argv[1:], overrides)
+    hidden = [a for a in args if REDACTED in a]
+    if hidden:
+        raise ReplayRefused(
+            f"the recorded command line of {facts.rid} had secrets removed ({', '.join(hidden)}): they are never "
+            f"recorded, so give them with --override KEY=VALUE (e.g. for --token <redacted>: --override token=...)"
+        )
     warnings: list[str] = []
     pythonpath: tuple[str, ...] = ()
     if kind == "hydra":

@@ -72,6 +72,7 @@ def test_gather_facts_costs_the_same_requests_for_2_or_12_outputs(
             facts = gather_facts(ml.catalog, ml.store, exe.execution_rid, tmp_path)
         counts.append((log.count(service="ermrest"), log.count(service="hatrac")))
         assert len([a for a in facts.outputs if a.table == "Model"]) in (2, 12)
+    print("gather_facts (ermrest, hatrac) requests for 2 and 12 outputs:", counts)
     assert counts[0] == counts[1], counts
     assert counts[0][1] == 1  # configuration.json, the only object read
 

@@ -186,3 +186,42 @@ def test_the_demo_is_reproduced_and_a_changed_seed_reports_the_differing_files(t
     assert seeded.returncode == 1, seeded.stderr
     assert "NOT reproduced: 2 of 2 outputs differ" in seeded.stdout, seeded.stdout
     assert "differs   Model" in seeded.stdout
+
+
+LIVE_TRAIN = (
+    TRAIN.replace(
+        'p.add_argument("--catalog")',
+        'p.add_argument("--catalog")\np.add_argument("--host")\np.add_argument("--tag")',
+    )
+    .replace('DerivaML("local", a.catalog)', "DerivaML(a.host, a.catalog)")
+    .replace('"same\\n"', 'a.tag + "\\n"')
+    .replace("json.dumps([rng", "json.dumps([a.tag] + [rng")
+)
+
+
+def test_a_script_on_a_live_server_is_replayed(tmp_path: Path) -> None:
+    """The same on a real ERMrest + Hatrac (skipped without DERIVA_ML_TEST_HOST); the subprocesses find
+    their credential the way a user's do (deriva-py's credential file)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "live"))
+    from live_support import new_live_catalog, unique_token
+
+    host, catalog_id, _cred = new_live_catalog("replay")
+    home = tmp_path / "home"
+    token = unique_token()
+    assert "a.tag + " in LIVE_TRAIN and "[a.tag] + " in LIVE_TRAIN and "DerivaML(a.host, a.catalog)" in LIVE_TRAIN
+    repo = make_repo(tmp_path / "toy", {"train.py": LIVE_TRAIN}, remote="https://example.org/lab/toy.git")
+    out = subprocess.run(
+        [sys.executable, "train.py", "--host", host, "--catalog", catalog_id, "--seed", "1", "--tag", token],
+        cwd=repo,
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    rid = out.stdout.split("RID ")[1].split()[0]
+    same = _cli("replay", rid, "--host", host, "--catalog", catalog_id, "--json", home=home, cwd=repo)
+    assert same.returncode == 0, same.stderr
+    assert json.loads(same.stdout)["reproduced"] is True
+    seeded = _cli("replay", rid, "--host", host, "--catalog", catalog_id, "--override", "seed=2", home=home, cwd=repo)
+    assert seeded.returncode == 1 and "NOT reproduced: 1 of 2 outputs differ" in seeded.stdout, seeded.stderr

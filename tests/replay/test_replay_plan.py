@@ -180,6 +180,14 @@ def test_refusals_name_the_reason(facts: ExecutionFacts, source: SourceFacts, me
         assert BLOB in str(err.value) and "c" * 40 in str(err.value)
 
 
+def test_a_redacted_argument_must_be_given_again() -> None:
+    facts = _facts(argv=("train.py", "--token", "<redacted>", "--seed", "1"))
+    with pytest.raises(ReplayRefused, match="secrets removed"):
+        plan_replay(facts, _source())
+    plan = plan_replay(facts, _source(), overrides=["token=s3cret"], python="/py")
+    assert plan.command == ("/py", "{checkout}/train.py", "--token", "s3cret", "--seed", "1")
+
+
 def test_check_source_of_a_file_url_names_the_blob_looked_for() -> None:
     loc = parse_workflow_url("file:///p/train.py")
     with pytest.raises(ReplayRefused, match=f"train.py with blob {BLOB}"):
