@@ -225,3 +225,49 @@ def test_a_script_on_a_live_server_is_replayed(tmp_path: Path) -> None:
     assert json.loads(same.stdout)["reproduced"] is True
     seeded = _cli("replay", rid, "--host", host, "--catalog", catalog_id, "--override", "seed=2", home=home, cwd=repo)
     assert seeded.returncode == 1 and "NOT reproduced: 1 of 2 outputs differ" in seeded.stdout, seeded.stderr
+
+
+def _project_repo(root: Path) -> Path:
+    """examples/demo_project committed in a repository of its own."""
+    src = Path(__file__).resolve().parents[2] / "examples" / "demo_project"
+    files: dict[str, str | bytes] = {
+        p.relative_to(src).as_posix(): p.read_bytes()
+        for p in src.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and "outputs" not in p.parts and "multirun" not in p.parts
+    }
+    return make_repo(root, files, remote="https://example.org/lab/proj.git")
+
+
+def test_a_hydra_run_is_replayed_with_its_recorded_overrides(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    repo = _project_repo(tmp_path / "proj")
+    env = _env(home, PYTHONWARNINGS="ignore")
+    env.pop("DERIVA_ML_CONFIG_MODULE", None)
+    run = subprocess.run(
+        [sys.executable, "-m", "deriva_ml.execution.runner", "model_config.epochs=3", "model_config.seed=2"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    rid = run.stdout.split("execution ")[1].split()[0]
+
+    plan = _cli("replay", rid, "--catalog", "demo", "--dry-run", "--json", home=home, cwd=repo)
+    assert plan.returncode == 0, plan.stderr
+    p = json.loads(plan.stdout)
+    assert p["kind"] == "hydra" and p["path"] == "models/linear.py"
+    assert p["command"][-2:] == ["model_config.epochs=3", "model_config.seed=2"]
+    # Hydra's own files describe the run; only the model's outputs are compared
+    assert sorted(a["filename"] for a in p["expected_outputs"]) == ["metrics.json", "model.json"]
+
+    same = _cli("replay", rid, "--catalog", "demo", "--json", home=home, cwd=repo)
+    assert same.returncode == 0, same.stderr
+    assert json.loads(same.stdout)["reproduced"] is True
+    other = _cli("replay", rid, "--catalog", "demo", "--override", "model_config.seed=5", "--json", home=home, cwd=repo)
+    assert other.returncode == 1, other.stderr
+    assert {f["filename"]: f["outcome"] for f in json.loads(other.stdout)["files"]} == {
+        "model.json": "differs",
+        "metrics.json": "differs",
+    }
