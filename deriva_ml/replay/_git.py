@@ -53,6 +53,22 @@ def _blob_at(repo: Repo, commit: bytes, path: str) -> str | None:
     return sha.decode("ascii")
 
 
+def _recorded_id(repo: Repo, root: Path, commit: bytes, path: str) -> str | None:
+    """The id a workflow checksum is compared with: the blob id of ``path`` at ``commit``; for a notebook,
+    the blob id of its nbstripout-normalised form (what ``deriva_ml.source`` records for notebooks)."""
+    blob = _blob_at(repo, commit, path)
+    if blob is None or not path.endswith(".ipynb"):
+        return blob
+    import tempfile
+
+    from deriva_ml.source.notebook import notebook_blob_id
+
+    with tempfile.TemporaryDirectory(prefix="deriva-ml-replay-nb-") as tmp:
+        nb = Path(tmp) / posixpath.basename(path)
+        nb.write_bytes(repo[cast("ObjectID", blob.encode("ascii"))].as_raw_string())
+        return notebook_blob_id(nb, root)
+
+
 def _has(repo: Repo, commit: bytes, path: str) -> bool:
     return _blob_at(repo, commit, path) is not None
 
@@ -96,7 +112,7 @@ def locate_source(loc: CodeLocation, checksum: str | None, candidates: Sequence[
                 sha = loc.commit.encode("ascii")
                 if sha not in repo.object_store:  # type: ignore[operator]
                     continue
-                blob = _blob_at(repo, sha, loc.path)
+                blob = _recorded_id(repo, root, sha, loc.path)
                 module, mroot = _module_of(repo, sha, loc.path)
                 return SourceFacts(loc.path, str(root), loc.commit, blob, searched, module, mroot)
             assert loc.file_path is not None
@@ -106,7 +122,7 @@ def locate_source(loc: CodeLocation, checksum: str | None, candidates: Sequence[
                 searched.append(f"{root} (does not hold {loc.file_path})")
                 continue
             searched.append(f"{root} (history of {rel}, for blob {checksum})")
-            found = _search_history(repo, rel, checksum)
+            found = _search_history(repo, root, rel, checksum)
             if found is None:
                 return SourceFacts(rel, str(root), None, None, searched)
             module, mroot = _module_of(repo, found, rel)
@@ -115,7 +131,7 @@ def locate_source(loc: CodeLocation, checksum: str | None, candidates: Sequence[
     return SourceFacts(path, None, None, None, searched or [f"{c} (not in a git repository)" for c in cands])
 
 
-def _search_history(repo: Repo, rel: str, checksum: str | None) -> bytes | None:
+def _search_history(repo: Repo, root: Path, rel: str, checksum: str | None) -> bytes | None:
     if not checksum:
         return None
     try:
@@ -129,7 +145,7 @@ def _search_history(repo: Repo, rel: str, checksum: str | None) -> bytes | None:
         if cid in seen:
             continue
         seen.add(cid)
-        if _blob_at(repo, cid, rel) == checksum:
+        if _recorded_id(repo, root, cid, rel) == checksum:
             return bytes(cid)
     return None
 

@@ -433,8 +433,16 @@ def _tool(python: str, scripts_dir: str | None, prog: str, module: str, args: Se
 # ------------------------------------------------------------------------------------------- report
 
 
+#: The executed notebook ``deriva-ml-run-notebook`` uploads (``Notebook_Output``): a record of the run whose
+#: cell timings and kernel metadata differ on every run; its results are the notebook's other outputs.
+EXECUTED_NOTEBOOK = "*.ipynb"
+
+
 def is_library_metadata(asset: AssetFact) -> bool:
-    """A file the library writes for every execution (configuration, environment...): not a result."""
+    """A file the library writes for every execution (configuration, environment, the executed notebook...):
+    it describes the run, not its results."""
+    if asset.table == "Execution_Asset" and fnmatch.fnmatchcase(asset.filename, EXECUTED_NOTEBOOK):
+        return True
     return asset.table == "Execution_Metadata" and any(fnmatch.fnmatchcase(asset.filename, p) for p in LIBRARY_METADATA)
 
 

@@ -93,3 +93,32 @@ def _head(repo: Path) -> str:
 
     with Repo(str(repo)) as r:
         return r.head().decode("ascii")
+
+
+def test_a_notebook_is_checked_by_its_stripped_blob(tmp_path: Path) -> None:
+    import json
+
+    from deriva_ml.source.notebook import notebook_blob_id
+
+    nb = {
+        "cells": [
+            {
+                "cell_type": "code",
+                "id": "c1",
+                "execution_count": 3,
+                "metadata": {},
+                "outputs": [{"name": "stdout", "output_type": "stream", "text": ["1\n"]}],
+                "source": ["print(1)"],
+            }
+        ],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    repo = make_repo(tmp_path / "r", {"nb/fit.ipynb": json.dumps(nb, indent=1)})
+    recorded = notebook_blob_id(repo / "nb/fit.ipynb", repo)  # what a notebook run records
+    assert recorded != blob_id(repo / "nb/fit.ipynb")  # outputs stripped: not the raw blob
+    loc = parse_workflow_url(f"https://github.com/o/r/blob/{_head(repo)}/nb/fit.ipynb")
+    src = locate_source(loc, recorded, [repo])
+    assert src.blob_id == recorded
+    check_source(loc, recorded, src)

@@ -205,6 +205,7 @@ def test_report_pairs_outputs_by_table_and_name() -> None:
         _a("Execution_Metadata", "configuration.json", "c1"),
         _a("Execution_Metadata", "environment_snapshot_20260101_000000.txt", "e1"),
         _a("Execution_Asset", "gone.txt", "g"),
+        _a("Execution_Asset", "fit_report.ipynb", "nb1"),  # the executed notebook: a record of the run
     ]
     replay = [
         _a("Model", "model.json", "m1"),
@@ -213,6 +214,7 @@ def test_report_pairs_outputs_by_table_and_name() -> None:
         _a("Execution_Metadata", "environment_snapshot_20260101_000001.txt", "e2"),
         _a("Execution_Metadata", link_filename("1-A"), "r"),
         _a("Execution_Asset", "extra.txt", "n"),
+        _a("Execution_Asset", "fit_report.ipynb", "nb2"),
     ]
     report = compare_outputs("1-A", original, "1-B", replay, status="Completed")
     outcome = {(f.table, f.filename): f.outcome for f in report.files}
