@@ -16,8 +16,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from deriva_ml.catalog.port import Catalog
 from deriva_ml.core.definitions import ML_SCHEMA
 from deriva_ml.core.errors import RIDNotFound
@@ -235,7 +233,3 @@ def run_replay(
     return compare_outputs(
         facts.rid, facts.outputs, new_rid, outputs, status=str(rows[0].get("Status") or ""), warnings=warnings
     )
-
-
-def plan_json(plan: ReplayPlan) -> dict[str, Any]:
-    return attrs.asdict(plan)

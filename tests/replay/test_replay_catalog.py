@@ -109,3 +109,18 @@ def test_without_the_replay_environment_nothing_is_added(
     exe = _run(ml, token, 1, [], ("t.py",))
     facts = gather_facts(ml.catalog, ml.store, exe.execution_rid, tmp_path)
     assert not [a for a in facts.outputs if a.filename.startswith("replay-of-")]
+
+
+def test_cli_errors_have_their_exit_codes(ml: DerivaML, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    if ml.host_name != "local":
+        pytest.skip("the CLI test opens the embedded catalog by name")
+    from deriva_ml.cli import main
+
+    exe = _run(ml, unique_token(), 1, [], ("t.py",))
+    base = ["--catalog", ml.catalog_id, "--home", str(ml.home)]
+    # the recorded commit (aaaa...) is in no local repository: refused, naming it (exit 1)
+    assert main(["replay", str(exe.execution_rid), *base, "--dry-run", "--repo", str(tmp_path)]) == 1
+    assert f"cannot find commit {'a' * 40} offline" in capsys.readouterr().err
+    assert main(["replay", "1-ZZZZ", *base]) == 3  # no such RID
+    assert main(["replay", str(exe.execution_rid), *base, "--override", "seed"]) == 2  # not KEY=VALUE
+    assert "KEY=VALUE" in capsys.readouterr().err
