@@ -234,8 +234,10 @@ def test_cli_writes_each_format(ml: DerivaML, tmp_path: Path, capsys: pytest.Cap
     s = _scenario(ml, unique_token(), 2)
     home = str(ml.home)
     assert main(["lineage", s["train"], "--catalog", ml.catalog_id, "--home", home, "--depth", "1"]) == 0
-    dot = capsys.readouterr().out
-    (parsed,) = pydot.graph_from_dot_data(dot)
+    assert "digraph lineage {" in capsys.readouterr().out  # stdout by default
+    dot = tmp_path / "g.dot"
+    assert main(["lineage", s["train"], "--catalog", ml.catalog_id, "--home", home, "-o", str(dot)]) == 0
+    (parsed,) = pydot.graph_from_dot_data(dot.read_text())
     assert node_id("exe", s["eval"]) in {n.get_name() for n in parsed.get_nodes()}
     out = tmp_path / "g.mmd"
     args = ["lineage", s["train"], "--catalog", ml.catalog_id, "--home", home, "--format", "mermaid", "-o", str(out)]
