@@ -585,6 +585,9 @@ class DerivaML:
             work = self.execution_dir(rid)
             if work.exists():  # left by a catalog that reused this RID (e.g. recreated): never mix them
                 self._set_aside(work, "a new execution got this RID")
+        from deriva_ml.replay.link import child_hook  # --- replay (branch replay): a replayed run's link and pins
+
+        configuration, metadata_files = child_hook(configuration, metadata_files, rid, work, os.environ)
         config = attrs.evolve(configuration, workflow=wf)
         exe = Execution(self, record, config, wf, work, dry_run=dry_run)
         if not dry_run:

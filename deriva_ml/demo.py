@@ -52,13 +52,15 @@ def ensure_schema(ml: DerivaML) -> None:
 
 
 def train(
-    ml: DerivaML, exe: Execution, dataset_rid: str, say: Callable[[str], None], epochs: int = 5
+    ml: DerivaML, exe: Execution, dataset_rid: str, say: Callable[[str], None], epochs: int = 5, seed: int = 0
 ) -> dict[str, Any]:
-    """Nearest-centroid training over the dataset's images; writes model and metrics outputs."""
+    """Nearest-centroid training over the dataset's images; writes model and metrics outputs.
+
+    ``seed`` shuffles the samples before the train/test split: the same seed gives byte-identical outputs."""
     bag = exe.download_dataset_bag(DatasetSpec(rid=dataset_rid))
     images = bag.list_dataset_members()["Image"]
     samples = [(features(_read_pgm(Path(img["Filename"]))), img["Label"]) for img in images]
-    rng = random.Random(0)
+    rng = random.Random(seed)
     rng.shuffle(samples)
     split = max(1, int(len(samples) * 0.75))
     train_set, test_set = samples[:split], samples[split:] or samples[:1]
@@ -79,6 +81,7 @@ def train(
         "train_accuracy": _accuracy(centroids, train_set),
         "test_accuracy": test_acc,
         "epochs": epochs,
+        "seed": seed,
         "n_train": len(train_set),
         "n_test": len(test_set),
     }
@@ -97,12 +100,39 @@ def _accuracy(centroids: dict[str, list[float]], samples: Sequence[tuple[tuple[f
     return ok / len(samples)
 
 
-def run_demo(*, home: str | None = None, catalog: str = "demo", say: Callable[[str], None] = print) -> dict[str, Any]:
+def run_demo(
+    *, home: str | None = None, catalog: str = "demo", say: Callable[[str], None] = print, seed: int = 0
+) -> dict[str, Any]:
     """Run the whole demo and return a summary (also printed through ``say``)."""
     ml = DerivaML("local", catalog, home=home)
     say(f"embedded catalog: {ml.home / 'catalogs' / catalog}")
     ensure_schema(ml)
     dataset_rid = ensure_dataset(ml, say)
+    summary = _train_execution(ml, catalog, home, dataset_rid, seed, say)
+    summary["next_commands"] = _next_commands(ml.home, catalog, str(summary["execution_rid"]))
+    _print_summary(summary, say)
+    ml.close()
+    return summary
+
+
+def training_argv(catalog: str, home: str | None, dataset_rid: str, seed: int) -> tuple[str, ...]:
+    """How the training execution is run, recorded in its configuration.json (``deriva-ml replay`` re-runs
+    exactly this: ``python -m deriva_ml.demo`` with these arguments)."""
+    return (
+        "python -m deriva_ml.demo",
+        "--catalog",
+        catalog,
+        *(("--home", str(Path(home).absolute())) if home is not None else ()),
+        "--dataset",
+        dataset_rid,
+        "--seed",
+        str(seed),
+    )
+
+
+def _train_execution(
+    ml: DerivaML, catalog: str, home: str | None, dataset_rid: str, seed: int, say: Callable[[str], None]
+) -> dict[str, Any]:
     workflow = demo_workflow(
         ml,
         caller_file=__file__,
@@ -114,13 +144,14 @@ def run_demo(*, home: str | None = None, catalog: str = "demo", say: Callable[[s
         workflow=workflow,
         description="Demo training run",
         datasets=[DatasetSpec(rid=dataset_rid)],
+        argv=training_argv(catalog, home, dataset_rid, seed),
     )
     say("running the training execution")
     with ml.create_execution(config) as exe:
-        metrics = train(ml, exe, dataset_rid, say)
+        metrics = train(ml, exe, dataset_rid, say, seed=seed)
     uploaded = exe.upload_execution_outputs()
     record = ml.lookup_execution(exe.execution_rid)
-    summary: dict[str, Any] = {
+    return {
         "execution_rid": exe.execution_rid,
         "workflow_rid": exe.workflow.rid,
         "workflow_url": exe.workflow.url,
@@ -134,8 +165,11 @@ def run_demo(*, home: str | None = None, catalog: str = "demo", say: Callable[[s
         "working_dir": str(exe.working_dir),
         "catalog_dir": str(ml.home / "catalogs" / catalog),
         "object_store": str(getattr(ml.store, "_root", ml.home / "catalogs" / catalog / "objects")),
-        "next_commands": _next_commands(ml.home, catalog, str(exe.execution_rid)),
     }
+
+
+def _print_summary(summary: dict[str, Any], say: Callable[[str], None]) -> None:
+    metrics = summary["metrics"]
     say("")
     say(f"execution {summary['execution_rid']}  status: {summary['status']}  duration: {summary['duration']}")
     say(f"workflow  {summary['workflow_rid']}  {summary['workflow_url']}")
@@ -153,8 +187,6 @@ def run_demo(*, home: str | None = None, catalog: str = "demo", say: Callable[[s
     say("next, try:")
     for cmd in summary["next_commands"]:
         say(f"  {cmd}")
-    ml.close()
-    return summary
 
 
 def _next_commands(home: Path, catalog: str, rid: str) -> list[str]:
@@ -168,8 +200,35 @@ def _next_commands(home: Path, catalog: str, rid: str) -> list[str]:
         f"deriva-ml show {rid}{opts}",
         f"deriva-ml executions{opts}",
         f"deriva-ml show {rid}{opts} --json",
+        f"deriva-ml lineage {rid}{opts} --format mermaid",
+        f"deriva-ml replay {rid}{opts}",
     ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m deriva_ml.demo --dataset RID [--seed N] [--catalog demo] [--home H]``: one training
+    execution over an existing demo dataset (what ``deriva-ml demo`` records, and ``deriva-ml replay``
+    re-runs). Exit status 0 when the execution completed."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m deriva_ml.demo", description=main.__doc__)
+    p.add_argument("--catalog", default="demo")
+    p.add_argument("--home", default=None)
+    p.add_argument("--dataset", required=True, help="the demo dataset's RID (made by deriva-ml demo)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    ml = DerivaML("local", args.catalog, home=args.home, create=False)
+    try:
+        summary = _train_execution(ml, args.catalog, args.home, args.dataset, args.seed, print)
+    finally:
+        ml.close()
+    print(f"execution {summary['execution_rid']}  status: {summary['status']}")
+    return 0 if summary["status"] == "Completed" else 1
 
 
 def _tmp_home() -> str:  # pragma: no cover - convenience for ad-hoc runs
     return tempfile.mkdtemp(prefix="deriva-ml-demo-")
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised through subprocesses (tests/replay)
+    raise SystemExit(main())

@@ -5,8 +5,10 @@
 - ``deriva-ml executions [--status S] [--workflow W] [--since T]`` — list executions;
 - ``deriva-ml abort-stale [--older-than-hours H]`` — mark executions whose process died as Aborted;
 - ``deriva-ml cache stats|verify|clear [--older-than-days D]``;
-- ``deriva-ml sync --catalog NAME --to-host HOST --to-catalog ID`` — offline replay into a live catalog;
-- ``deriva-ml metrics RID [--children] [--sort NAME] [--json]`` — metrics, or a sweep's children side by side.
+- ``deriva-ml replay RID [--dry-run] [--override K=V]`` — re-run an execution, compare its outputs by MD5;
+- ``deriva-ml lineage RID [--depth N] [--format dot|svg|mermaid] [-o PATH]`` — the provenance graph;
+- ``deriva-ml metrics RID [--children] [--sort NAME] [--json]`` — metrics, or a sweep's children side by side;
+- ``deriva-ml sync --catalog NAME --to-host HOST --to-catalog ID`` — offline replay into a live catalog.
 
 ``--host`` (default ``local``) and ``--catalog`` select the catalog. Commands other than ``demo`` never create
 a catalog: an unknown one is an error listing those that exist. Errors print one line on stderr and exit
@@ -73,6 +75,10 @@ def _parser() -> argparse.ArgumentParser:
     target(c)
     c.add_argument("action", choices=["stats", "verify", "clear"])
     c.add_argument("--older-than-days", type=float, default=None)
+    from deriva_ml.cli import _lineage, _replay  # --- replay, lineage (branch replay)
+
+    _replay.add_parser(sub, target)
+    _lineage.add_parser(sub, target)
     for sp in sub.choices.values():  # -v also after the subcommand (``deriva-ml show RID -v``)
         sp.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="log more, show tracebacks")
     return p
@@ -176,7 +182,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "executions":
         status = _status_arg(args.status)
         since = _since_arg(args.since)
-    if args.command in ("show", "metrics"):
+    if args.command in ("show", "metrics", "replay", "lineage"):
         from deriva_ml.core.rid import parse_rid
 
         parse_rid(args.rid, "RID")  # a malformed RID is a usage error before anything is opened
@@ -191,6 +197,10 @@ def _run(args: argparse.Namespace) -> int:
             else:
                 print("\n".join(render(info)))
             return EXIT_OK
+        if args.command in ("replay", "lineage"):  # --- replay, lineage (branch replay)
+            from deriva_ml.cli import _lineage, _replay
+
+            return int((_replay if args.command == "replay" else _lineage).run(args, ml))
         if args.command == "executions":
             return _executions(ml, status, args.workflow, since, args.json)
         if args.command == "metrics":  # --- metrics (branch metrics)
