@@ -136,7 +136,7 @@ def feature_values(bag: DatasetBag, feature: BagFeature, selector: Selector | No
 def apply_selector(records: Iterable[Any], key: Callable[[Any], Any], selector: Selector | None) -> list[Any]:
     """Group ``records`` by ``key`` and keep what ``selector`` picks from each group (all without one)."""
     try:  # branch ``features``' selectors module, when present, is the one implementation
-        from deriva_ml.core.selectors import apply_selector as shared  # type: ignore[import-not-found]
+        from deriva_ml.core.selectors import apply_selector as shared
 
         return list(shared(records, key, selector))
     except ImportError:
@@ -166,7 +166,7 @@ def select_majority_vote(column: str | None = None) -> Selector:
         col = column
         if col is None:
             terms = getattr(type(records[0]), "feature", None)
-            cols = getattr(terms, "term_columns", ())
+            cols: tuple[str, ...] = tuple(getattr(terms, "term_columns", ()))
             if len(cols) != 1:
                 raise ValidationError(f"select_majority_vote: name the column; term columns are {list(cols)}")
             col = cols[0]
@@ -295,10 +295,8 @@ def _label_source(
         if len(fk.columns) != 1 or fk.pk_table not in bag._info["tables"]:
             continue
         target = bag.table_def(fk.pk_table)
-        if (
-            (table_name and fk.pk_table != table_name)
-            or target.column(column) is None
-            and column not in target.column_names
+        if (table_name and fk.pk_table != table_name) or (
+            target.column(column) is None and column not in target.column_names
         ):
             continue
         rows = {r.get(fk.pk_columns[0]): r for r in bag.iter_table(fk.pk_table)}

@@ -15,7 +15,7 @@ import os
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deriva_ml._log import get_logger
 from deriva_ml._progress import progress_bar
@@ -43,6 +43,9 @@ from deriva_ml.dataset._bag_plan import (
     plan_bag,
 )
 from deriva_ml.dataset._bag_writer import BagWriter, materialize, sync
+
+if TYPE_CHECKING:
+    from deriva_ml.dataset._bag import DatasetBag
 
 
 def bag_cache_root(ports: Ports) -> Path:
@@ -145,7 +148,7 @@ def _query(ports: Ports, snapshot: str | None, table: TableKey, where: Mapping[s
 # ------------------------------------------------------------------------------------------- download
 
 
-def download_dataset_bag(source: Any, spec: DatasetSpec) -> Any:
+def download_dataset_bag(source: Any, spec: DatasetSpec) -> DatasetBag:
     """The bag of ``spec``'s dataset version (the current one when the spec names none).
 
     ``source`` is the handle's :class:`Ports` (or an object with a ``ports`` attribute, such as the
@@ -236,7 +239,7 @@ def build_bag(
     )
     writer = BagWriter(staging, work)
     try:
-        with progress_bar(f"bag {dataset_rid}", None, "tables") as bar:
+        with progress_bar(f"bag {dataset_rid}", None, "entries") as bar:
             tables = _walk(ports, model, plan, writer)
             if bar is not None:
                 bar.advance(len(tables))
@@ -376,9 +379,9 @@ def _walk(ports: Ports, model: CatalogModel, plan: BagPlan, writer: BagWriter) -
     while frontier:
         level, frontier = frontier, {}
         wanted: dict[tuple[TableKey, str], set[str]] = {}
-        for key, rows in sorted(level.items()):
+        for key, new_rows in sorted(level.items()):
             for hop in plan.hops.get(key, ()):
-                keys = hop_keys(rows, hop)
+                keys = hop_keys(new_rows, hop)
                 keys = {k for k in keys if not _have(writer, model, known, hop, k)}
                 if keys:
                     wanted.setdefault((hop.target, hop.target_column), set()).update(keys)
