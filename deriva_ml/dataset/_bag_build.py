@@ -239,13 +239,17 @@ def build_bag(
     )
     writer = BagWriter(staging, work)
     try:
-        with progress_bar(f"bag {dataset_rid}", None, "entries") as bar:
+        # on a terminal a bar counts the files written (a CSV per table, dataset.json, schema.json)
+        with progress_bar(f"bag {dataset_rid}", None, "files") as bar:
             tables = _walk(ports, model, plan, writer)
+            info = bag_info(plan, _datasets(ports, plan, writer, tables), tables)
             if bar is not None:
+                bar.set_total(len(tables) + 2)
                 bar.advance(len(tables))
-        info = bag_info(plan, _datasets(ports, plan, writer, tables), tables)
-        writer.json("dataset.json", info, indent=2)
-        writer.json("schema.json", dump_model(model))
+            writer.json("dataset.json", info, indent=2)
+            writer.json("schema.json", dump_model(model))
+            if bar is not None:
+                bar.advance(2)
         writer.finish(plan.metadata, ports.now())
         if materialize:
             with progress_bar("materialize", writer.remote_files, "files") as mbar:
