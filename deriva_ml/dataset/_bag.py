@@ -139,13 +139,14 @@ class DatasetBag:
         types = {c.name: c.type for c in tdef.columns} if tdef else {}
         asset = bool(meta.get("asset"))
         data = self.path / "data"
+        root = str(data)  # strings, not Paths: pathlib interns every part (a RID per row)
         with (data / meta["csv"]).open(newline="", encoding="utf-8") as f:
             for raw in csv.DictReader(f):
                 row = {k: decode_value(v, types.get(k)) for k, v in raw.items()}
                 if asset:
-                    local = data / asset_relpath(table, row["RID"], row.get("Filename"))
-                    if local.is_file():
-                        row["Filename"] = str(local)
+                    local = os.path.join(root, asset_relpath(table, row["RID"], row.get("Filename")))
+                    if os.path.isfile(local):
+                        row["Filename"] = local
                 yield row
 
     def get_table_as_dict(self, table: str) -> list[dict[str, Any]]:

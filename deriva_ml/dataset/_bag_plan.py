@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -69,7 +68,8 @@ def asset_relpath(table: str, rid: str, filename: str | None) -> str:
 
     The RID level keeps two assets with the same file name apart.
     """
-    name = Path(str(filename or "")).name or "file"
+    # plain string operations: pathlib interns every path part (a RID each), which grows with the rows
+    name = str(filename or "").rstrip("/").rsplit("/", 1)[-1] or "file"
     if name in (".", ".."):
         name = "file"
     return f"assets/{table}/{rid}/{name}"
