@@ -11,7 +11,8 @@ on the same catalog, interleaved.
    the growth per member.
 2. Materialising ``--files`` files of ``--size-kib`` KiB from the local store, against a baseline
    measured in the same run on the same files: MD5 + ``shutil.copyfile`` of each file (no fsync).
-   Median of ``--repeat`` interleaved runs, whole ``download_dataset_bag(materialize=True)`` calls.
+   Median of ``--repeat`` interleaved runs, whole ``download_dataset_bag(materialize=True)`` calls (catalog
+   reads and CSVs included), each started after an untimed ``os.sync()``.
 """
 
 from __future__ import annotations
@@ -67,8 +68,12 @@ def catalog(home: Path) -> DerivaML:
 
 def add_rows(ml: DerivaML, n: int, prefix: str) -> list[str]:
     rows = [
-        {"URL": f"/hatrac/Image/{i:032x}.{prefix}{i}.png", "Filename": f"{prefix}{i}.png", "Length": 1000 + i % 97,
-         "MD5": f"{i:032x}"}
+        {
+            "URL": f"/hatrac/Image/{i:032x}.{prefix}{i}.png",
+            "Filename": f"{prefix}{i}.png",
+            "Length": 1000 + i % 97,
+            "MD5": f"{i:032x}",
+        }
         for i in range(n)
     ]
     result = ml.catalog.apply(Batch([Insert("t", "Image", rows)]))
@@ -99,34 +104,38 @@ def peak(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def memory(old: Any, home: Path, members: int) -> None:
-    print(f"\n## memory (tracemalloc peak, MB), metadata-only bag, embedded catalog")
+    print("\n## memory (tracemalloc peak, MB), metadata-only bag, embedded catalog")
     print(
         "| members | the catalog's answer alone (one query of the member rows) | build before | build after "
         "| list_dataset_members before | after | iter_table after (streamed) |"
     )
     print("|---|---|---|---|---|---|---|")
     for n in (members // 4, members):
-        ml = catalog(home / f"m{n}")
-        ds = ml.create_dataset("Training", f"{n}")
-        ds.add_dataset_members({"Image": add_rows(ml, n, f"m{n}_")})
-        spec = DatasetSpec(rid=ds.dataset_rid, materialize=False)
-        floor, answer = peak(lambda: ml.catalog.query("t", "Image"))
-        assert len(answer) == n
-        del answer
-        ml.cache_dir = home / f"m{n}" / "cache-old"
-        b_old, old_bag = peak(lambda: old.download_dataset_bag(ml, spec))
-        ml.cache_dir = home / f"m{n}" / "cache-new"
-        b_new, new_bag = peak(lambda: ml.download_dataset_bag(spec))
-        r_old, rows = peak(lambda: old.DatasetBag(old_bag.path).list_dataset_members())
-        assert len(rows["Image"]) == n
-        del rows
-        r_new, rows = peak(lambda: DatasetBag(new_bag.path).list_dataset_members())
-        assert len(rows["Image"]) == n
-        del rows
-        s_new, count = peak(lambda: sum(1 for _ in DatasetBag(new_bag.path).iter_table("Image")))
-        assert count == n
-        print(f"| {n:,} | {floor:.1f} | {b_old:.1f} | {b_new:.1f} | {r_old:.1f} | {r_new:.1f} | {s_new:.2f} |")
-        ml.close()
+        print(memory_row(old, home / f"m{n}", n))
+
+
+def memory_row(old: Any, home: Path, n: int) -> str:
+    ml = catalog(home)
+    ds = ml.create_dataset("Training", f"{n}")
+    ds.add_dataset_members({"Image": add_rows(ml, n, f"m{n}_")})
+    spec = DatasetSpec(rid=ds.dataset_rid, materialize=False)
+    floor, answer = peak(lambda: ml.catalog.query("t", "Image"))
+    assert len(answer) == n
+    del answer
+    ml.cache_dir = home / "cache-old"
+    b_old, old_bag = peak(lambda: old.download_dataset_bag(ml, spec))
+    ml.cache_dir = home / "cache-new"
+    b_new, new_bag = peak(lambda: ml.download_dataset_bag(spec))
+    r_old, rows = peak(lambda: old.DatasetBag(old_bag.path).list_dataset_members())
+    assert len(rows["Image"]) == n
+    del rows
+    r_new, rows = peak(lambda: DatasetBag(new_bag.path).list_dataset_members())
+    assert len(rows["Image"]) == n
+    del rows
+    s_new, count = peak(lambda: sum(1 for _ in DatasetBag(new_bag.path).iter_table("Image")))
+    assert count == n
+    ml.close()
+    return f"| {n:,} | {floor:.1f} | {b_old:.1f} | {b_new:.1f} | {r_old:.1f} | {r_new:.1f} | {s_new:.2f} |"
 
 
 def baseline_copy(files: list[Path], dest: Path) -> None:
@@ -151,6 +160,7 @@ def materialize(old: Any, home: Path, n: int, size_kib: int, repeat: int) -> Non
         for label in ("baseline", "before", "after"):
             out = home / "mat" / f"{label}-{i}"
             gc.collect()
+            os.sync()  # untimed: no run pays for the dirty pages of the one before it
             t0 = time.perf_counter()
             if label == "baseline":
                 baseline_copy(files, out)

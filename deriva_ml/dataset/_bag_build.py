@@ -42,7 +42,8 @@ from deriva_ml.dataset._bag_plan import (
     hop_keys,
     plan_bag,
 )
-from deriva_ml.dataset._bag_writer import BagWriter, materialize, sync
+from deriva_ml.dataset._bag_writer import BagWriter, sync
+from deriva_ml.dataset._bag_writer import materialize as materialize_files
 
 if TYPE_CHECKING:
     from deriva_ml.dataset._bag import DatasetBag
@@ -265,9 +266,6 @@ def build_bag(
         "bag built", tables={k: v["rows"] for k, v in tables.items()}, files=writer.remote_files
     )
     return plan
-
-
-materialize_files = materialize
 
 
 def _datasets(
