@@ -299,6 +299,20 @@ def _datasets(
                 "rows": writer.row_count(rel),
                 "role": "dataset",
             }
+    # the executions that made the versions (those of feature values are in the bag already): one request
+    exe_def = model.table(ML_SCHEMA, "Execution")
+    if exe_def is not None:
+        rel = csv_relpath(exe_def)
+        made_by = {str(v["Execution"]) for v in versions + root_rows if v.get("Execution")}
+        wanted = sorted(e for e in made_by if not writer.has_rid(rel, e))
+        if wanted:
+            writer.rows(
+                rel, exe_def.column_names, _query(ports, plan.snapshot, (ML_SCHEMA, "Execution"), {"RID": wanted})
+            )
+            meta = tables.setdefault(
+                exe_def.name, {"schema": exe_def.schema, "csv": rel, "asset": False, "rows": 0, "role": "reached"}
+            )
+            meta["rows"] = writer.row_count(rel)
     return datasets_info(plan, ds_rows, types, versions)
 
 

@@ -293,3 +293,19 @@ def test_reading_a_bag_makes_no_network_request(world: World, monkeypatch: pytes
     assert bag.dataset_history() and bag.list_executions()
     out = bag.restructure_assets(path.parent / "out-no-net", "Scan", ["Quality"])
     assert sorted(p.name for p in out.rglob("*.png")) == ["scan0.png", "scan1.png"]
+
+
+def test_bag_holds_the_executions_that_made_its_versions(world: World) -> None:
+    from deriva_ml.execution import ExecutionConfiguration
+
+    ml = world.ml
+    scans = world.scans(2, world.donors[:1])
+    wf = ml.create_workflow("curator", "Training", url="https://example.org/c.py", checksum="cafe")
+    exe = ml.create_execution(ExecutionConfiguration(workflow=wf, description="curate"))
+    with exe:
+        ds = exe.create_dataset(dataset_types=["Training"], description="curated")
+        ds.add_dataset_members({"Scan": scans})
+    bag = ml.download_dataset_bag(DatasetSpec(rid=ds.dataset_rid, materialize=False))
+    assert [h.execution_rid for h in bag.dataset_history()] == [exe.execution_rid, exe.execution_rid]
+    assert [r["RID"] for r in bag.list_executions()] == [exe.execution_rid]
+    assert bag.list_feature_values("Scan", "Quality") == []  # the feature exists; no values yet
