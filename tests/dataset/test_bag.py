@@ -66,7 +66,8 @@ def test_materialized_bag_is_a_valid_bdbag_with_local_files(
     validate_bag(bag.path, fast=False, config_file=str(cfg))
     out = bdbag_cli("--validate", "full", str(bag.path), config=cfg)
     assert out.returncode == 0, out.stderr
-    assert (ml.cache_dir / "bdbag.json").is_file()  # bdbag config kept out of the home directory
+    # the bag is written by deriva_ml itself (no bdbag call while building: nothing written to ~/.bdbag)
+    assert not (ml.cache_dir / "bdbag.json").exists()
 
 
 def test_metadata_only_bag_has_no_asset_bytes(
