@@ -336,7 +336,7 @@ def feature_tables(model: CatalogModel) -> list[TableDef]:
         names = {c.name for c in t.columns}
         if not {"Execution", "Feature_Name"} <= names or (t.schema == ML_SCHEMA and t.name == "Execution"):
             continue
-        if any(fk.columns == ("Execution",) and fk.table == "Execution" for fk in t.foreign_keys):
+        if any(fk.columns == ("Execution",) and fk.pk_table == "Execution" for fk in t.foreign_keys):
             out.append(t)
     return sorted(out, key=lambda t: (t.schema, t.name))
 
@@ -437,7 +437,7 @@ def _gather_datasets(ports: Ports, rid: str, configuration: Mapping[str, Any] | 
     types: dict[str, list[str]] = {}
     for t in cat.query(ML_SCHEMA, "Dataset_Dataset_Type", {"Dataset": rids}):
         types.setdefault(t["Dataset"], []).append(t["Dataset_Type"])
-    used = {str(d.get("rid")): d.get("version") for d in (configuration or {}).get("datasets") or []}
+    used = {str(d.get("rid")): _version_text(d.get("version")) for d in (configuration or {}).get("datasets") or []}
     out = []
     for link in links:
         ds = rows.get(link["Dataset"])
@@ -461,6 +461,15 @@ def _gather_datasets(ports: Ports, rid: str, configuration: Mapping[str, Any] | 
     return out
 
 
+def _version_text(value: Any) -> str | None:
+    """``configuration.json`` writes a version as ``{"major", "minor", "patch"}``; the catalog as text."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return f"{value.get('major')}.{value.get('minor')}.{value.get('patch')}"
+    return str(value)
+
+
 def _gather_features(ports: Ports, model: CatalogModel, rid: str, assets: Sequence[AssetFact]) -> list[FeatureFact]:
     """Feature values written by ``rid``, references reduced to content identities.
 
@@ -481,7 +490,7 @@ def _gather_features(ports: Ports, model: CatalogModel, rid: str, assets: Sequen
         for fk in table.foreign_keys:
             if len(fk.columns) != 1 or fk.columns[0] == "Execution":
                 continue
-            target = model.table(fk.schema, fk.table)
+            target = model.table(fk.pk_schema, fk.pk_table)
             if target is not None and not is_vocabulary(target):
                 refs[fk.columns[0]] = target
         resolved: dict[str, Any] = {}
