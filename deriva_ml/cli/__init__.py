@@ -5,7 +5,9 @@
 - ``deriva-ml executions [--status S] [--workflow W] [--since T]`` — list executions;
 - ``deriva-ml abort-stale [--older-than-hours H]`` — mark executions whose process died as Aborted;
 - ``deriva-ml cache stats|verify|clear [--older-than-days D]``;
-- ``deriva-ml sync --catalog NAME --to-host HOST --to-catalog ID`` — offline replay into a live catalog.
+- ``deriva-ml sync --catalog NAME --to-host HOST --to-catalog ID`` — offline replay into a live catalog;
+- ``deriva-ml diff A B [--json]`` — what differs between two executions (exit 0 same, 4 differ);
+- ``deriva-ml export RID --format ro-crate|prov-json [-o PATH]`` — standard provenance exports.
 
 ``--host`` (default ``local``) and ``--catalog`` select the catalog. Commands other than ``demo`` never create
 a catalog: an unknown one is an error listing those that exist. Errors print one line on stderr and exit
@@ -68,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     target(c)
     c.add_argument("action", choices=["stats", "verify", "clear"])
     c.add_argument("--older-than-days", type=float, default=None)
+    # --- provenance (branch prov)
+    from deriva_ml.cli import _diff, _export
+
+    _diff.register(sub, target)
+    _export.register(sub, target)
     for sp in sub.choices.values():  # -v also after the subcommand (``deriva-ml show RID -v``)
         sp.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="log more, show tracebacks")
     return p
@@ -150,6 +157,16 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.command == "cache":
         return _cache(args)
+
+    # --- provenance (branch prov)
+    if args.command == "diff":
+        from deriva_ml.cli import _diff
+
+        return _diff.run(args, _open)
+    if args.command == "export":
+        from deriva_ml.cli import _export
+
+        return _export.run(args, _open)
 
     if args.command == "sync":
         from deriva_ml import DerivaML

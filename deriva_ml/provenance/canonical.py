@@ -248,11 +248,14 @@ def _content(facts: ExecutionFacts) -> dict[str, Any]:
         },
     }
     if facts.recursed:
-        content["children"] = sorted(
-            ({"sequence": seq, "content": _content(child)} for seq, child in facts.children),
-            key=lambda c: (c["sequence"] is None, c["sequence"] or 0, canonical_json(c["content"])),
-        )
+        content["children"] = [{"sequence": seq, "content": c} for seq, c, _ in _ordered_children(facts)]
     return content
+
+
+def _ordered_children(facts: ExecutionFacts) -> list[tuple[int | None, dict[str, Any], ExecutionFacts]]:
+    """Children by sequence (unsequenced last), ties by content: the same order in content and record."""
+    rows = [(seq, _content(child), child) for seq, child in facts.children]
+    return sorted(rows, key=lambda x: (x[0] is None, x[0] or 0, canonical_json(x[1])))
 
 
 def _record(facts: ExecutionFacts) -> dict[str, Any]:
@@ -287,7 +290,7 @@ def _record(facts: ExecutionFacts) -> dict[str, Any]:
     }
     if facts.recursed:
         record["children"] = [
-            {"rid": child.rid, "sequence": seq, "record": _record(child)} for seq, child in facts.children
+            {"rid": child.rid, "sequence": seq, "record": _record(child)} for seq, _, child in _ordered_children(facts)
         ]
     return record
 

@@ -10,6 +10,7 @@ catalogs are compared by what they were.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -80,7 +81,9 @@ class Diff:
         """Lines for a terminal."""
         if self.same:
             return [f"{self.a} and {self.b}: same content (hash {self.hash_a[:16]})"]
-        out = [f"{self.a} (hash {self.hash_a[:16]}) vs {self.b} (hash {self.hash_b[:16]}): differ in {', '.join(self.sections())}"]
+        out = [
+            f"{self.a} (hash {self.hash_a[:16]}) vs {self.b} (hash {self.hash_b[:16]}): differ in {', '.join(self.sections())}"
+        ]
         for name in self.sections():
             out.append(f"{name}:")
             for c in self.changes:
@@ -134,6 +137,10 @@ _KEYS: dict[str, Callable[[Mapping[str, Any]], str]] = {
 }
 
 
+#: A child's content is compared like a top-level one: ``children[0].content.outputs.assets`` keys like ``outputs.assets``.
+_NESTED = re.compile(r"^(children\[[^\]]*\]\.content\.)+")
+
+
 def _walk(section: str, path: str, a: Any, b: Any, out: list[Change]) -> None:
     if a == b:
         return
@@ -147,7 +154,7 @@ def _walk(section: str, path: str, a: Any, b: Any, out: list[Change]) -> None:
             else:
                 _walk(section, sub, a[k], b[k], out)
         return
-    key = _KEYS.get(path)
+    key = _KEYS.get(_NESTED.sub("", path))
     if key is not None and _rows(a) and _rows(b):
         _walk_rows(section, path, a, b, key, out)
         return
@@ -183,7 +190,9 @@ def _walk_rows(
             out.append(Change(section, sub, "changed", a=[dict(r) for r in ra], b=[dict(r) for r in rb]))
 
 
-def _group(rows: Sequence[Mapping[str, Any]], key: Callable[[Mapping[str, Any]], str]) -> dict[str, list[Mapping[str, Any]]]:
+def _group(
+    rows: Sequence[Mapping[str, Any]], key: Callable[[Mapping[str, Any]], str]
+) -> dict[str, list[Mapping[str, Any]]]:
     out: dict[str, list[Mapping[str, Any]]] = {}
     for r in rows:
         out.setdefault(key(r), []).append(r)

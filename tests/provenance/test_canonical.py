@@ -266,7 +266,7 @@ def test_children_sorted_by_sequence_and_hashed_with_recurse() -> None:
     doc = canonical_record(parent)
     assert [c["sequence"] for c in doc["content"]["children"]] == [0, 1]
     assert [c["content"]["configuration"]["arguments"] for c in doc["content"]["children"]] == [["seed=1"], ["seed=2"]]
-    assert [c["rid"] for c in doc["record"]["children"]] == ["1-C2", "1-C1"]
+    assert [c["rid"] for c in doc["record"]["children"]] == ["1-C1", "1-C2"]  # the same order as content
     swapped = attrs.evolve(parent, children=((1, child_a), (0, child_b)))
     assert canonical_record(swapped)["hash"] != doc["hash"]
     renamed = attrs.evolve(parent, children=((1, attrs.evolve(child_b, rid="9-9")), (0, child_a)))
