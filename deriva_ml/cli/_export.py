@@ -32,8 +32,11 @@ def workflow_source(checksum: str | None, url: str | None, start: Path, dest: Pa
         from dulwich.repo import Repo
 
         with Repo.discover(str(start)) as repo:
-            blob = repo.object_store[checksum.encode()] if checksum.encode() in repo.object_store else None
-            if blob is None or blob.type_name != b"blob":
+            sha = checksum.encode()
+            if sha not in repo.object_store:
+                return None
+            blob = repo.object_store[sha]
+            if blob.type_name != b"blob":
                 return None
             path = dest / (Path(url or "workflow").name or "workflow")
             path.write_bytes(blob.as_raw_string())
