@@ -32,7 +32,7 @@ def workflow_source(checksum: str | None, url: str | None, start: Path, dest: Pa
         from dulwich.repo import Repo
 
         with Repo.discover(str(start)) as repo:
-            sha = checksum.encode()
+            sha: Any = checksum.encode()  # a hex object id
             if sha not in repo.object_store:
                 return None
             blob = repo.object_store[sha]

@@ -24,7 +24,7 @@ import hashlib
 import json
 import re
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -70,6 +70,38 @@ def _frozen(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(value or {}))
 
 
+def _opt_frozen(value: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    return None if value is None else _frozen(value)
+
+
+def _sorted_names(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted(value))
+
+
+def _frozen_rows(value: Iterable[Mapping[str, Any]]) -> tuple[Mapping[str, Any], ...]:
+    return tuple(_frozen(x) for x in value)
+
+
+def _datasets(value: Iterable[DatasetFact]) -> tuple[DatasetFact, ...]:
+    return tuple(value)
+
+
+def _assets(value: Iterable[AssetFact]) -> tuple[AssetFact, ...]:
+    return tuple(value)
+
+
+def _features(value: Iterable[FeatureFact]) -> tuple[FeatureFact, ...]:
+    return tuple(value)
+
+
+def _children(value: Iterable[tuple[int | None, ExecutionFacts]]) -> tuple[tuple[int | None, ExecutionFacts], ...]:
+    return tuple(value)
+
+
+def _child_rids(value: Iterable[tuple[int | None, str]]) -> tuple[tuple[int | None, str], ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class AssetFact:
     """One asset linked to an execution (input or output), as the catalog holds it."""
@@ -81,7 +113,7 @@ class AssetFact:
     length: int
     url: str
     role: str
-    types: tuple[str, ...] = attrs.field(default=(), converter=lambda v: tuple(sorted(v)))
+    types: tuple[str, ...] = attrs.field(default=(), converter=_sorted_names)
 
 
 @attrs.frozen
@@ -93,7 +125,7 @@ class DatasetFact:
     version: str | None
     snapshot: str | None
     description: str
-    types: tuple[str, ...] = attrs.field(default=(), converter=lambda v: tuple(sorted(v)))
+    types: tuple[str, ...] = attrs.field(default=(), converter=_sorted_names)
 
 
 @attrs.frozen
@@ -101,7 +133,7 @@ class FeatureFact:
     """Feature values written by an execution: ``values`` are rows already reduced to content identities."""
 
     table: str
-    values: tuple[Mapping[str, Any], ...] = attrs.field(converter=lambda v: tuple(_frozen(x) for x in v))
+    values: tuple[Mapping[str, Any], ...] = attrs.field(converter=_frozen_rows)
 
 
 @attrs.frozen
@@ -110,19 +142,19 @@ class ExecutionFacts:
 
     rid: str
     execution: Mapping[str, Any] = attrs.field(converter=_frozen)
-    workflow: Mapping[str, Any] | None = attrs.field(converter=lambda v: None if v is None else _frozen(v))
-    datasets: tuple[DatasetFact, ...] = attrs.field(converter=tuple)
-    assets: tuple[AssetFact, ...] = attrs.field(converter=tuple)
+    workflow: Mapping[str, Any] | None = attrs.field(converter=_opt_frozen)
+    datasets: tuple[DatasetFact, ...] = attrs.field(converter=_datasets)
+    assets: tuple[AssetFact, ...] = attrs.field(converter=_assets)
     #: ``configuration.json`` as uploaded (None when the execution has none).
     configuration: Mapping[str, Any] | None = attrs.field(default=None)
     #: The runtime-environment snapshot as uploaded (None when absent).
     environment: Mapping[str, Any] | None = attrs.field(default=None)
-    features: tuple[FeatureFact, ...] = attrs.field(default=(), converter=tuple)
+    features: tuple[FeatureFact, ...] = attrs.field(default=(), converter=_features)
     metrics: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen)
     #: ``(sequence, facts)`` of nested children, gathered only with ``recurse=True``.
-    children: tuple[tuple[int | None, ExecutionFacts], ...] = attrs.field(default=(), converter=tuple)
+    children: tuple[tuple[int | None, ExecutionFacts], ...] = attrs.field(default=(), converter=_children)
     #: ``(sequence, rid)`` of every nested child (also without ``recurse``).
-    child_rids: tuple[tuple[int | None, str], ...] = attrs.field(default=(), converter=tuple)
+    child_rids: tuple[tuple[int | None, str], ...] = attrs.field(default=(), converter=_child_rids)
     recursed: bool = False
 
 
@@ -293,6 +325,19 @@ def _record(facts: ExecutionFacts) -> dict[str, Any]:
             {"rid": child.rid, "sequence": seq, "record": _record(child)} for seq, _, child in _ordered_children(facts)
         ]
     return record
+
+
+def dataset_record(record: Mapping[str, Any], dataset: Mapping[str, Any], role: str) -> Mapping[str, Any] | None:
+    """The ``record`` entry (RID, snapshot) of a dataset of the ``content`` part: same role, version, types."""
+    for rd in record.get("datasets") or []:
+        entry: Mapping[str, Any] = rd
+        if (
+            entry.get("role") == role
+            and entry.get("version") == dataset.get("version")
+            and sorted(entry.get("types") or []) == sorted(dataset.get("types") or [])
+        ):
+            return entry
+    return None
 
 
 def canonical_record(facts: ExecutionFacts) -> dict[str, Any]:

@@ -11,7 +11,7 @@ catalogs are compared by what they were.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -47,6 +47,10 @@ class Change:
         return {"section": self.section, "path": self.path, "kind": self.kind, "a": self.a, "b": self.b}
 
 
+def _changes(value: Iterable[Change]) -> tuple[Change, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class Diff:
     """The differences between executions ``a`` and ``b`` (empty ``changes``: same content, same hash)."""
@@ -55,7 +59,7 @@ class Diff:
     b: str
     hash_a: str
     hash_b: str
-    changes: tuple[Change, ...] = attrs.field(converter=tuple)
+    changes: tuple[Change, ...] = attrs.field(converter=_changes)
 
     @property
     def same(self) -> bool:

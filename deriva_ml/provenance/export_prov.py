@@ -68,19 +68,21 @@ def build_prov(doc: Mapping[str, Any]) -> Any:
     ProvDocument = _require_prov()
     from prov.constants import PROV, PROV_TYPE
 
+    from deriva_ml.provenance.canonical import dataset_record
+
     pd = ProvDocument()
     dml = pd.add_namespace(*NAMESPACE)
     agent = pd.agent("dml:deriva-ml", {PROV_TYPE: PROV["SoftwareAgent"], "dml:name": "deriva-ml"})
     entities: dict[str, Any] = {}
 
-    def entity(eid: str, attrs: dict[str, Any]) -> Any:
+    def entity(eid: str, attrs: dict[Any, Any]) -> Any:
         if eid not in entities:  # declared once, however many executions use it
             entities[eid] = pd.entity(eid, attrs)
         return entities[eid]
 
     def file_entity(a: Mapping[str, Any], rec: Mapping[str, Any]) -> Any:
         eid = f"dml:md5/{_local(a['md5'])}/{_local(a['filename'])}"
-        attrs: dict[str, Any] = {
+        attrs: dict[Any, Any] = {
             PROV_TYPE: dml["File"],
             "dml:filename": a["filename"],
             "dml:md5": a["md5"],
@@ -96,7 +98,7 @@ def build_prov(doc: Mapping[str, Any]) -> Any:
 
     def dataset_entity(d: Mapping[str, Any], rec: Mapping[str, Any] | None) -> Any:
         rid = (rec or {}).get("rid") or d.get("description")
-        attrs: dict[str, Any] = {PROV_TYPE: dml["Dataset"], "dml:description": d.get("description") or ""}
+        attrs: dict[Any, Any] = {PROV_TYPE: dml["Dataset"], "dml:description": d.get("description") or ""}
         if d.get("version"):
             attrs["dml:version"] = d["version"]
         if (rec or {}).get("snapshot"):
@@ -107,7 +109,7 @@ def build_prov(doc: Mapping[str, Any]) -> Any:
 
     def activity(c: Mapping[str, Any], r: Mapping[str, Any], h: str | None) -> Any:
         wf = c.get("workflow") or {}
-        attrs: dict[str, Any] = {PROV_TYPE: dml["Execution"], "dml:status": str(r.get("status"))}
+        attrs: dict[Any, Any] = {PROV_TYPE: dml["Execution"], "dml:status": str(r.get("status"))}
         if r.get("description"):
             attrs["dml:description"] = r["description"]
         if h:
@@ -124,7 +126,7 @@ def build_prov(doc: Mapping[str, Any]) -> Any:
         end = _time(r.get("modified")) if r.get("status") in ("Completed", "Failed", "Aborted") else None
         act = pd.activity(f"dml:execution/{_local(r['rid'])}", _time(r.get("created")), end, attrs)
         plan_id = f"dml:workflow/{_local(wf.get('checksum') or (r.get('workflow') or {}).get('rid'))}"
-        plan_attrs: dict[str, Any] = {PROV_TYPE: PROV["Plan"]}
+        plan_attrs: dict[Any, Any] = {PROV_TYPE: PROV["Plan"]}
         for key in ("url", "checksum", "version"):
             if wf.get(key):
                 plan_attrs[f"dml:{key}"] = str(wf[key])
@@ -136,11 +138,11 @@ def build_prov(doc: Mapping[str, Any]) -> Any:
         for a in c["inputs"]["assets"]:
             pd.used(act, file_entity(a, assets.get((a["table"], a["filename"], a["md5"]), {})))
         for d in c["inputs"]["datasets"]:
-            pd.used(act, dataset_entity(d, _dataset_record(r, d, "Input")))
+            pd.used(act, dataset_entity(d, dataset_record(r, d, "Input")))
         for a in c["outputs"]["assets"]:
             pd.wasGeneratedBy(file_entity(a, assets.get((a["table"], a["filename"], a["md5"]), {})), act)
         for d in c["outputs"]["datasets"]:
-            pd.wasGeneratedBy(dataset_entity(d, _dataset_record(r, d, "Output")), act)
+            pd.wasGeneratedBy(dataset_entity(d, dataset_record(r, d, "Output")), act)
         for child_c, child_r in zip(c.get("children") or [], r.get("children") or [], strict=False):
             if "record" not in child_r:
                 continue
@@ -152,17 +154,6 @@ def build_prov(doc: Mapping[str, Any]) -> Any:
 
     activity(doc["content"], doc["record"], doc.get("hash"))
     return pd
-
-
-def _dataset_record(r: Mapping[str, Any], d: Mapping[str, Any], role: str) -> Mapping[str, Any] | None:
-    for rd in r.get("datasets") or []:
-        if (
-            rd.get("role") == role
-            and rd.get("version") == d.get("version")
-            and sorted(rd.get("types") or []) == sorted(d.get("types") or [])
-        ):
-            return rd
-    return None
 
 
 def export_prov(doc: Mapping[str, Any], dest: str | Path | None = None) -> str:

@@ -82,6 +82,8 @@ def build_rocrate(
     ROCrate = _require_rocrate()
     from rocrate.model.contextentity import ContextEntity
 
+    from deriva_ml.provenance.canonical import dataset_record
+
     crate = ROCrate(version="1.1")  # the RO-Crate version the Workflow Run Crate 0.5 profiles build on
     record, content = doc["record"], doc["content"]
     root = crate.root_dataset
@@ -170,20 +172,12 @@ def build_rocrate(
     def action(c: Mapping[str, Any], r: Mapping[str, Any], h: str | None, parent: Any | None) -> Any:
         wf = workflow(c, r)
         assets = {(a["table"], a["filename"], a["md5"]): a for a in r.get("assets") or []}
-        datasets = {(d.get("version"), d.get("role")): d for d in r.get("datasets") or []}
 
         def rec_of(a: Mapping[str, Any]) -> Mapping[str, Any]:
             return {**a, **assets.get((a["table"], a["filename"], a["md5"]), {})}
 
         def ds_rec(d: Mapping[str, Any], role: str) -> Mapping[str, Any] | None:
-            for rd in r.get("datasets") or []:
-                if (
-                    rd.get("role") == role
-                    and rd.get("version") == d.get("version")
-                    and sorted(rd.get("types") or []) == sorted(d.get("types") or [])
-                ):
-                    return rd
-            return datasets.get((d.get("version"), role))
+            return dataset_record(r, d, role)
 
         objects = [dataset_entity(d, ds_rec(d, "Input")) for d in c["inputs"]["datasets"]]
         objects += [file_entity(rec_of(a)) for a in c["inputs"]["assets"]]
