@@ -58,6 +58,12 @@ def _object_id(asset: Mapping[str, Any], base_url: str | None) -> str:
     return f"urn:md5:{asset.get('md5')}:{asset.get('filename')}"
 
 
+def _one_or_list(values: Any) -> Any:
+    """RO-Crate 1.1 prefers a single value to a one-element list; None for none."""
+    items = list(values or [])
+    return None if not items else items[0] if len(items) == 1 else items
+
+
 def _check(doc: Mapping[str, Any]) -> None:
     if not isinstance(doc, Mapping) or "content" not in doc or "record" not in doc:
         raise ValidationError(
@@ -89,7 +95,15 @@ def build_rocrate(
     root = crate.root_dataset
     root["name"] = name or f"Execution {record['rid']}"
     root["description"] = record.get("description") or f"deriva-ml execution {record['rid']}"
-    root["license"] = {"@id": "https://spdx.org/licenses/CC-BY-4.0"}
+    license_id = "https://spdx.org/licenses/CC-BY-4.0"
+    root["license"] = crate.add(
+        ContextEntity(crate, license_id, properties={"@type": "CreativeWork", "name": "CC-BY-4.0"})
+    )
+    crate.metadata["conformsTo"] = [
+        {"@id": "https://w3id.org/ro/crate/1.1"},
+        {"@id": "https://w3id.org/workflowhub/workflow-ro-crate/1.0"},
+    ]
+    accessed = record.get("modified") or record.get("created")
     root["datePublished"] = record.get("modified") or record.get("created") or "1970-01-01T00:00:00+00:00"
     root["conformsTo"] = [{"@id": p} for p in PROFILES]
     for p in PROFILES:
@@ -148,7 +162,8 @@ def build_rocrate(
             "encodingFormat": kind,
             "identifier": f"md5:{a.get('md5')}",
             "additionalType": a.get("table"),
-            "keywords": list(a.get("types") or []) or None,
+            "keywords": _one_or_list(a.get("types")),
+            "sdDatePublished": accessed if fid.startswith(("http://", "https://")) else None,
         }
         return crate.add_file(fid, properties={k: v for k, v in props.items() if v is not None})
 
@@ -162,7 +177,7 @@ def build_rocrate(
             "@type": "Dataset",
             "name": d.get("description") or f"Dataset {rid}",
             "version": d.get("version"),
-            "keywords": list(d.get("types") or []) or None,
+            "keywords": _one_or_list(d.get("types")),
             "identifier": f"snapshot:{(rec or {}).get('snapshot')}" if (rec or {}).get("snapshot") else None,
         }
         entity = crate.add(ContextEntity(crate, did, properties={k: v for k, v in props.items() if v is not None}))
@@ -228,6 +243,7 @@ def build_rocrate(
         for child_c, child_r in zip(c.get("children") or [], (r.get("children") or []), strict=False):
             if "record" in child_r:
                 action(child_c["content"], child_r["record"], None, act)
+        root.append_to("mentions", act)
         return act
 
     crate.mainEntity = workflow(content, record)
