@@ -6,7 +6,8 @@ catalog; their hashes are computed there; the journal is then synced into a seco
 every execution's hash, read back from the target under its new RID, must equal the hash computed before.
 
 The independent model: the test computes, from the bytes it wrote, the (table, filename, MD5) of every
-output of every execution and checks the record's content holds exactly those.
+output of every execution, and knows which dataset versions each one read (older than the datasets'
+current versions), and checks the record's content holds exactly those.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ _RUN = st.fixed_dictionaries(
         "choices": st.dictionaries(st.sampled_from(["model", "data", "opt"]), st.sampled_from(["a", "b"]), max_size=2),
         "args": st.lists(st.sampled_from(["seed=1", "seed=2", "lr=0.1"]), max_size=2),
         "dataset": st.booleans(),
+        "read_datasets": st.lists(st.integers(0, 1), max_size=2, unique=True),
         "fail": st.booleans(),
         "children": st.integers(0, 2),
         "workflow": st.sampled_from(["train", "eval"]),
@@ -49,7 +51,11 @@ Identity = tuple[str, str, str]
 
 
 def _record(
-    ml: DerivaML, run: dict[str, Any], produced: list[tuple[str, Identity]], n: int
+    ml: DerivaML,
+    run: dict[str, Any],
+    produced: list[tuple[str, Identity]],
+    n: int,
+    datasets: list[tuple[str, str]],
 ) -> tuple[str, set[Identity]]:
     """Record one run; returns its RID and the (table, filename, MD5) of its outputs.
 
@@ -57,6 +63,7 @@ def _record(
     table has one row, and so one role, per (asset, execution).
     """
     from deriva_ml.asset.aux_classes import AssetSpec
+    from deriva_ml.dataset.aux_classes import DatasetSpec
 
     read = dict(produced[i % len(produced)] for i in run["reads"]) if produced else {}
     reads = sorted(read)
@@ -64,6 +71,9 @@ def _record(
         workflow=make_workflow(run["workflow"]),
         description=f"run {n}",
         assets=[AssetSpec(rid=r) for r in reads],
+        datasets=[
+            DatasetSpec(rid=datasets[i][0], version=datasets[i][1], materialize=False) for i in run["read_datasets"]
+        ],
         argv=("prog", *run["args"]),
         config_choices=run["choices"],
     )
@@ -103,18 +113,28 @@ def test_sync_preserves_every_execution_hash(runs: list[dict[str, Any]]) -> None
         dst = DerivaML("local", "dst", home=Path(d) / "dst")
         try:
             add_domain_schema(src)
+            # two input datasets, read at an older version than their current one
+            datasets = []
+            for k in range(2):
+                ds = src.create_dataset(["Training"], description=f"input set {k}")
+                src.increment_dataset_version(ds.dataset_rid, "minor", "v2")
+                datasets.append((ds.dataset_rid, "0.1.0" if k == 0 else "0.2.0"))
+                src.increment_dataset_version(ds.dataset_rid, "minor", "v3")
             produced: list[tuple[str, Identity]] = []
             expected: dict[str, set[tuple[str, str, str]]] = {}
             parents: list[str] = []
+            read: dict[str, set[tuple[str, str]]] = {}
             n = 0
             for run in runs:
-                rid, outs = _record(src, run, produced, n)
+                rid, outs = _record(src, run, produced, n, datasets)
+                read[rid] = {(f"input set {i}", datasets[i][1]) for i in run["read_datasets"]}
                 expected[rid] = outs
                 n += 1
                 for k in range(run["children"]):
                     child, child_outs = _record(
-                        src, {**run, "children": 0, "args": [*run["args"], f"job={k}"]}, produced, n
+                        src, {**run, "children": 0, "args": [*run["args"], f"job={k}"]}, produced, n, datasets
                     )
+                    read[child] = {(f"input set {i}", datasets[i][1]) for i in run["read_datasets"]}
                     expected[child] = child_outs
                     src.lookup_execution(rid)
                     src._add_nested(rid, child, k)
@@ -124,15 +144,20 @@ def test_sync_preserves_every_execution_hash(runs: list[dict[str, Any]]) -> None
             before = {}
             for rid, outs in expected.items():
                 doc = canonical_record(gather_execution(src.ports, src._schema, rid))
-                assert _outputs(doc) == outs  # the independent model of what was written
+                assert _outputs(doc) == outs  # the independent model of what was written ...
+                # ... and of the dataset versions read (older than the datasets' current versions)
+                assert {(d["description"], d["version"]) for d in doc["content"]["inputs"]["datasets"]} == read[rid]
                 before[rid] = doc["hash"]
             deep_before = {
                 p: canonical_record(gather_execution(src.ports, src._schema, p, True))["hash"] for p in parents
             }
+            # rows made on the target first: synced rows get other RIDs than in the source
+            for k in range(3):
+                dst.create_dataset([], description=f"made on the target {k}")
             report = sync(src, dst, progress=False)
             for rid, h in before.items():
                 target = report.target_rid(rid)
-                assert target != rid or src.catalog_id != dst.catalog_id
+                assert target != rid
                 assert canonical_record(gather_execution(dst.ports, dst._schema, target))["hash"] == h, rid
             for p, h in deep_before.items():
                 doc = canonical_record(gather_execution(dst.ports, dst._schema, report.target_rid(p), True))

@@ -485,7 +485,9 @@ def _gather_datasets(ports: Ports, rid: str, configuration: Mapping[str, Any] | 
     types: dict[str, list[str]] = {}
     for t in cat.query(ML_SCHEMA, "Dataset_Dataset_Type", {"Dataset": rids}):
         types.setdefault(t["Dataset"], []).append(t["Dataset_Type"])
-    used = {str(d.get("rid")): _version_text(d.get("version")) for d in (configuration or {}).get("datasets") or []}
+    specs = [(str(d.get("rid")), _version_text(d.get("version"))) for d in (configuration or {}).get("datasets") or []]
+    inputs = [ln["Dataset"] for ln in links if (ln.get("Asset_Role") or AssetRole.input.value) == AssetRole.input.value]
+    used = versions_used(specs, inputs)
     out = []
     for link in links:
         ds = rows.get(link["Dataset"])
@@ -506,6 +508,34 @@ def _gather_datasets(ports: Ports, rid: str, configuration: Mapping[str, Any] | 
                 types=types.get(ds["RID"], ()),
             )
         )
+    return out
+
+
+def _rid_order(rid: str) -> tuple[int, str]:
+    """Creation order of RIDs of one catalog (Crockford base32 digits sort like their values)."""
+    digits = rid.replace("-", "")
+    return (len(digits), digits)
+
+
+def versions_used(specs: Sequence[tuple[str, str | None]], linked: Sequence[str]) -> dict[str, str | None]:
+    """The version each linked input dataset was used at, from configuration.json's ``(rid, version)`` list.
+
+    A linked RID named in the configuration takes its version. After ``deriva-ml sync`` configuration.json
+    (copied byte for byte) still names the *source* catalog's RIDs: the entries left unmatched are paired
+    with the linked datasets left unmatched in creation order (sync inserts rows in the order the source
+    made them, so both catalogs number them in the same order). Pure.
+    """
+    out: dict[str, str | None] = {}
+    named = dict(specs)
+    for rid in linked:
+        if rid in named:
+            out[rid] = named[rid]
+    rest_specs = sorted((r, v) for r, v in specs if r not in out)
+    rest_specs.sort(key=lambda x: _rid_order(x[0]))
+    rest_linked = sorted((r for r in dict.fromkeys(linked) if r not in out), key=_rid_order)
+    if len(rest_specs) == len(rest_linked):
+        for (_, version), rid in zip(rest_specs, rest_linked, strict=True):
+            out[rid] = version
     return out
 
 

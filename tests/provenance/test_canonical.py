@@ -271,3 +271,22 @@ def test_children_sorted_by_sequence_and_hashed_with_recurse() -> None:
     assert canonical_record(swapped)["hash"] != doc["hash"]
     renamed = attrs.evolve(parent, children=((1, attrs.evolve(child_b, rid="9-9")), (0, child_a)))
     assert canonical_record(renamed)["hash"] == doc["hash"]
+
+
+@pytest.mark.parametrize(
+    ("specs", "linked", "expected"),
+    [
+        ([("1-A", "0.2.0")], ["1-A"], {"1-A": "0.2.0"}),  # same catalog: by RID
+        ([("1-A", "0.2.0")], ["2B"], {"2B": "0.2.0"}),  # synced copy: the one left over
+        # synced copy of two: paired in creation order on both sides (1-0Z < 1-10; 2Y < 30)
+        ([("1-10", "1.0.0"), ("1-0Z", "0.1.0")], ["30", "2Y"], {"2Y": "0.1.0", "30": "1.0.0"}),
+        # one named, one not
+        ([("1-A", "0.2.0"), ("1-0Z", "0.1.0")], ["1-A", "2Y"], {"1-A": "0.2.0", "2Y": "0.1.0"}),
+        ([], ["1-A"], {}),  # no configuration.json: nothing known (the current version is used)
+        ([("1-A", "0.2.0"), ("1-B", "0.1.0")], ["9"], {}),  # counts differ: no guess
+    ],
+)
+def test_versions_used(specs: list[tuple[str, str]], linked: list[str], expected: dict[str, str]) -> None:
+    from deriva_ml.provenance.canonical import versions_used
+
+    assert versions_used(specs, linked) == expected

@@ -141,3 +141,30 @@ def test_requests_do_not_grow_with_outputs(backend: Any) -> None:
     assert counts[0] == counts[1]
     assert sum(v for k, v in counts[0].items() if "hatrac" in k) == 2  # configuration.json + environment
     assert sum(v for k, v in counts[0].items() if "ermrest" in k) <= 22
+
+
+@pytest.mark.parametrize("backend", ["ermrest+hatrac", "live"], indirect=True)
+def test_sync_into_a_server_keeps_the_hashes(backend: Any, tmp_path: Path) -> None:
+    """Recorded offline, synced into an ERMrest + Hatrac server: the run's and the sweep's hashes are unchanged."""
+    from deriva_ml.sync import sync
+
+    token = unique_token()
+    target = backend()
+    source = _embedded(tmp_path, "offline")
+    try:
+        inputs = record_inputs(source, token)
+        run = record_run(source, token, inputs)
+        sweep = record_sweep(source, token, inputs, seeds=(1, 2))
+        before = {rid: _doc(source, rid, recurse=True)["hash"] for rid in (run, sweep)}
+        report = sync(source, target, progress=False)
+        after = {rid: _doc(target, report.target_rid(rid), recurse=True)["hash"] for rid in (run, sweep)}
+        if after != before:  # say what moved
+            from deriva_ml.provenance import diff_records
+
+            a = _doc(source, run, recurse=True)
+            b = _doc(target, report.target_rid(run), recurse=True)
+            print(diff_records(a, b).render())
+        assert after == before
+        assert report.target_rid(run) != run or target.catalog_id != source.catalog_id
+    finally:
+        source.close()
