@@ -247,13 +247,18 @@ _REPRESENTED = frozenset(
 )
 
 
+#: Asset type of the training-metric log uploaded by ``exe.log_metric`` (branch metrics).
+_METRICS_FILE = "Metrics_File"
+
+
 def _content(facts: ExecutionFacts) -> dict[str, Any]:
     wf = facts.workflow or {}
     inputs = [a for a in facts.assets if a.role == AssetRole.input.value]
+    # the metrics log (times of logging in its bytes) is represented by ``outputs.metrics`` when a metrics
+    # source is wired; without one, its MD5 stands for the metrics
+    skip = _REPRESENTED | ({_METRICS_FILE} if facts.metrics else set())
     outputs = [
-        a
-        for a in facts.assets
-        if a.role != AssetRole.input.value and not (_is_metadata(a) and _REPRESENTED & set(a.types))
+        a for a in facts.assets if a.role != AssetRole.input.value and not (_is_metadata(a) and skip & set(a.types))
     ]
     content: dict[str, Any] = {
         "canonical": CANONICAL_VERSION,

@@ -183,6 +183,16 @@ def test_which_facts_move_the_hash(name: str, change: Callable[[ExecutionFacts],
         assert before["content"] == after["content"]
 
 
+def test_metrics_log_is_represented_by_metrics_when_a_source_is_wired() -> None:
+    log = AssetFact("Execution_Metadata", "1-L", "metrics.jsonl", "mm", 5, "/u", "Output", ("Metrics_File",))
+    with_log = attrs.evolve(base_facts(), assets=(*base_facts().assets, log))
+    names = [a["filename"] for a in canonical_record(with_log)["content"]["outputs"]["assets"]]
+    assert "metrics.jsonl" not in names  # metrics={"accuracy": 0.9}: the values stand for the file
+    unwired = attrs.evolve(with_log, metrics={})
+    names = [a["filename"] for a in canonical_record(unwired)["content"]["outputs"]["assets"]]
+    assert "metrics.jsonl" in names
+
+
 def test_packages_stand_in_for_a_missing_lock_file() -> None:
     no_lock = attrs.evolve(base_facts(), assets=tuple(a for a in base_facts().assets if a.filename != "uv.lock"))
     doc = canonical_record(no_lock)
