@@ -8,6 +8,8 @@
 - ``deriva-ml replay RID [--dry-run] [--override K=V]`` — re-run an execution, compare its outputs by MD5;
 - ``deriva-ml lineage RID [--depth N] [--format dot|svg|mermaid] [-o PATH]`` — the provenance graph;
 - ``deriva-ml metrics RID [--children] [--sort NAME] [--json]`` — metrics, or a sweep's children side by side;
+- ``deriva-ml diff A B [--json]`` — what differs between two executions (exit 0 same, 4 differ);
+- ``deriva-ml export RID --format ro-crate|prov-json [-o PATH]`` — standard provenance exports;
 - ``deriva-ml sync --catalog NAME --to-host HOST --to-catalog ID`` — offline replay into a live catalog.
 
 ``--host`` (default ``local``) and ``--catalog`` select the catalog. Commands other than ``demo`` never create
@@ -79,6 +81,11 @@ def _parser() -> argparse.ArgumentParser:
 
     _replay.add_parser(sub, target)
     _lineage.add_parser(sub, target)
+    # --- provenance (branch prov)
+    from deriva_ml.cli import _diff, _export
+
+    _diff.register(sub, target)
+    _export.register(sub, target)
     for sp in sub.choices.values():  # -v also after the subcommand (``deriva-ml show RID -v``)
         sp.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="log more, show tracebacks")
     return p
@@ -161,6 +168,16 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.command == "cache":
         return _cache(args)
+
+    # --- provenance (branch prov)
+    if args.command == "diff":
+        from deriva_ml.cli import _diff
+
+        return _diff.run(args, _open)
+    if args.command == "export":
+        from deriva_ml.cli import _export
+
+        return _export.run(args, _open)
 
     if args.command == "sync":
         from deriva_ml import DerivaML
