@@ -60,8 +60,8 @@ _SYSTEM = frozenset({"RID", "RCT", "RMT", "RCB", "RMB"})
 _HYDRA_NAME = re.compile(r"^hydra-[0-9_]+-(?P<name>.+)$")
 _HYDRA_HASHED = ("config.yaml", "overrides.yaml")
 
-#: A hook for metrics (branch ``metrics`` provides ``metrics_for_provenance(ports, schema, rid) -> Mapping``):
-#: the lead wires it by setting this, or callers pass ``metrics=`` to :func:`gather_execution`.
+#: Where an execution's metrics come from: by default its uploaded metrics log (:func:`_metrics_of`); a
+#: caller may pass ``metrics=`` to :func:`gather_execution`, or set this, to read them elsewhere.
 MetricsSource = Callable[["Ports", "SchemaService", str], Mapping[str, Any]]
 METRICS_SOURCE: MetricsSource | None = None
 
@@ -421,6 +421,25 @@ def _read_json_object(ports: Ports, asset: AssetFact, tmp: Path) -> Mapping[str,
     return data if isinstance(data, Mapping) else None
 
 
+def _metrics_of(ports: Ports, assets: Sequence[AssetFact], tmp: Path) -> dict[str, Any]:
+    """The execution's logged metrics as content: ``{format, series: {name: [[step, value], ...]}}`` in the
+    order logged, read from its largest uploaded metrics log (one object read, no catalog request; none when
+    it logged no metric). The times of logging are left out: two runs that logged the same values are the
+    same run."""
+    logs = [a for a in assets if _is_metadata(a) and _METRICS_FILE in a.types]
+    if not logs:
+        return {}
+    from deriva_ml.execution._metrics import PROVENANCE_FORMAT, parse_series
+
+    best = max(logs, key=lambda a: (a.length, a.rid))  # the log only grows: the largest holds every value
+    dest = tmp / f"{best.rid}-{best.md5}"
+    ports.store.get(best.url, dest, md5=best.md5)
+    series: dict[str, list[list[Any]]] = {}
+    for m in parse_series(dest.read_bytes()):
+        series.setdefault(m.name, []).append([m.step, m.value])
+    return {"format": PROVENANCE_FORMAT, "series": series} if series else {}
+
+
 def _pick(assets: Sequence[AssetFact], asset_type: str) -> AssetFact | None:
     found = sorted((a for a in assets if _is_metadata(a) and asset_type in a.types), key=lambda a: a.rid)
     return found[-1] if found else None
@@ -645,6 +664,10 @@ def gather_execution(
         env = _pick(assets, ExecMetadataType.runtime_env.value)
         if env is not None:
             environment = _read_json_object(ports, env, Path(tmp))
+        source = metrics or METRICS_SOURCE
+        metric_values = (
+            dict(source(ports, schema, rid)) if source is not None else _metrics_of(ports, assets, Path(tmp))
+        )
     datasets = _gather_datasets(ports, rid, configuration)
     features = _gather_features(ports, model, rid, assets)
     nested = cat.query(ML_SCHEMA, "Execution_Execution", {"Execution": rid})
@@ -652,8 +675,6 @@ def gather_execution(
         ((n.get("Sequence"), n["Nested_Execution"]) for n in nested),
         key=lambda x: (x[0] is None, x[0] or 0, x[1]),
     )
-    source = metrics or METRICS_SOURCE
-    metric_values = dict(source(ports, schema, rid)) if source is not None else {}
     children = (
         tuple((seq, gather_execution(ports, schema, child, True, metrics=metrics)) for seq, child in child_rids)
         if recurse
