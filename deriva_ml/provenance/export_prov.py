@@ -143,6 +143,20 @@ def build_prov(doc: Mapping[str, Any]) -> Any:
             pd.wasGeneratedBy(file_entity(a, assets.get((a["table"], a["filename"], a["md5"]), {})), act)
         for d in c["outputs"]["datasets"]:
             pd.wasGeneratedBy(dataset_entity(d, dataset_record(r, d, "Output")), act)
+        for name, points in sorted(((c["outputs"].get("metrics") or {}).get("series") or {}).items()):
+            values = [float(v) for _step, v in points]
+            last_step = points[-1][0]
+            mattrs: dict[Any, Any] = {
+                PROV_TYPE: dml["Metric"],
+                "dml:name": name,
+                "dml:last_value": values[-1],
+                "dml:min": min(values),
+                "dml:max": max(values),
+                "dml:count": len(values),
+            }
+            if last_step is not None:
+                mattrs["dml:last_step"] = int(last_step)
+            pd.wasGeneratedBy(pd.entity(f"dml:metric/{_local(r['rid'])}/{_local(name)}", mattrs), act)
         for child_c, child_r in zip(c.get("children") or [], r.get("children") or [], strict=False):
             if "record" not in child_r:
                 continue

@@ -221,6 +221,24 @@ def build_rocrate(
             )
         results = [file_entity(rec_of(a)) for a in c["outputs"]["assets"]]
         results += [dataset_entity(d, ds_rec(d, "Output")) for d in c["outputs"]["datasets"]]
+        for name, points in sorted(((c["outputs"].get("metrics") or {}).get("series") or {}).items()):
+            values = [float(v) for _step, v in points]
+            results.append(
+                crate.add(
+                    ContextEntity(
+                        crate,
+                        f"#{r['rid']}-metric-{name}",
+                        properties={
+                            "@type": "PropertyValue",
+                            "name": name,
+                            "value": values[-1],
+                            "minValue": min(values),
+                            "maxValue": max(values),
+                            "description": f"last of {len(values)} logged values (step {points[-1][0]})",
+                        },
+                    )
+                )
+            )
         props: dict[str, Any] = {
             "name": f"Execution {r['rid']}",
             "description": r.get("description") or None,

@@ -156,3 +156,36 @@ def test_exports_of_a_recorded_sweep(backend: Any, tmp_path: Path) -> None:
     g = _graph(out)
     assert sum(1 for v in g.values() if v.get("@type") == "CreateAction") == 3
     _check_prov(export_prov(doc), doc["hash"])
+
+
+def _metrics_doc() -> dict[str, Any]:
+    series = {"loss": [[0, 0.5], [1, 0.25]], "accuracy": [[0, 0.6], [1, 0.8]]}
+    return canonical_record(attrs.evolve(base_facts(), metrics={"format": "deriva-ml-metrics/1", "series": series}))
+
+
+@pytest.mark.parametrize("profile", ["workflow-run-crate", "process-run-crate", "workflow-ro-crate"])
+def test_metrics_are_in_a_valid_rocrate(tmp_path: Path, profile: str) -> None:
+    code = tmp_path / "t.py"
+    code.write_text("print('train')\n")
+    out = export_rocrate(_metrics_doc(), tmp_path / "crate", workflow_files={"c1": code})
+    assert validate_crate(out, profile) == []
+    g = _graph(out)
+    results = _ids(g["#execution-1-E1"]["result"])
+    loss = g["#1-E1-metric-loss"]
+    assert "#1-E1-metric-loss" in results and "#1-E1-metric-accuracy" in results
+    assert (loss["@type"], loss["value"], loss["minValue"], loss["maxValue"]) == ("PropertyValue", 0.25, 0.25, 0.5)
+
+
+def test_metrics_are_entities_generated_by_the_execution_in_prov(tmp_path: Path) -> None:
+    doc = _metrics_doc()
+    text = export_prov(doc)
+    _check_prov(text, doc["hash"])
+    data = json.loads(text)
+    loss = data["entity"]["dml:metric/1-E1/loss"]
+
+    def value(v: Any) -> Any:  # PROV-JSON types literals: {"$": "0.25", "type": "xsd:double"}
+        return v["$"] if isinstance(v, dict) else v
+
+    assert [float(value(loss[k])) for k in ("dml:last_value", "dml:count", "dml:last_step")] == [0.25, 2, 1]
+    generated = {v["prov:entity"] for v in data["wasGeneratedBy"].values()}
+    assert {"dml:metric/1-E1/loss", "dml:metric/1-E1/accuracy"} <= generated
