@@ -101,6 +101,30 @@ def parameters_source(params: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def redacted_parameters(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` as they may be published: the value of a parameter whose name looks secret
+    (``api_token``, ``db_password``) is ``<redacted>`` whatever its type; string values are scrubbed by the
+    text rules (credentialed URLs, well-known tokens). The kernel still receives the real values."""
+    from deriva_ml.core.redact import REDACTED, is_secret_name, redact_jsonable
+
+    return {
+        k: REDACTED if is_secret_name(k) else redact_jsonable(v, key=k) if isinstance(v, str) else v
+        for k, v in params.items()
+    }
+
+
+def publishable(nb: Any, params: dict[str, Any]) -> Any:
+    """The executed notebook with its injected-parameters cell rewritten from :func:`redacted_parameters`:
+    what is uploaded and kept in the working directory. The rest of the notebook (cells, outputs) is the
+    user's and is kept as it ran."""
+    if not params:
+        return nb
+    for cell in nb.cells:
+        if INJECTED_TAG in (cell.get("metadata", {}).get("tags") or []):
+            cell.source = parameters_source(redacted_parameters(params))
+    return nb
+
+
 def inject_parameters(nb: Any, params: dict[str, Any]) -> Any:
     """A copy of ``nb`` with a code cell of ``params`` (tag ``injected-parameters``) after the cell tagged
     ``parameters``, or first when no cell has that tag. Without parameters the notebook is unchanged."""
@@ -270,7 +294,8 @@ def run_notebook(
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
-            nbformat.write(nb, out_path)  # type: ignore[no-untyped-call]  # executed, or partially
+            # executed, or partially; secret parameters do not reach the file that is uploaded
+            nbformat.write(publishable(nb, dict(parameters or {})), out_path)  # type: ignore[no-untyped-call]
             out_path.seal()  # written whole by us: complete even when a cell failed
         from deriva_ml.core.errors import StatusConflict
 

@@ -57,3 +57,16 @@ def test_guide_page_runs(page: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, (
         f"{page.name} failed:\n--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-6000:]}"
     )
+
+
+_LINK = re.compile(r"\]\((?P<target>[^)#\s]+\.md)(?:#[^)]*)?\)")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
+def test_guide_links_resolve(page: Path) -> None:
+    missing = [
+        m["target"]
+        for m in _LINK.finditer(page.read_text(encoding="utf-8"))
+        if "://" not in m["target"] and not (page.parent / m["target"]).is_file()
+    ]
+    assert not missing, f"{page.name} links to missing pages: {missing}"

@@ -72,3 +72,19 @@ def test_notebook_dry_run_writes_nothing(project: Project) -> None:
     assert "0000" in printed  # the kernel's execution is a dry run too
     with project.ml() as ml:
         assert row_counts(ml) == before
+
+
+def test_secret_parameters_are_not_published(project: Project) -> None:
+    """``-p api_token X``: the kernel gets X; the executed notebook that is kept and uploaded does not hold it."""
+    secret = "sekrit-5f0e1d2c-notebook"
+    run = project.run(NOTEBOOK, "-p", "api_token", secret, "-p", "epochs", "2", module=MODULE).check()
+    assert secret not in run.stdout + run.stderr
+    with project.ml() as ml:
+        (exe,) = ml.find_executions()
+        assert exe.status is Status.completed
+        kept = ml.execution_dir(exe.rid) / "outputs" / "Execution_Asset" / "fit_report.ipynb"
+        executed = nbformat.read(kept, 4)
+        (injected,) = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+        assert "api_token = '<redacted>'" in injected.source and "epochs = 2" in injected.source
+    leaked = [p for p in project.home.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    assert not leaked, f"the secret parameter is in {leaked}"
