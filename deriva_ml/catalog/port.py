@@ -5,21 +5,22 @@ Two real implementations share one conformance suite (``tests/catalog/``):
 - :class:`deriva_ml.catalog.sqlite.SQLiteCatalog` — the embedded default (a SQLite file);
 - :class:`deriva_ml.catalog.ermrest.ErmrestCatalog` — a live ERMrest catalog through deriva-py.
 
-:class:`deriva_ml.catalog.journal.JournalingCatalog` wraps either and appends every applied batch to a
-JSON-lines journal, the basis of offline replay. Nothing above this port imports ``sqlite3`` or ``deriva``.
+Optional capabilities are small protocols of their own, checked with ``isinstance``: :class:`Journaled`
+(the embedded catalog, opened with ``journal=True``, journals every commit in the same transaction: the
+basis of ``deriva_ml.sync``) and :class:`LinkedQueries` (a member table joined through an association in
+one request). Nothing above this port imports ``sqlite3`` or ``deriva``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from deriva_ml.core.definitions import ML_SCHEMA as ML_SCHEMA  # defined once, in the core
 from deriva_ml.core.effects import Batch, BatchResult, Value
 from deriva_ml.core.rid import RID
 from deriva_ml.core.schema_defs import CatalogModel, TableDef
-
-#: The schema that holds deriva-ml's own tables (same name as the reference package).
-ML_SCHEMA = "deriva-ml"
 
 #: ``where`` maps a column to a value (equality) or to a list/tuple of values (any of them).
 Where = Mapping[str, Value | Sequence[Value]]
@@ -56,6 +57,27 @@ class Catalog(Protocol):
         """Rows of ``schema:table`` matching every ``where`` condition, as dicts (one request)."""
         ...
 
+    def resolve_rid(self, rid: RID) -> tuple[str, str]:
+        """``(schema, table)`` of the row with this RID, or ``RIDNotFound``."""
+        ...
+
+    def create_tables(self, tables: Sequence[TableDef]) -> None:
+        """Create tables (and their schemas when missing) in one change; refreshes the model."""
+        ...
+
+    def snapshot(self) -> str:
+        """An identifier of the catalog's current state that ``query(..., snapshot=...)`` accepts."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files."""
+        ...
+
+
+@runtime_checkable
+class LinkedQueries(Protocol):
+    """Optional: rows of a target table referenced by the matching rows of a source table, in one request."""
+
     def query_linked(
         self,
         schema: str,
@@ -83,18 +105,16 @@ class Catalog(Protocol):
         """
         ...
 
-    def resolve_rid(self, rid: RID) -> tuple[str, str]:
-        """``(schema, table)`` of the row with this RID, or ``RIDNotFound``."""
-        ...
 
-    def create_tables(self, tables: Sequence[TableDef]) -> None:
-        """Create tables (and their schemas when missing) in one change; refreshes the model."""
-        ...
+@runtime_checkable
+class Journaled(Protocol):
+    """Optional: a catalog that journals every applied batch and DDL change in the transaction that commits
+    it (the embedded catalog opened with ``journal=True``); :func:`deriva_ml.catalog.journal.read_journal`
+    reads it and ``deriva_ml.sync`` replays it."""
 
-    def snapshot(self) -> str:
-        """An identifier of the catalog's current state that ``query(..., snapshot=...)`` accepts."""
-        ...
+    #: The catalog's file; what a reader of the journal keeps about it (e.g. sync state) lives beside it.
+    path: Path
 
-    def close(self) -> None:
-        """Release connections and files."""
+    def journal_lines(self, after: int = 0) -> list[str]:
+        """Journal entries (JSON lines) with ``seq > after``, in order."""
         ...

@@ -88,7 +88,7 @@ def test_json_column_of_a_catalog_row(tmp_path: Path, kind: str) -> None:
 
 def test_term_synonyms_from_a_text_row() -> None:
     """Synonyms that arrive as text (a bag, an old server): not a list of names is a ValidationError."""
-    from deriva_ml._ml import _term_from_row
+    from deriva_ml.services.schema import term_from_row as _term_from_row
 
     assert _term_from_row({"Name": "a", "Synonyms": '["b", "c"]'}).synonyms == ("b", "c")
     assert _term_from_row({"Name": "a", "Synonyms": "plain"}).synonyms == ("plain",)  # not JSON: one synonym
