@@ -137,3 +137,12 @@ def test_reads_are_not_journalled_and_an_unjournalled_catalog_writes_none(tmp_pa
     plain.apply(Batch([Insert(ML_SCHEMA, "Workflow", [{"Name": "w"}])]))
     assert list(read_journal(plain)) == []
     plain.close()
+
+
+def test_catalog_capabilities_are_protocols(catalog: Any, tmp_path: Path) -> None:
+    """Every adapter joins through an association in one request; only the embedded catalog journals."""
+    from deriva_ml.catalog.port import Catalog, LinkedQueries
+    from deriva_ml.catalog.sqlite import SQLiteCatalog
+
+    assert isinstance(catalog, Catalog) and isinstance(catalog, LinkedQueries)
+    assert isinstance(catalog, Journaled) == isinstance(catalog, SQLiteCatalog)
