@@ -8,7 +8,6 @@ directory and services); the Execution keeps thin methods that call them.
 from __future__ import annotations
 
 import functools
-import hashlib
 import itertools
 import os
 import stat as stat_mod
@@ -28,6 +27,7 @@ from deriva_ml.core.rid import RID
 from deriva_ml.core.status import Status
 from deriva_ml.execution._manifest import REGISTERED, STORED, ManifestEntry, Seal
 from deriva_ml.execution._upload_progress import ProgressLog
+from deriva_ml.store._files import md5_stream
 from deriva_ml.store.port import DeferredDurability, ObjectStore, StoredObject, UploadOptions
 
 if TYPE_CHECKING:
@@ -77,13 +77,8 @@ def _md5_nofollow(path: Path) -> tuple[str, int]:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError as exc:
         raise UploadFailed(f"cannot read {str(path)!r}: {exc}") from exc
-    h = hashlib.md5()
-    n = 0
     with os.fdopen(fd, "rb") as f:
-        while buf := f.read(1 << 20):
-            h.update(buf)
-            n += len(buf)
-    return h.hexdigest(), n
+        return md5_stream(f)
 
 
 def _seal_of(path: Path) -> Seal:
