@@ -28,7 +28,6 @@ from deriva_ml.core.rid import RID
 from deriva_ml.core.schema_defs import ColumnDef, TableDef
 from deriva_ml.core.status import Status
 from deriva_ml.services import Services, StoredObjects
-from deriva_ml.services import executions as _executions
 from deriva_ml.services.schema import SchemaService
 from deriva_ml.services.workflows import CatalogWorkflow as CatalogWorkflow
 from deriva_ml.services.workflows import WorkflowService
@@ -426,9 +425,13 @@ class DerivaML:
 
     def lookup_execution(self, rid: str) -> ExecutionRecord:
         """The catalog's record of an execution."""
+        from deriva_ml.services import executions as _executions
+
         return _executions.lookup_execution(self._ports, self._schema, rid)
 
     def find_executions(self, status: Status | str | None = None) -> list[ExecutionRecord]:
+        from deriva_ml.services import executions as _executions
+
         return _executions.find_executions(self._ports, status)
 
     def restore_execution(self, execution_rid: str) -> Execution:
@@ -452,9 +455,13 @@ class DerivaML:
 
     def list_nested_executions(self, execution_rid: str, recurse: bool = False) -> list[ExecutionRecord]:
         """Children in Sequence order (then RID); ``recurse`` adds grandchildren level by level."""
+        from deriva_ml.services import executions as _executions
+
         return _executions.list_nested(self._ports, execution_rid, recurse=recurse)
 
     def list_parent_executions(self, execution_rid: str, recurse: bool = False) -> list[ExecutionRecord]:
+        from deriva_ml.services import executions as _executions
+
         return _executions.list_parents(self._ports, execution_rid, recurse=recurse)
 
     # ----------------------------------------------------------------------------------------- assets

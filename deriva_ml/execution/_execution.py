@@ -7,7 +7,6 @@ catalog accepted the change, so the two never disagree.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import traceback
@@ -20,8 +19,8 @@ import attrs
 
 from deriva_ml._log import get_logger
 from deriva_ml._progress import progress_enabled
-from deriva_ml.core.codec import configuration_to_json, dumps
-from deriva_ml.core.definitions import ML_SCHEMA, AssetRole, ExecMetadataType, MLAsset
+from deriva_ml.core.codec import dumps
+from deriva_ml.core.definitions import ML_SCHEMA, AssetRole
 from deriva_ml.core.effects import Batch, Insert
 from deriva_ml.core.errors import (
     DerivaMLException,
@@ -40,9 +39,11 @@ from deriva_ml.core.records import (
     Workflow,
     transition,
 )
-from deriva_ml.core.redact import is_config_text, redact_description, redact_jsonable, redact_text
+from deriva_ml.core.redact import redact_description, redact_text
 from deriva_ml.core.rid import RID, parse_rid
 from deriva_ml.core.status import Status
+from deriva_ml.execution._inputs import download_inputs, write_metadata_files
+from deriva_ml.execution._inputs import redacted_configuration_json as redacted_configuration_json
 from deriva_ml.execution._lease import hold_lease
 from deriva_ml.execution._manifest import CATALOGED, REGISTERED, Manifest, ManifestEntry, ManifestError, Seal
 from deriva_ml.execution._paths import AssetFilePath, UploadedAsset, check_plain_name
@@ -55,11 +56,10 @@ from deriva_ml.execution._upload import (
     UnsealedPolicy,
     _matches,
     _seal_of,
-    metadata_catalog_hint,
     upload,
     verified_path,
 )
-from deriva_ml.services.assets import download_assets, find_uv_lock
+from deriva_ml.services.assets import download_assets
 from deriva_ml.services.executions import add_nested, list_nested, list_parents
 from deriva_ml.store.port import DEFAULT_CHUNK_SIZE, UploadOptions
 
@@ -69,11 +69,6 @@ if TYPE_CHECKING:
 #: Columns an asset row gets from the upload itself (not settable as metadata).
 _ASSET_BUILTIN = frozenset({"URL", "Filename", "Length", "MD5", "Description"})
 _SYSTEM = frozenset({"RID", "RCT", "RMT", "RCB", "RMB"})
-
-
-def redacted_configuration_json(configuration: ExecutionConfiguration) -> str:
-    """``configuration.json`` text with every secret redacted (what the library writes and uploads)."""
-    return json.dumps(redact_jsonable(json.loads(configuration_to_json(configuration))), indent=2, ensure_ascii=False)
 
 
 class Execution:
@@ -176,89 +171,14 @@ class Execution:
         else:
             self._set_status(Status.initializing, initializing_detail)
         try:
-            resolved = self._download_inputs()
+            resolved = download_inputs(self)
             # configuration.json records the versions actually used
             self.configuration = attrs.evolve(self.configuration, datasets=resolved)
-            self._write_metadata_files(extra_metadata_files)
+            write_metadata_files(self, extra_metadata_files)
             self._set_status(Status.pending, "Inputs ready")
         except BaseException as exc:
             self._set_status(Status.failed, _describe(exc))
             raise
-
-    def _download_inputs(self) -> tuple[DatasetSpec, ...]:
-        services = self._services
-        resolved: list[DatasetSpec] = []
-        for spec in self.configuration.datasets:
-            bag = services.download_bag(spec)
-            self.datasets.append(bag)
-            resolved.append(attrs.evolve(spec, version=bag.version))
-            self.update_status(Status.initializing, f"Dataset {spec.rid} {bag.version} ready")
-        by_table: dict[tuple[str, str], list[RID]] = {}
-        if self.configuration.assets:
-            fetched = download_assets(
-                services.ports, services.schema, self.configuration.assets, self.working_dir / "inputs" / "assets"
-            )
-            for (schema, table), rid, path in fetched:
-                by_table.setdefault((schema, table), []).append(rid)
-                self.asset_paths.setdefault(table, []).append(path)
-        if not self.dry_run:
-            from deriva_ml.core.plans import plan_input_links
-
-            batch = plan_input_links(self.execution_rid, [s.rid for s in resolved], by_table, services.schema.layout)
-            if batch:
-                services.ports.catalog.apply(batch)
-        return tuple(resolved)
-
-    def _write_metadata_files(self, extra: Sequence[tuple[Path, str]]) -> None:
-        meta_dir = self.working_dir / "metadata"
-        meta_dir.mkdir(parents=True, exist_ok=True)
-        files: list[tuple[Path, str]] = []
-        cfg = meta_dir / "configuration.json"
-        cfg.write_text(redacted_configuration_json(self.configuration) + "\n")
-        files.append((cfg, ExecMetadataType.deriva_config.value))
-        from deriva_ml.execution._environment import environment_snapshot, redacted_lock_text, render_snapshot
-
-        lock = find_uv_lock(self._services.ports.dirs.project_root)
-        if lock is not None:
-            dest = meta_dir / "uv.lock"
-            # private index URLs may carry credentials (https://user:token@index/simple)
-            dest.write_text(redacted_lock_text(Path(lock)), encoding="utf-8")
-            files.append((dest, ExecMetadataType.execution_config.value))
-        now = self._services.ports.now()
-        stamp = now.strftime("%Y%m%d_%H%M%S")
-        snap = meta_dir / f"environment_snapshot_{stamp}.txt"
-        snap.write_text(render_snapshot(environment_snapshot(now, argv=self.configuration.argv or None)))
-        files.append((snap, ExecMetadataType.runtime_env.value))
-        for path, asset_type in extra:
-            dest = meta_dir / path.name
-            if is_config_text(path.name):
-                # configuration text (YAML, JSON, TOML, INI, .env ...) is redacted like Hydra's files
-                text = path.read_text(encoding="utf-8", errors="replace")
-                dest.write_text(redact_text(text), encoding="utf-8")
-            elif path.resolve() != dest.resolve():
-                shutil.copyfile(path, dest)  # anything else (binary, data) is the user's: copied verbatim
-            files.append((dest, asset_type))
-        table = MLAsset.execution_metadata.value
-        known = self._services.stored_objects
-        sealed: list[tuple[ManifestEntry, str, int, str]] = []
-        for path, asset_type in files:
-            entry = self._register(table, ML_SCHEMA, path, path.name, (asset_type,), {})
-            seal = self._seal_entry(entry)  # written completely by us
-            sealed.append((entry, seal.md5, seal.length, asset_type))
-        if self.dry_run:
-            return
-        # metadata files are uploaded at once, so they exist even if the run crashes
-        hint = metadata_catalog_hint(self, table, sealed)
-        self._catalog_hint = hint
-        try:
-            upload(self, UploadOptions(), only={e.key for e, *_ in sealed}, progress=None)
-        finally:
-            self._catalog_hint = None
-        keys = {e.key for e, *_ in sealed}
-        for e in self._manifest.entries(CATALOGED):
-            if e.key in keys and e.url and e.md5 and e.asset_rid:
-                known[(table, e.md5, e.filename)] = (e.url, e.length or 0, RID(e.asset_rid))
-
 
     # --------------------------------------------------------------------------------------- lifecycle
 
@@ -533,10 +453,6 @@ class Execution:
         self._manifest.seal(e.key, seal)
         return seal
 
-
-
-
-
     # ---------------------------------------------------------------------------------------- datasets
 
     def download_dataset_bag(self, dataset: DatasetSpec | str) -> Any:
@@ -556,21 +472,24 @@ class Execution:
         """A new dataset recorded as an output of this execution."""
         from deriva_ml.dataset._datasets import create_dataset
 
-        ds = create_dataset(
-            self._services, dataset_types, description, version, execution_rid=self.execution_rid
-        )
+        ds = create_dataset(self._services, dataset_types, description, version, execution_rid=self.execution_rid)
         if not self.dry_run:
             from deriva_ml.core.plans import dataset_link_row
 
             row = dataset_link_row(ds.dataset_rid, self.execution_rid, AssetRole.output, self._services.schema.layout)
-            self._services.ports.catalog.apply(Batch([Insert(ML_SCHEMA, "Dataset_Execution", [row], on_conflict_skip=True)]))
+            self._services.ports.catalog.apply(
+                Batch([Insert(ML_SCHEMA, "Dataset_Execution", [row], on_conflict_skip=True)])
+            )
         return ds
 
     def download_asset(self, asset_rid: str, cache: bool = False) -> Path:
         """Download one asset into this execution's inputs (and link it as an Input)."""
         services = self._services
         fetched = download_assets(
-            services.ports, services.schema, [AssetSpec(rid=asset_rid, cache=cache)], self.working_dir / "inputs" / "assets"
+            services.ports,
+            services.schema,
+            [AssetSpec(rid=asset_rid, cache=cache)],
+            self.working_dir / "inputs" / "assets",
         )
         (schema, table), rid, path = fetched[0]
         if not self.dry_run:
@@ -609,4 +528,3 @@ def _describe(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}"
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3))
     return redact_text(text if len(text) > 2000 else f"{text}\n{tb}")[:4000]
-
