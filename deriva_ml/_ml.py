@@ -490,7 +490,9 @@ class DerivaML:
     ) -> Any:
         from deriva_ml.dataset import _datasets
 
-        return _datasets.create_dataset(self._services(), dataset_types, description, version, execution_rid=execution_rid)
+        return _datasets.create_dataset(
+            self._services(), dataset_types, description, version, execution_rid=execution_rid
+        )
 
     def lookup_dataset(self, dataset_rid: str) -> Any:
         from deriva_ml.dataset import _datasets

@@ -73,6 +73,7 @@ class HasPorts(Protocol):
     @property
     def ports(self) -> Ports: ...
 
+
 __all__ = ["SyncReport", "sync"]
 
 #: A group is flushed when it holds this many rows (bounds memory, request size and redo work).
@@ -666,7 +667,11 @@ def sync(
     """
     if not isinstance(source.ports.catalog, Journaled):
         raise ValidationError(f"sync needs an embedded source catalog (DerivaML('local', ...)), got {source!r}")
-    log = get_logger("deriva_ml.sync", source=source.ports.host.catalog_id, target=f"{target.ports.host.host_name}/{target.ports.host.catalog_id}")
+    log = get_logger(
+        "deriva_ml.sync",
+        source=source.ports.host.catalog_id,
+        target=f"{target.ports.host.host_name}/{target.ports.host.catalog_id}",
+    )
     state = _State(_state_path(source, target))
     bar = None if callable(progress) else open_bar("sync", None, "entries", progress)
     try:

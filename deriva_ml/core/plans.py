@@ -297,9 +297,7 @@ def plan_insert_execution(record: ExecutionRecord) -> Batch:
     return Batch([Insert(ML_SCHEMA, "Execution", [row], labels=["execution"])])
 
 
-def plan_add_nested(
-    parent: RID, child: RID, sequence: int | None, ancestors: Iterable[tuple[RID, RID]] = ()
-) -> Batch:
+def plan_add_nested(parent: RID, child: RID, sequence: int | None, ancestors: Iterable[tuple[RID, RID]] = ()) -> Batch:
     """Link ``child`` under ``parent`` (``Execution_Execution``, idempotent). ``ancestors``: the known
     ``(parent, child)`` edges above ``parent``; a link that would close a cycle (or nest an execution in
     itself), or a sequence that is not an integer, raises :class:`ValidationError` (nothing is planned)."""

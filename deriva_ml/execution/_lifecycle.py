@@ -100,9 +100,7 @@ def set_aside(services: Services, work: Path, why: str) -> None:
     aside = work.with_name(f"{work.name}.stale-{stamp}")
     work.rename(aside)
     if services.ports.log is not None:
-        services.ports.log.warning(
-            "execution directory set aside", path=str(work), moved_to=str(aside), reason=why
-        )
+        services.ports.log.warning("execution directory set aside", path=str(work), moved_to=str(aside), reason=why)
 
 
 def open_manifest(services: Services, row: Mapping[str, Any], *, create: bool) -> Any:
@@ -124,9 +122,7 @@ def open_manifest(services: Services, row: Mapping[str, Any], *, create: bool) -
                 raise
             if services.ports.log is not None:
                 services.ports.log.warning("corrupt manifest set aside and rebuilt", path=str(path), error=str(exc))
-            manifest = rebuild_manifest(
-                services, row["RID"], work, services.ports.now().strftime("%Y%m%dT%H%M%S%f")
-            )
+            manifest = rebuild_manifest(services, row["RID"], work, services.ports.now().strftime("%Y%m%dT%H%M%S%f"))
             if row.get("RCT"):
                 manifest.set_state(IDENTITY, str(row["RCT"]))
             return manifest

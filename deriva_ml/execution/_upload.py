@@ -71,6 +71,7 @@ def _bounded(
 def _forward_progress(report: Callable[[int, int], None], key: int, done: int, _total: int) -> None:
     report(key, done)
 
+
 def _md5_nofollow(path: Path) -> tuple[str, int]:
     """``(md5, length)`` of a regular file, never following a symlink put there since it was checked."""
     try:
@@ -95,6 +96,7 @@ def _matches(seal: Seal, path: Path) -> bool:
         return False
     return (st.st_ino, st.st_size, st.st_mtime_ns) == (seal.ino, seal.length, seal.mtime_ns)
 
+
 @attrs.frozen
 class CatalogHint:
     """What ``_metadata_catalog_hint`` learned for ``_catalog_outputs``: rows known to exist by URL,
@@ -115,6 +117,7 @@ def _plain_object_url(table: str, md5: str, filename: str) -> str | None:
         return object_url(table, md5, filename)
     except DerivaMLException:
         return None
+
 
 def verified_path(exe: Execution, e: ManifestEntry) -> Path | None:
     """The file to upload for ``e`` after checking it is what was registered (None: it does not exist).
@@ -164,7 +167,10 @@ def verified_path(exe: Execution, e: ManifestEntry) -> Path | None:
         f"only as written in the working directory; call exe.discard_output({e.path!r}) to drop it)"
     )
 
-def metadata_catalog_hint(exe: Execution, table: str, sealed: Sequence[tuple[ManifestEntry, str, int, str]]) -> CatalogHint:
+
+def metadata_catalog_hint(
+    exe: Execution, table: str, sealed: Sequence[tuple[ManifestEntry, str, int, str]]
+) -> CatalogHint:
     """What the metadata upload needs to know about the catalog, with at most one request.
 
     A file this handle cataloged before (uv.lock of every run) is neither sent nor probed again: its URL
@@ -184,7 +190,9 @@ def metadata_catalog_hint(exe: Execution, table: str, sealed: Sequence[tuple[Man
             url = memo[0] if memo else _plain_object_url(table, md5, e.filename)
             if url is not None:
                 candidates[url] = (e, md5, length)
-        rows = exe._services.ports.catalog.query(ML_SCHEMA, table, {"URL": sorted(candidates)}, columns=["RID", "URL", "MD5"])
+        rows = exe._services.ports.catalog.query(
+            ML_SCHEMA, table, {"URL": sorted(candidates)}, columns=["RID", "URL", "MD5"]
+        )
         for row in rows:
             e, md5, length = candidates[row["URL"]]
             if row.get("MD5") == md5:  # the URL promises these bytes; the row agrees
@@ -199,6 +207,7 @@ def metadata_catalog_hint(exe: Execution, table: str, sealed: Sequence[tuple[Man
             remembered = True
     return CatalogHint(existing=existing, probed=frozenset(), skip_conflicts=True, remembered=remembered)
 
+
 def upload(
     exe: Execution,
     options: UploadOptions,
@@ -211,6 +220,7 @@ def upload(
     """Upload the registered outputs (``only`` those keys); ``bar``: show a terminal progress bar."""
     with progress_bar("upload", None, "bytes", enabled=bar) as pbar:
         upload_with(exe, options, only=only, progress=progress, unsealed=unsealed, pbar=pbar)
+
 
 def upload_with(
     exe: Execution,
@@ -351,6 +361,7 @@ def upload_with(
             + ", ".join(missing[:20])
             + ". Write them and upload again, or drop each registration with exe.discard_output(path)"
         )
+
 
 def catalog_outputs(exe: Execution, entries: Sequence[ManifestEntry]) -> None:
     ports = exe._services.ports
