@@ -369,9 +369,10 @@ class DerivaML:
         caller_file: str | os.PathLike[str] | None = None,
     ) -> Workflow:
         """A workflow for the calling script or notebook (validated, detected, not yet registered)."""
-        return self._workflows.create(
-            name, workflow_type, description, url=url, checksum=checksum, version=version, caller_file=caller_file
+        wf = Workflow(
+            name=name, workflow_type=workflow_type, description=description, url=url, checksum=checksum, version=version
         )
+        return self._workflows.create(wf, caller_file=caller_file)
 
     def add_workflow(self, workflow: Workflow) -> RID:
         """Register ``workflow``; an existing row with the same URL *and* checksum is reused (its RID returned).

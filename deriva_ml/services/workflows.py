@@ -43,21 +43,11 @@ class WorkflowService:
         #: (url, checksum) -> RID of workflows registered or found (rows are never re-keyed)
         self._rids: dict[tuple[str | None, str | None], RID] = {}
 
-    def create(
-        self,
-        name: str,
-        workflow_type: str | Sequence[str],
-        description: str = "",
-        *,
-        url: str | None = None,
-        checksum: str | None = None,
-        version: str | None = None,
-        caller_file: str | os.PathLike[str] | None = None,
-    ) -> Workflow:
-        wf = Workflow(
-            name=name, workflow_type=workflow_type, description=description, url=url, checksum=checksum, version=version
+    def create(self, workflow: Workflow, *, caller_file: str | os.PathLike[str] | None = None) -> Workflow:
+        """``workflow`` with validated types and its source detected (not registered)."""
+        wf = attrs.evolve(
+            workflow, workflow_type=self.schema.validate_terms(MLVocab.workflow_type, workflow.workflow_type)
         )
-        wf = attrs.evolve(wf, workflow_type=self.schema.validate_terms(MLVocab.workflow_type, wf.workflow_type))
         return self.with_source(wf, caller_file=caller_file)
 
     def with_source(self, wf: Workflow, *, caller_file: str | os.PathLike[str] | None = None) -> Workflow:
