@@ -28,6 +28,9 @@ from deriva_ml.core.rid import RID
 from deriva_ml.core.schema_defs import ColumnDef, TableDef
 from deriva_ml.core.status import Status
 from deriva_ml.services import Services, StoredObjects
+from deriva_ml.services.adapters import deriva_ml_home as deriva_ml_home
+from deriva_ml.services.adapters import list_embedded_catalogs as list_embedded_catalogs
+from deriva_ml.services.adapters import open_embedded, open_live
 from deriva_ml.services.schema import SchemaService
 from deriva_ml.services.workflows import CatalogWorkflow as CatalogWorkflow
 from deriva_ml.services.workflows import WorkflowService
@@ -36,25 +39,6 @@ from deriva_ml.store.port import ObjectStore
 if TYPE_CHECKING:
     from deriva_ml.cache import AssetCache
     from deriva_ml.execution._execution import Execution
-
-
-def deriva_ml_home(home: str | os.PathLike[str] | None = None) -> Path:
-    """Where embedded catalogs, working directories and the cache live by default.
-
-    ``home`` argument, else ``$DERIVA_ML_HOME``, else ``~/.deriva-ml``.
-    """
-    if home is not None:
-        return Path(home).expanduser()
-    env = os.environ.get("DERIVA_ML_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".deriva-ml"
-
-
-def list_embedded_catalogs(home: str | os.PathLike[str] | None = None) -> list[str]:
-    """Names of the embedded catalogs under ``home`` (those with a ``catalog.sqlite``), sorted. Reads only."""
-    root = deriva_ml_home(home) / "catalogs"
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if (p / "catalog.sqlite").is_file())
 
 
 def _utcnow() -> datetime:
@@ -111,9 +95,9 @@ class DerivaML:
                 raise UnknownCatalog(
                     catalog_id, list_embedded_catalogs(self.home), where=f"under {self.home / 'catalogs'}"
                 )
-            catalog, store = self._open_embedded(catalog_id)
+            catalog, store = open_embedded(self.home, catalog_id)
         else:
-            catalog, store = self._open_live(hostname, catalog_id, session_config)
+            catalog, store = open_live(self.home, hostname, catalog_id, self.credential, session_config)
         assert store is not None
         dirs = Directories(
             home=self.home,
@@ -233,32 +217,6 @@ class DerivaML:
     @domain_schema.setter
     def domain_schema(self, value: str | None) -> None:
         self._schema.domain_schema = value
-
-    # ------------------------------------------------------------------------------------- adapters
-
-    def _open_embedded(self, catalog_id: str) -> tuple[Catalog, ObjectStore]:
-        from deriva_ml.catalog.sqlite import open_local_catalog
-        from deriva_ml.store.local import LocalObjectStore
-
-        # every later write is journalled in the same transaction: the basis of ``deriva_ml.sync``
-        catalog = open_local_catalog(catalog_id, self.home, journal=True)
-        return catalog, LocalObjectStore(Path(catalog.path).parent / "objects")
-
-    def _open_live(
-        self, host_name: str, catalog_id: str, session_config: Mapping[str, Any] | None
-    ) -> tuple[Catalog, ObjectStore]:
-        from deriva_ml.catalog.ermrest import ErmrestCatalog
-        from deriva_ml.store.hatrac import HatracObjectStore
-
-        catalog = ErmrestCatalog(host_name, catalog_id, credential=self.credential, session_config=session_config)
-        store = HatracObjectStore(
-            host_name,
-            credential=self.credential,
-            session_config=session_config,
-            # chunked uploads resume across processes from here
-            state_dir=self.home / "upload-state" / safe_name(host_name),
-        )
-        return catalog, store
 
     @property
     def cache(self) -> AssetCache:
