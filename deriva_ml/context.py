@@ -21,6 +21,14 @@ from deriva_ml.store.port import ObjectStore
 if TYPE_CHECKING:
     from deriva_ml.cache import AssetCache
 
+
+def utcnow() -> datetime:
+    """The default clock of a handle (aware UTC). Code that sees it may read the system time directly."""
+    from datetime import UTC
+
+    return datetime.now(UTC)
+
+
 #: ``DerivaML(LOCAL_HOST, name)`` selects the embedded catalog.
 LOCAL_HOST = "local"
 

@@ -47,7 +47,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
@@ -55,6 +55,7 @@ from deriva_ml._log import get_logger
 from deriva_ml._progress import open_bar
 from deriva_ml._util import safe_name
 from deriva_ml.catalog.journal import JournalEntry, map_json, read_journal
+from deriva_ml.catalog.port import Journaled
 from deriva_ml.core.codec import effect_from_json, effect_to_json, parse_json
 from deriva_ml.core.definitions import ML_SCHEMA
 from deriva_ml.core.effects import Batch, Delete, Effect, Insert, Ref, Update, resolve_refs
@@ -62,8 +63,16 @@ from deriva_ml.core.errors import ConfigurationError, ConflictError, DerivaMLExc
 from deriva_ml.core.rid import RID
 
 if TYPE_CHECKING:
-    from deriva_ml._ml import DerivaML
     from deriva_ml.catalog.port import Catalog
+    from deriva_ml.context import Ports
+
+
+class HasPorts(Protocol):
+    """A handle on a catalog (a ``DerivaML``): sync reads and writes through its ports only."""
+
+    @property
+    def ports(self) -> Ports: ...
+
 
 __all__ = ["SyncReport", "sync"]
 
@@ -204,9 +213,11 @@ class _State:
         self._conn.close()
 
 
-def _state_path(source: DerivaML, target: DerivaML) -> Path:
-    key = safe_name(f"{target.host_name}_{target.catalog_id}")
-    return Path(source.catalog.path).parent / f"sync-{key}.sqlite"  # type: ignore[attr-defined]
+def _state_path(source: HasPorts, target: HasPorts) -> Path:
+    key = safe_name(f"{target.ports.host.host_name}_{target.ports.host.catalog_id}")
+    catalog = source.ports.catalog
+    assert isinstance(catalog, Journaled)
+    return Path(catalog.path).parent / f"sync-{key}.sqlite"
 
 
 # ------------------------------------------------------------------------------------------ groups
@@ -558,8 +569,8 @@ def _redo(target: Catalog, batch: Batch, snapshot: str) -> dict[str, RID]:
 
 
 def _copy_objects(
-    source: DerivaML,
-    target: DerivaML,
+    source: HasPorts,
+    target: HasPorts,
     batch: Batch,
     tmp: Path,
     model: Any,
@@ -586,10 +597,10 @@ def _copy_objects(
                 rewrite = True
             if not md5 or not isinstance(effect, Insert):
                 continue
-            if target.store.stat(str(url_map.get(url, url))) is not None:
+            if target.ports.store.stat(str(url_map.get(url, url))) is not None:
                 continue
-            local = source.store.get(url, tmp / f"{md5}.bin", md5=md5)
-            stored = target.store.put(local, table=effect.table, filename=name or Path(url).name, md5=md5)
+            local = source.ports.store.get(url, tmp / f"{md5}.bin", md5=md5)
+            stored = target.ports.store.put(local, table=effect.table, filename=name or Path(url).name, md5=md5)
             _step("object_put")
             if stored.url != url:
                 _check_alternative(url, stored, md5, local.stat().st_size)
@@ -640,8 +651,8 @@ def _new_map(group: _Group, rids: Mapping[str, RID]) -> dict[str, RID]:
 
 
 def sync(
-    source: DerivaML,
-    target: DerivaML,
+    source: HasPorts,
+    target: HasPorts,
     *,
     progress: Callable[[int, int], None] | bool | None = None,
 ) -> SyncReport:
@@ -654,9 +665,13 @@ def sync(
     or under CI, and obeys ``DERIVA_ML_PROGRESS`` (``docs/progress.md``); ``True``/``False`` force it on/off;
     a callable is called as ``progress(entries_done, entries_total)`` instead.
     """
-    if not hasattr(source.catalog, "journal_lines"):
+    if not isinstance(source.ports.catalog, Journaled):
         raise ValidationError(f"sync needs an embedded source catalog (DerivaML('local', ...)), got {source!r}")
-    log = get_logger("deriva_ml.sync", source=source.catalog_id, target=f"{target.host_name}/{target.catalog_id}")
+    log = get_logger(
+        "deriva_ml.sync",
+        source=source.ports.host.catalog_id,
+        target=f"{target.ports.host.host_name}/{target.ports.host.catalog_id}",
+    )
     state = _State(_state_path(source, target))
     bar = None if callable(progress) else open_bar("sync", None, "entries", progress)
     try:
@@ -668,8 +683,8 @@ def sync(
 
 
 def _sync(
-    source: DerivaML,
-    target: DerivaML,
+    source: HasPorts,
+    target: HasPorts,
     state: _State,
     progress: Callable[[int, int], None] | None,
     log: Any,
@@ -677,12 +692,14 @@ def _sync(
     last_seq, rid_map, inflight = state.load()
     url_map = state.load_urls()
     start = last_seq
-    entries: list[JournalEntry] = list(read_journal(source.catalog, after=last_seq))
-    model = source.catalog.model()
+    journal = source.ports.catalog
+    assert isinstance(journal, Journaled)  # checked by sync() before anything else
+    entries: list[JournalEntry] = list(read_journal(journal, after=last_seq))
+    model = source.ports.catalog.model()
     counts = [0, 0]
     batches = 0
     recovered = False
-    tcat = target.catalog
+    tcat = target.ports.catalog
     done = 0
     with tempfile.TemporaryDirectory(prefix="deriva-ml-sync-") as tmpdir:
         tmp = Path(tmpdir)

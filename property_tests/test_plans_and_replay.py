@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deriva_ml import DerivaML
-from deriva_ml.catalog.journal import JournalingCatalog, replay
+from deriva_ml.catalog.journal import replay
 from deriva_ml.catalog.port import ML_SCHEMA
 from deriva_ml.catalog.sqlite import decode_rid, encode_rid, ensure_ml_schema, open_local_catalog
 from deriva_ml.core.effects import Batch, Insert, SetStatus, StatusWrite, Update
@@ -122,12 +122,13 @@ ops = st.lists(
 @given(ops)
 def test_journal_replay_equals_direct_application(program: list[tuple]) -> None:  # type: ignore[type-arg]
     with tempfile.TemporaryDirectory() as d:
-        src = open_local_catalog("src", Path(d))
+        plain = open_local_catalog("src", Path(d))
+        plain.create_tables(_subject_table())  # before journalling, like the target's table
+        plain.close()
+        src = cat = open_local_catalog("src", Path(d), journal=True)
         dst = open_local_catalog("dst", Path(d))
         try:
-            src.create_tables(_subject_table())
             dst.create_tables(_subject_table())
-            cat = JournalingCatalog(src, Path(d) / "j.jsonl")
             subjects: list[str] = []
             executions: dict[str, str] = {}
             for op in program:
@@ -152,9 +153,7 @@ def test_journal_replay_equals_direct_application(program: list[tuple]) -> None:
                         executions[rid] = to.value
                     except StatusConflict:
                         assert frm != executions[rid]
-            journal = Path(d) / "j.jsonl"
-            journal.touch()
-            rid_map = replay(journal, dst)
+            rid_map = replay(src, dst)
             for table, schema in (("Subject", "dom"), ("Execution", ML_SCHEMA)):
                 a = src.query(schema, table, order_by=["RID"])
                 b = {r["RID"]: r for r in dst.query(schema, table)}

@@ -18,11 +18,9 @@ from deriva_ml.core.errors import ChecksumMismatch, StoreError
 from deriva_ml.store._files import md5_file as store_md5_file
 from deriva_ml.store.port import ObjectStore, ProgressCallback
 
-HASH_CHUNK = 1024 * 1024
 
-
-def md5_file(path: Path, chunk_size: int = HASH_CHUNK) -> str:
-    """Hex MD5 of a file (the store's one-pass hasher; ``chunk_size`` is kept for callers)."""
+def md5_file(path: Path) -> str:
+    """Hex MD5 of a file: the store's one hasher (:func:`deriva_ml.store._files.md5_file`) without the length."""
     return store_md5_file(path)[0]
 
 

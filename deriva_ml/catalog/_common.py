@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from deriva_ml.core.errors import UnknownColumn, UnknownTable, ValidationError
@@ -48,7 +48,3 @@ def where_items(where: Any) -> list[tuple[str, Any, bool]]:
         else:
             out.append((col, value, False))
     return out
-
-
-def fk_names(table: TableDef) -> Sequence[str]:
-    return [c for fk in table.foreign_keys for c in fk.columns]

@@ -1,4 +1,4 @@
-"""A catalog wrapper that journals every applied batch, and replay of a journal into another catalog.
+"""The journal of an embedded catalog (entries encoded and read back), and replay into another catalog.
 
 Journal format: JSON lines, one per successfully applied batch, ``{"batch", "result", "seq"}`` with sorted
 keys (see ``docs/catalog.md``). ``seq`` counts from 1 within the file. Each line is flushed and fsync'd
@@ -8,16 +8,14 @@ before ``apply`` returns.
 from __future__ import annotations
 
 import json
-import os
-import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from deriva_ml.catalog._codec import dump_tables, load_table
-from deriva_ml.catalog.port import Catalog, Where
+from deriva_ml.catalog.port import Catalog, Journaled
 from deriva_ml.core.codec import effect_from_json, effect_to_json, parse_json
 from deriva_ml.core.convert import converter, json_text
 from deriva_ml.core.effects import (
@@ -35,9 +33,9 @@ from deriva_ml.core.effects import (
 )
 from deriva_ml.core.errors import ConfigurationError
 from deriva_ml.core.rid import RID
-from deriva_ml.core.schema_defs import SYSTEM_COLUMNS, CatalogModel, TableDef
+from deriva_ml.core.schema_defs import SYSTEM_COLUMNS, TableDef
 
-__all__ = ["JournalEntry", "JournalingCatalog", "read_journal", "replay"]
+__all__ = ["JournalEntry", "read_journal", "replay"]
 
 
 @attrs.frozen
@@ -97,7 +95,7 @@ def decode_entry(line: str, where: str = "journal") -> JournalEntry:
         raise ConfigurationError(f"{where}: malformed journal line {line[:200]!r}: {e}") from e
 
 
-def read_journal(path: Path | Any, after: int = 0) -> Iterator[JournalEntry]:
+def read_journal(path: Path | Journaled, after: int = 0) -> Iterator[JournalEntry]:
     """The entries of a journal with ``seq > after``, in order: a JSON-lines file (a torn last line is
     ignored) or an embedded catalog that journals in its own transactions (``SQLiteCatalog`` with
     ``journal=True``).
@@ -106,7 +104,7 @@ def read_journal(path: Path | Any, after: int = 0) -> Iterator[JournalEntry]:
     ``_dml_journal`` table), so an incremental reader pays for the new entries only. A JSON-lines file has
     no index: its earlier lines are skipped by their ``seq`` without being decoded.
     """
-    if hasattr(path, "journal_lines"):
+    if isinstance(path, Journaled):
         for line in path.journal_lines(after):
             yield decode_entry(line, f"{path}")
         return
@@ -132,95 +130,6 @@ def _line_seq(line: str, where: str = "journal line") -> int:
             return int(parse_json(line, where)["seq"])
         except (KeyError, TypeError, ValueError) as e:
             raise ConfigurationError(f"{where}: malformed journal line {line[:200]!r}: {e}") from e
-
-
-class JournalingCatalog:
-    """Delegates to ``inner``; appends one fsync'd JSON line per successful ``apply``."""
-
-    def __init__(self, inner: Catalog, journal_path: Path) -> None:
-        self.inner = inner
-        self.journal_path = Path(journal_path)
-        self.journal_path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._seq = sum(1 for _ in read_journal(self.journal_path)) if self.journal_path.exists() else 0
-
-    def model(self, *, refresh: bool = False) -> CatalogModel:
-        return self.inner.model(refresh=refresh)
-
-    def apply(self, batch: Batch) -> BatchResult:
-        with self._lock:
-            result = self.inner.apply(batch)
-            if batch.effects:
-                self._seq += 1
-                self._append(JournalEntry(self._seq, batch, result))
-            return result
-
-    def query(
-        self,
-        schema: str,
-        table: str,
-        where: Where | None = None,
-        *,
-        columns: Sequence[str] | None = None,
-        order_by: Sequence[str] = (),
-        limit: int | None = None,
-        snapshot: str | None = None,
-    ) -> list[dict[str, Any]]:
-        return self.inner.query(
-            schema, table, where, columns=columns, order_by=order_by, limit=limit, snapshot=snapshot
-        )
-
-    def query_linked(
-        self,
-        schema: str,
-        table: str,
-        where: Where | None = None,
-        *,
-        via: str,
-        target_schema: str,
-        target_table: str,
-        target_column: str = "RID",
-        columns: Sequence[str] | None = None,
-        limit: int | None = None,
-        snapshot: str | None = None,
-    ) -> list[dict[str, Any]]:
-        return self.inner.query_linked(
-            schema,
-            table,
-            where,
-            via=via,
-            target_schema=target_schema,
-            target_table=target_table,
-            target_column=target_column,
-            columns=columns,
-            limit=limit,
-            snapshot=snapshot,
-        )
-
-    def resolve_rid(self, rid: RID) -> tuple[str, str]:
-        return self.inner.resolve_rid(rid)
-
-    def create_tables(self, tables: Sequence[TableDef]) -> None:
-        with self._lock:
-            self.inner.create_tables(tables)
-            self._seq += 1
-            self._append(JournalEntry(self._seq, Batch(()), BatchResult(), tuple(tables)))
-
-    def _append(self, entry: JournalEntry) -> None:
-        line = encode_entry(entry) + "\n"
-        with open(self.journal_path, "a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
-
-    def snapshot(self) -> str:
-        return self.inner.snapshot()
-
-    def close(self) -> None:
-        self.inner.close()
-
-
-# ---------------------------------------------------------------------------------------------- replay
 
 
 def _map(value: Any, rid_map: Mapping[str, RID]) -> Any:
@@ -292,7 +201,7 @@ def _content(row: Mapping[str, Any]) -> str:
     return json.dumps({k: v for k, v in row.items() if k not in SYSTEM_COLUMNS}, sort_keys=True, default=str)
 
 
-def replay(journal_path: Path, target: Catalog) -> dict[RID, RID]:
+def replay(journal_path: Path | Journaled, target: Catalog) -> dict[RID, RID]:
     """Apply every batch of the journal to ``target``; return old RID → new RID for the rows it inserted.
 
     Values referring to rows inserted earlier in the journal (Refs inside a batch, literal RID strings

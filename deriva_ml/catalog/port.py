@@ -5,28 +5,61 @@ Two real implementations share one conformance suite (``tests/catalog/``):
 - :class:`deriva_ml.catalog.sqlite.SQLiteCatalog` — the embedded default (a SQLite file);
 - :class:`deriva_ml.catalog.ermrest.ErmrestCatalog` — a live ERMrest catalog through deriva-py.
 
-:class:`deriva_ml.catalog.journal.JournalingCatalog` wraps either and appends every applied batch to a
-JSON-lines journal, the basis of offline replay. Nothing above this port imports ``sqlite3`` or ``deriva``.
+Every catalog answers :class:`LinkedQueries` (a member table joined through an association in one request:
+datasets, bags, provenance and snapshots rely on it). Optional capabilities are small protocols of their
+own, checked with ``isinstance``: :class:`Journaled` (the embedded catalog, opened with ``journal=True``,
+journals every commit in the same transaction: the basis of ``deriva_ml.sync``). Nothing above this port imports ``sqlite3`` or ``deriva``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from deriva_ml.core.definitions import ML_SCHEMA as ML_SCHEMA  # defined once, in the core
 from deriva_ml.core.effects import Batch, BatchResult, Value
 from deriva_ml.core.rid import RID
 from deriva_ml.core.schema_defs import CatalogModel, TableDef
-
-#: The schema that holds deriva-ml's own tables (same name as the reference package).
-ML_SCHEMA = "deriva-ml"
 
 #: ``where`` maps a column to a value (equality) or to a list/tuple of values (any of them).
 Where = Mapping[str, Value | Sequence[Value]]
 
 
 @runtime_checkable
-class Catalog(Protocol):
+class LinkedQueries(Protocol):
+    """Optional: rows of a target table referenced by the matching rows of a source table, in one request."""
+
+    def query_linked(
+        self,
+        schema: str,
+        table: str,
+        where: Where | None = None,
+        *,
+        via: str,
+        target_schema: str,
+        target_table: str,
+        target_column: str = "RID",
+        columns: Sequence[str] | None = None,
+        limit: int | None = None,
+        snapshot: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The rows of ``target_schema:target_table`` referenced by the rows of ``schema:table`` that match
+        ``where``: a target row is returned when its ``target_column`` equals the ``via`` column of at least
+        one matching source row. One request however many rows match.
+
+        Each target row appears once (in RID order), however many source rows reference it; source rows
+        whose ``via`` is NULL reference nothing. ``columns`` projects the target rows; ``limit`` caps the
+        number of target rows (after de-duplication; 0 or less: none, without a request). With ``snapshot``, both tables are read as they were
+        at that snapshot. ``via`` need not be a declared foreign key. Typical use, the members of a dataset
+        in one request: ``query_linked(S, "Dataset_Image", {"Dataset": rid}, via="Image", target_schema=S,
+        target_table="Image")``. Raises ``UnknownTable``/``UnknownColumn`` like :meth:`query`.
+        """
+        ...
+
+
+@runtime_checkable
+class Catalog(LinkedQueries, Protocol):
     """A catalog: a model, batched writes, and small indexed queries."""
 
     def model(self, *, refresh: bool = False) -> CatalogModel:
@@ -56,33 +89,6 @@ class Catalog(Protocol):
         """Rows of ``schema:table`` matching every ``where`` condition, as dicts (one request)."""
         ...
 
-    def query_linked(
-        self,
-        schema: str,
-        table: str,
-        where: Where | None = None,
-        *,
-        via: str,
-        target_schema: str,
-        target_table: str,
-        target_column: str = "RID",
-        columns: Sequence[str] | None = None,
-        limit: int | None = None,
-        snapshot: str | None = None,
-    ) -> list[dict[str, Any]]:
-        """The rows of ``target_schema:target_table`` referenced by the rows of ``schema:table`` that match
-        ``where``: a target row is returned when its ``target_column`` equals the ``via`` column of at least
-        one matching source row. One request however many rows match.
-
-        Each target row appears once (in RID order), however many source rows reference it; source rows
-        whose ``via`` is NULL reference nothing. ``columns`` projects the target rows; ``limit`` caps the
-        number of target rows (after de-duplication; 0 or less: none, without a request). With ``snapshot``, both tables are read as they were
-        at that snapshot. ``via`` need not be a declared foreign key. Typical use, the members of a dataset
-        in one request: ``query_linked(S, "Dataset_Image", {"Dataset": rid}, via="Image", target_schema=S,
-        target_table="Image")``. Raises ``UnknownTable``/``UnknownColumn`` like :meth:`query`.
-        """
-        ...
-
     def resolve_rid(self, rid: RID) -> tuple[str, str]:
         """``(schema, table)`` of the row with this RID, or ``RIDNotFound``."""
         ...
@@ -97,4 +103,18 @@ class Catalog(Protocol):
 
     def close(self) -> None:
         """Release connections and files."""
+        ...
+
+
+@runtime_checkable
+class Journaled(Protocol):
+    """Optional: a catalog that journals every applied batch and DDL change in the transaction that commits
+    it (the embedded catalog opened with ``journal=True``); :func:`deriva_ml.catalog.journal.read_journal`
+    reads it and ``deriva_ml.sync`` replays it."""
+
+    #: The catalog's file; what a reader of the journal keeps about it (e.g. sync state) lives beside it.
+    path: Path
+
+    def journal_lines(self, after: int = 0) -> list[str]:
+        """Journal entries (JSON lines) with ``seq > after``, in order."""
         ...

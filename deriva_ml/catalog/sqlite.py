@@ -1073,10 +1073,11 @@ def catalog_home(root: Path | None = None) -> Path:
     return Path(env) if env else Path.home() / ".deriva-ml"
 
 
-def open_local_catalog(name: str, root: Path | None = None, **kwargs: Any) -> SQLiteCatalog:
+def open_local_catalog(name: str, root: Path | None = None, *, journal: bool = False, **kwargs: Any) -> SQLiteCatalog:
     """Open (creating on first use) the embedded catalog ``<home>/catalogs/<name>/catalog.sqlite``.
 
-    A new catalog gets the deriva-ml schema and its seeded terms; opening again changes nothing.
+    A new catalog gets the deriva-ml schema and its seeded terms; opening again changes nothing. With
+    ``journal=True`` every later write is journalled in its own transaction (the basis of ``deriva_ml.sync``).
     """
     if not isinstance(name, str) or not _NAME_RE.match(name) or name in (".", ".."):
         raise ValidationError(
@@ -1090,6 +1091,8 @@ def open_local_catalog(name: str, root: Path | None = None, **kwargs: Any) -> SQ
     except BaseException:
         catalog.close()
         raise
+    # journalled from here on (the deriva-ml schema and its seeded terms are every catalog's, not a change)
+    catalog.journal = journal
     return catalog
 
 

@@ -262,8 +262,9 @@ def _since_arg(value: str | None) -> datetime | None:
 
 def _executions(ml: Any, status: Any, workflow: str | None, since: datetime | None, as_json: bool) -> int:
     """List executions: one query for the rows (filtered by status in the catalog), one for workflow names."""
-    from deriva_ml._ml import _parse_time, _record_from_row
     from deriva_ml.core.definitions import ML_SCHEMA
+    from deriva_ml.core.execution_rows import parse_time as _parse_time
+    from deriva_ml.core.execution_rows import record_from_row as _record_from_row
 
     where = {"Status": status.value} if status is not None else None
     rows = ml.catalog.query(ML_SCHEMA, "Execution", where, order_by=["RID"])

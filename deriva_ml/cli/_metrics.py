@@ -27,9 +27,9 @@ def register(sub: Any, target: Any) -> None:
 
 def gather(ml: Any, rid: str, *, children: bool, sort: str | None, order: str) -> dict[str, Any]:
     """What ``metrics`` prints, as JSON-able data."""
-    from deriva_ml._ml import _record_from_row
     from deriva_ml.core.definitions import ML_SCHEMA
     from deriva_ml.core.errors import ValidationError
+    from deriva_ml.core.execution_rows import record_from_row as _record_from_row
     from deriva_ml.core.rid import parse_rid
     from deriva_ml.execution._metrics import _summary_json, children_of, read_summaries
 

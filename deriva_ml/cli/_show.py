@@ -163,7 +163,7 @@ def attrs_evolve_history(catalog: ExecutionRecord, local: ExecutionRecord) -> Ex
 
 def _children_tree(ml: Any, rid: str) -> list[dict[str, Any]]:
     """Nested executions as a tree: one links query per level and one query for every child row."""
-    from deriva_ml._ml import _record_from_row
+    from deriva_ml.core.execution_rows import record_from_row as _record_from_row
 
     cat = ml.catalog
     kids: dict[str, list[str]] = {}

@@ -19,6 +19,7 @@ from deriva_ml.core.records import ExecutionRecord, Workflow
 from deriva_ml.core.redact import redact_description
 from deriva_ml.core.rid import RID
 from deriva_ml.core.schema_defs import CatalogModel
+from deriva_ml.core.status import Status
 
 
 @attrs.frozen
@@ -275,18 +276,59 @@ def _unique(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def would_create_cycle(parent: RID, child: RID, edges: Iterable[tuple[RID, RID]]) -> bool:
     """True when linking ``parent -> child`` closes a cycle over the existing ``(parent, child)`` edges."""
+    from deriva_ml.core.graph import nesting_cycle
+
+    return nesting_cycle(parent, [child], edges) is not None
+
+
+# ------------------------------------------------------------------------- executions, nesting, terms
+
+
+def plan_insert_execution(record: ExecutionRecord) -> Batch:
+    """The ``Execution`` row of a record not yet in the catalog (labelled ``execution``): its workflow,
+    redacted description, and the status and detail it is inserted with (Initializing: one request
+    instead of an insert and an update)."""
+    row = {
+        "Workflow": record.workflow_rid,
+        "Description": redact_description(record.description),
+        "Status": record.status.value,
+        "Status_Detail": record.status_detail,
+    }
+    return Batch([Insert(ML_SCHEMA, "Execution", [row], labels=["execution"])])
+
+
+def plan_add_nested(parent: RID, child: RID, sequence: int | None, ancestors: Iterable[tuple[RID, RID]] = ()) -> Batch:
+    """Link ``child`` under ``parent`` (``Execution_Execution``, idempotent). ``ancestors``: the known
+    ``(parent, child)`` edges above ``parent``; a link that would close a cycle (or nest an execution in
+    itself), or a sequence that is not an integer, raises :class:`ValidationError` (nothing is planned)."""
     if parent == child:
-        return True
-    children: dict[RID, set[RID]] = {}
-    for p, c in edges:
-        children.setdefault(p, set()).add(c)
-    stack, seen = [child], set()
-    while stack:
-        node = stack.pop()
-        if node == parent:
-            return True
-        if node in seen:
-            continue
-        seen.add(node)
-        stack.extend(children.get(node, ()))
-    return False
+        raise ValidationError(f"an execution cannot be nested in itself ({parent})")
+    if sequence is not None and (not isinstance(sequence, int) or isinstance(sequence, bool)):
+        raise ValidationError(f"sequence={sequence!r} must be an integer or None")
+    if would_create_cycle(parent, child, ancestors):
+        raise ValidationError(f"nesting {child} under {parent} would create a cycle")
+    row = {"Execution": parent, "Nested_Execution": child, "Sequence": sequence}
+    return Batch([Insert(ML_SCHEMA, "Execution_Execution", [row], on_conflict_skip=True)])
+
+
+def plan_workflow_description(workflow_rid: RID, description: str | None) -> Batch:
+    """Set a workflow's description (redacted like every user text the library writes)."""
+    row = {"RID": workflow_rid, "Description": redact_description(description)}
+    return Batch([Update(ML_SCHEMA, "Workflow", [row])])
+
+
+def plan_add_term(
+    schema: str, vocabulary: str, name: str, description: str = "", synonyms: Sequence[str] = ()
+) -> Batch:
+    """Insert one vocabulary term (skipped when another process added it meanwhile: the caller re-reads)."""
+    row = {"Name": name, "Description": redact_description(description), "Synonyms": list(synonyms)}
+    return Batch([Insert(schema, vocabulary, [row], on_conflict_skip=True)])
+
+
+def plan_abort(records: Sequence[ExecutionRecord]) -> Batch:
+    """Mark executions Aborted (records produced by ``transition(..., Status.aborted, ...)``) with one
+    compare-and-set; a row whose status changed since it was read is left alone (``skip_lost``)."""
+    for r in records:
+        if r.status is not Status.aborted:
+            raise ValidationError(f"execution {r.rid}: plan_abort got status {r.status.value!r}, not Aborted")
+    return plan_status_update(*records, skip_lost=True)

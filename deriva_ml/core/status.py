@@ -85,11 +85,6 @@ TRANSITIONS: Mapping[Status, frozenset[Status]] = {s: frozenset(t for f, t, _ in
 TERMINAL: frozenset[Status] = frozenset(s for s, targets in TRANSITIONS.items() if not targets)
 
 
-def allowed_targets(current: Status) -> frozenset[Status]:
-    """The statuses that ``current`` may change to."""
-    return TRANSITIONS[current]
-
-
 def check_transition(current: Status, target: Status) -> None:
     """Raise :class:`InvalidTransition` unless ``current -> target`` is an edge of the table."""
     from deriva_ml.core.errors import InvalidTransition

@@ -13,24 +13,23 @@ long is the ERMrest adapter's job (its byte budget), not this module's.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from deriva_ml._log import get_logger
 from deriva_ml.core.definitions import ML_SCHEMA, MLVocab
-from deriva_ml.core.errors import NotFound, UnknownTable, ValidationError
+from deriva_ml.core.errors import UnknownTable, ValidationError
+from deriva_ml.core.graph import walk_levels
 from deriva_ml.core.records import DatasetVersion
 from deriva_ml.core.rid import RID, parse_rid, split_snapshot
 from deriva_ml.core.schema_defs import TableDef
 from deriva_ml.dataset._plans import (
     INITIAL_VERSION,
-    MemberAssociation,
     as_names,
     check_member_table,
     current_version_row,
-    find_version_row,
     member_associations,
     nesting_cycle,
     new_member_association,
@@ -39,13 +38,18 @@ from deriva_ml.dataset._plans import (
     plan_new_version,
     plan_version_snapshot,
 )
+from deriva_ml.dataset._reading import MemberTree as MemberTree
+from deriva_ml.dataset._reading import _descendant_edges, _nesting_links, _resolve_version, _version_rows
+from deriva_ml.dataset._reading import _fetch_rows as _fetch_rows
+from deriva_ml.dataset._reading import _member_rows as _member_rows
+from deriva_ml.dataset._reading import list_dataset_members as list_dataset_members
+from deriva_ml.dataset._reading import member_tree as member_tree
+from deriva_ml.dataset._reading import resolve_version as resolve_version
+from deriva_ml.services import Shell
+from deriva_ml.services.schema import SYSTEM_SCHEMAS
 
 if TYPE_CHECKING:
-    from deriva_ml._ml import DerivaML
     from deriva_ml.dataset._bag import DatasetBag
-
-
-_SYSTEM_SCHEMAS = frozenset({ML_SCHEMA, "public", "www", "WWW", "_ermrest", "_acl_admin"})
 
 
 # ------------------------------------------------------------------------------------------ records
@@ -77,16 +81,16 @@ class DatasetHistory:
 
 
 class Dataset:
-    """A dataset bound to its catalog: a frozen :class:`DatasetRecord` plus the ``DerivaML`` it came from.
+    """A dataset bound to its catalog: a frozen :class:`DatasetRecord` plus the ports and services it came from.
 
     Reading a field reads the record; methods that change the dataset (adding members, a new version)
     write through the catalog and then swap in the evolved record.
     """
 
-    __slots__ = ("_execution_rid", "_ml", "_record")
+    __slots__ = ("_ctx", "_execution_rid", "_record")
 
-    def __init__(self, ml: DerivaML, record: DatasetRecord, *, execution_rid: RID | None = None) -> None:
-        self._ml = ml
+    def __init__(self, ctx: Shell, record: DatasetRecord, *, execution_rid: RID | None = None) -> None:
+        self._ctx = ctx
         self._record = record
         self._execution_rid = execution_rid
 
@@ -122,7 +126,7 @@ class Dataset:
     ) -> DatasetVersion:
         """Add members (see :func:`add_dataset_members`); returns the dataset's version afterwards."""
         v = add_dataset_members(
-            self._ml, self.dataset_rid, members, description=description, execution_rid=self._execution_rid
+            self._ctx, self.dataset_rid, members, description=description, execution_rid=self._execution_rid
         )
         self._record = attrs.evolve(self._record, current_version=v)
         return v
@@ -130,32 +134,31 @@ class Dataset:
     def list_dataset_members(
         self, version: DatasetVersion | str | None = None, recurse: bool = False, limit: int | None = None
     ) -> dict[str, list[dict[str, Any]]]:
-        return list_dataset_members(self._ml, self.dataset_rid, version, recurse=recurse, limit=limit)
+        return list_dataset_members(self._ctx, self.dataset_rid, version, recurse=recurse, limit=limit)
 
     def list_dataset_children(
         self, recurse: bool = False, version: DatasetVersion | str | None = None
     ) -> list[Dataset]:
-        return list_dataset_children(self._ml, self.dataset_rid, recurse=recurse, version=version)
+        return list_dataset_children(self._ctx, self.dataset_rid, recurse=recurse, version=version)
 
     def list_dataset_parents(self, recurse: bool = False) -> list[Dataset]:
-        return list_dataset_parents(self._ml, self.dataset_rid, recurse=recurse)
+        return list_dataset_parents(self._ctx, self.dataset_rid, recurse=recurse)
 
     def increment_dataset_version(self, component: str, description: str = "") -> DatasetVersion:
         v = increment_dataset_version(
-            self._ml, self.dataset_rid, component, description, execution_rid=self._execution_rid
+            self._ctx, self.dataset_rid, component, description, execution_rid=self._execution_rid
         )
         self._record = attrs.evolve(self._record, current_version=v)
         return v
 
     def dataset_history(self) -> list[DatasetHistory]:
-        return dataset_history(self._ml, self.dataset_rid)
+        return dataset_history(self._ctx, self.dataset_rid)
 
     def download_dataset_bag(self, version: DatasetVersion | str | None = None, materialize: bool = True) -> DatasetBag:
         from deriva_ml.core.records import DatasetSpec
-        from deriva_ml.dataset._bag import download_dataset_bag
 
         spec = DatasetSpec(rid=self.dataset_rid, version=version, materialize=materialize)
-        return download_dataset_bag(self._ml, spec)
+        return self._ctx.download_dataset_bag(spec)  # type: ignore[no-any-return]
 
     # identity ----------------------------------------------------------------------------------
     def __eq__(self, other: object) -> bool:
@@ -178,7 +181,7 @@ class Dataset:
 
 
 def create_dataset(
-    ml: DerivaML,
+    ctx: Shell,
     dataset_types: str | Sequence[str] | None = None,
     description: str = "",
     version: DatasetVersion | str | None = None,
@@ -190,60 +193,27 @@ def create_dataset(
     Requests: the type lookup (cached per vocabulary), one batch, one snapshot read, one update that
     records the snapshot in the version row (see :func:`_record_snapshot`).
     """
-    types = ml._validate_terms(MLVocab.dataset_type.value, as_names(dataset_types))
+    types = ctx._schema.validate_terms(MLVocab.dataset_type.value, as_names(dataset_types))
     v = INITIAL_VERSION if version is None else DatasetVersion.parse(version)
     exe = parse_rid(execution_rid, "execution_rid") if execution_rid else None
-    result = ml.catalog.apply(plan_create_dataset(description or "", types, v, exe))
+    result = ctx.ports.catalog.apply(plan_create_dataset(description or "", types, v, exe))
     rid = result.rids["dataset"]
-    _record_snapshot(ml, result.rids["version"])
+    _record_snapshot(ctx, result.rids["version"])
     get_logger("deriva_ml.dataset").info("dataset created", dataset_rid=rid, version=str(v), types=list(types))
     record = DatasetRecord(dataset_rid=rid, description=description or "", dataset_types=types, current_version=v)
-    return Dataset(ml, record, execution_rid=exe)
+    return Dataset(ctx, record, execution_rid=exe)
 
 
 # ------------------------------------------------------------------------------------------ lookup
 
 
-def _version_rows(ml: DerivaML, dataset_rid: RID) -> list[dict[str, Any]]:
-    """Every Dataset_Version row of a dataset; RIDNotFound when the dataset does not exist."""
-    rows = ml.catalog.query(ML_SCHEMA, "Dataset_Version", {"Dataset": dataset_rid})
-    if not rows and not ml.catalog.query(ML_SCHEMA, "Dataset", {"RID": dataset_rid}, columns=["RID"]):
-        raise ml._not_in_table(dataset_rid, "Dataset")
-    return rows
-
-
-def _resolve_version(
-    ml: DerivaML, dataset_rid: RID, version: DatasetVersion | str | None
-) -> tuple[DatasetVersion, Mapping[str, Any]]:
-    """The version (None = current) and its Dataset_Version row (one request)."""
-    rows = _version_rows(ml, dataset_rid)
-    if version is None:
-        row = current_version_row(rows)
-        if row is None:
-            raise NotFound(f"dataset {dataset_rid} has no version")
-        return DatasetVersion.parse(row["Version"]), row
-    v = DatasetVersion.parse(version)
-    row = find_version_row(rows, v)
-    if row is None:
-        known = sorted(str(DatasetVersion.parse(r["Version"])) for r in rows if r.get("Version"))
-        raise NotFound(f"dataset {dataset_rid} has no version {v}; its versions: {', '.join(known) or '(none)'}")
-    return v, row
-
-
-def resolve_version(
-    ml: DerivaML, dataset_rid: str, version: DatasetVersion | str | None = None
-) -> tuple[DatasetVersion, Mapping[str, Any]]:
-    """The version (None = current) of a dataset and its Dataset_Version row. One request."""
-    return _resolve_version(ml, parse_rid(dataset_rid, "dataset_rid"), version)
-
-
-def current_version(ml: DerivaML, dataset_rid: str) -> DatasetVersion:
+def current_version(ctx: Shell, dataset_rid: str) -> DatasetVersion:
     """The current (highest) version of a dataset. One request."""
-    v, _ = _resolve_version(ml, parse_rid(dataset_rid, "dataset_rid"), None)
+    v, _ = _resolve_version(ctx, parse_rid(dataset_rid, "dataset_rid"), None)
     return v
 
 
-def dataset_history(ml: DerivaML, dataset_rid: str) -> list[DatasetHistory]:
+def dataset_history(ctx: Shell, dataset_rid: str) -> list[DatasetHistory]:
     """Every version of a dataset, oldest first. One request."""
     rid = parse_rid(dataset_rid, "dataset_rid")
     out = [
@@ -257,21 +227,21 @@ def dataset_history(ml: DerivaML, dataset_rid: str) -> list[DatasetHistory]:
             minid=r.get("Minid"),
             timestamp=r.get("RCT"),
         )
-        for r in _version_rows(ml, rid)
+        for r in _version_rows(ctx, rid)
     ]
     return sorted(out, key=lambda h: h.dataset_version)
 
 
-def _datasets_from_rows(ml: DerivaML, rows: Sequence[Mapping[str, Any]]) -> list[Dataset]:
+def _datasets_from_rows(ctx: Shell, rows: Sequence[Mapping[str, Any]]) -> list[Dataset]:
     """Dataset handles for Dataset rows: types and current versions in one request each."""
     if not rows:
         return []
     rids = [r["RID"] for r in rows]
     types: dict[str, list[str]] = {r: [] for r in rids}
     versions: dict[str, list[dict[str, Any]]] = {r: [] for r in rids}
-    for t in ml.catalog.query(ML_SCHEMA, "Dataset_Dataset_Type", {"Dataset": rids}):
+    for t in ctx.ports.catalog.query(ML_SCHEMA, "Dataset_Dataset_Type", {"Dataset": rids}):
         types[t["Dataset"]].append(t[MLVocab.dataset_type.value])
-    for v in ml.catalog.query(ML_SCHEMA, "Dataset_Version", {"Dataset": rids}):
+    for v in ctx.ports.catalog.query(ML_SCHEMA, "Dataset_Version", {"Dataset": rids}):
         versions[v["Dataset"]].append(v)
     out = []
     for r in rows:
@@ -283,32 +253,32 @@ def _datasets_from_rows(ml: DerivaML, rows: Sequence[Mapping[str, Any]]) -> list
             current_version=DatasetVersion.parse(vrow["Version"]) if vrow else None,
             deleted=bool(r.get("Deleted")),
         )
-        out.append(Dataset(ml, record))
+        out.append(Dataset(ctx, record))
     return out
 
 
-def lookup_dataset(ml: DerivaML, dataset_rid: str) -> Dataset:
+def lookup_dataset(ctx: Shell, dataset_rid: str) -> Dataset:
     """The dataset with this RID (RIDNotFound otherwise). Three requests."""
     rid, _ = split_snapshot(parse_rid(dataset_rid, "dataset_rid"))
-    rows = ml.catalog.query(ML_SCHEMA, "Dataset", {"RID": rid})
+    rows = ctx.ports.catalog.query(ML_SCHEMA, "Dataset", {"RID": rid})
     if not rows:
-        raise ml._not_in_table(rid, "Dataset")
-    return _datasets_from_rows(ml, rows)[0]
+        raise ctx._schema.not_in_table(rid, "Dataset")
+    return _datasets_from_rows(ctx, rows)[0]
 
 
-def find_datasets(ml: DerivaML, *, deleted: bool = False) -> list[Dataset]:
+def find_datasets(ctx: Shell, *, deleted: bool = False) -> list[Dataset]:
     """Every dataset (without the deleted ones unless ``deleted=True``), in RID order."""
-    rows = ml.catalog.query(ML_SCHEMA, "Dataset", order_by=["RID"])
+    rows = ctx.ports.catalog.query(ML_SCHEMA, "Dataset", order_by=["RID"])
     if not deleted:
         rows = [r for r in rows if not r.get("Deleted")]
-    return _datasets_from_rows(ml, rows)
+    return _datasets_from_rows(ctx, rows)
 
 
 # ------------------------------------------------------------------------------------------ versions
 
 
 def increment_dataset_version(
-    ml: DerivaML,
+    ctx: Shell,
     dataset_rid: str,
     component: str,
     description: str = "",
@@ -324,37 +294,37 @@ def increment_dataset_version(
     rid = parse_rid(dataset_rid, "dataset_rid")
     INITIAL_VERSION.bump(str(getattr(component, "value", component)))  # validate before any I/O
     exe = parse_rid(execution_rid, "execution_rid") if execution_rid else None
-    current, _ = _resolve_version(ml, rid, None)
+    current, _ = _resolve_version(ctx, rid, None)
     new = current.bump(str(getattr(component, "value", component)))
-    result = ml.catalog.apply(plan_new_version(rid, new, description or f"{component} version bump", exe))
-    snapshot = _record_snapshot(ml, result.rids["version"])
+    result = ctx.ports.catalog.apply(plan_new_version(rid, new, description or f"{component} version bump", exe))
+    snapshot = _record_snapshot(ctx, result.rids["version"])
     get_logger("deriva_ml.dataset").info(
         "dataset version", dataset_rid=rid, version=str(new), previous=str(current), snapshot=snapshot
     )
     return new
 
 
-def _record_snapshot(ml: DerivaML, version_rid: RID) -> str:
+def _record_snapshot(ctx: Shell, version_rid: RID) -> str:
     """Take the version's snapshot now that its Dataset_Version row and the ``Dataset.Version`` pointer
     exist, and write it into the row (two requests). Read at that snapshot, the catalog shows the
     dataset at this version (a bag of 0.3.0 says 0.3.0). The reference package does the same (insert the
     version rows, read ``snaptime``, update ``Snapshot``), though before moving the pointer; older rows
     whose snapshot precedes their own version row are read as they are (see docs/datasets.md)."""
-    snapshot = ml.catalog.snapshot()
-    ml.catalog.apply(plan_version_snapshot(version_rid, snapshot))
+    snapshot = ctx.ports.catalog.snapshot()
+    ctx.ports.catalog.apply(plan_version_snapshot(version_rid, snapshot))
     return snapshot
 
 
 # ------------------------------------------------------------------------------------------ members
 
 
-def _member_candidates(ml: DerivaML) -> list[TableDef]:
+def _member_candidates(ctx: Shell) -> list[TableDef]:
     """Tables whose rows can be members: domain tables and deriva-ml's Dataset and File (not ERMrest's own
     ``public`` tables such as ``ERMrest_Client``)."""
-    model = ml.catalog.model()
+    model = ctx.ports.catalog.model()
     out = []
     for t in model.tables:
-        if t.schema in _SYSTEM_SCHEMAS and t.schema != ML_SCHEMA:
+        if t.schema in SYSTEM_SCHEMAS and t.schema != ML_SCHEMA:
             continue
         try:
             check_member_table(t)
@@ -370,7 +340,7 @@ def _member_candidates(ml: DerivaML) -> list[TableDef]:
 _SCAN_FACTOR = 20
 
 
-def _resolve_member_tables(ml: DerivaML, rids: Sequence[RID]) -> dict[tuple[str, str], list[RID]]:
+def _resolve_member_tables(ctx: Shell, rids: Sequence[RID]) -> dict[tuple[str, str], list[RID]]:
     """Which table each RID is in, in a number of requests that does not grow with the RIDs.
 
     With no more RIDs than candidate member tables, each is resolved on its own (``resolve_rid``).
@@ -381,16 +351,16 @@ def _resolve_member_tables(ml: DerivaML, rids: Sequence[RID]) -> dict[tuple[str,
     """
     found: dict[tuple[str, str], list[RID]] = {}
     todo = list(dict.fromkeys(rids))
-    candidates = _member_candidates(ml)
+    candidates = _member_candidates(ctx)
     if len(todo) > len(candidates):
         remaining = set(todo)
         for t in candidates:
             if not remaining:
                 break
             cap = _SCAN_FACTOR * len(remaining) + 1
-            rows = ml.catalog.query(t.schema, t.name, columns=["RID"], limit=cap)
+            rows = ctx.ports.catalog.query(t.schema, t.name, columns=["RID"], limit=cap)
             if len(rows) >= cap:
-                rows = ml.catalog.query(t.schema, t.name, {"RID": sorted(remaining)}, columns=["RID"])
+                rows = ctx.ports.catalog.query(t.schema, t.name, {"RID": sorted(remaining)}, columns=["RID"])
             for row in rows:
                 if row["RID"] in remaining:
                     found.setdefault((t.schema, t.name), []).append(RID(row["RID"]))
@@ -398,7 +368,7 @@ def _resolve_member_tables(ml: DerivaML, rids: Sequence[RID]) -> dict[tuple[str,
         todo = [r for r in todo if r in remaining]
     placed = {(t.schema, t.name) for t in candidates}
     for r in todo:
-        key = ml.resolve_rid(r)
+        key = ctx._schema.resolve_rid(r)
         found.setdefault(key, []).append(r)
         if key not in placed:
             break  # not a member table: add_dataset_members raises for it
@@ -406,14 +376,14 @@ def _resolve_member_tables(ml: DerivaML, rids: Sequence[RID]) -> dict[tuple[str,
 
 
 def _group_members(
-    ml: DerivaML, members: Sequence[str] | Mapping[str, Sequence[str]]
+    ctx: Shell, members: Sequence[str] | Mapping[str, Sequence[str]]
 ) -> dict[tuple[str, str], list[RID]]:
     if isinstance(members, Mapping):
         grouped: dict[tuple[str, str], list[RID]] = {}
         for table_name, rids in members.items():
             if isinstance(rids, str):
                 rids = [rids]
-            t = ml._table(table_name)
+            t = ctx._schema.table(table_name)
             grouped.setdefault((t.schema, t.name), []).extend(
                 split_snapshot(parse_rid(r, f"members[{table_name!r}]"))[0] for r in rids
             )
@@ -421,27 +391,11 @@ def _group_members(
     if isinstance(members, str):
         members = [members]
     flat: list[RID] = [split_snapshot(parse_rid(r, "members"))[0] for r in members]
-    return _resolve_member_tables(ml, flat)
-
-
-def _descendant_edges(ml: DerivaML, start: Iterable[RID], snapshot: str | None = None) -> list[tuple[RID, RID]]:
-    """Every (parent, child) Dataset_Dataset edge below ``start``, level by level (one request per level)."""
-    edges: list[tuple[RID, RID]] = []
-    frontier = list(dict.fromkeys(start))
-    seen = set(frontier)
-    while frontier:
-        nxt: list[RID] = []
-        for r in ml.catalog.query(ML_SCHEMA, "Dataset_Dataset", {"Dataset": frontier}, snapshot=snapshot):
-            edges.append((RID(r["Dataset"]), RID(r["Nested_Dataset"])))
-            if r["Nested_Dataset"] not in seen:
-                seen.add(r["Nested_Dataset"])
-                nxt.append(RID(r["Nested_Dataset"]))
-        frontier = nxt
-    return edges
+    return _resolve_member_tables(ctx, flat)
 
 
 def add_dataset_members(
-    ml: DerivaML,
+    ctx: Shell,
     dataset_rid: str,
     members: Sequence[str] | Mapping[str, Sequence[str]],
     *,
@@ -463,11 +417,11 @@ def add_dataset_members(
     """
     rid = parse_rid(dataset_rid, "dataset_rid")
     exe = parse_rid(execution_rid, "execution_rid") if execution_rid else None
-    current, _ = _resolve_version(ml, rid, None)
-    grouped = _group_members(ml, members)
+    current, _ = _resolve_version(ctx, rid, None)
+    grouped = _group_members(ctx, members)
     if not grouped:
         return current
-    model = ml.catalog.model()
+    model = ctx.ports.catalog.model()
     for key in grouped:
         t = model.table(*key)
         if t is None:
@@ -477,7 +431,7 @@ def add_dataset_members(
     if nested:
         if rid in nested:
             raise ValidationError(f"dataset {rid} cannot be a member of itself")
-        bad = nesting_cycle(rid, nested, _descendant_edges(ml, nested))
+        bad = nesting_cycle(rid, nested, _descendant_edges(ctx, nested))
         if bad is not None:
             raise ValidationError(f"nesting dataset {bad} under {rid} would create a cycle")
     assoc = member_associations(model)
@@ -490,214 +444,26 @@ def add_dataset_members(
             member_table = model.table(*key)
             assert member_table is not None
             new_tables.append(new_member_association(member_table, dataset_table))
-        ml.catalog.create_tables(new_tables)
+        ctx.ports.catalog.create_tables(new_tables)
         get_logger("deriva_ml.dataset").info("dataset member tables", created=[t.qualified for t in new_tables])
-        assoc = member_associations(ml.catalog.model())
-    result = ml.catalog.apply(plan_member_links(rid, grouped, assoc))
+        assoc = member_associations(ctx.ports.catalog.model())
+    result = ctx.ports.catalog.apply(plan_member_links(rid, grouped, assoc))
     added = sum(len(rows) for rows in result.inserted)
     log = get_logger("deriva_ml.dataset")
     if added == 0:
         log.info("dataset members already present", dataset_rid=rid, version=str(current))
         return current
     counts = {f"{k[1]}": len(set(v)) for k, v in grouped.items()}
-    new = increment_dataset_version(ml, rid, "minor", description or f"Added members: {counts}", execution_rid=exe)
+    new = increment_dataset_version(ctx, rid, "minor", description or f"Added members: {counts}", execution_rid=exe)
     log.info("dataset members added", dataset_rid=rid, added=added, version=str(new))
     return new
-
-
-def _member_links(
-    ml: DerivaML,
-    dataset_rids: Sequence[RID],
-    snapshot: str | None,
-) -> dict[tuple[str, str], list[tuple[RID, RID]]]:
-    """``(dataset, member)`` links of the given datasets, by member table, at ``snapshot``.
-
-    One request per membership association table. An association that did not
-    exist at the snapshot has no links then.
-    """
-    return {
-        key: _association_links(ml, a, dataset_rids, snapshot)
-        for key, a in sorted(member_associations(ml.catalog.model()).items())
-    }
-
-
-def _association_links(
-    ml: DerivaML, a: MemberAssociation, dataset_rids: Sequence[RID], snapshot: str | None
-) -> list[tuple[RID, RID]]:
-    """``(dataset, member)`` links of one association (one request). An association created after
-    ``snapshot`` has no links then (ERMrest answers 409 "does not exist": :class:`UnknownTable`)."""
-    try:
-        rows = ml.catalog.query(
-            a.table.schema,
-            a.table.name,
-            {a.dataset_column: list(dataset_rids)},
-            columns=[a.dataset_column, a.member_column],
-            snapshot=snapshot,
-        )
-    except UnknownTable:
-        if snapshot is None:
-            raise
-        return []
-    return [(RID(r[a.dataset_column]), RID(r[a.member_column])) for r in rows]
-
-
-def _fetch_rows(ml: DerivaML, table: TableDef, rids: Sequence[RID], snapshot: str | None) -> list[dict[str, Any]]:
-    """Rows of ``table`` with these RIDs, in RID order: one request."""
-    if not rids:
-        return []
-    rows = ml.catalog.query(table.schema, table.name, {"RID": sorted(set(rids))}, snapshot=snapshot)
-    rows.sort(key=lambda r: r["RID"])
-    return rows
-
-
-def _member_rows(
-    ml: DerivaML,
-    a: MemberAssociation,
-    dataset_rids: Sequence[RID],
-    snapshot: str | None,
-    *,
-    limit: int | None = None,
-) -> list[dict[str, Any]]:
-    """Rows of ``a``'s member table linked to any of ``dataset_rids`` at ``snapshot``, each once, in RID
-    order, at most ``limit``.
-
-    One request (``Catalog.query_linked``: the association joined to the member table on the server),
-    however many members there are. A catalog without ``query_linked`` gets the links and then the rows
-    (two requests). An association that did not exist at the snapshot has no members then.
-    """
-    if limit is not None and int(limit) <= 0:
-        return []
-    linked = getattr(ml.catalog, "query_linked", None)
-    if linked is None:
-        links = _association_links(ml, a, dataset_rids, snapshot)
-        members = sorted(set(m for _, m in links))
-        if limit is not None:
-            members = members[: int(limit)]
-        return _fetch_rows(ml, a.member, members, snapshot) if members else []
-    try:
-        rows = linked(
-            a.table.schema,
-            a.table.name,
-            {a.dataset_column: sorted(set(dataset_rids))},
-            via=a.member_column,
-            target_schema=a.member.schema,
-            target_table=a.member.name,
-            limit=None if limit is None else int(limit),
-            snapshot=snapshot,
-        )
-    except UnknownTable:
-        if snapshot is None:
-            raise
-        return []  # the association was created after the snapshot: no members then
-    found: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        found.setdefault(r["RID"], r)
-    out = [found[k] for k in sorted(found)]
-    return out if limit is None else out[: int(limit)]
-
-
-@attrs.frozen
-class MemberTree:
-    """What a dataset version holds: the datasets of its tree and every member link at one snapshot."""
-
-    dataset_rid: RID
-    version: DatasetVersion
-    snapshot: str | None
-    datasets: tuple[RID, ...]  # the dataset first, then its descendants level by level
-    edges: tuple[tuple[RID, RID], ...]  # Dataset_Dataset (parent, child) inside the tree
-    links: Mapping[tuple[str, str], tuple[tuple[RID, RID], ...]]  # by member table: (dataset, member)
-    associations: Mapping[tuple[str, str], MemberAssociation]
-
-    def direct_members(self, dataset_rid: RID) -> dict[tuple[str, str], list[RID]]:
-        return {k: [m for d, m in v if d == dataset_rid] for k, v in self.links.items()}
-
-    def descendants(self, dataset_rid: RID) -> list[RID]:
-        out: list[RID] = []
-        frontier = [dataset_rid]
-        seen = {dataset_rid}
-        while frontier:
-            nxt = []
-            for p, c in self.edges:
-                if p in frontier and c not in seen:
-                    seen.add(c)
-                    nxt.append(c)
-                    out.append(c)
-            frontier = nxt
-        return out
-
-
-def _version_snapshot(dataset_rid: RID, version: DatasetVersion, row: Mapping[str, Any]) -> str | None:
-    """The snapshot a version's membership is read at (None, with a warning, for a version without one)."""
-    snapshot = row.get("Snapshot") or None
-    if snapshot is None:
-        get_logger("deriva_ml.dataset").warning(
-            "dataset version has no snapshot; reading the current catalog",
-            dataset_rid=dataset_rid,
-            version=str(version),
-        )
-    return snapshot
-
-
-def member_tree(
-    ml: DerivaML,
-    dataset_rid: RID,
-    version: DatasetVersion | str | None,
-    *,
-    resolved: tuple[DatasetVersion, Mapping[str, Any]] | None = None,
-) -> MemberTree:
-    """Resolve a version (unless ``resolved`` gives it) and read its nested tree at its snapshot."""
-    v, row = resolved if resolved is not None else _resolve_version(ml, dataset_rid, version)
-    snapshot = _version_snapshot(dataset_rid, v, row)
-    edges = _descendant_edges(ml, [dataset_rid], snapshot)
-    datasets = [dataset_rid, *dict.fromkeys(c for _, c in edges if c != dataset_rid)]
-    links = _member_links(ml, datasets, snapshot)
-    return MemberTree(
-        dataset_rid=dataset_rid,
-        version=v,
-        snapshot=snapshot,
-        datasets=tuple(datasets),
-        edges=tuple(edges),
-        links={k: tuple(x) for k, x in links.items()},
-        associations=member_associations(ml.catalog.model()),
-    )
-
-
-def list_dataset_members(
-    ml: DerivaML,
-    dataset_rid: str,
-    version: DatasetVersion | str | None = None,
-    *,
-    recurse: bool = False,
-    limit: int | None = None,
-) -> dict[str, list[dict[str, Any]]]:
-    """Member rows by table name, as they were at ``version`` (None = the current version).
-
-    Every membership table appears (an empty list when the dataset has none of its rows). Nested
-    datasets are under ``"Dataset"``; ``recurse=True`` adds the members of nested datasets (each row
-    once). ``limit`` caps the rows per table. Rows are in RID order.
-
-    Requests: one for the versions, one per membership table (the association joined to its member
-    table on the server: constant in the number of members), and with ``recurse`` one per nesting
-    level; all reads at the version's snapshot.
-    """
-    rid = parse_rid(dataset_rid, "dataset_rid")
-    v, row = _resolve_version(ml, rid, version)
-    snapshot = _version_snapshot(rid, v, row)
-    sources = [rid]
-    if recurse:
-        edges = _descendant_edges(ml, [rid], snapshot)
-        sources.extend(dict.fromkeys(c for _, c in edges if c != rid))
-    out: dict[str, list[dict[str, Any]]] = {}
-    for _, a in sorted(member_associations(ml.catalog.model()).items()):
-        out.setdefault(a.member_name, []).extend(_member_rows(ml, a, sources, snapshot, limit=limit))
-    return out
 
 
 # ------------------------------------------------------------------------------------------ nesting
 
 
 def list_dataset_children(
-    ml: DerivaML,
+    ctx: Shell,
     dataset_rid: str,
     *,
     recurse: bool = False,
@@ -705,41 +471,24 @@ def list_dataset_children(
 ) -> list[Dataset]:
     """Nested datasets at ``version`` (None = current version); ``recurse`` adds their descendants."""
     rid = parse_rid(dataset_rid, "dataset_rid")
-    _, row = _resolve_version(ml, rid, version)
+    _, row = _resolve_version(ctx, rid, version)
     snapshot = row.get("Snapshot") or None
-    edges = _descendant_edges(ml, [rid], snapshot) if recurse else _descendant_edges_one(ml, rid, snapshot)
-    children = list(dict.fromkeys(c for p, c in edges if (recurse or p == rid) and c != rid))
-    return _datasets_by_rid(ml, children)
+    walk = walk_levels([rid], lambda frontier: _nesting_links(ctx, "Dataset", frontier, snapshot), recurse=recurse)
+    return _datasets_by_rid(ctx, [c for c in walk.reached if c != rid])
 
 
-def _descendant_edges_one(ml: DerivaML, rid: RID, snapshot: str | None) -> list[tuple[RID, RID]]:
-    rows = ml.catalog.query(ML_SCHEMA, "Dataset_Dataset", {"Dataset": rid}, snapshot=snapshot)
-    return [(RID(r["Dataset"]), RID(r["Nested_Dataset"])) for r in rows]
-
-
-def list_dataset_parents(ml: DerivaML, dataset_rid: str, *, recurse: bool = False) -> list[Dataset]:
+def list_dataset_parents(ctx: Shell, dataset_rid: str, *, recurse: bool = False) -> list[Dataset]:
     """Datasets this one is nested in (now); ``recurse`` adds their ancestors."""
     rid = parse_rid(dataset_rid, "dataset_rid")
-    out: list[RID] = []
-    seen = {rid}
-    frontier = [rid]
-    while frontier:
-        nxt = []
-        for r in ml.catalog.query(ML_SCHEMA, "Dataset_Dataset", {"Nested_Dataset": frontier}):
-            p = RID(r["Dataset"])
-            if p not in seen:
-                seen.add(p)
-                nxt.append(p)
-                out.append(p)
-        frontier = nxt if recurse else []
-    return _datasets_by_rid(ml, out)
+    walk = walk_levels([rid], lambda frontier: _nesting_links(ctx, "Nested_Dataset", frontier, None), recurse=recurse)
+    return _datasets_by_rid(ctx, list(walk.reached))
 
 
-def _datasets_by_rid(ml: DerivaML, rids: Sequence[RID]) -> list[Dataset]:
+def _datasets_by_rid(ctx: Shell, rids: Sequence[RID]) -> list[Dataset]:
     if not rids:
         return []
-    rows = {r["RID"]: r for r in ml.catalog.query(ML_SCHEMA, "Dataset", {"RID": list(rids)})}
-    return _datasets_from_rows(ml, [rows[r] for r in rids if r in rows])
+    rows = {r["RID"]: r for r in ctx.ports.catalog.query(ML_SCHEMA, "Dataset", {"RID": list(rids)})}
+    return _datasets_from_rows(ctx, [rows[r] for r in rids if r in rows])
 
 
 __all__ = [

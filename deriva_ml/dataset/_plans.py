@@ -15,6 +15,7 @@ from deriva_ml.catalog.schema import association_columns, association_table, is_
 from deriva_ml.core.definitions import ML_SCHEMA, MLVocab
 from deriva_ml.core.effects import Batch, Effect, Insert, Ref, Update
 from deriva_ml.core.errors import ValidationError
+from deriva_ml.core.graph import nesting_cycle as nesting_cycle  # the one cycle check
 from deriva_ml.core.records import DatasetVersion
 from deriva_ml.core.redact import redact_description
 from deriva_ml.core.rid import RID
@@ -182,24 +183,6 @@ def plan_member_links(
             )
         )
     return Batch(effects)
-
-
-def nesting_cycle(parent: RID, children: Iterable[RID], edges: Iterable[tuple[RID, RID]]) -> RID | None:
-    """A child whose link under ``parent`` would close a cycle over ``(parent, child)`` edges, else None."""
-    down: dict[RID, set[RID]] = {}
-    for p, c in edges:
-        down.setdefault(p, set()).add(c)
-    for child in children:
-        stack, seen = [child], set()
-        while stack:
-            node = stack.pop()
-            if node == parent:
-                return child
-            if node in seen:
-                continue
-            seen.add(node)
-            stack.extend(down.get(node, ()))
-    return None
 
 
 def current_version_row(rows: Sequence[Mapping[str, Any]], pointer: str | None = None) -> Mapping[str, Any] | None:

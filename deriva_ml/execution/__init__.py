@@ -4,7 +4,8 @@ from typing import Any
 
 from deriva_ml.core.records import ExecutionConfiguration, ExecutionRecord, Workflow
 from deriva_ml.core.status import Status
-from deriva_ml.execution._execution import AssetFilePath, Execution, UploadedAsset
+from deriva_ml.execution._execution import Execution
+from deriva_ml.execution._paths import AssetFilePath, UploadedAsset
 
 
 def __getattr__(name: str) -> Any:

@@ -262,7 +262,7 @@ def _exclusive_file(path: Path, timeout: float = LOCK_FILE_TIMEOUT) -> Iterator[
     """Hold ``path`` created exclusively (it names its holder: host, pid, start time). A file left by a
     holder that died on this host is removed; one held from another host is waited for up to ``timeout``."""
     from deriva_ml.core.errors import DerivaMLException
-    from deriva_ml.execution._execution import owner_identity, owner_is_alive
+    from deriva_ml.execution._lease import owner_identity, owner_is_alive
 
     deadline = time.monotonic() + timeout
     while True:
@@ -317,7 +317,7 @@ def _atomic_write(path: Path, text: str) -> None:
 
 def _owner_alive(ml: Any, rid: str) -> bool | None:
     """Whether the process that ran execution ``rid`` is alive (None: cannot be told from here)."""
-    from deriva_ml.execution._execution import owner_is_alive
+    from deriva_ml.execution._lease import owner_is_alive
     from deriva_ml.execution._manifest import Manifest
 
     path = ml.execution_dir(rid) / "manifest.sqlite"
@@ -432,7 +432,7 @@ class SweepFinalizer(Callback):
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
         if config.get("dry_run", False):
             return
-        from deriva_ml.execution._execution import owner_identity
+        from deriva_ml.execution._lease import owner_identity
 
         overrides = [str(o) for o in config.hydra.overrides.task]
         sweeper = str(config.hydra.runtime.choices.get("hydra/sweeper", "basic"))

@@ -13,7 +13,6 @@ from typing import Any
 from deriva_ml.context import LOCAL_HOST, Ports
 from deriva_ml.core.codec import parse_json
 from deriva_ml.core.definitions import ML_SCHEMA, MLVocab
-from deriva_ml.core.effects import Batch, Insert
 from deriva_ml.core.errors import (
     DerivaMLException,
     RIDNotFound,
@@ -21,9 +20,8 @@ from deriva_ml.core.errors import (
     UnknownTerm,
     ValidationError,
 )
-from deriva_ml.core.plans import MLLayout, ml_layout
+from deriva_ml.core.plans import MLLayout, ml_layout, plan_add_term
 from deriva_ml.core.records import Term
-from deriva_ml.core.redact import redact_description
 from deriva_ml.core.rid import parse_rid
 from deriva_ml.core.schema_defs import CatalogModel, TableDef
 
@@ -165,8 +163,9 @@ class SchemaService:
 
                 raise ConflictError(f"term {term_name!r} already exists in {vocab.name}")
             return terms[term_name]
-        row = {"Name": term_name, "Description": redact_description(description), "Synonyms": list(synonyms or [])}
-        result = self.ports.catalog.apply(Batch([Insert(vocab.schema, vocab.name, [row], on_conflict_skip=True)]))
+        result = self.ports.catalog.apply(
+            plan_add_term(vocab.schema, vocab.name, term_name, description, tuple(synonyms or ()))
+        )
         inserted = result.inserted[0]
         if not inserted:  # another process added it concurrently
             self._terms.pop((vocab.schema, vocab.name), None)

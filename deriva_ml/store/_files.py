@@ -13,7 +13,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, BinaryIO, cast
 
 from deriva_ml.core.errors import ChecksumMismatch, StoreError
 from deriva_ml.store.port import ProgressCallback
@@ -47,15 +47,20 @@ def md5_b64_to_hex(md5_b64: str) -> str | None:
 
 def md5_file(path: Path, progress: ProgressCallback | None = None) -> tuple[str, int]:
     """``(hex md5, length)`` of the file at ``path``, read once in 1 MiB chunks."""
-    h = hashlib.md5()
-    n = 0
     total = path.stat().st_size
     with path.open("rb") as f:
-        while buf := f.read(IO_CHUNK):
-            h.update(buf)
-            n += len(buf)
-            if progress is not None:
-                progress(n, total)
+        return md5_stream(f, total, progress)
+
+
+def md5_stream(f: BinaryIO, total: int = 0, progress: ProgressCallback | None = None) -> tuple[str, int]:
+    """``(hex md5, length)`` of what is left to read in ``f``, in 1 MiB chunks (the package's one hasher)."""
+    h = hashlib.md5()
+    n = 0
+    while buf := f.read(IO_CHUNK):
+        h.update(buf)
+        n += len(buf)
+        if progress is not None:
+            progress(n, total)
     return h.hexdigest(), n
 
 

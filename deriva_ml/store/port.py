@@ -14,11 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import attrs
 
 from deriva_ml.core.errors import ValidationError
+
+if TYPE_CHECKING:
+    from deriva_ml.store.names import ObjectRef
 
 #: Called as ``progress(bytes_done, bytes_total)`` while bytes move.
 ProgressCallback = Callable[[int, int], None]
@@ -141,11 +144,40 @@ class DeferredDurability(Protocol):
         ...
 
 
+@runtime_checkable
+class LocalPaths(Protocol):
+    """Optional capability: the local file holding an object (the embedded store), for read-only use."""
+
+    def path_of(self, url: str) -> Path | None:
+        """The file holding the object at ``url``, or ``None`` if there is none."""
+        ...
+
+
+@runtime_checkable
+class CheckedURLs(Protocol):
+    """Optional capability: the trust gate for catalog-supplied object URLs (both stores implement it)."""
+
+    def check_url(self, url: object) -> ObjectRef:
+        """Parse ``url``, refusing anything not on this store's server (``UntrustedURL``), before any request."""
+        ...
+
+
+@runtime_checkable
+class ServerURL(Protocol):
+    """Optional capability: the ``scheme://host[:port]`` of a remote store's server."""
+
+    @property
+    def server_url(self) -> str: ...
+
+
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "CheckedURLs",
     "DeferredDurability",
+    "LocalPaths",
     "ObjectStore",
     "ProgressCallback",
+    "ServerURL",
     "StoredObject",
     "SyncingStore",
     "UploadOptions",

@@ -156,9 +156,9 @@ def test_a_live_holder_and_a_holder_on_another_host_are_waited_for(tmp_path: Pat
 
 def test_one_liveness_check_in_the_package() -> None:
     from deriva_ml.cache import _index
-    from deriva_ml.execution import _execution
+    from deriva_ml.execution import _lease
 
-    assert _execution.owner_is_alive is owner_is_alive and _index.owner_is_alive is owner_is_alive
+    assert _lease.owner_is_alive is owner_is_alive and _index.owner_is_alive is owner_is_alive
     me = owner_identity()
     assert owner_is_alive(me) is True
     assert owner_is_alive({**me, "started": "1"}) is False  # pid reuse

@@ -1,4 +1,5 @@
-"""Journal: one line per applied batch; replay into a fresh catalog reproduces the content."""
+"""Journal: one entry per applied batch, written by the embedded catalog in the transaction that commits it;
+replay into a fresh catalog reproduces the content."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Any
 import pytest
 from catalog_support import DOMAIN, domain_tables
 
-from deriva_ml.catalog.journal import JournalingCatalog, read_journal, replay
-from deriva_ml.catalog.port import ML_SCHEMA
+from deriva_ml.catalog.journal import read_journal, replay
+from deriva_ml.catalog.port import ML_SCHEMA, Journaled
 from deriva_ml.catalog.sqlite import open_local_catalog
 from deriva_ml.core.effects import Batch, Delete, Insert, Ref, SetStatus, StatusWrite
 from deriva_ml.core.errors import ConflictError
@@ -31,10 +32,13 @@ def _content(cat: Any, schema: str, table: str, rid_map: dict[str, str]) -> list
 
 
 def test_record_and_replay(tmp_path: Path) -> None:
-    src = open_local_catalog("src", tmp_path)
-    src.create_tables(domain_tables())
-    journal = tmp_path / "journal.jsonl"
-    cat = JournalingCatalog(src, journal)
+    plain = open_local_catalog("src", tmp_path)
+    plain.create_tables(domain_tables())  # before journalling, like the target's tables below
+    assert plain.journal_lines() == []
+    plain.close()
+    src = cat = open_local_catalog("src", tmp_path, journal=True)
+    assert isinstance(src, Journaled)
+    journal = src
     r1 = cat.apply(
         Batch(
             [
@@ -65,7 +69,7 @@ def test_record_and_replay(tmp_path: Path) -> None:
 
     entries = list(read_journal(journal))
     assert [e.seq for e in entries] == [1, 2, 3, 4]  # the failed batch is not journalled
-    lines = journal.read_text().splitlines()
+    lines = src.journal_lines()
     assert all(
         json.loads(line)["batch"]["effects"][0]["kind"] in {"insert", "update", "delete", "set_status"}
         for line in lines
@@ -90,27 +94,30 @@ def test_record_and_replay(tmp_path: Path) -> None:
     ex = dst.query(ML_SCHEMA, "Execution")[0]
     assert ex["Status"] == "Initializing" and ex["RID"] == rid_map[r1.rids["e"]]
     # journalling continues the sequence when reopened
-    cat2 = JournalingCatalog(src, journal)
-    cat2.apply(Batch([Insert(DOMAIN, "Subject", [{"Name": "z"}])]))
-    assert [e.seq for e in read_journal(journal)][-1] == 5
     src.close()
+    cat2 = open_local_catalog("src", tmp_path, journal=True)
+    cat2.apply(Batch([Insert(DOMAIN, "Subject", [{"Name": "z"}])]))
+    assert [e.seq for e in read_journal(cat2)][-1] == 5
+    assert [e.seq for e in read_journal(cat2, after=3)] == [4, 5]
+    cat2.close()
     dst.close()
 
 
 def test_torn_last_line_is_ignored(tmp_path: Path) -> None:
-    src = open_local_catalog("src", tmp_path)
+    """A journal copied to a JSON-lines file reads the same; a torn last line (a crash mid-write) is ignored."""
+    src = open_local_catalog("src", tmp_path, journal=True)
+    src.apply(Batch([Insert(ML_SCHEMA, "Workflow", [{"Name": "w"}])]))
     journal = tmp_path / "j.jsonl"
-    JournalingCatalog(src, journal).apply(Batch([Insert(ML_SCHEMA, "Workflow", [{"Name": "w"}])]))
+    journal.write_text("".join(line + "\n" for line in src.journal_lines()))
     with open(journal, "a") as f:
         f.write('{"seq": 2, "batch": {"eff')
+    assert [e.batch for e in read_journal(journal)] == [e.batch for e in read_journal(src)]
     assert len(list(read_journal(journal))) == 1
     src.close()
 
 
-def test_journaling_catalog_delegates_query_linked(tmp_path: Path) -> None:
-    src = open_local_catalog("src", tmp_path)
-    journal = tmp_path / "journal.jsonl"
-    cat = JournalingCatalog(src, journal)
+def test_reads_are_not_journalled_and_an_unjournalled_catalog_writes_none(tmp_path: Path) -> None:
+    cat = open_local_catalog("src", tmp_path, journal=True)
     res = cat.apply(
         Batch(
             [
@@ -123,5 +130,19 @@ def test_journaling_catalog_delegates_query_linked(tmp_path: Path) -> None:
         ML_SCHEMA, "Execution", via="Workflow", target_schema=ML_SCHEMA, target_table="Workflow", columns=["RID"]
     )
     assert got == [{"RID": res.rids["w"]}]
-    assert len(list(read_journal(journal))) == 1  # reads are not journalled
+    cat.query(ML_SCHEMA, "Execution")
+    assert len(list(read_journal(cat))) == 1  # reads are not journalled
     cat.close()
+    plain = open_local_catalog("other", tmp_path)
+    plain.apply(Batch([Insert(ML_SCHEMA, "Workflow", [{"Name": "w"}])]))
+    assert list(read_journal(plain)) == []
+    plain.close()
+
+
+def test_catalog_capabilities_are_protocols(catalog: Any, tmp_path: Path) -> None:
+    """Every adapter joins through an association in one request; only the embedded catalog journals."""
+    from deriva_ml.catalog.port import Catalog, LinkedQueries
+    from deriva_ml.catalog.sqlite import SQLiteCatalog
+
+    assert isinstance(catalog, Catalog) and isinstance(catalog, LinkedQueries)
+    assert isinstance(catalog, Journaled) == isinstance(catalog, SQLiteCatalog)

@@ -161,14 +161,14 @@ def test_two_connections_racing_have_exactly_one_winner(catalog: Catalog) -> Non
 
 def test_replay_is_a_compare_and_set_on_the_target(tmp_path) -> None:
     """A journalled status change replays only where the target still holds the status it started from."""
-    from deriva_ml.catalog.journal import JournalingCatalog, read_journal, replay_entry
+    from deriva_ml.catalog.journal import read_journal, replay_entry
     from deriva_ml.catalog.sqlite import open_local_catalog
 
-    src = JournalingCatalog(open_local_catalog("src", tmp_path), tmp_path / "j.jsonl")
+    src = open_local_catalog("src", tmp_path, journal=True)
     rid = _execution(src)
     src.apply(Batch([SetStatus([StatusWrite(rid, "Created", "Initializing", "src")])]))
     target = open_local_catalog("dst", tmp_path)
-    entries = list(read_journal(tmp_path / "j.jsonl"))
+    entries = list(read_journal(src))
     rid_map: dict = {}  # type: ignore[type-arg]
     replay_entry(entries[0], target, rid_map)
     new = rid_map[rid]

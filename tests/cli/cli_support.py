@@ -48,7 +48,9 @@ def populate(ml: DerivaML, token: str = "", n_outputs: int = 1) -> dict[str, Any
         parent.add_nested_execution(child, sequence=i)
         children.append(child.execution_rid)
     grandchild = ml.create_execution(ExecutionConfiguration(workflow=wf, description="fold 0 part"))
-    ml._add_nested(children[0], grandchild.execution_rid, 0)
+    from deriva_ml.services.executions import add_nested
+
+    add_nested(ml.ports, children[0], grandchild.execution_rid, 0)
     return {
         "parent": parent.execution_rid,
         "maker": maker.execution_rid,

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from deriva_ml import DerivaML, Status
-from deriva_ml._ml import _parse_duration, _record_from_row
 from deriva_ml.catalog.port import ML_SCHEMA
 from deriva_ml.core.effects import Batch, Insert, Update
 from deriva_ml.core.errors import StatusConflict, ValidationError
+from deriva_ml.core.execution_rows import parse_duration as _parse_duration
+from deriva_ml.core.execution_rows import record_from_row as _record_from_row
 from deriva_ml.core.status import TRANSITIONS
 from deriva_ml.testing import make_configuration
 

@@ -94,7 +94,7 @@ def _run(tmp_path: Path, n: int, workers: int) -> tuple[Tally, DerivaML, list[di
 
 
 def test_in_flight_uploads_are_bounded_by_a_window_not_by_the_output_count(tmp_path: Path) -> None:
-    from deriva_ml.execution._execution import _WINDOW_PER_WORKER
+    from deriva_ml.execution._upload import _WINDOW_PER_WORKER
 
     tally, ml, rows = _run(tmp_path, 120, workers=2)
     assert len(rows) == 120
@@ -110,7 +110,7 @@ def test_the_submission_window_is_bounded(tmp_path: Path) -> None:
     """Futures in the pool's queue at once: at most workers x window, not one per output."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from deriva_ml.execution._execution import _bounded
+    from deriva_ml.execution._upload import _bounded
 
     held = threading.Event()
     peak = 0

@@ -216,7 +216,7 @@ def test_hostile_nested_configuration_is_a_configuration_error(ml, workflow):
 
 
 def test_files_are_hashed_without_following_a_late_symlink(tmp_path, outside):
-    from deriva_ml.execution._execution import _md5_nofollow
+    from deriva_ml.execution._upload import _md5_nofollow
 
     link = tmp_path / "late"
     link.symlink_to(outside)

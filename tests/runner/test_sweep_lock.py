@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from deriva_ml.execution._execution import owner_identity, process_start_time
+from deriva_ml.execution._lease import owner_identity, process_start_time
 from deriva_ml.execution._sweep import SweepDir
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]

@@ -30,6 +30,7 @@ from test_url_trust import Recorder
 from deriva_ml import DatasetSpec, DerivaML, ExecutionConfiguration
 from deriva_ml.core.definitions import ML_SCHEMA
 from deriva_ml.core.effects import Batch, Insert, Update
+from deriva_ml.execution._lifecycle import fetch_configuration_json
 from deriva_ml.store.hatrac import HatracObjectStore
 from deriva_ml.store.names import UntrustedURL
 
@@ -178,7 +179,7 @@ def test_hostile_asset_urls_are_refused_everywhere(world: World, foreign: Record
     exe_rid, meta_rid, _ = _config_row(world)
     world.ml.catalog.apply(Batch([Update(ML_SCHEMA, "Execution_Metadata", [{"RID": meta_rid, "URL": hostile[0]}])]))
     with pytest.raises(UntrustedURL):
-        world.ml._fetch_configuration_json(exe_rid)
+        fetch_configuration_json(world.ml._services(), exe_rid)
     assert foreign.requests == []  # nothing reached the foreign host, so no credential either
 
 
@@ -209,5 +210,5 @@ def test_reference_layout_rows_and_versioned_urls_are_read(world: World, tmp_pat
     versioned = head.headers["Content-Location"]
     assert versioned.startswith(meta["URL"] + ":")
     world.ml.catalog.apply(Batch([Update(ML_SCHEMA, "Execution_Metadata", [{"RID": meta_rid, "URL": versioned}])]))
-    text = world.ml._fetch_configuration_json(exe_rid)
+    text = fetch_configuration_json(world.ml._services(), exe_rid)
     assert text is not None and '"description": "urls"' in text

@@ -171,7 +171,7 @@ def _create_parent(ml: DerivaML, workflow: Workflow, sweep: SweepJob) -> dict[st
         # abort_stale_executions() would then abort a live sweep's parent).
         parent._manifest.set_state("owner", json.dumps(sweep.launcher))
     get_logger("deriva_ml.runner").info("sweep parent created", execution_rid=str(parent.execution_rid))
-    from deriva_ml.execution._execution import owner_identity
+    from deriva_ml.execution._lease import owner_identity
 
     return {
         "rid": str(parent.execution_rid),

@@ -1,0 +1,116 @@
+"""An execution's inputs (dataset bags, assets, their Input links) and its metadata files (configuration.json,
+uv.lock, the environment snapshot, the user's extra files), written and uploaded at initialization."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import attrs
+
+from deriva_ml.core.codec import configuration_to_json
+from deriva_ml.core.definitions import ML_SCHEMA, ExecMetadataType, MLAsset
+from deriva_ml.core.records import (
+    DatasetSpec,
+    ExecutionConfiguration,
+)
+from deriva_ml.core.redact import is_config_text, redact_jsonable, redact_text
+from deriva_ml.core.rid import RID
+from deriva_ml.core.status import Status
+from deriva_ml.execution._manifest import CATALOGED, ManifestEntry
+from deriva_ml.execution._upload import (
+    PARTIAL_OUTPUT as PARTIAL_OUTPUT,
+)
+from deriva_ml.execution._upload import (
+    metadata_catalog_hint,
+    upload,
+)
+from deriva_ml.services.assets import download_assets, find_uv_lock
+from deriva_ml.store.port import UploadOptions
+
+if TYPE_CHECKING:
+    from deriva_ml.execution._execution import Execution
+
+
+def redacted_configuration_json(configuration: ExecutionConfiguration) -> str:
+    """``configuration.json`` text with every secret redacted (what the library writes and uploads)."""
+    return json.dumps(redact_jsonable(json.loads(configuration_to_json(configuration))), indent=2, ensure_ascii=False)
+
+
+def download_inputs(exe: Execution) -> tuple[DatasetSpec, ...]:
+    services = exe._services
+    resolved: list[DatasetSpec] = []
+    for spec in exe.configuration.datasets:
+        bag = services.download_bag(spec)
+        exe.datasets.append(bag)
+        resolved.append(attrs.evolve(spec, version=bag.version))
+        exe.update_status(Status.initializing, f"Dataset {spec.rid} {bag.version} ready")
+    by_table: dict[tuple[str, str], list[RID]] = {}
+    if exe.configuration.assets:
+        fetched = download_assets(
+            services.ports, services.schema, exe.configuration.assets, exe.working_dir / "inputs" / "assets"
+        )
+        for (schema, table), rid, path in fetched:
+            by_table.setdefault((schema, table), []).append(rid)
+            exe.asset_paths.setdefault(table, []).append(path)
+    if not exe.dry_run:
+        from deriva_ml.core.plans import plan_input_links
+
+        batch = plan_input_links(exe.execution_rid, [s.rid for s in resolved], by_table, services.schema.layout)
+        if batch:
+            services.ports.catalog.apply(batch)
+    return tuple(resolved)
+
+
+def write_metadata_files(exe: Execution, extra: Sequence[tuple[Path, str]]) -> None:
+    meta_dir = exe.working_dir / "metadata"
+    meta_dir.mkdir(parents=True, exist_ok=True)
+    files: list[tuple[Path, str]] = []
+    cfg = meta_dir / "configuration.json"
+    cfg.write_text(redacted_configuration_json(exe.configuration) + "\n")
+    files.append((cfg, ExecMetadataType.deriva_config.value))
+    from deriva_ml.execution._environment import environment_snapshot, redacted_lock_text, render_snapshot
+
+    lock = find_uv_lock(exe._services.ports.dirs.project_root)
+    if lock is not None:
+        dest = meta_dir / "uv.lock"
+        # private index URLs may carry credentials (https://user:token@index/simple)
+        dest.write_text(redacted_lock_text(Path(lock)), encoding="utf-8")
+        files.append((dest, ExecMetadataType.execution_config.value))
+    now = exe._services.ports.now()
+    stamp = now.strftime("%Y%m%d_%H%M%S")
+    snap = meta_dir / f"environment_snapshot_{stamp}.txt"
+    snap.write_text(render_snapshot(environment_snapshot(now, argv=exe.configuration.argv or None)))
+    files.append((snap, ExecMetadataType.runtime_env.value))
+    for path, asset_type in extra:
+        dest = meta_dir / path.name
+        if is_config_text(path.name):
+            # configuration text (YAML, JSON, TOML, INI, .env ...) is redacted like Hydra's files
+            text = path.read_text(encoding="utf-8", errors="replace")
+            dest.write_text(redact_text(text), encoding="utf-8")
+        elif path.resolve() != dest.resolve():
+            shutil.copyfile(path, dest)  # anything else (binary, data) is the user's: copied verbatim
+        files.append((dest, asset_type))
+    table = MLAsset.execution_metadata.value
+    known = exe._services.stored_objects
+    sealed: list[tuple[ManifestEntry, str, int, str]] = []
+    for path, asset_type in files:
+        entry = exe._register(table, ML_SCHEMA, path, path.name, (asset_type,), {})
+        seal = exe._seal_entry(entry)  # written completely by us
+        sealed.append((entry, seal.md5, seal.length, asset_type))
+    if exe.dry_run:
+        return
+    # metadata files are uploaded at once, so they exist even if the run crashes
+    hint = metadata_catalog_hint(exe, table, sealed)
+    exe._catalog_hint = hint
+    try:
+        upload(exe, UploadOptions(), only={e.key for e, *_ in sealed}, progress=None)
+    finally:
+        exe._catalog_hint = None
+    keys = {e.key for e, *_ in sealed}
+    for e in exe._manifest.entries(CATALOGED):
+        if e.key in keys and e.url and e.md5 and e.asset_rid:
+            known[(table, e.md5, e.filename)] = (e.url, e.length or 0, RID(e.asset_rid))
