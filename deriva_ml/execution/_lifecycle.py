@@ -84,6 +84,9 @@ def create_execution(
         work = execution_dir(services, rid)
         if work.exists():  # left by a catalog that reused this RID (e.g. recreated): never mix them
             set_aside(services, work, "a new execution got this RID")
+    from deriva_ml.replay.link import child_hook  # a replayed run's link to its original and its pinned inputs
+
+    configuration, metadata_files = child_hook(configuration, metadata_files, rid, work, os.environ)
     config = attrs.evolve(configuration, workflow=wf)
     exe = Execution(services, record, config, wf, work, dry_run=dry_run)
     if not dry_run:
