@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from deriva_ml._log import get_logger
+from deriva_ml.catalog.port import LinkedQueries
 from deriva_ml.core.definitions import ML_SCHEMA
 from deriva_ml.core.errors import NotFound, UnknownTable
 from deriva_ml.core.graph import walk_levels
@@ -133,11 +134,19 @@ def _member_rows(
     order, at most ``limit``.
 
     One request (``Catalog.query_linked``: the association joined to the member table on the server),
-    however many members there are. An association that did not exist at the snapshot has no members then.
+    however many members there are. An adapter that lacks it (a third-party or test adapter; ours both
+    answer it) gets the links and then the rows (two requests). An association that did not exist at the
+    snapshot has no members then.
     """
     if limit is not None and int(limit) <= 0:
         return []
     catalog = ctx.ports.catalog
+    if not isinstance(catalog, LinkedQueries):
+        links = _association_links(ctx, a, dataset_rids, snapshot)
+        members = sorted(set(m for _, m in links))
+        if limit is not None:
+            members = members[: int(limit)]
+        return _fetch_rows(ctx, a.member, members, snapshot) if members else []
     try:
         rows = catalog.query_linked(
             a.table.schema,
