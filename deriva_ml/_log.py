@@ -19,8 +19,6 @@ import traceback
 from collections.abc import MutableMapping
 from typing import Any
 
-import structlog
-
 from deriva_ml.core.redact import REDACTED, add_redaction_pattern, is_secret_name, redact_jsonable, redact_text
 
 #: Environment variable holding extra redaction patterns (Python regexes, one per line).
@@ -132,6 +130,8 @@ class _RedactingLogger:
 
 def get_logger(name: str = "deriva_ml", **initial: Any) -> Any:
     """A structlog logger for ``name`` bound with ``initial`` values (call it where you log, not at import)."""
+    import structlog  # on first use: structlog (and the rich it may bring) is not part of ``import deriva_ml``
+
     load_redaction_env()
     initial = dict(redact_event(dict(initial)))
     if structlog.is_configured():
