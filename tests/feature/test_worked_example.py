@@ -3,14 +3,15 @@ model asset and per-image prediction features that reference the model asset; a 
 back with ``list_feature_values(..., selector=select_majority_vote())``.
 
 Three training runs (seeds 0, 1, 2) predict a diagnosis per image from the image's bytes; seeds 0 and 1 agree
-and seed 2 differs, so the majority is known without re-implementing the selector. (Laying the images out by
-label, ``restructure_assets``, belongs to the bags work.)
+and seed 2 differs, so the majority is known without re-implementing the selector. A new version of the
+dataset then holds the predictions, and its bag lays the images out by majority label (``restructure_assets``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 from deriva_ml import DerivaML
 from deriva_ml.core.schema_defs import ColumnDef
@@ -88,3 +89,20 @@ def test_worked_example(ml: DerivaML) -> None:
     assert {v.Model for v in voted} == {models[1]}
     model_rows = ml.catalog.query(ml.domain_schema, "Model", {"RID": list(models.values())})
     assert sorted(r["Filename"] for r in model_rows) == ["model-0.json", "model-1.json", "model-2.json"]
+
+    # a new version of the dataset holds the predictions: its bag lays the images out by majority label
+    ml.increment_dataset_version(dataset.dataset_rid, "minor", "with predictions")
+    spec = DatasetSpec(rid=dataset.dataset_rid, version=ml.dataset_version(dataset.dataset_rid))
+    with ml.create_execution(ExecutionConfiguration(workflow=eval_wf, datasets=[spec])) as exe:
+        bag = exe.download_dataset_bag(spec)
+        out = bag.restructure_assets(
+            exe.working_dir / "by-label", "Image", group_by=["Prediction"], selector=select_majority_vote()
+        )
+    layout = {p.parent.name: set() for p in Path(out).rglob("*.png")}
+    for p in Path(out).rglob("*.png"):
+        layout[p.parent.name].add(p.name)
+    expected: dict[str, set[str]] = {}
+    for name, content in contents.items():
+        expected.setdefault(predict(content, 0)[0], set()).add(name)
+    assert layout == expected  # one folder per majority label, each image once
+    assert all(p.read_bytes() == contents[p.name] for p in Path(out).rglob("*.png"))
