@@ -100,23 +100,13 @@ def resolve_version(
     ports: Ports, dataset_rid: RID, version: DatasetVersion | str | None
 ) -> tuple[DatasetVersion, Mapping[str, Any]]:
     """The version (None = current) and its Dataset_Version row (one request; two when the dataset has none)."""
-    from deriva_ml.dataset._plans import current_version_row, find_version_row
+    from deriva_ml.dataset._reading import pick_version
 
     cat = ports.catalog
     rows = cat.query(ML_SCHEMA, "Dataset_Version", {"Dataset": dataset_rid})
     if not rows and not cat.query(ML_SCHEMA, "Dataset", {"RID": dataset_rid}, columns=["RID"]):
         raise RIDNotFound(dataset_rid, "Dataset")
-    if version is None:
-        row = current_version_row(rows)
-        if row is None:
-            raise NotFound(f"dataset {dataset_rid} has no version")
-        return DatasetVersion.parse(row["Version"]), row
-    v = DatasetVersion.parse(version)
-    found = find_version_row(rows, v)
-    if found is None:
-        known = sorted(str(DatasetVersion.parse(r["Version"])) for r in rows if r.get("Version"))
-        raise NotFound(f"dataset {dataset_rid} has no version {v}; its versions: {', '.join(known) or '(none)'}")
-    return v, found
+    return pick_version(rows, dataset_rid, version)
 
 
 def descendant_edges(ports: Ports, root: RID, snapshot: str | None) -> list[tuple[RID, RID]]:

@@ -43,14 +43,21 @@ def _resolve_version(
     ctx: Shell, dataset_rid: RID, version: DatasetVersion | str | None
 ) -> tuple[DatasetVersion, Mapping[str, Any]]:
     """The version (None = current) and its Dataset_Version row (one request)."""
-    rows = _version_rows(ctx, dataset_rid)
+    return pick_version(_version_rows(ctx, dataset_rid), dataset_rid, version)
+
+
+def pick_version(
+    rows: Sequence[Mapping[str, Any]], dataset_rid: str, version: DatasetVersion | str | None
+) -> tuple[DatasetVersion, Mapping[str, Any]]:
+    """Among a dataset's Dataset_Version ``rows``: the version (None = current) and its row; NotFound naming
+    the versions there are otherwise."""
     if version is None:
         row = current_version_row(rows)
         if row is None:
             raise NotFound(f"dataset {dataset_rid} has no version")
         return DatasetVersion.parse(row["Version"]), row
     v = DatasetVersion.parse(version)
-    row = find_version_row(rows, v)
+    row = find_version_row(list(rows), v)
     if row is None:
         known = sorted(str(DatasetVersion.parse(r["Version"])) for r in rows if r.get("Version"))
         raise NotFound(f"dataset {dataset_rid} has no version {v}; its versions: {', '.join(known) or '(none)'}")
