@@ -440,8 +440,13 @@ def _metrics_of(ports: Ports, assets: Sequence[AssetFact], tmp: Path) -> dict[st
     return {"format": PROVENANCE_FORMAT, "series": series} if series else {}
 
 
-def _pick(assets: Sequence[AssetFact], asset_type: str) -> AssetFact | None:
-    found = sorted((a for a in assets if _is_metadata(a) and asset_type in a.types), key=lambda a: a.rid)
+def _pick(assets: Sequence[AssetFact], asset_type: str, filename: str | None = None) -> AssetFact | None:
+    """The newest metadata asset of ``asset_type`` (named ``filename`` when given: other files share the
+    type, e.g. a replay's ``replay-of-RID.json`` is a Deriva_Config file too)."""
+    found = sorted(
+        (a for a in assets if _is_metadata(a) and asset_type in a.types and filename in (None, a.filename)),
+        key=lambda a: a.rid,
+    )
     return found[-1] if found else None
 
 
@@ -658,7 +663,7 @@ def gather_execution(
     assets = _gather_assets(ports, model, rid)
     configuration = environment = None
     with tempfile.TemporaryDirectory(prefix="deriva-ml-prov-") as tmp:
-        cfg = _pick(assets, ExecMetadataType.deriva_config.value)
+        cfg = _pick(assets, ExecMetadataType.deriva_config.value, "configuration.json")
         if cfg is not None:
             configuration = _read_json_object(ports, cfg, Path(tmp))
         env = _pick(assets, ExecMetadataType.runtime_env.value)
