@@ -405,17 +405,7 @@ def metrics_for_provenance(series: Iterable[MetricValue]) -> dict[str, Any]:
     out_series: dict[str, list[list[Any]]] = {}
     for m in values:
         out_series.setdefault(m.name, []).append([m.step, m.value, m.time.isoformat()])
-    summary = {
-        s.name: {
-            "last_value": s.last_value,
-            "last_step": s.last_step,
-            "last_time": s.last_time.isoformat() if s.last_time else None,
-            "min": s.min,
-            "max": s.max,
-            "count": s.count,
-        }
-        for s in summarize(values)
-    }
+    summary = {s.name: {k: v for k, v in _summary_json(s).items() if k != "name"} for s in summarize(values)}
     return {"format": PROVENANCE_FORMAT, "summary": summary, "series": out_series}
 
 

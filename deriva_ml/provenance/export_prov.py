@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from deriva_ml.core.errors import ConfigurationError, ValidationError
+from deriva_ml.core.errors import ValidationError
 
 __all__ = ["NAMESPACE", "build_prov", "export_prov"]
 
@@ -48,14 +48,9 @@ def _time(text: Any) -> datetime | None:
 
 
 def _require_prov() -> Any:
-    try:
-        from prov.model import ProvDocument
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise ConfigurationError(
-            "PROV export needs the 'prov' package: install deriva-ml with the 'export' extra "
-            "(pip install 'deriva-ml[export]')"
-        ) from exc
-    return ProvDocument
+    from deriva_ml.provenance._extra import require
+
+    return require("PROV export", "prov.model", "ProvDocument")
 
 
 def build_prov(doc: Mapping[str, Any]) -> Any:

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from deriva_ml.core.errors import ConfigurationError, ValidationError
+from deriva_ml.core.errors import ValidationError
 
 __all__ = ["PROFILES", "build_rocrate", "export_rocrate"]
 
@@ -39,14 +39,9 @@ _STATUS = {
 
 
 def _require_rocrate() -> Any:
-    try:
-        from rocrate.rocrate import ROCrate
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise ConfigurationError(
-            "RO-Crate export needs the 'rocrate' package: install deriva-ml with the 'export' extra "
-            "(pip install 'deriva-ml[export]')"
-        ) from exc
-    return ROCrate
+    from deriva_ml.provenance._extra import require
+
+    return require("RO-Crate export", "rocrate.rocrate", "ROCrate")
 
 
 def _object_id(asset: Mapping[str, Any], base_url: str | None) -> str:
