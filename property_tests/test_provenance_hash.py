@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from deriva_ml import DerivaML
 from deriva_ml.execution import ExecutionConfiguration
 from deriva_ml.provenance import canonical_record, gather_execution
+from deriva_ml.services.executions import add_nested
 from deriva_ml.sync import sync
 from deriva_ml.testing import add_domain_schema, make_workflow
 
@@ -137,7 +138,7 @@ def test_sync_preserves_every_execution_hash(runs: list[dict[str, Any]]) -> None
                     read[child] = {(f"input set {i}", datasets[i][1]) for i in run["read_datasets"]}
                     expected[child] = child_outs
                     src.lookup_execution(rid)
-                    src._add_nested(rid, child, k)
+                    add_nested(src.ports, rid, child, k)
                     n += 1
                 if run["children"]:
                     parents.append(rid)
