@@ -31,7 +31,8 @@ def gather(ml: Any, rid: str, *, children: bool, sort: str | None, order: str) -
     from deriva_ml.core.errors import ValidationError
     from deriva_ml.core.execution_rows import record_from_row as _record_from_row
     from deriva_ml.core.rid import parse_rid
-    from deriva_ml.execution._metrics import _summary_json, children_of, read_summaries
+    from deriva_ml.execution._metrics import _summary_json, read_summaries
+    from deriva_ml.services.executions import child_rids
 
     rid = str(parse_rid(rid, "RID"))
     record = ml.lookup_execution(rid)
@@ -42,7 +43,7 @@ def gather(ml: Any, rid: str, *, children: bool, sort: str | None, order: str) -
         return {"execution": str(record.rid), "metrics": [_summary_json(s) for s in own]}
     if sort is None and order != "min":
         raise ValidationError("--order needs --sort (the metric to sort the children by)")
-    kids = children_of(ml.ports, rid)
+    kids = [str(k) for k in child_rids(ml.ports, rid)]
     rows = {r["RID"]: r for r in ml.catalog.query(ML_SCHEMA, "Execution", {"RID": kids})} if kids else {}
     sums = read_summaries(ml.ports, kids)
     names: list[str] = []

@@ -669,13 +669,6 @@ def read_summaries(
     return out
 
 
-def children_of(ports: Ports, parent: str) -> list[str]:
-    """The RIDs of an execution's direct children, in Sequence order (one request)."""
-    links = ports.catalog.query(ML_SCHEMA, "Execution_Execution", {"Execution": parent})
-    links.sort(key=lambda r: (r.get("Sequence") is None, r.get("Sequence") or 0, r["Nested_Execution"]))
-    return list(dict.fromkeys(str(r["Nested_Execution"]) for r in links))
-
-
 def select_executions(
     ports: Ports,
     records: Sequence[ExecutionRecord],

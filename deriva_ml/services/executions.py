@@ -39,7 +39,7 @@ def find_executions(
     """Executions by RID: all, only ``status``, and/or only the children of ``parent`` (one or two requests)."""
     where: dict[str, Any] = {"Status": Status.parse(status).value} if status is not None else {}
     if parent is not None:
-        children = [c for _p, c in _links(ports, "Execution", "Nested_Execution", [parse_rid(parent, "parent")])]
+        children = child_rids(ports, parent)
         if not children:
             return []
         where["RID"] = children
@@ -64,6 +64,13 @@ def list_nested(ports: Ports, execution_rid: str, *, recurse: bool = False) -> l
 
 def list_parents(ports: Ports, execution_rid: str, *, recurse: bool = False) -> list[ExecutionRecord]:
     return _walk(ports, parse_rid(execution_rid), "Nested_Execution", "Execution", recurse)
+
+
+def child_rids(ports: Ports, parent: str) -> list[RID]:
+    """The RIDs of an execution's direct children, in Sequence order (then RID), each once (one request)."""
+    return list(
+        dict.fromkeys(c for _p, c in _links(ports, "Execution", "Nested_Execution", [parse_rid(parent, "parent")]))
+    )
 
 
 def _links(ports: Ports, from_col: str, to_col: str, frontier: list[RID]) -> list[tuple[RID, RID]]:
