@@ -118,3 +118,27 @@ class Journaled(Protocol):
     def journal_lines(self, after: int = 0) -> list[str]:
         """Journal entries (JSON lines) with ``seq > after``, in order."""
         ...
+
+
+def create_missing_tables(catalog: Catalog, tables: Sequence[TableDef]) -> list[TableDef]:
+    """Create those of ``tables`` the catalog lacks and return them; a table another process created
+    meanwhile (a parallel sweep job, a second notebook) is taken as there, not as an error, so callers that
+    mean "make sure it exists" stay idempotent across processes."""
+    from deriva_ml.core.errors import ConflictError
+
+    model = catalog.model()
+    missing = [t for t in tables if model.table(t.schema, t.name) is None]
+    if not missing:
+        return []
+    try:
+        catalog.create_tables(missing)
+    except ConflictError:
+        model = catalog.model(refresh=True)
+        still = [t for t in missing if model.table(t.schema, t.name) is None]
+        if not still:
+            return []
+        if len(still) == len(missing):
+            raise
+        catalog.create_tables(still)  # some were made by the other process, these were not
+        return still
+    return missing

@@ -24,6 +24,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +34,7 @@ import attrs
 
 from deriva_ml.catalog import _codec
 from deriva_ml.catalog._common import JSON_TYPES, check_columns, check_writable, find_table, where_items
-from deriva_ml.catalog.port import ML_SCHEMA, Where
+from deriva_ml.catalog.port import ML_SCHEMA, Where, create_missing_tables
 from deriva_ml.catalog.schema import ML_TABLES, seed_batch
 from deriva_ml.core.codec import parse_json
 from deriva_ml.core.effects import (
@@ -208,7 +209,7 @@ class SQLiteCatalog:
         )
         self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         try:
-            self._conn.execute("PRAGMA journal_mode = WAL")
+            _set_wal(self._conn, busy_timeout)
             self._conn.execute("PRAGMA synchronous = NORMAL")
             self._conn.execute("PRAGMA foreign_keys = ON")
             self._init_meta()
@@ -320,6 +321,16 @@ class SQLiteCatalog:
             cur = self._conn.cursor()
             self._begin(cur)
             try:
+                # checked again under the write lock: another process may have created one of them
+                # between the model read above and BEGIN IMMEDIATE (parallel sweep jobs opening one catalog)
+                taken = {
+                    (r[0], r[1])
+                    for r in cur.execute("SELECT schema, name FROM _dml_tables").fetchall()
+                    if (r[0], r[1]) in new
+                }
+                if taken:
+                    schema, name = sorted(taken)[0]
+                    raise ConflictError(f"table {schema}:{name} already exists")
                 for t in tables:
                     for stmt in _ddl(t):
                         cur.execute(stmt)
@@ -978,6 +989,24 @@ def _unique_cols(msg: str) -> list[str]:
     return [part.strip().rsplit(".", 1)[-1] for part in body.split(",") if part.strip()]
 
 
+def _set_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
+    """Switch a connection to WAL, retrying while another opener holds the lock: SQLite answers a
+    journal-mode change on a new file with SQLITE_BUSY at once, without calling the busy handler, when
+    several processes open the same fresh catalog (a parallel sweep's first jobs)."""
+    deadline = time.monotonic() + busy_timeout
+    delay = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            text = str(e).lower()
+            if ("locked" not in text and "busy" not in text) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
 def _busy_or(err: sqlite3.Error, message: str) -> CatalogError:
     text = str(err).lower()
     if "locked" in text or "busy" in text:
@@ -1098,13 +1127,8 @@ def open_local_catalog(name: str, root: Path | None = None, *, journal: bool = F
 
 def ensure_ml_schema(catalog: SQLiteCatalog) -> None:
     """Create the deriva-ml tables that are missing and insert missing seeded terms (idempotent)."""
-    model = catalog.model(refresh=True)
-    missing = [t for t in ML_TABLES if model.table(t.schema, t.name) is None]
-    if missing:
-        try:
-            catalog.create_tables(missing)
-        except ConflictError:
-            catalog.model(refresh=True)  # created concurrently by another process
+    catalog.model(refresh=True)
+    missing = create_missing_tables(catalog, ML_TABLES)  # another process may be creating them too
     ensure_status_constraint(catalog)
     seeded = catalog.query(ML_SCHEMA, "Asset_Role", columns=["Name"])
     if {r["Name"] for r in seeded} >= {"Input", "Output"} and not missing:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from deriva_ml._log import get_logger
+from deriva_ml.catalog.port import create_missing_tables
 from deriva_ml.core.definitions import ML_SCHEMA, MLVocab
 from deriva_ml.core.errors import UnknownTable, ValidationError
 from deriva_ml.core.graph import walk_levels
@@ -444,7 +445,7 @@ def add_dataset_members(
             member_table = model.table(*key)
             assert member_table is not None
             new_tables.append(new_member_association(member_table, dataset_table))
-        ctx.ports.catalog.create_tables(new_tables)
+        new_tables = create_missing_tables(ctx.ports.catalog, new_tables)  # a racing process may have won
         get_logger("deriva_ml.dataset").info("dataset member tables", created=[t.qualified for t in new_tables])
         assoc = member_associations(ctx.ports.catalog.model())
     result = ctx.ports.catalog.apply(plan_member_links(rid, grouped, assoc))

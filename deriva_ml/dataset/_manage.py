@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from deriva_ml.catalog.port import create_missing_tables
 from deriva_ml.context import Ports
 from deriva_ml.core.definitions import ML_SCHEMA, MLVocab
 from deriva_ml.core.effects import Batch, Delete, Insert, Update
@@ -193,7 +194,7 @@ def add_dataset_element_type(ports: Ports, schema: SchemaService, table: str) ->
         return t
     dataset = model.table(ML_SCHEMA, "Dataset")
     assert dataset is not None
-    ports.catalog.create_tables([new_member_association(t, dataset)])
+    create_missing_tables(ports.catalog, [new_member_association(t, dataset)])  # a racing process may win
     return t
 
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
+from deriva_ml.catalog.port import create_missing_tables
 from deriva_ml.core.definitions import ML_SCHEMA
 from deriva_ml.core.effects import Batch, Effect, Insert, Update
 from deriva_ml.core.errors import ValidationError
@@ -520,9 +521,8 @@ def add_summary_table(ports: Ports) -> bool:
     fill it from the ``metrics.jsonl`` assets uploaded before (see :func:`backfill_summaries`)."""
     from deriva_ml.catalog.schema import execution_metric_table
 
-    if has_summary_table(ports):
+    if not create_missing_tables(ports.catalog, [execution_metric_table()]):
         return False
-    ports.catalog.create_tables([execution_metric_table()])
     backfill_summaries(ports)
     return True
 

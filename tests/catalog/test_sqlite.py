@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.synchronize
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -151,3 +152,31 @@ def test_two_processes_write_at_once(tmp_path: Path) -> None:
     assert len(rows) == ok_batches * 20
     assert len({r["RID"] for r in rows}) == len(rows)  # no RID handed out twice
     assert all(ok + busy == 30 for ok, busy in results.values())
+
+
+def _opener(root: str, barrier: multiprocessing.synchronize.Barrier, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    barrier.wait(30)
+    try:
+        with open_local_catalog("fresh", Path(root), busy_timeout=30.0) as cat:
+            queue.put(("ok", len(cat.query(ML_SCHEMA, "Asset_Role"))))
+    except Exception as e:  # reported to the test, which names it
+        queue.put(("error", repr(e)))
+
+
+def test_processes_opening_a_new_catalog_at_once_all_succeed(tmp_path: Path) -> None:
+    """Parallel sweep jobs open one project catalog that does not exist yet: each sees the deriva-ml tables
+    missing, and all but one must find them created under the write lock instead of failing."""
+    ctx = multiprocessing.get_context("spawn")
+    n = 6
+    barrier = ctx.Barrier(n)
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_opener, args=(str(tmp_path), barrier, queue)) for _ in range(n)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(60)
+    assert [r for r in results if r[0] != "ok"] == []
+    with open_local_catalog("fresh", tmp_path) as cat:
+        assert len(cat.query(ML_SCHEMA, "Asset_Role")) == results[0][1]
+        assert len(cat.model().tables) == len(ML_TABLES)
