@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from deriva_ml.core.errors import UnknownColumn, UnknownTable, ValidationError
+from deriva_ml.core.filters import PathQuery, columns_of
 from deriva_ml.core.schema_defs import SYSTEM_COLUMNS, CatalogModel, TableDef
 
 #: Column types whose values are stored as JSON (text on SQLite).
@@ -26,6 +27,16 @@ def check_columns(table: TableDef, names: Iterable[str]) -> None:
     for name in names:
         if name not in known:
             raise UnknownColumn(table.qualified, name, known)
+
+
+def check_path_columns(query: PathQuery, tables: Sequence[TableDef]) -> None:
+    """The columns a path query names exist: each step's filter columns in its table, the link columns
+    ``via`` (in the previous step's table) and ``target_column`` (in the step's table)."""
+    for i, (step, t) in enumerate(zip(query.steps, tables, strict=True)):
+        check_columns(t, columns_of(step.filter))
+        if i:
+            check_columns(tables[i - 1], [step.via or ""])
+            check_columns(t, [step.target_column or ""])
 
 
 def check_writable(table: TableDef, names: Iterable[str], what: str) -> None:

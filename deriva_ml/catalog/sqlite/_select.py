@@ -8,11 +8,11 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from deriva_ml.catalog._common import check_columns
+from deriva_ml.catalog._common import check_columns, check_path_columns
 from deriva_ml.catalog.sqlite._snapshots import snapshot_seq, source_at
 from deriva_ml.catalog.sqlite._sql import CHUNK, Plan, q
 from deriva_ml.core.errors import ValidationError
-from deriva_ml.core.filters import And, Cmp, In, Not, Or, PathQuery, columns_of
+from deriva_ml.core.filters import And, Cmp, In, Not, Or, PathQuery
 
 _SQL_OPS = {"eq": "=", "lt": "<", "leq": "<=", "gt": ">", "geq": ">="}
 
@@ -153,11 +153,7 @@ def path_sql(
 ) -> tuple[tuple[str, ...], str | None, list[Any]]:
     """``(columns, statement, parameters)`` of a path query over ``plans`` (one per step), nested IN
     semi-joins; a count when ``count``. The statement is None when the limit admits no row."""
-    for i, (step, plan) in enumerate(zip(query.steps, plans, strict=True)):
-        check_columns(plan.table, columns_of(step.filter))
-        if i:
-            check_columns(plans[i - 1].table, [step.via or ""])
-            check_columns(plan.table, [step.target_column or ""])
+    check_path_columns(query, [p.table for p in plans])
     last = plans[-1]
     names = tuple(query.columns) if query.columns else last.table.column_names
     check_columns(last.table, names)
