@@ -7,6 +7,7 @@ a server where catalogs may be created; ``DERIVA_ML_TEST_CREDENTIAL_FILE`` optio
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from deriva_ml.catalog.schema import ML_TABLES
 from deriva_ml.catalog.sqlite import SQLiteCatalog, open_local_catalog
 
 ADAPTERS = ["sqlite"]
-if (Path(__file__).parents[2] / "deriva_ml" / "catalog" / "ermrest.py").exists():
+if importlib.util.find_spec("deriva_ml.catalog.ermrest") is not None:
     ADAPTERS.append("ermrest-fake")
 if os.environ.get("DERIVA_ML_TEST_HOST"):
     ADAPTERS.append("ermrest-live")
