@@ -9,8 +9,8 @@ Users build filters with :func:`col`::
     (col("Age") >= 3) & ~(col("Name") == "x") | col("Age").is_null()
 
 Each catalog adapter translates these records itself: SQLite into ``WHERE`` clauses with parameters
-(``catalog/sqlite.py``), ERMrest into its filter language (``col=v``, ``col::gt::v``, ``&``, ``;``, ``!``,
-parentheses: ``catalog/ermrest.py``). :func:`matches` evaluates a filter on a row dict (SQL semantics: a
+(``catalog/sqlite/_select.py``), ERMrest into its filter language (``col=v``, ``col::gt::v``, ``&``, ``;``, ``!``,
+parentheses: ``catalog/ermrest/_urls.py``). :func:`matches` evaluates a filter on a row dict (SQL semantics: a
 comparison with NULL is false, and so is its negation), so the meaning is written once and tested.
 
 A :class:`PathQuery` is a chain of :class:`Step`: the rows of the last table reached from the filtered
