@@ -9,7 +9,8 @@ from collections import defaultdict, deque
 from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from deriva_ml.catalog._common import check_columns, check_writable
+from deriva_ml.catalog._common import check_writable
+from deriva_ml.catalog._effects import delete_values, dispatch, no_row_with_key, update_groups
 from deriva_ml.catalog.ermrest._urls import budgeted, filters, u
 from deriva_ml.core.effects import (
     STATUS_COLUMN,
@@ -39,22 +40,21 @@ def entity_path(t: TableDef) -> str:
 
 
 def apply(cat: ErmrestCatalog, batch: Batch) -> BatchResult:
+    """The effects of ``batch`` in order, each as requests; the status guard is checked before any."""
     rids: dict[str, RID] = {}
     inserted: list[tuple[dict[str, Any], ...]] = []
     for effect in batch.effects:
         check_status_guard(effect)  # a plain write of Execution.Status is refused before any request
     for effect in batch.effects:
-        table = cat._table(effect.schema, effect.table)
-        if isinstance(effect, SetStatus):
-            inserted.append(_set_status(cat, table, effect))
-        elif isinstance(effect, Insert):
-            inserted.append(_insert(cat, table, effect, rids))
-        elif isinstance(effect, Update):
-            _update(cat, table, effect, rids)
-            inserted.append(())
-        else:
-            _delete(cat, table, effect, rids)
-            inserted.append(())
+        rows = dispatch(
+            effect,
+            cat._table(effect.schema, effect.table),
+            set_status=lambda t, e: _set_status(cat, t, e),
+            insert=lambda t, e: _insert(cat, t, e, rids),
+            update=lambda t, e: _update(cat, t, e, rids),
+            delete=lambda t, e: _delete(cat, t, e, rids),
+        )
+        inserted.append(rows)
     return BatchResult(rids=rids, inserted=tuple(inserted))
 
 
@@ -121,13 +121,7 @@ def _existing(cat: ErmrestCatalog, t: TableDef, row: Mapping[str, Any]) -> RID |
 
 
 def _update(cat: ErmrestCatalog, t: TableDef, effect: Update, rids: dict[str, RID]) -> None:
-    check_columns(t, effect.key)
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for r in effect.rows:
-        row = resolve_refs(r, rids)
-        cols = tuple(sorted(c for c in row if c not in effect.key))
-        groups.setdefault(cols, []).append(row)
-    for cols, rows in groups.items():
+    for cols, rows in update_groups(t, effect, rids).items():
         check_writable(t, cols, "update")
         path = (
             f"/attributegroup/{u(t.schema)}:{u(t.name)}/"
@@ -197,16 +191,11 @@ def _check_updated(cat: ErmrestCatalog, t: TableDef, key: tuple[str, ...], rows:
     # raise for the first row whose key matches no stored row
     for row in rows:
         if not cat.query(t.schema, t.name, {k: row[k] for k in key}, columns=list(key), limit=1):
-            value = row[key[0]] if len(key) == 1 else {k: row[k] for k in key}
-            if key == ("RID",):
-                raise RIDNotFound(value, t.qualified)
-            raise NotFound(f"update of {t.qualified}: no row has {list(key)} = {value!r}")
+            raise no_row_with_key(t, key, row)
 
 
 def _delete(cat: ErmrestCatalog, t: TableDef, effect: Delete, rids: dict[str, RID]) -> None:
-    check_columns(t, [effect.column, *effect.where])
-    values = list(resolve_refs({str(i): v for i, v in enumerate(effect.values)}, rids).values())
-    where = resolve_refs(effect.where, rids)
+    values, where = delete_values(t, effect, rids)
     if not values:
         return
     items = [(effect.column, values, True), *((c, v, False) for c, v in where.items())]

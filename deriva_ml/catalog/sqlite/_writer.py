@@ -8,7 +8,8 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from deriva_ml.catalog._common import check_columns, check_writable
+from deriva_ml.catalog._common import check_writable
+from deriva_ml.catalog._effects import delete_values, dispatch, no_row_with_key, update_groups
 from deriva_ml.catalog.sqlite._errors import integrity_error
 from deriva_ml.catalog.sqlite._rid import encode_rid
 from deriva_ml.catalog.sqlite._snapshots import tombstone
@@ -23,7 +24,7 @@ from deriva_ml.core.effects import (
     check_status_guard,
     resolve_refs,
 )
-from deriva_ml.core.errors import ForeignKeyError, NotFound, RIDNotFound, StatusConflict, ValidationError
+from deriva_ml.core.errors import ForeignKeyError, RIDNotFound, StatusConflict, ValidationError
 from deriva_ml.core.rid import RID
 from deriva_ml.core.schema_defs import SYSTEM_COLUMNS, TableDef
 
@@ -59,16 +60,15 @@ def write(
     for effect, plan in zip(batch.effects, plans, strict=True):
         if guard_status:
             check_status_guard(effect)
-        if isinstance(effect, SetStatus):
-            inserted.append(_set_status(cur, plan, effect, st))
-        elif isinstance(effect, Insert):
-            inserted.append(_insert(cur, plan, effect, st))
-        elif isinstance(effect, Update):
-            _update(cur, plan, effect, st)
-            inserted.append(())
-        else:
-            _delete(cur, plan, effect, st, tables)
-            inserted.append(())
+        rows = dispatch(
+            effect,
+            plan,
+            set_status=lambda p, e: _set_status(cur, p, e, st),
+            insert=lambda p, e: _insert(cur, p, e, st),
+            update=lambda p, e: _update(cur, p, e, st),
+            delete=lambda p, e: _delete(cur, p, e, st, tables),
+        )
+        inserted.append(rows)
     return inserted
 
 
@@ -161,13 +161,7 @@ def _existing(cur: sqlite3.Cursor, plan: Plan, row: Mapping[str, Any]) -> RID | 
 
 
 def _update(cur: sqlite3.Cursor, plan: Plan, effect: Update, st: State) -> None:
-    check_columns(plan.table, effect.key)
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for row in effect.rows:
-        row = resolve_refs(row, st.rids)
-        cols = tuple(sorted(c for c in row if c not in effect.key))
-        groups.setdefault(cols, []).append(row)
-    for cols, rows in groups.items():
+    for cols, rows in update_groups(plan.table, effect, st.rids).items():
         check_writable(plan.table, cols, "update")
         sets = ", ".join(f"{q(c)} = ?" for c in (*cols, "RMT", "RMB"))
         cond = " AND ".join(f"{q(k)} = ?" for k in effect.key)
@@ -180,10 +174,7 @@ def _update(cur: sqlite3.Cursor, plan: Plan, effect: Update, st: State) -> None:
             for p, r in zip(params, rows, strict=True):
                 cur.execute(sql, p)
                 if cur.rowcount == 0:
-                    value = r[effect.key[0]] if len(effect.key) == 1 else {k: r[k] for k in effect.key}
-                    if effect.key == ("RID",):
-                        raise RIDNotFound(value, plan.table.qualified)
-                    raise NotFound(f"update of {plan.table.qualified}: no row has {list(effect.key)} = {value!r}")
+                    raise no_row_with_key(plan.table, effect.key, r)
         except sqlite3.IntegrityError as e:
             raise integrity_error(cur, plan, e, rows, "update") from e
         except sqlite3.InterfaceError as e:
@@ -218,9 +209,7 @@ def _set_status(cur: sqlite3.Cursor, plan: Plan, effect: SetStatus, st: State) -
 
 
 def _delete(cur: sqlite3.Cursor, plan: Plan, effect: Delete, st: State, tables: Sequence[TableDef]) -> None:
-    check_columns(plan.table, [effect.column, *effect.where])
-    values = [v for v in resolve_refs({str(i): v for i, v in enumerate(effect.values)}, st.rids).values()]
-    where = resolve_refs(effect.where, st.rids)
+    values, where = delete_values(plan.table, effect, st.rids)
     extra = "".join(f" AND {q(c)} = ?" for c in where)
     extra_params = [plan.encode(c, v) for c, v in where.items()]
     try:
