@@ -226,7 +226,7 @@ class SQLiteCatalog:
                 seq += 1
                 state = _writer.State(next_rid, seq, now, self._user)
                 inserted = _writer.write(
-                    cur, batch, plans, state, guard_status=self.guard_status, tables=self.model().tables
+                    cur, batch.effects, plans, state, guard_status=self.guard_status, tables=self.model().tables
                 )
                 cur.execute(
                     "UPDATE _dml_meta SET value = CASE key WHEN 'next_rid' THEN ? ELSE ? END "

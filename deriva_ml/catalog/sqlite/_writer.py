@@ -16,8 +16,8 @@ from deriva_ml.catalog.sqlite._snapshots import tombstone
 from deriva_ml.catalog.sqlite._sql import CHUNK, Plan, q
 from deriva_ml.core.effects import (
     STATUS_COLUMN,
-    Batch,
     Delete,
+    Effect,
     Insert,
     SetStatus,
     Update,
@@ -47,17 +47,17 @@ class State:
 
 def write(
     cur: sqlite3.Cursor,
-    batch: Batch,
+    effects: Sequence[Effect],
     plans: Sequence[Plan],
     st: State,
     *,
     guard_status: bool,
     tables: Sequence[TableDef],
 ) -> list[tuple[dict[str, Any], ...]]:
-    """Apply the effects of ``batch`` (one plan each) in the open transaction; the rows each inserted
+    """Apply ``effects`` (one plan each) in the open transaction; the rows each inserted
     (or wrote, for a status change). ``tables`` (the model) name the referrers of a refused delete."""
     inserted: list[tuple[dict[str, Any], ...]] = []
-    for effect, plan in zip(batch.effects, plans, strict=True):
+    for effect, plan in zip(effects, plans, strict=True):
         if guard_status:
             check_status_guard(effect)
         rows = dispatch(
