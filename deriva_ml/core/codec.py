@@ -117,21 +117,12 @@ def effect_from_json(data: Any, _: Any = None) -> Effect:
                 ],
                 skip_lost=bool(data.get("skip_lost", False)),
             )
-        if kind == "insert":
-            return Insert(
-                data["schema"],
-                data["table"],
-                [decode_value(r) for r in data["rows"]],
-                labels=tuple(data.get("labels", ())),
-                on_conflict_skip=bool(data.get("on_conflict_skip", False)),
-            )
-        if kind == "update":
-            return Update(
-                data["schema"],
-                data["table"],
-                [decode_value(r) for r in data["rows"]],
-                key=tuple(data.get("key", ("RID",))),
-            )
+        if kind in ("insert", "update"):
+            rows = [decode_value(r) for r in data["rows"]]
+            if kind == "insert":
+                labels, skip = tuple(data.get("labels", ())), bool(data.get("on_conflict_skip", False))
+                return Insert(data["schema"], data["table"], rows, labels=labels, on_conflict_skip=skip)
+            return Update(data["schema"], data["table"], rows, key=tuple(data.get("key", ("RID",))))
         return Delete(
             data["schema"],
             data["table"],
