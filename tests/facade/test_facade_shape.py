@@ -42,3 +42,16 @@ def test_no_topic_class_defines_a_call_another_defines() -> None:
                 seen[name] = cls.__name__
     own = {n for n in vars(DerivaML) if not n.startswith("__")}
     assert not own & set(seen), own & set(seen)
+
+
+def test_each_topic_class_uses_only_its_own_methods_and_the_declared_state() -> None:
+    declared = {"_ports", "_schema", "_workflows", "_services", "__dict__"}  # FacadeBase (what DerivaML sets)
+    for path in FACADE:
+        for cls in (n for n in ast.parse(path.read_text(encoding="utf-8")).body if isinstance(n, ast.ClassDef)):
+            own = {f.name for f in cls.body if isinstance(f, ast.FunctionDef)}
+            used = {
+                n.attr
+                for n in ast.walk(cls)
+                if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "self"
+            }
+            assert used <= own | declared, f"{path.name} {cls.name} reaches {sorted(used - own - declared)}"
