@@ -16,7 +16,7 @@ import logging
 import os
 import re
 import traceback
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from deriva_ml.core.redact import REDACTED, add_redaction_pattern, is_secret_name, redact_jsonable, redact_text
@@ -74,6 +74,16 @@ def redact_processor(_logger: Any, _method: str, event_dict: MutableMapping[str,
     return redact_event(event_dict)
 
 
+def _level(method: str) -> Callable[..., Any]:
+    """The logging call ``method`` of :class:`_RedactingLogger` (``log.info("event %s", arg, key=value)``)."""
+
+    def call(self: _RedactingLogger, event: Any = None, *args: Any, **kw: Any) -> Any:
+        return self._call(method, event, *args, **kw)
+
+    call.__name__ = call.__qualname__ = method
+    return call
+
+
 class _RedactingLogger:
     """A structlog logger whose every call is redacted before the configured processors see it."""
 
@@ -104,25 +114,12 @@ class _RedactingLogger:
         event = data.pop("event")
         return getattr(self._inner, method)(event, **data)
 
-    def debug(self, event: Any = None, *args: Any, **kw: Any) -> Any:
-        return self._call("debug", event, *args, **kw)
-
-    def info(self, event: Any = None, *args: Any, **kw: Any) -> Any:
-        return self._call("info", event, *args, **kw)
-
-    def warning(self, event: Any = None, *args: Any, **kw: Any) -> Any:
-        return self._call("warning", event, *args, **kw)
-
-    warn = warning
-
-    def error(self, event: Any = None, *args: Any, **kw: Any) -> Any:
-        return self._call("error", event, *args, **kw)
-
-    def critical(self, event: Any = None, *args: Any, **kw: Any) -> Any:
-        return self._call("critical", event, *args, **kw)
-
-    def exception(self, event: Any = None, *args: Any, **kw: Any) -> Any:
-        return self._call("exception", event, *args, **kw)
+    debug = _level("debug")
+    info = _level("info")
+    warning = warn = _level("warning")
+    error = _level("error")
+    critical = _level("critical")
+    exception = _level("exception")
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

@@ -81,49 +81,26 @@ _KINDS: dict[type, str] = {Insert: "insert", Update: "update", Delete: "delete",
 
 def effect_to_json(effect: Effect) -> dict[str, Any]:
     """An effect as JSON, tagged by ``kind``."""
-    kind = _KINDS[type(effect)]
+    head: dict[str, Any] = {"kind": _KINDS[type(effect)], "schema": effect.schema, "table": effect.table}
     if isinstance(effect, SetStatus):
-        return {
-            "kind": kind,
-            "schema": effect.schema,
-            "table": effect.table,
-            "writes": [
-                {
-                    "rid": w.rid,
-                    "expected": w.expected.value,
-                    "status": w.status.value,
-                    "detail": w.detail,
-                    "duration": w.duration,
-                }
-                for w in effect.writes
-            ],
-            "skip_lost": effect.skip_lost,
-        }
-    if isinstance(effect, Insert):
-        return {
-            "kind": kind,
-            "schema": effect.schema,
-            "table": effect.table,
-            "rows": [row_to_json(r) for r in effect.rows],
-            "labels": list(effect.labels),
-            "on_conflict_skip": effect.on_conflict_skip,
-        }
-    if isinstance(effect, Update):
-        return {
-            "kind": kind,
-            "schema": effect.schema,
-            "table": effect.table,
-            "rows": [row_to_json(r) for r in effect.rows],
-            "key": list(effect.key),
-        }
-    return {
-        "kind": kind,
-        "schema": effect.schema,
-        "table": effect.table,
-        "column": effect.column,
-        "values": [encode_value(v) for v in effect.values],
-        "where": row_to_json(effect.where),
-    }
+        writes = [
+            {
+                "rid": w.rid,
+                "expected": w.expected.value,
+                "status": w.status.value,
+                "detail": w.detail,
+                "duration": w.duration,
+            }
+            for w in effect.writes
+        ]
+        return head | {"writes": writes, "skip_lost": effect.skip_lost}
+    if isinstance(effect, Insert | Update):
+        head["rows"] = [row_to_json(r) for r in effect.rows]
+        if isinstance(effect, Insert):
+            return head | {"labels": list(effect.labels), "on_conflict_skip": effect.on_conflict_skip}
+        return head | {"key": list(effect.key)}
+    values = [encode_value(v) for v in effect.values]
+    return head | {"column": effect.column, "values": values, "where": row_to_json(effect.where)}
 
 
 def effect_from_json(data: Any, _: Any = None) -> Effect:
@@ -140,21 +117,12 @@ def effect_from_json(data: Any, _: Any = None) -> Effect:
                 ],
                 skip_lost=bool(data.get("skip_lost", False)),
             )
-        if kind == "insert":
-            return Insert(
-                data["schema"],
-                data["table"],
-                [decode_value(r) for r in data["rows"]],
-                labels=tuple(data.get("labels", ())),
-                on_conflict_skip=bool(data.get("on_conflict_skip", False)),
-            )
-        if kind == "update":
-            return Update(
-                data["schema"],
-                data["table"],
-                [decode_value(r) for r in data["rows"]],
-                key=tuple(data.get("key", ("RID",))),
-            )
+        if kind in ("insert", "update"):
+            rows = [decode_value(r) for r in data["rows"]]
+            if kind == "insert":
+                labels, skip = tuple(data.get("labels", ())), bool(data.get("on_conflict_skip", False))
+                return Insert(data["schema"], data["table"], rows, labels=labels, on_conflict_skip=skip)
+            return Update(data["schema"], data["table"], rows, key=tuple(data.get("key", ("RID",))))
         return Delete(
             data["schema"],
             data["table"],

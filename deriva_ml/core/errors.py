@@ -106,6 +106,11 @@ class NotFound(DerivaMLException, LookupError):
     """Something looked up does not exist."""
 
 
+def _message(self: BaseException) -> str:
+    """``str()`` of the errors that are also ``KeyError``s: their message (``KeyError`` quotes it otherwise)."""
+    return str(self.args[0])
+
+
 class RIDNotFound(NotFound, KeyError):
     """No row in the catalog has this RID (or not in the expected table)."""
 
@@ -115,8 +120,7 @@ class RIDNotFound(NotFound, KeyError):
         where = f" in table {table!r}" if table else ""
         super().__init__(f"RID {rid!r} not found{where}")
 
-    def __str__(self) -> str:  # KeyError quotes its message otherwise
-        return str(self.args[0])
+    __str__ = _message
 
 
 class WrongTable(RIDNotFound):
@@ -142,8 +146,7 @@ class UnknownCatalog(NotFound, KeyError):
         names = _choices(self.known) if self.known else "none"
         super().__init__(f"no catalog {catalog!r}{at}; existing catalogs: {names}")
 
-    def __str__(self) -> str:
-        return str(self.args[0])
+    __str__ = _message
 
 
 class UnknownTable(NotFound, KeyError):
@@ -153,8 +156,7 @@ class UnknownTable(NotFound, KeyError):
         self.table = table
         super().__init__(f"unknown table {table!r}; known tables: {_choices(known)}")
 
-    def __str__(self) -> str:
-        return str(self.args[0])
+    __str__ = _message
 
 
 class NotAVocabulary(UnknownTable):
@@ -173,8 +175,7 @@ class UnknownColumn(NotFound, KeyError):
         self.column = column
         super().__init__(f"table {table!r} has no column {column!r}; its columns: {_choices(known)}")
 
-    def __str__(self) -> str:
-        return str(self.args[0])
+    __str__ = _message
 
 
 class UnknownTerm(NotFound, KeyError):
@@ -185,8 +186,7 @@ class UnknownTerm(NotFound, KeyError):
         self.term = term
         super().__init__(f"{term!r} is not a term of vocabulary {vocabulary!r}; known terms: {_choices(known)}")
 
-    def __str__(self) -> str:
-        return str(self.args[0])
+    __str__ = _message
 
 
 class CatalogError(DerivaMLException):

@@ -8,16 +8,18 @@ value. Records never change; a change is ``attrs.evolve(record, ...)``, and stat
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
 from deriva_ml.core.errors import InvalidVersion, ValidationError
 from deriva_ml.core.rid import RID, parse_rid
 from deriva_ml.core.status import Status, check_transition
+
+_S = TypeVar("_S")
 
 # --------------------------------------------------------------------------------------------- helpers
 # Fields share a few typed converter functions (the form mypy's attrs plugin reads: a named function whose
@@ -203,24 +205,23 @@ def as_asset_spec(value: object) -> AssetSpec:
     raise ValidationError(f"asset entry {value!r} must be an AssetSpec, a RID string or a mapping with 'rid'")
 
 
-def _dataset_specs(value: object) -> tuple[DatasetSpec, ...]:
+def _spec_list(value: object, one: type, convert: Callable[[object], _S], field: str, what: str) -> tuple[_S, ...]:
+    """A tuple of specs from None, one entry (a spec, RID string or mapping) or a list of entries."""
     if value is None:
         return ()
-    if isinstance(value, str | DatasetSpec | Mapping):
+    if isinstance(value, str | one | Mapping):
         value = [value]
     if not isinstance(value, Iterable):
-        raise ValidationError(f"datasets={value!r} must be a list of DatasetSpec")
-    return tuple(as_dataset_spec(v) for v in value)
+        raise ValidationError(f"{field}={value!r} must be a list of {what}")
+    return tuple(convert(v) for v in value)
+
+
+def _dataset_specs(value: object) -> tuple[DatasetSpec, ...]:
+    return _spec_list(value, DatasetSpec, as_dataset_spec, "datasets", "DatasetSpec")
 
 
 def _asset_specs(value: object) -> tuple[AssetSpec, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str | AssetSpec | Mapping):
-        value = [value]
-    if not isinstance(value, Iterable):
-        raise ValidationError(f"assets={value!r} must be a list of AssetSpec or RID strings")
-    return tuple(as_asset_spec(v) for v in value)
+    return _spec_list(value, AssetSpec, as_asset_spec, "assets", "AssetSpec or RID strings")
 
 
 # -------------------------------------------------------------------------------------------- workflow

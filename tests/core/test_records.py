@@ -161,3 +161,30 @@ def test_spec_import_paths():
         "from deriva_ml import DerivaML\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(
+    ("field", "given", "expected"),
+    [
+        ("datasets", None, ()),
+        ("datasets", "1-ABC", (DatasetSpec(rid="1-ABC"),)),
+        ("datasets", DatasetSpec(rid="1-ABC"), (DatasetSpec(rid="1-ABC"),)),
+        ("datasets", {"rid": "1-ABC", "materialize": False}, (DatasetSpec(rid="1-ABC", materialize=False),)),
+        ("datasets", ("1-ABC", {"rid": "1-DEF"}), (DatasetSpec(rid="1-ABC"), DatasetSpec(rid="1-DEF"))),
+        ("assets", None, ()),
+        ("assets", "2-GHI", (AssetSpec(rid="2-GHI"),)),
+        ("assets", AssetSpec(rid="2-GHI", cache=True), (AssetSpec(rid="2-GHI", cache=True),)),
+        ("assets", {"rid": "2-GHI", "cache": True}, (AssetSpec(rid="2-GHI", cache=True),)),
+        ("assets", ["2-GHI", AssetSpec(rid="2-JKL")], (AssetSpec(rid="2-GHI"), AssetSpec(rid="2-JKL"))),
+    ],
+)
+def test_configuration_spec_lists_accept_one_entry_or_many(field, given, expected):
+    assert getattr(ExecutionConfiguration(**{field: given}), field) == expected
+
+
+@pytest.mark.parametrize(
+    ("field", "what"), [("datasets", "list of DatasetSpec"), ("assets", "list of AssetSpec or RID strings")]
+)
+def test_configuration_spec_list_refuses_a_non_list_naming_the_field(field, what):
+    with pytest.raises(errors.ValidationError, match=rf"^{field}=42 must be a {what}$"):
+        ExecutionConfiguration(**{field: 42})
