@@ -19,17 +19,16 @@ from types import FrameType
 from typing import Any
 
 from deriva_ml._log import get_logger as _get_logger
+from deriva_ml.source import facts
 from deriva_ml.source.detect import parse_env, resolve_source
-from deriva_ml.source.facts import (
-    DirtyState,
-    DockerFacts,
-    EnvOverrides,
-    GitFacts,
-    NotebookFacts,
-    ProjectFacts,
-    SourceInfo,
-    TagFacts,
-)
+from deriva_ml.source.facts import DirtyState as DirtyState
+from deriva_ml.source.facts import DockerFacts as DockerFacts
+from deriva_ml.source.facts import EnvOverrides as EnvOverrides
+from deriva_ml.source.facts import GitFacts as GitFacts
+from deriva_ml.source.facts import NotebookFacts as NotebookFacts
+from deriva_ml.source.facts import ProjectFacts as ProjectFacts
+from deriva_ml.source.facts import SourceInfo as SourceInfo
+from deriva_ml.source.facts import TagFacts as TagFacts
 from deriva_ml.source.remote import browse_url, redact_url
 
 
@@ -255,15 +254,7 @@ def _report(info: SourceInfo, log: Any) -> SourceInfo:
 
 
 __all__ = [
-    "DirtyState",
-    "DockerFacts",
-    "EnvOverrides",
-    "GitFacts",
-    "NotebookFacts",
-    "ProjectFacts",
-    "SourceInfo",
     "SourceWarning",
-    "TagFacts",
     "browse_url",
     "detect_source",
     "find_caller_file",
@@ -271,3 +262,4 @@ __all__ = [
     "project_facts",
     "resolve_source",
 ]
+__all__ += facts.__all__  # the records, named once (in facts.py)
