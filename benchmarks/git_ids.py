@@ -27,7 +27,8 @@ from dulwich.index import commit_tree
 from dulwich.object_store import MemoryObjectStore
 from dulwich.objects import Blob
 
-from deriva_ml.source.git import _tree_ids, blob_id, read_index
+from deriva_ml.source.git import blob_id, read_index
+from deriva_ml.source.objects import tree_ids as _tree_ids
 
 
 def _legacy_blob_id(p: Path) -> str:

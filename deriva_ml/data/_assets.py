@@ -19,6 +19,7 @@ from deriva_ml.context import Ports
 from deriva_ml.core.definitions import ML_SCHEMA, MLVocab
 from deriva_ml.core.effects import Batch, Insert
 from deriva_ml.core.errors import ValidationError
+from deriva_ml.core.fields import str_tuple
 from deriva_ml.core.filters import And, Cmp, In, PathQuery, Step
 from deriva_ml.core.rid import RID, parse_rid, split_snapshot
 from deriva_ml.core.schema_defs import TableDef
@@ -47,10 +48,6 @@ class Asset:
     row: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
 
 
-def _strs(values: Iterable[str]) -> tuple[str, ...]:
-    return tuple(values)
-
-
 @attrs.frozen
 class FileSpec:
     """A file for :func:`add_files`: a URL (``file://`` for a local file) with its MD5 and length."""
@@ -59,7 +56,7 @@ class FileSpec:
     md5: str
     length: int
     description: str = ""
-    file_types: tuple[str, ...] = attrs.field(default=(), converter=_strs)
+    file_types: tuple[str, ...] = attrs.field(default=(), converter=str_tuple)
 
     @classmethod
     def from_path(cls, path: str | Path, description: str = "", file_types: Sequence[str] = ()) -> FileSpec:

@@ -42,7 +42,7 @@ from deriva_ml.dataset._bag_plan import BAG_FORMAT, BagError, asset_relpath, bag
 
 if TYPE_CHECKING:
     from deriva_ml.dataset._bag_analysis import BagFeature
-    from deriva_ml.dataset._datasets import DatasetHistory
+    from deriva_ml.dataset._records import DatasetHistory
 
 
 class DatasetBag:
@@ -192,24 +192,10 @@ class DatasetBag:
 
     def dataset_history(self) -> list[DatasetHistory]:
         """The versions of this dataset visible at the bag's snapshot, oldest first."""
-        from deriva_ml.dataset._datasets import DatasetHistory
+        from deriva_ml.dataset._records import history_from_rows
 
         rows = self.iter_table("Dataset_Version") if "Dataset_Version" in self._info["tables"] else iter(())
-        out = [
-            DatasetHistory(
-                dataset_rid=self.dataset_rid,
-                dataset_version=DatasetVersion.parse(r["Version"]),
-                version_rid=RID(r["RID"]),
-                description=r.get("Description") or "",
-                execution_rid=r.get("Execution"),
-                snapshot=r.get("Snapshot"),
-                minid=r.get("Minid"),
-                timestamp=r.get("RCT"),
-            )
-            for r in rows
-            if r.get("Dataset") == self.dataset_rid
-        ]
-        return sorted(out, key=lambda h: h.dataset_version)
+        return history_from_rows(self.dataset_rid, (r for r in rows if r.get("Dataset") == self.dataset_rid))
 
     def list_executions(self) -> list[dict[str, Any]]:
         """The Execution rows the bag holds (those that made its feature values and dataset versions)."""

@@ -204,15 +204,10 @@ def build_bag(
     """Write the bag of one dataset version in ``staging`` (complete, checked and synced on return)."""
     from deriva_ml.dataset._bag import quick_check
     from deriva_ml.dataset._plans import member_associations
+    from deriva_ml.dataset._reading import _version_snapshot
 
     model = ports.catalog.model()
-    snapshot = version_row.get("Snapshot") or None
-    if snapshot is None:
-        get_logger("deriva_ml.dataset").warning(
-            "dataset version has no snapshot; reading the current catalog",
-            dataset_rid=dataset_rid,
-            version=str(version),
-        )
+    snapshot = _version_snapshot(dataset_rid, version, version_row)
     edges = descendant_edges(ports, dataset_rid, snapshot)
     datasets = [dataset_rid, *dict.fromkeys(c for _, c in edges if c != dataset_rid)]
     plan = plan_bag(

@@ -1,7 +1,7 @@
 """Reading a dataset's versions and members: the version rows, the nesting walk, the member rows at a
 version's snapshot (``member_tree``, ``list_dataset_members``), on any :class:`~deriva_ml.services.Shell`.
 
-Split from ``_datasets.py`` (which re-exports these names: ``dataset/_bag.py`` reads them from there).
+Split from ``_datasets.py`` (which re-exports the public names).
 """
 
 from __future__ import annotations

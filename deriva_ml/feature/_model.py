@@ -20,6 +20,7 @@ import attrs
 from deriva_ml.catalog.schema import association_columns, is_asset, is_vocabulary, reference
 from deriva_ml.core.definitions import ML_SCHEMA, MLVocab
 from deriva_ml.core.errors import NotFound, ValidationError
+from deriva_ml.core.fields import str_tuple
 from deriva_ml.core.schema_defs import SYSTEM_COLUMNS, CatalogModel, ColumnDef, ForeignKeyDef, KeyDef, TableDef
 
 #: The provenance columns every feature table has besides the target's column.
@@ -41,10 +42,6 @@ class UnknownFeature(NotFound, KeyError):
         return str(self.args[0])
 
 
-def _names(value: Iterable[str]) -> tuple[str, ...]:
-    return tuple(value)
-
-
 @attrs.frozen
 class Feature:
     """A feature's description: which table it annotates, where its values live, what kind of columns.
@@ -56,9 +53,9 @@ class Feature:
     target_table: TableDef
     feature_name: str
     feature_table: TableDef
-    term_columns: tuple[str, ...] = attrs.field(converter=_names)
-    asset_columns: tuple[str, ...] = attrs.field(converter=_names)
-    value_columns: tuple[str, ...] = attrs.field(converter=_names)
+    term_columns: tuple[str, ...] = attrs.field(converter=str_tuple)
+    asset_columns: tuple[str, ...] = attrs.field(converter=str_tuple)
+    value_columns: tuple[str, ...] = attrs.field(converter=str_tuple)
     term_tables: tuple[tuple[str, str, str], ...] = ()  # (column, schema, vocabulary)
     asset_tables: tuple[tuple[str, str, str], ...] = ()  # (column, schema, asset table)
 

@@ -19,20 +19,17 @@ from types import FrameType
 from typing import Any
 
 from deriva_ml._log import get_logger as _get_logger
-from deriva_ml.source.detect import (
-    DirtyState,
-    DockerFacts,
-    EnvOverrides,
-    GitFacts,
-    NotebookFacts,
-    ProjectFacts,
-    SourceInfo,
-    TagFacts,
-    browse_url,
-    parse_env,
-    redact_url,
-    resolve_source,
-)
+from deriva_ml.source import facts
+from deriva_ml.source.detect import parse_env, resolve_source
+from deriva_ml.source.facts import DirtyState as DirtyState
+from deriva_ml.source.facts import DockerFacts as DockerFacts
+from deriva_ml.source.facts import EnvOverrides as EnvOverrides
+from deriva_ml.source.facts import GitFacts as GitFacts
+from deriva_ml.source.facts import NotebookFacts as NotebookFacts
+from deriva_ml.source.facts import ProjectFacts as ProjectFacts
+from deriva_ml.source.facts import SourceInfo as SourceInfo
+from deriva_ml.source.facts import TagFacts as TagFacts
+from deriva_ml.source.remote import browse_url, redact_url
 
 
 class SourceWarning(UserWarning):
@@ -185,21 +182,13 @@ def detect_source(
     env_map: Mapping[str, str] = os.environ if env is None else env
     ov: EnvOverrides = parse_env(env_map)
 
-    if ov.docker is not None and not (url or ov.url):
-        # Docker: no repository to look at; provenance comes from the image.
-        info = resolve_source(
-            file_path=None,
-            file_checksum=None,
-            env=env_map,
-            url=url,
-            checksum=checksum,
-            allow_dirty=allow_dirty,
-        )
-        return _report(info, log)
-
+    # Docker (without a URL override): no repository to look at; provenance comes from the image.
+    in_docker = ov.docker is not None and not (url or ov.url)
     notebook_path: Path | None = None
     path: Path | None
-    if caller_file is not None:
+    if in_docker:
+        path = None
+    elif caller_file is not None:
         path = Path(os.path.realpath(os.fspath(caller_file)))
         if path.suffix == ".ipynb":
             notebook_path = path
@@ -215,7 +204,6 @@ def detect_source(
     file_checksum: str | None = None
     notebook: NotebookFacts | None = None
     if path is not None:
-        gfacts_probe = None
         from deriva_ml.source import git
 
         root = git.find_repo_root(path)
@@ -224,8 +212,7 @@ def detect_source(
         # the version comes from git unless a pyproject.toml that does not use setuptools-scm states it
         needs_tags = uses_scm or not (project and project.version)
         if root is not None:
-            gfacts_probe = git_facts(path, dirty=not override_url or needs_tags, tags=needs_tags)
-        gfacts = gfacts_probe
+            gfacts = git_facts(path, dirty=not override_url or needs_tags, tags=needs_tags)
         if not override_url and path.exists():
             if notebook_path is not None:
                 from deriva_ml.source.notebook import notebook_blob_id
@@ -267,15 +254,7 @@ def _report(info: SourceInfo, log: Any) -> SourceInfo:
 
 
 __all__ = [
-    "DirtyState",
-    "DockerFacts",
-    "EnvOverrides",
-    "GitFacts",
-    "NotebookFacts",
-    "ProjectFacts",
-    "SourceInfo",
     "SourceWarning",
-    "TagFacts",
     "browse_url",
     "detect_source",
     "find_caller_file",
@@ -283,3 +262,4 @@ __all__ = [
     "project_facts",
     "resolve_source",
 ]
+__all__ += facts.__all__  # the records, named once (in facts.py)

@@ -44,6 +44,7 @@ NBSTRIPOUT_EXTRA_KEYS: tuple[str, ...] = (
 
 __all__ = [
     "NBSTRIPOUT_EXTRA_KEYS",
+    "SESSIONS_TIMEOUT",
     "find_notebook_path",
     "in_jupyter_kernel",
     "kernel_id",
@@ -79,6 +80,10 @@ def kernel_id() -> str | None:
     return None
 
 
+#: Seconds a Jupyter server may take to list its sessions (a busy machine, a server with many kernels).
+SESSIONS_TIMEOUT = 10.0
+
+
 def _sessions(server: Mapping[str, Any], timeout: float) -> list[dict[str, Any]]:
     import requests
 
@@ -102,9 +107,12 @@ def find_notebook_path(
     *,
     env: Mapping[str, str] | None = None,
     servers: Iterable[Mapping[str, Any]] | None = None,
-    timeout: float = 2.0,
+    timeout: float = SESSIONS_TIMEOUT,
 ) -> Path | None:
     """Absolute path of the notebook whose kernel is ``kernel`` (default: this kernel).
+
+    ``timeout`` bounds each server's answer (:data:`SESSIONS_TIMEOUT`): a server that is gone refuses the
+    connection at once, so the bound only matters for a live server, which may be slow on a busy machine.
 
     ``servers`` defaults to ``jupyter_server.serverapp.list_running_servers()``; ``env`` (default
     ``os.environ``) is consulted for ``JPY_SESSION_NAME`` when no server knows the kernel.

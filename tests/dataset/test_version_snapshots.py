@@ -17,7 +17,7 @@ from dataset_helpers import add_images, add_subjects
 
 from deriva_ml import DatasetVersion, DerivaML
 from deriva_ml.core.records import DatasetSpec
-from deriva_ml.dataset._datasets import _member_candidates, _resolve_member_tables
+from deriva_ml.dataset._members import _member_candidates, _resolve_member_tables
 
 
 def test_first_version_lists_and_downloads_after_associations_were_created(ml: DerivaML, tmp_path: Path) -> None:

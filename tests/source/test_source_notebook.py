@@ -78,6 +78,41 @@ def test_unreachable_servers_are_skipped_quickly() -> None:
     assert time.monotonic() - start < 5
 
 
+def test_a_slow_server_is_waited_for(tmp_path: Path) -> None:
+    """A live Jupyter server that takes seconds to list its sessions (a busy machine) still names the
+    notebook with the default timeout (it was 2 s: detection then fell back to the calling script)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    answered = threading.Event()
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            time.sleep(3)
+            body = json.dumps([{"kernel": {"id": "k-1"}, "path": "nb/analysis.ipynb"}]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            answered.set()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        servers = [{"url": f"http://127.0.0.1:{server.server_port}/", "token": "t", "root_dir": str(tmp_path)}]
+        found = find_notebook_path("k-1", env={}, servers=servers)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert answered.is_set()
+    assert found == (tmp_path / "nb" / "analysis.ipynb").resolve()
+
+
 # ------------------------------------------------------------------------------- real jupyter server
 
 KERNEL_CODE = """
@@ -120,7 +155,7 @@ def _start_server(root: Path, runtime: Path, token: str) -> tuple[subprocess.Pop
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 40
+    deadline = time.monotonic() + 120  # a loaded machine (2 cores, load 10+) starts python slowly
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             break
@@ -152,7 +187,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(900)
 def test_detection_inside_a_real_kernel(tmp_path: Path) -> None:
     from jupyter_client import BlockingKernelClient
 
@@ -171,13 +206,13 @@ def test_detection_inside_a_real_kernel(tmp_path: Path) -> None:
             f"{url}api/sessions",
             json={"path": "notebooks/analysis.ipynb", "type": "notebook", "kernel": {"name": "python3"}},
             headers=headers,
-            timeout=30,
+            timeout=180,  # the server answers once the kernel process is launched: slow under load
         )
         resp.raise_for_status()
         session = resp.json()
         kernel_id = session["kernel"]["id"]
         connection_file = runtime / f"kernel-{kernel_id}.json"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while not connection_file.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         client = BlockingKernelClient()
@@ -188,7 +223,7 @@ def test_detection_inside_a_real_kernel(tmp_path: Path) -> None:
         # Without it, readiness is the kernel_info reply itself.
         client.start_channels(hb=False)
         try:
-            client.wait_for_ready(timeout=120)
+            client.wait_for_ready(timeout=300)
             chunks: list[str] = []
 
             def hook(msg: dict) -> None:  # type: ignore[type-arg]
@@ -197,7 +232,7 @@ def test_detection_inside_a_real_kernel(tmp_path: Path) -> None:
                 elif msg["msg_type"] == "error":
                     chunks.append("\n".join(msg["content"]["traceback"]))
 
-            reply = client.execute_interactive(KERNEL_CODE, output_hook=hook, timeout=60)
+            reply = client.execute_interactive(KERNEL_CODE, output_hook=hook, timeout=300)  # imports deriva_ml
             text = "".join(chunks)
             assert reply["content"]["status"] == "ok", text
         finally:
