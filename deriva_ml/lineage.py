@@ -20,19 +20,16 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
 
 from deriva_ml.core.errors import DerivaMLException, ValidationError
+from deriva_ml.core.tuples import as_tuple as _tuple
 
 NodeKind = Literal["workflow", "execution", "dataset", "asset", "group"]
 FORMATS = ("dot", "svg", "mermaid")
-
-
-def _tuple(value: Iterable[Any]) -> tuple[Any, ...]:
-    return tuple(value)
 
 
 # --------------------------------------------------------------------------------------------- facts
@@ -138,8 +135,9 @@ def build_graph(facts: LineageFacts, *, group_over: int = 4, include_metadata: b
     labelled with the version read (the highest that existed when the execution was created) or written.
     Nesting: ``nested`` edges from parent to child. The library's metadata files (configuration.json,
     uv.lock, environment snapshots, Hydra files) are left out unless ``include_metadata``."""
+    from deriva_ml.replay.facts import AssetFact
     from deriva_ml.replay.link import replayed_rid
-    from deriva_ml.replay.plan import AssetFact, is_library_metadata
+    from deriva_ml.replay.report import is_library_metadata
 
     nodes: dict[str, Node] = {}
     edges: dict[tuple[str, str, str], Edge] = {}
@@ -464,7 +462,8 @@ def gather_lineage(catalog: Any, rid: str, *, depth: int = 2) -> LineageFacts:
 def _is_metadata_link(table: str, asset: tuple[str, str] | None) -> bool:
     """Library metadata files do not connect executions (two runs never share a configuration.json by
     intent, but identical files are one asset row)."""
-    from deriva_ml.replay.plan import AssetFact, is_library_metadata
+    from deriva_ml.replay.facts import AssetFact
+    from deriva_ml.replay.report import is_library_metadata
 
     return asset is not None and is_library_metadata(AssetFact(table, "", asset[1], None))
 

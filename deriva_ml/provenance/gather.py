@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from deriva_ml.provenance.canonical import MetricsSource
     from deriva_ml.services.schema import SchemaService
 
-__all__ = ["feature_tables", "gather_execution", "versions_used"]
+__all__ = ["asset_link_tables", "feature_tables", "gather_execution", "versions_used"]
 
 _SYSTEM = frozenset({"RID", "RCT", "RMT", "RCB", "RMB"})
 
@@ -45,7 +45,7 @@ def feature_tables(model: CatalogModel) -> list[TableDef]:
     return sorted(out, key=lambda t: (t.schema, t.name))
 
 
-def _asset_link_tables(model: CatalogModel) -> list[tuple[TableDef, TableDef, TableDef | None]]:
+def asset_link_tables(model: CatalogModel) -> list[tuple[TableDef, TableDef, TableDef | None]]:
     """``(asset table, <asset>_Execution, <asset>_Asset_Type or None)`` for every asset table with a link."""
     from deriva_ml.catalog.schema import is_asset
 
@@ -104,7 +104,7 @@ def _pick(assets: Sequence[AssetFact], asset_type: str, filename: str | None = N
 def _gather_assets(ports: Ports, model: CatalogModel, rid: str) -> list[AssetFact]:
     cat = ports.catalog
     facts: list[AssetFact] = []
-    for table, link, types_table in _asset_link_tables(model):
+    for table, link, types_table in asset_link_tables(model):
         links = cat.query(link.schema, link.name, {"Execution": rid})
         if not links:
             continue

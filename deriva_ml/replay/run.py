@@ -7,12 +7,13 @@ of inputs and outputs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,34 +21,22 @@ from deriva_ml.catalog.port import Catalog
 from deriva_ml.core.definitions import ML_SCHEMA
 from deriva_ml.core.errors import RIDNotFound
 from deriva_ml.core.rid import parse_rid
+from deriva_ml.replay.facts import AssetFact, ExecutionFacts, InputDataset
 from deriva_ml.replay.link import ENV_REPLAY_RECORD
-from deriva_ml.replay.plan import (
-    AssetFact,
-    ExecutionFacts,
-    InputDataset,
-    ReplayPlan,
-    ReplayRefused,
-    ReplayReport,
-    compare_outputs,
-    parse_workflow_url,
-    plan_replay,
-)
+from deriva_ml.replay.plan import ReplayPlan, ReplayRefused, parse_workflow_url, plan_replay
+from deriva_ml.replay.report import ReplayReport, compare_outputs
 from deriva_ml.store.port import ObjectStore
 
 
 def gather_assets(catalog: Catalog, rid: str) -> tuple[list[AssetFact], list[AssetFact]]:
     """(inputs, outputs) of one execution: per asset table with a ``<Table>_Execution`` link table, one
     links query and (when there are links) one rows query."""
-    from deriva_ml.catalog.schema import is_asset
+    from deriva_ml.provenance.gather import asset_link_tables
 
     inputs: list[AssetFact] = []
     outputs: list[AssetFact] = []
-    model = catalog.model()
-    for t in sorted((t for t in model.tables if is_asset(t)), key=lambda t: (t.schema, t.name)):
-        link_table = model.table(t.schema, f"{t.name}_Execution")
-        if link_table is None:
-            continue
-        links = catalog.query(t.schema, link_table.name, {"Execution": rid})
+    for t, link_table, _types in asset_link_tables(catalog.model()):
+        links = catalog.query(link_table.schema, link_table.name, {"Execution": rid})
         arids = list(dict.fromkeys(r[t.name] for r in links if r.get(t.name)))
         if not arids:
             continue
@@ -135,23 +124,25 @@ def _scripts_dir() -> str | None:
     return str(bin_dir) if (bin_dir / "deriva-ml-run").exists() else None
 
 
-def prepare(
+@contextlib.contextmanager
+def prepared(
     catalog: Catalog,
     store: ObjectStore,
     rid: str,
-    *,
-    overrides: Sequence[str] = (),
-    repositories: Sequence[str | os.PathLike[str]] = (),
-    scratch: Path,
-) -> tuple[ExecutionFacts, ReplayPlan]:
-    """Gather, locate the code offline and plan (nothing is written but ``scratch``)."""
+    overrides: Sequence[str],
+    repositories: Sequence[str | os.PathLike[str]],
+) -> Iterator[tuple[ExecutionFacts, ReplayPlan, Path]]:
+    """Gather, locate the code offline and plan, in a scratch directory removed on exit (nothing else is
+    written): yields the facts, the plan and that directory."""
     from deriva_ml.replay._git import locate_source
 
-    facts = gather_facts(catalog, store, rid, scratch)
-    loc = parse_workflow_url(facts.workflow_url)
-    source = locate_source(loc, facts.workflow_checksum, [*repositories, *default_repositories()])
-    plan = plan_replay(facts, source, overrides=overrides, python=sys.executable, scripts_dir=_scripts_dir())
-    return facts, plan
+    with tempfile.TemporaryDirectory(prefix="deriva-ml-replay-") as tmp:
+        scratch = Path(tmp)
+        facts = gather_facts(catalog, store, rid, scratch)
+        loc = parse_workflow_url(facts.workflow_url)
+        source = locate_source(loc, facts.workflow_checksum, [*repositories, *default_repositories()])
+        plan = plan_replay(facts, source, overrides=overrides, python=sys.executable, scripts_dir=_scripts_dir())
+        yield facts, plan, scratch
 
 
 def plan_for(
@@ -163,8 +154,8 @@ def plan_for(
     repositories: Sequence[str | os.PathLike[str]] = (),
 ) -> ReplayPlan:
     """The replay plan of execution ``rid`` (``--dry-run``): nothing is written."""
-    with tempfile.TemporaryDirectory(prefix="deriva-ml-replay-") as tmp:
-        return prepare(catalog, store, rid, overrides=overrides, repositories=repositories, scratch=Path(tmp))[1]
+    with prepared(catalog, store, rid, overrides, repositories) as (_facts, plan, _scratch):
+        return plan
 
 
 def run_replay(
@@ -187,9 +178,7 @@ def run_replay(
     from deriva_ml.replay._git import export_commit
 
     say = echo or (lambda line: print(line, file=sys.stderr))
-    with tempfile.TemporaryDirectory(prefix="deriva-ml-replay-") as tmp:
-        scratch = Path(tmp)
-        facts, plan = prepare(catalog, store, rid, overrides=overrides, repositories=repositories, scratch=scratch)
+    with prepared(catalog, store, rid, overrides, repositories) as (facts, plan, scratch):
         checkout = scratch / "checkout"
         checkout.mkdir()
         export_commit(plan.repo_root, plan.commit, checkout)
