@@ -153,44 +153,10 @@ def encode_series(series: Iterable[MetricValue]) -> bytes:
     ).encode("utf-8")
 
 
-def _record(doc: Any, cache: list[Any]) -> MetricValue | None:
-    """The record of one decoded line, or None when it is not a complete, valid one."""
-    try:
-        name, value, t = doc["name"], doc["value"], doc["time_us"]
-        step = doc.get("step")
-    except (TypeError, KeyError, IndexError, AttributeError):
-        return None
-    if type(name) is not str or not name:
-        return None
-    if type(value) is float:
-        if value - value != 0.0:  # NaN or an infinity
-            return None
-    elif type(value) is int:
-        try:
-            value = float(value)
-        except OverflowError:
-            return None
-    else:
-        return None
-    if step is not None and (type(step) is not int or step < 0):
-        return None
-    if type(t) is not int:
-        return None
-    if t != cache[0]:  # values logged together share a time: one datetime for them
-        try:
-            cache[1] = from_us(t)
-        except OverflowError:
-            return None
-        cache[0] = t
-    return MetricValue(name, value, step, cache[1])
+def _decode(data: bytes) -> tuple[list[bytes], list[Any]]:
+    """The non-blank lines of ``data`` and their JSON documents (None for a line that is not JSON).
 
-
-def scan_series(data: bytes) -> tuple[tuple[MetricValue, ...], bytes]:
-    """The values recorded in ``data`` and the bytes of just their lines (what an upload snapshot holds).
-
-    A line that is not a complete record (the torn last line of a killed process, or that line after a
-    restart appended behind it) is skipped. The common case — every line whole — is one JSON decode.
-    """
+    The common case — every line whole — is one JSON decode of them all."""
     lines = [x for x in data.split(b"\n") if x.strip()]
     docs: list[Any] | None
     try:
@@ -204,20 +170,64 @@ def scan_series(data: bytes) -> tuple[tuple[MetricValue, ...], bytes]:
                 docs.append(json.loads(raw))
             except ValueError:
                 docs.append(None)
-    cache: list[Any] = [None, None]
-    out: list[MetricValue] = []
-    kept: list[bytes] = []
-    for raw, doc in zip(lines, docs, strict=True):
-        rec = _record(doc, cache)
-        if rec is not None:
-            out.append(rec)
-            kept.append(raw)
-    return tuple(out), b"".join(x + b"\n" for x in kept)
+    return lines, docs
+
+
+def _records(docs: list[Any]) -> list[MetricValue | None]:
+    """Per decoded line, its record, or None when it is not a complete, valid one (one tight loop: this
+    runs once per value read back)."""
+    out: list[MetricValue | None] = []
+    append = out.append
+    last_t: Any = None
+    when = EPOCH  # set by the first record (last_t None never equals an int)
+    for doc in docs:
+        try:
+            name, value, t = doc["name"], doc["value"], doc["time_us"]
+            step = doc.get("step")
+        except (TypeError, KeyError, IndexError, AttributeError):
+            append(None)
+            continue
+        if type(value) is int:
+            try:
+                value = float(value)
+            except OverflowError:
+                value = None
+        if (
+            type(name) is not str
+            or not name
+            or type(value) is not float
+            or value - value != 0.0  # NaN or an infinity
+            or (step is not None and (type(step) is not int or step < 0))
+            or type(t) is not int
+        ):
+            append(None)
+            continue
+        if t != last_t:  # values logged together share a time: one datetime for them
+            try:
+                when = from_us(t)
+            except OverflowError:
+                append(None)
+                continue
+            last_t = t
+        append(MetricValue(name, value, step, when))
+    return out
+
+
+def scan_series(data: bytes) -> tuple[tuple[MetricValue, ...], bytes]:
+    """The values recorded in ``data`` and the bytes of just their lines (what an upload snapshot holds).
+
+    A line that is not a complete record (the torn last line of a killed process, or that line after a
+    restart appended behind it) is skipped.
+    """
+    lines, docs = _decode(data)
+    records = _records(docs)
+    kept = [raw for raw, rec in zip(lines, records, strict=True) if rec is not None]
+    return tuple(rec for rec in records if rec is not None), b"".join(x + b"\n" for x in kept)
 
 
 def parse_series(data: bytes) -> tuple[MetricValue, ...]:
     """The values recorded in ``data`` (a ``metrics.jsonl``), in the order logged (see :func:`scan_series`)."""
-    return scan_series(data)[0]
+    return tuple(rec for rec in _records(_decode(data)[1]) if rec is not None)
 
 
 def log_path(working_dir: Path) -> Path:

@@ -170,11 +170,23 @@ def read_series(ports: Ports, execution_rid: str, local_dir: Path | None = None)
     rid = str(parse_rid(execution_rid, "execution rid"))
     row = _metrics_rows(ports, [rid]).get(rid)
     remote = _fetch(ports, row) if row is not None else ()
-    if local_dir is not None:
-        local = parse_series(log_path(local_dir).read_bytes()) if log_path(local_dir).is_file() else ()
+    if local_dir is not None and _may_hold_more(log_path(local_dir), row):
+        local = parse_series(log_path(local_dir).read_bytes())
         if len(local) > len(remote):
             return local
     return remote
+
+
+def _may_hold_more(local: Path, row: Mapping[str, Any] | None) -> bool:
+    """Whether the local log may hold values the uploaded snapshot ``row`` lacks. The snapshot is the valid
+    lines of this log when uploaded and the log only grows: a log no larger than the snapshot holds the
+    same values (the usual case after an upload), so it is not decoded a second time."""
+    try:
+        size = local.stat().st_size
+    except FileNotFoundError:
+        return False
+    length = row.get("Length") if row is not None else None
+    return length is None or size > int(length)
 
 
 def read_summaries(
