@@ -69,10 +69,7 @@ class Diff:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "a": self.a,
-            "b": self.b,
-            "hash_a": self.hash_a,
-            "hash_b": self.hash_b,
+            **attrs.asdict(self, recurse=False, filter=lambda a, _v: a.name != "changes"),  # a, b, hash_a, hash_b
             "same": self.same,
             "sections": self.sections(),
             "changes": [c.to_json() for c in self.changes],

@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 
 from deriva_ml.core.definitions import MLAsset
+from deriva_ml.core.tuples import as_tuple
 
 __all__ = ["METRICS_FILE", "AssetFact", "DatasetFact", "ExecutionFacts", "FeatureFact", "is_metadata"]
 
@@ -32,26 +33,6 @@ def _sorted_names(value: Iterable[str]) -> tuple[str, ...]:
 
 def _frozen_rows(value: Iterable[Mapping[str, Any]]) -> tuple[Mapping[str, Any], ...]:
     return tuple(_frozen(x) for x in value)
-
-
-def _datasets(value: Iterable[DatasetFact]) -> tuple[DatasetFact, ...]:
-    return tuple(value)
-
-
-def _assets(value: Iterable[AssetFact]) -> tuple[AssetFact, ...]:
-    return tuple(value)
-
-
-def _features(value: Iterable[FeatureFact]) -> tuple[FeatureFact, ...]:
-    return tuple(value)
-
-
-def _children(value: Iterable[tuple[int | None, ExecutionFacts]]) -> tuple[tuple[int | None, ExecutionFacts], ...]:
-    return tuple(value)
-
-
-def _child_rids(value: Iterable[tuple[int | None, str]]) -> tuple[tuple[int | None, str], ...]:
-    return tuple(value)
 
 
 @attrs.frozen
@@ -95,18 +76,18 @@ class ExecutionFacts:
     rid: str
     execution: Mapping[str, Any] = attrs.field(converter=_frozen)
     workflow: Mapping[str, Any] | None = attrs.field(converter=_opt_frozen)
-    datasets: tuple[DatasetFact, ...] = attrs.field(converter=_datasets)
-    assets: tuple[AssetFact, ...] = attrs.field(converter=_assets)
+    datasets: tuple[DatasetFact, ...] = attrs.field(converter=as_tuple)
+    assets: tuple[AssetFact, ...] = attrs.field(converter=as_tuple)
     #: ``configuration.json`` as uploaded (None when the execution has none).
     configuration: Mapping[str, Any] | None = attrs.field(default=None)
     #: The runtime-environment snapshot as uploaded (None when absent).
     environment: Mapping[str, Any] | None = attrs.field(default=None)
-    features: tuple[FeatureFact, ...] = attrs.field(default=(), converter=_features)
+    features: tuple[FeatureFact, ...] = attrs.field(default=(), converter=as_tuple)
     metrics: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen)
     #: ``(sequence, facts)`` of nested children, gathered only with ``recurse=True``.
-    children: tuple[tuple[int | None, ExecutionFacts], ...] = attrs.field(default=(), converter=_children)
+    children: tuple[tuple[int | None, ExecutionFacts], ...] = attrs.field(default=(), converter=as_tuple)
     #: ``(sequence, rid)`` of every nested child (also without ``recurse``).
-    child_rids: tuple[tuple[int | None, str], ...] = attrs.field(default=(), converter=_child_rids)
+    child_rids: tuple[tuple[int | None, str], ...] = attrs.field(default=(), converter=as_tuple)
     recursed: bool = False
 
 

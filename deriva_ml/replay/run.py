@@ -59,8 +59,6 @@ def gather_assets(catalog: Catalog, rid: str) -> tuple[list[AssetFact], list[Ass
 def gather_facts(catalog: Catalog, store: ObjectStore, rid: str, scratch: Path) -> ExecutionFacts:
     """What the catalog recorded about execution ``rid`` (its configuration.json is read from the store
     into ``scratch``)."""
-    from deriva_ml.core.codec import configuration_from_json
-
     rid = parse_rid(rid, "execution rid")
     rows = catalog.query(ML_SCHEMA, "Execution", {"RID": rid})
     if not rows:
@@ -72,24 +70,6 @@ def gather_facts(catalog: Catalog, store: ObjectStore, rid: str, scratch: Path) 
         wf = dict(found[0]) if found else {}
     children = catalog.query(ML_SCHEMA, "Execution_Execution", {"Execution": rid}, limit=1)
     inputs, outputs = gather_assets(catalog, rid)
-    argv: tuple[str, ...] = ()
-    choices: dict[str, str] = {}
-    datasets: list[InputDataset] = []
-    config_row = next(
-        (a for a in outputs if a.table == "Execution_Metadata" and a.filename == "configuration.json"), None
-    )
-    if config_row is not None:
-        url = catalog.query(ML_SCHEMA, "Execution_Metadata", {"RID": config_row.rid}, columns=["RID", "URL"])[0]["URL"]
-        dest = scratch / f"configuration-{rid}.json"
-        store.get(url, dest, md5=config_row.md5)
-        cfg = configuration_from_json(dest.read_text(encoding="utf-8"))
-        argv = tuple(cfg.argv)
-        choices = dict(cfg.config_choices)
-        datasets = [InputDataset(str(d.rid), str(d.version) if d.version else None) for d in cfg.datasets]
-    else:  # no configuration.json (an execution that never initialized): the dataset links only
-        for link in catalog.query(ML_SCHEMA, "Dataset_Execution", {"Execution": rid}):
-            if (link.get("Asset_Role") or "Input") == "Input":
-                datasets.append(InputDataset(str(link["Dataset"]), None))
     lock = next((a for a in outputs if a.table == "Execution_Metadata" and a.filename == "uv.lock"), None)
     url_text = wf.get("URL")
     return ExecutionFacts(
@@ -101,14 +81,38 @@ def gather_facts(catalog: Catalog, store: ObjectStore, rid: str, scratch: Path) 
         workflow_url=url_text,
         workflow_checksum=wf.get("Checksum"),
         is_notebook=str(url_text or "").endswith(".ipynb"),
-        argv=argv,
-        config_choices=choices,
-        datasets=datasets,
+        **_how_it_ran(catalog, store, rid, outputs, scratch),
         inputs=inputs,
         outputs=outputs,
         has_children=bool(children),
         lock_md5=lock.md5 if lock else None,
     )
+
+
+def _how_it_ran(
+    catalog: Catalog, store: ObjectStore, rid: str, outputs: Sequence[AssetFact], scratch: Path
+) -> dict[str, Any]:
+    """``argv``, ``config_choices`` and the input ``datasets`` (with the versions used) from the execution's
+    ``configuration.json`` (read into ``scratch``); without one (an execution that never initialized), its
+    input dataset links, versions unknown."""
+    from deriva_ml.core.codec import configuration_from_json
+
+    config_row = next(
+        (a for a in outputs if a.table == "Execution_Metadata" and a.filename == "configuration.json"), None
+    )
+    if config_row is None:
+        links = catalog.query(ML_SCHEMA, "Dataset_Execution", {"Execution": rid})
+        inputs = [ln for ln in links if (ln.get("Asset_Role") or "Input") == "Input"]
+        return {"datasets": [InputDataset(str(ln["Dataset"]), None) for ln in inputs]}
+    url = catalog.query(ML_SCHEMA, "Execution_Metadata", {"RID": config_row.rid}, columns=["RID", "URL"])[0]["URL"]
+    dest = scratch / f"configuration-{rid}.json"
+    store.get(url, dest, md5=config_row.md5)
+    cfg = configuration_from_json(dest.read_text(encoding="utf-8"))
+    return {
+        "argv": tuple(cfg.argv),
+        "config_choices": dict(cfg.config_choices),
+        "datasets": [InputDataset(str(d.rid), str(d.version) if d.version else None) for d in cfg.datasets],
+    }
 
 
 def default_repositories() -> list[Path]:
