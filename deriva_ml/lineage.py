@@ -12,27 +12,23 @@ Three parts, as everywhere in deriva_ml:
   two per asset table that has an execution link table (``docs/reproducibility.md`` lists them);
 * :func:`build_graph` (pure): the gathered facts -> nodes and edges (outputs of one table beyond
   ``group_over`` per execution are drawn as one node; the library's own metadata files are left out);
-* :func:`to_dot`, :func:`to_mermaid` (pure) and :func:`to_svg` (runs Graphviz ``dot`` when installed).
+* :func:`to_dot`, :func:`to_mermaid` (pure) and :func:`to_svg` (runs Graphviz ``dot`` when installed), in
+  :mod:`deriva_ml._lineage_render` (importable from here).
 """
 
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
 
-from deriva_ml.core.errors import DerivaMLException, ValidationError
+from deriva_ml._lineage_render import FORMATS, LineageError, render, to_dot, to_mermaid, to_svg
+from deriva_ml.core.errors import ValidationError
+from deriva_ml.core.tuples import as_tuple as _tuple
 
 NodeKind = Literal["workflow", "execution", "dataset", "asset", "group"]
-FORMATS = ("dot", "svg", "mermaid")
-
-
-def _tuple(value: Iterable[Any]) -> tuple[Any, ...]:
-    return tuple(value)
 
 
 # --------------------------------------------------------------------------------------------- facts
@@ -138,8 +134,9 @@ def build_graph(facts: LineageFacts, *, group_over: int = 4, include_metadata: b
     labelled with the version read (the highest that existed when the execution was created) or written.
     Nesting: ``nested`` edges from parent to child. The library's metadata files (configuration.json,
     uv.lock, environment snapshots, Hydra files) are left out unless ``include_metadata``."""
+    from deriva_ml.replay.facts import AssetFact
     from deriva_ml.replay.link import replayed_rid
-    from deriva_ml.replay.plan import AssetFact, is_library_metadata
+    from deriva_ml.replay.report import is_library_metadata
 
     nodes: dict[str, Node] = {}
     edges: dict[tuple[str, str, str], Edge] = {}
@@ -225,94 +222,6 @@ def build_graph(facts: LineageFacts, *, group_over: int = 4, include_metadata: b
         sorted(nodes.values(), key=lambda n: (n.kind, n.id)),
         sorted(edges.values(), key=lambda e: (e.src, e.dst, e.label)),
     )
-
-
-# ---------------------------------------------------------------------------------------- renderers
-
-_DOT_STYLE = {
-    "workflow": 'shape=component, style=filled, fillcolor="#e8e0f8"',
-    "execution": 'shape=box, style="rounded,filled", fillcolor="#dbeafe"',
-    "dataset": 'shape=cylinder, style=filled, fillcolor="#fef3c7"',
-    "asset": 'shape=note, style=filled, fillcolor="#dcfce7"',
-    "group": 'shape=folder, style=filled, fillcolor="#dcfce7"',
-}
-
-
-def _dot_str(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-
-
-def to_dot(graph: Graph) -> str:
-    """Graphviz DOT text (left to right; the start node drawn bold)."""
-    out = [
-        "digraph lineage {",
-        "  rankdir=LR;",
-        '  node [fontname="Helvetica", fontsize=10];',
-        '  edge [fontname="Helvetica", fontsize=9];',
-    ]
-    for n in graph.nodes:
-        extra = ", penwidth=2.5" if n.id == graph.root else ""
-        out.append(f"  {n.id} [label={_dot_str(n.label)}, {_DOT_STYLE[n.kind]}{extra}];")
-    for e in graph.edges:
-        style = {"nested": ", style=dashed", "ran": ", style=dotted", "replay": ', style=dashed, color="#b45309"'}.get(
-            e.kind, ""
-        )
-        out.append(f"  {e.src} -> {e.dst} [label={_dot_str(e.label)}{style}];")
-    out.append("}")
-    return "\n".join(out) + "\n"
-
-
-_MERMAID_SHAPE = {
-    "workflow": ("[[", "]]"),
-    "execution": ("(", ")"),
-    "dataset": ("[(", ")]"),
-    "asset": ("[/", "/]"),
-    "group": ("[/", "/]"),
-}
-
-
-def _mermaid_str(text: str) -> str:
-    return '"' + text.replace('"', "#quot;").replace("\n", "<br/>") + '"'
-
-
-def to_mermaid(graph: Graph) -> str:
-    """A Mermaid ``flowchart`` (renders in GitHub Markdown)."""
-    out = ["flowchart LR"]
-    for n in graph.nodes:
-        left, right = _MERMAID_SHAPE[n.kind]
-        out.append(f"  {n.id}{left}{_mermaid_str(n.label)}{right}")
-    for e in graph.edges:
-        arrow = "-.->" if e.kind in ("nested", "ran", "replay") else "-->"
-        out.append(f"  {e.src} {arrow}|{_mermaid_str(e.label)}| {e.dst}")
-    if graph.root:
-        out.append(f"  style {graph.root} stroke-width:3px")
-    return "\n".join(out) + "\n"
-
-
-def to_svg(dot_text: str, *, dot: str | None = None) -> bytes:
-    """SVG drawn by Graphviz's ``dot`` program; :class:`LineageError` when it is not installed."""
-    exe = dot or shutil.which("dot")
-    if exe is None:
-        raise LineageError("SVG needs Graphviz's `dot` program, which is not on PATH: use --format dot or mermaid")
-    proc = subprocess.run([exe, "-Tsvg"], input=dot_text.encode("utf-8"), capture_output=True, check=False)
-    if proc.returncode != 0:
-        raise LineageError(f"dot failed ({proc.returncode}): {proc.stderr.decode('utf-8', 'replace').strip()}")
-    return proc.stdout
-
-
-class LineageError(DerivaMLException):
-    """The lineage graph cannot be drawn as asked (unknown format, Graphviz missing...)."""
-
-
-def render(graph: Graph, fmt: str) -> bytes:
-    """The graph in ``fmt`` (``dot``, ``svg`` or ``mermaid``) as bytes."""
-    if fmt == "dot":
-        return to_dot(graph).encode("utf-8")
-    if fmt == "mermaid":
-        return to_mermaid(graph).encode("utf-8")
-    if fmt == "svg":
-        return to_svg(to_dot(graph))
-    raise ValidationError(f"unknown lineage format {fmt!r}; valid: {', '.join(FORMATS)}")
 
 
 # --------------------------------------------------------------------------------------------- shell
@@ -464,7 +373,8 @@ def gather_lineage(catalog: Any, rid: str, *, depth: int = 2) -> LineageFacts:
 def _is_metadata_link(table: str, asset: tuple[str, str] | None) -> bool:
     """Library metadata files do not connect executions (two runs never share a configuration.json by
     intent, but identical files are one asset row)."""
-    from deriva_ml.replay.plan import AssetFact, is_library_metadata
+    from deriva_ml.replay.facts import AssetFact
+    from deriva_ml.replay.report import is_library_metadata
 
     return asset is not None and is_library_metadata(AssetFact(table, "", asset[1], None))
 

@@ -36,6 +36,7 @@ from deriva_ml.core.convert import json_text
 from deriva_ml.core.errors import ConfigurationError, StatusConflict
 from deriva_ml.core.redact import redact_argv, redact_text
 from deriva_ml.core.status import Status
+from deriva_ml.store._files import atomic_file
 
 _STATE_DIR = ".deriva_ml"
 _FINISHED = frozenset({Status.completed, Status.failed, Status.aborted})
@@ -303,13 +304,8 @@ def _json_object(path: Path) -> dict[str, Any]:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    with atomic_file(path) as fh:  # a unique temp file per writer: concurrent jobs never share one
+        fh.write(text.encode("utf-8"))
 
 
 # ------------------------------------------------------------------------------------- finalization

@@ -7,16 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from deriva_ml.provenance.canonical import (
-    AssetFact,
-    DatasetFact,
-    ExecutionFacts,
-    FeatureFact,
-    canonical_json,
-    canonical_record,
-    gather_execution,
-    provenance_hash,
-)
+from deriva_ml.provenance.canonical import canonical_json, canonical_record, provenance_hash
+from deriva_ml.provenance.facts import AssetFact, DatasetFact, ExecutionFacts, FeatureFact
+from deriva_ml.provenance.gather import gather_execution
 
 
 def export_rocrate(*args: Any, **kwargs: Any) -> Any:
@@ -40,16 +33,6 @@ def diff_records(*args: Any, **kwargs: Any) -> Any:
     return run(*args, **kwargs)
 
 
-__all__ = [
-    "AssetFact",
-    "DatasetFact",
-    "ExecutionFacts",
-    "FeatureFact",
-    "canonical_json",
-    "canonical_record",
-    "diff_records",
-    "export_prov",
-    "export_rocrate",
-    "gather_execution",
-    "provenance_hash",
-]
+__all__ = ["AssetFact", "DatasetFact", "ExecutionFacts", "FeatureFact"]  # the facts (provenance.facts)
+__all__ += ["canonical_json", "canonical_record", "gather_execution", "provenance_hash"]
+__all__ += ["diff_records", "export_prov", "export_rocrate"]  # imported on first call

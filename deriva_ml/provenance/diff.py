@@ -11,12 +11,13 @@ catalogs are compared by what they were.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
 
 from deriva_ml.core.errors import ValidationError
+from deriva_ml.core.tuples import as_tuple
 
 __all__ = ["SECTIONS", "Change", "Diff", "diff_records"]
 
@@ -47,10 +48,6 @@ class Change:
         return {"section": self.section, "path": self.path, "kind": self.kind, "a": self.a, "b": self.b}
 
 
-def _changes(value: Iterable[Change]) -> tuple[Change, ...]:
-    return tuple(value)
-
-
 @attrs.frozen
 class Diff:
     """The differences between executions ``a`` and ``b`` (empty ``changes``: same content, same hash)."""
@@ -59,7 +56,7 @@ class Diff:
     b: str
     hash_a: str
     hash_b: str
-    changes: tuple[Change, ...] = attrs.field(converter=_changes)
+    changes: tuple[Change, ...] = attrs.field(converter=as_tuple)
 
     @property
     def same(self) -> bool:
@@ -72,10 +69,7 @@ class Diff:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "a": self.a,
-            "b": self.b,
-            "hash_a": self.hash_a,
-            "hash_b": self.hash_b,
+            **attrs.asdict(self, recurse=False, filter=lambda a, _v: a.name != "changes"),  # a, b, hash_a, hash_b
             "same": self.same,
             "sections": self.sections(),
             "changes": [c.to_json() for c in self.changes],
@@ -150,19 +144,23 @@ def _walk(section: str, path: str, a: Any, b: Any, out: list[Change]) -> None:
         return
     if isinstance(a, Mapping) and isinstance(b, Mapping):
         for k in sorted(set(a) | set(b)):
-            sub = f"{path}.{k}" if path else str(k)
-            if k not in b:
-                out.append(Change(section, sub, "only_a", a=a[k]))
-            elif k not in a:
-                out.append(Change(section, sub, "only_b", b=b[k]))
-            else:
-                _walk(section, sub, a[k], b[k], out)
+            _walk_key(section, f"{path}.{k}" if path else str(k), a, b, k, out)
         return
     key = _KEYS.get(_NESTED.sub("", path))
     if key is not None and _rows(a) and _rows(b):
         _walk_rows(section, path, a, b, key, out)
         return
     out.append(Change(section, path, "changed", a=a, b=b))
+
+
+def _walk_key(section: str, path: str, a: Mapping[str, Any], b: Mapping[str, Any], key: Any, out: list[Change]) -> None:
+    """Compare ``a[key]`` with ``b[key]`` (reported at ``path``): only in one of them, or walked."""
+    if key not in b:
+        out.append(Change(section, path, "only_a", a=a[key]))
+    elif key not in a:
+        out.append(Change(section, path, "only_b", b=b[key]))
+    else:
+        _walk(section, path, a[key], b[key], out)
 
 
 def _rows(value: Any) -> bool:
@@ -225,14 +223,8 @@ def diff_records(a: Mapping[str, Any], b: Mapping[str, Any]) -> Diff:
     if ca.get("canonical") != cb.get("canonical"):
         changes.append(Change("format", "canonical", "changed", a=ca.get("canonical"), b=cb.get("canonical")))
     for section, key in SECTIONS:
-        if key not in ca and key not in cb:
-            continue
-        if key not in cb:
-            changes.append(Change(section, key, "only_a", a=ca[key]))
-        elif key not in ca:
-            changes.append(Change(section, key, "only_b", b=cb[key]))
-        else:
-            _walk(section, key, ca[key], cb[key], changes)
+        if key in ca or key in cb:
+            _walk_key(section, key, ca, cb, key, changes)
     known = {"canonical", *(k for _, k in SECTIONS)}
     for extra in sorted((set(ca) | set(cb)) - known):  # a newer canonical form's sections
         _walk("other", extra, ca.get(extra), cb.get(extra), changes)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from deriva_ml.replay.plan import CodeLocation, SourceFacts
+from deriva_ml.replay.facts import CodeLocation, SourceFacts
 
 if TYPE_CHECKING:
     from dulwich.objects import ObjectID

@@ -8,16 +8,18 @@ commit), calls these functions and carries out the plan.
 * :func:`plan_replay` — a :class:`ReplayPlan`: the checkout, the command, its environment, the inputs to
   pin; or :class:`ReplayRefused` with the reason (dirty run, unknown commit, nothing recorded to re-run).
 * :func:`apply_overrides` — ``--override key=value`` applied to a recorded command line.
-* :func:`compare_outputs` / :func:`render_report` — the reproducibility report, per file by MD5.
+* :func:`render_plan` — what ``--dry-run`` prints.
+
+The facts it reads are in :mod:`deriva_ml.replay.facts`, the reproducibility report (per file by MD5) in
+:mod:`deriva_ml.replay.report`; their names are importable from here too.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import posixpath
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
@@ -25,7 +27,18 @@ import attrs
 
 from deriva_ml.core.errors import DerivaMLException, ValidationError
 from deriva_ml.core.redact import REDACTED
-from deriva_ml.replay.link import ENV_REPLAY_DATASETS, ENV_REPLAY_OF, ENV_REPLAY_RECORD, LINK_PATTERN
+from deriva_ml.core.tuples import as_tuple as _tuple
+from deriva_ml.replay.facts import AssetFact, CodeLocation, ExecutionFacts, InputDataset, SourceFacts
+from deriva_ml.replay.link import ENV_REPLAY_DATASETS, ENV_REPLAY_OF, ENV_REPLAY_RECORD
+from deriva_ml.replay.report import (
+    LIBRARY_METADATA,
+    FileComparison,
+    ReplayReport,
+    comparable_outputs,
+    compare_outputs,
+    is_library_metadata,
+    render_report,
+)
 
 #: The workflow overrides of ``deriva_ml.source`` (the replayed run gets the original workflow row).
 ENV_WORKFLOW_URL = "DERIVA_ML_WORKFLOW_URL"
@@ -34,23 +47,7 @@ ENV_WORKFLOW_CHECKSUM = "DERIVA_ML_WORKFLOW_CHECKSUM"
 HYDRA_PROG = "deriva-ml-run"
 NOTEBOOK_PROG = "deriva-ml-run-notebook"
 
-#: Files the library itself writes into every execution's ``Execution_Metadata``: they describe the run
-#: (time stamps, configuration, environment), not its results, and are left out of the comparison.
-LIBRARY_METADATA = (
-    "configuration.json",
-    "uv.lock",
-    "environment_snapshot_*.txt",
-    "hydra-*-config.yaml",
-    "hydra-*-overrides.yaml",
-    "hydra-*-hydra.yaml",
-    LINK_PATTERN,
-)
-
 RunKind = Literal["script", "module", "hydra", "notebook"]
-
-
-def _tuple(value: Iterable[Any]) -> tuple[Any, ...]:
-    return tuple(value)
 
 
 class ReplayRefused(DerivaMLException):
@@ -58,76 +55,6 @@ class ReplayRefused(DerivaMLException):
 
 
 # ------------------------------------------------------------------------------------------- records
-
-
-@attrs.frozen
-class CodeLocation:
-    """Where a Workflow URL says the code is: ``commit`` + ``path`` in a repository (a browse URL of a
-    forge), or a local ``file_path`` without a commit (``file://`` URL: a repository without a remote)."""
-
-    url: str
-    path: str
-    commit: str | None = None
-    repo_hint: str | None = None  # "host/org/repo" of a forge URL, for messages
-    file_path: str | None = None  # the absolute path of a file:// URL
-
-
-@attrs.frozen
-class InputDataset:
-    rid: str
-    version: str | None
-
-
-@attrs.frozen
-class AssetFact:
-    """One asset linked to an execution (an input or an output)."""
-
-    table: str
-    rid: str
-    filename: str
-    md5: str | None
-    length: int | None = None
-    types: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
-
-
-@attrs.frozen
-class ExecutionFacts:
-    """What the catalog recorded about one execution (gathered by ``deriva_ml.replay.run.gather_facts``)."""
-
-    rid: str
-    status: str
-    description: str
-    workflow_rid: str | None
-    workflow_name: str | None
-    workflow_url: str | None
-    workflow_checksum: str | None
-    is_notebook: bool
-    argv: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
-    config_choices: Mapping[str, str] = attrs.field(factory=dict)
-    datasets: tuple[InputDataset, ...] = attrs.field(default=(), converter=_tuple)
-    inputs: tuple[AssetFact, ...] = attrs.field(default=(), converter=_tuple)
-    outputs: tuple[AssetFact, ...] = attrs.field(default=(), converter=_tuple)
-    has_children: bool = False
-    lock_md5: str | None = None
-
-
-@attrs.frozen
-class SourceFacts:
-    """What the shell found about the recorded code (offline, in local repositories).
-
-    ``repo_root``/``commit``: the repository holding the commit and the commit to check out (None when none
-    was found); ``blob_id``: the git blob id of ``path`` at that commit (None when the path is not in it);
-    ``searched``: every place that was looked at, for the error message."""
-
-    path: str
-    repo_root: str | None
-    commit: str | None
-    blob_id: str | None
-    searched: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
-    #: the path is inside a Python package at that commit: its module name and the sys.path entry
-    #: (relative to the checkout) that imports it
-    module: str | None = None
-    module_root: str = ""
 
 
 @attrs.frozen
@@ -154,51 +81,6 @@ class ReplayPlan:
         return attrs.asdict(
             self, recurse=True, value_serializer=lambda _i, _a, v: dict(v) if isinstance(v, Mapping) else v
         )
-
-
-@attrs.frozen
-class FileComparison:
-    table: str
-    filename: str
-    original_md5: str | None
-    replay_md5: str | None
-
-    @property
-    def outcome(self) -> str:
-        """``equal``, ``differs``, ``missing`` (the replay did not write it) or ``new`` (only the replay did)."""
-        if self.replay_md5 is None:
-            return "missing"
-        if self.original_md5 is None:
-            return "new"
-        return "equal" if self.original_md5 == self.replay_md5 else "differs"
-
-
-@attrs.frozen
-class ReplayReport:
-    original_rid: str
-    replay_rid: str | None
-    status: str
-    files: tuple[FileComparison, ...] = attrs.field(converter=_tuple)
-    warnings: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
-
-    @property
-    def reproduced(self) -> bool:
-        """Every output of the original has an output of the replay with the same MD5, and nothing more."""
-        return self.status == "Completed" and bool(self.files) and all(f.outcome == "equal" for f in self.files)
-
-    @property
-    def differing(self) -> tuple[FileComparison, ...]:
-        return tuple(f for f in self.files if f.outcome != "equal")
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "original": self.original_rid,
-            "replay": self.replay_rid,
-            "status": self.status,
-            "reproduced": self.reproduced,
-            "files": [{**attrs.asdict(f), "outcome": f.outcome} for f in self.files],
-            "warnings": list(self.warnings),
-        }
 
 
 # -------------------------------------------------------------------------------------- code location
@@ -428,83 +310,6 @@ def _tool(python: str, scripts_dir: str | None, prog: str, module: str, args: Se
     if scripts_dir:
         return (posixpath.join(scripts_dir.replace("\\", "/"), prog), *args)
     return (python, "-c", f"import sys; from {module} import main; sys.exit(main())", *args)
-
-
-# ------------------------------------------------------------------------------------------- report
-
-
-#: The executed notebook ``deriva-ml-run-notebook`` uploads (``Notebook_Output``): a record of the run whose
-#: cell timings and kernel metadata differ on every run; its results are the notebook's other outputs.
-EXECUTED_NOTEBOOK = "*.ipynb"
-
-
-def is_library_metadata(asset: AssetFact) -> bool:
-    """A file the library writes for every execution (configuration, environment, the executed notebook...):
-    it describes the run, not its results."""
-    if asset.table == "Execution_Asset" and fnmatch.fnmatchcase(asset.filename, EXECUTED_NOTEBOOK):
-        return True
-    return asset.table == "Execution_Metadata" and any(fnmatch.fnmatchcase(asset.filename, p) for p in LIBRARY_METADATA)
-
-
-def comparable_outputs(outputs: Sequence[AssetFact]) -> tuple[AssetFact, ...]:
-    return tuple(a for a in outputs if not is_library_metadata(a))
-
-
-def compare_outputs(
-    original_rid: str,
-    original: Sequence[AssetFact],
-    replay_rid: str | None,
-    replay: Sequence[AssetFact],
-    *,
-    status: str,
-    warnings: Sequence[str] = (),
-) -> ReplayReport:
-    """Pair outputs by (asset table, file name) and compare their MD5s; library metadata is left out.
-
-    A name written several times by one run is paired in the order of the MD5s (a multiset match)."""
-    left: dict[tuple[str, str], list[str | None]] = {}
-    right: dict[tuple[str, str], list[str | None]] = {}
-    for a in comparable_outputs(original):
-        left.setdefault((a.table, a.filename), []).append(a.md5)
-    for a in comparable_outputs(replay):
-        right.setdefault((a.table, a.filename), []).append(a.md5)
-    files: list[FileComparison] = []
-    for key in sorted(set(left) | set(right)):
-        lm = sorted(left.get(key, []), key=str)
-        rm = sorted(right.get(key, []), key=str)
-        common = [m for m in lm if m in rm]
-        for m in common:
-            rm.remove(m)
-            lm.remove(m)
-            files.append(FileComparison(key[0], key[1], m, m))
-        for i in range(max(len(lm), len(rm))):
-            files.append(FileComparison(key[0], key[1], lm[i] if i < len(lm) else None, rm[i] if i < len(rm) else None))
-    return ReplayReport(original_rid, replay_rid, status, files, warnings)
-
-
-def render_report(report: ReplayReport) -> list[str]:
-    """The report as text: one line per output file, then the verdict."""
-    out = [f"replay of {report.original_rid}: execution {report.replay_rid or '(none)'}  {report.status}"]
-    if report.files:
-        wt = max(len(f.table) for f in report.files)
-        wf = max(len(f.filename) for f in report.files)
-        out.append(f"  {'OUTCOME':8}  {'TABLE':{wt}}  {'FILE':{wf}}  {'ORIGINAL MD5':32}  REPLAY MD5")
-        for f in report.files:
-            out.append(
-                f"  {f.outcome:8}  {f.table:{wt}}  {f.filename:{wf}}  {f.original_md5 or '-':32}  {f.replay_md5 or '-'}"
-            )
-    for w in report.warnings:
-        out.append(f"  warning: {w}")
-    if report.reproduced:
-        out.append(f"reproduced: all {len(report.files)} outputs have the same MD5")
-    else:
-        n = len(report.differing)
-        out.append(
-            f"NOT reproduced: {n} of {len(report.files)} outputs differ"
-            if report.files
-            else "NOT reproduced: no outputs to compare"
-        )
-    return out
 
 
 def render_plan(plan: ReplayPlan) -> list[str]:

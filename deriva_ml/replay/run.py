@@ -7,12 +7,13 @@ of inputs and outputs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,34 +21,22 @@ from deriva_ml.catalog.port import Catalog
 from deriva_ml.core.definitions import ML_SCHEMA
 from deriva_ml.core.errors import RIDNotFound
 from deriva_ml.core.rid import parse_rid
+from deriva_ml.replay.facts import AssetFact, ExecutionFacts, InputDataset
 from deriva_ml.replay.link import ENV_REPLAY_RECORD
-from deriva_ml.replay.plan import (
-    AssetFact,
-    ExecutionFacts,
-    InputDataset,
-    ReplayPlan,
-    ReplayRefused,
-    ReplayReport,
-    compare_outputs,
-    parse_workflow_url,
-    plan_replay,
-)
+from deriva_ml.replay.plan import ReplayPlan, ReplayRefused, parse_workflow_url, plan_replay
+from deriva_ml.replay.report import ReplayReport, compare_outputs
 from deriva_ml.store.port import ObjectStore
 
 
 def gather_assets(catalog: Catalog, rid: str) -> tuple[list[AssetFact], list[AssetFact]]:
     """(inputs, outputs) of one execution: per asset table with a ``<Table>_Execution`` link table, one
     links query and (when there are links) one rows query."""
-    from deriva_ml.catalog.schema import is_asset
+    from deriva_ml.provenance.gather import asset_link_tables
 
     inputs: list[AssetFact] = []
     outputs: list[AssetFact] = []
-    model = catalog.model()
-    for t in sorted((t for t in model.tables if is_asset(t)), key=lambda t: (t.schema, t.name)):
-        link_table = model.table(t.schema, f"{t.name}_Execution")
-        if link_table is None:
-            continue
-        links = catalog.query(t.schema, link_table.name, {"Execution": rid})
+    for t, link_table, _types in asset_link_tables(catalog.model()):
+        links = catalog.query(link_table.schema, link_table.name, {"Execution": rid})
         arids = list(dict.fromkeys(r[t.name] for r in links if r.get(t.name)))
         if not arids:
             continue
@@ -70,8 +59,6 @@ def gather_assets(catalog: Catalog, rid: str) -> tuple[list[AssetFact], list[Ass
 def gather_facts(catalog: Catalog, store: ObjectStore, rid: str, scratch: Path) -> ExecutionFacts:
     """What the catalog recorded about execution ``rid`` (its configuration.json is read from the store
     into ``scratch``)."""
-    from deriva_ml.core.codec import configuration_from_json
-
     rid = parse_rid(rid, "execution rid")
     rows = catalog.query(ML_SCHEMA, "Execution", {"RID": rid})
     if not rows:
@@ -83,24 +70,6 @@ def gather_facts(catalog: Catalog, store: ObjectStore, rid: str, scratch: Path) 
         wf = dict(found[0]) if found else {}
     children = catalog.query(ML_SCHEMA, "Execution_Execution", {"Execution": rid}, limit=1)
     inputs, outputs = gather_assets(catalog, rid)
-    argv: tuple[str, ...] = ()
-    choices: dict[str, str] = {}
-    datasets: list[InputDataset] = []
-    config_row = next(
-        (a for a in outputs if a.table == "Execution_Metadata" and a.filename == "configuration.json"), None
-    )
-    if config_row is not None:
-        url = catalog.query(ML_SCHEMA, "Execution_Metadata", {"RID": config_row.rid}, columns=["RID", "URL"])[0]["URL"]
-        dest = scratch / f"configuration-{rid}.json"
-        store.get(url, dest, md5=config_row.md5)
-        cfg = configuration_from_json(dest.read_text(encoding="utf-8"))
-        argv = tuple(cfg.argv)
-        choices = dict(cfg.config_choices)
-        datasets = [InputDataset(str(d.rid), str(d.version) if d.version else None) for d in cfg.datasets]
-    else:  # no configuration.json (an execution that never initialized): the dataset links only
-        for link in catalog.query(ML_SCHEMA, "Dataset_Execution", {"Execution": rid}):
-            if (link.get("Asset_Role") or "Input") == "Input":
-                datasets.append(InputDataset(str(link["Dataset"]), None))
     lock = next((a for a in outputs if a.table == "Execution_Metadata" and a.filename == "uv.lock"), None)
     url_text = wf.get("URL")
     return ExecutionFacts(
@@ -112,14 +81,38 @@ def gather_facts(catalog: Catalog, store: ObjectStore, rid: str, scratch: Path) 
         workflow_url=url_text,
         workflow_checksum=wf.get("Checksum"),
         is_notebook=str(url_text or "").endswith(".ipynb"),
-        argv=argv,
-        config_choices=choices,
-        datasets=datasets,
+        **_how_it_ran(catalog, store, rid, outputs, scratch),
         inputs=inputs,
         outputs=outputs,
         has_children=bool(children),
         lock_md5=lock.md5 if lock else None,
     )
+
+
+def _how_it_ran(
+    catalog: Catalog, store: ObjectStore, rid: str, outputs: Sequence[AssetFact], scratch: Path
+) -> dict[str, Any]:
+    """``argv``, ``config_choices`` and the input ``datasets`` (with the versions used) from the execution's
+    ``configuration.json`` (read into ``scratch``); without one (an execution that never initialized), its
+    input dataset links, versions unknown."""
+    from deriva_ml.core.codec import configuration_from_json
+
+    config_row = next(
+        (a for a in outputs if a.table == "Execution_Metadata" and a.filename == "configuration.json"), None
+    )
+    if config_row is None:
+        links = catalog.query(ML_SCHEMA, "Dataset_Execution", {"Execution": rid})
+        inputs = [ln for ln in links if (ln.get("Asset_Role") or "Input") == "Input"]
+        return {"datasets": [InputDataset(str(ln["Dataset"]), None) for ln in inputs]}
+    url = catalog.query(ML_SCHEMA, "Execution_Metadata", {"RID": config_row.rid}, columns=["RID", "URL"])[0]["URL"]
+    dest = scratch / f"configuration-{rid}.json"
+    store.get(url, dest, md5=config_row.md5)
+    cfg = configuration_from_json(dest.read_text(encoding="utf-8"))
+    return {
+        "argv": tuple(cfg.argv),
+        "config_choices": dict(cfg.config_choices),
+        "datasets": [InputDataset(str(d.rid), str(d.version) if d.version else None) for d in cfg.datasets],
+    }
 
 
 def default_repositories() -> list[Path]:
@@ -135,23 +128,25 @@ def _scripts_dir() -> str | None:
     return str(bin_dir) if (bin_dir / "deriva-ml-run").exists() else None
 
 
-def prepare(
+@contextlib.contextmanager
+def prepared(
     catalog: Catalog,
     store: ObjectStore,
     rid: str,
-    *,
-    overrides: Sequence[str] = (),
-    repositories: Sequence[str | os.PathLike[str]] = (),
-    scratch: Path,
-) -> tuple[ExecutionFacts, ReplayPlan]:
-    """Gather, locate the code offline and plan (nothing is written but ``scratch``)."""
+    overrides: Sequence[str],
+    repositories: Sequence[str | os.PathLike[str]],
+) -> Iterator[tuple[ExecutionFacts, ReplayPlan, Path]]:
+    """Gather, locate the code offline and plan, in a scratch directory removed on exit (nothing else is
+    written): yields the facts, the plan and that directory."""
     from deriva_ml.replay._git import locate_source
 
-    facts = gather_facts(catalog, store, rid, scratch)
-    loc = parse_workflow_url(facts.workflow_url)
-    source = locate_source(loc, facts.workflow_checksum, [*repositories, *default_repositories()])
-    plan = plan_replay(facts, source, overrides=overrides, python=sys.executable, scripts_dir=_scripts_dir())
-    return facts, plan
+    with tempfile.TemporaryDirectory(prefix="deriva-ml-replay-") as tmp:
+        scratch = Path(tmp)
+        facts = gather_facts(catalog, store, rid, scratch)
+        loc = parse_workflow_url(facts.workflow_url)
+        source = locate_source(loc, facts.workflow_checksum, [*repositories, *default_repositories()])
+        plan = plan_replay(facts, source, overrides=overrides, python=sys.executable, scripts_dir=_scripts_dir())
+        yield facts, plan, scratch
 
 
 def plan_for(
@@ -163,8 +158,8 @@ def plan_for(
     repositories: Sequence[str | os.PathLike[str]] = (),
 ) -> ReplayPlan:
     """The replay plan of execution ``rid`` (``--dry-run``): nothing is written."""
-    with tempfile.TemporaryDirectory(prefix="deriva-ml-replay-") as tmp:
-        return prepare(catalog, store, rid, overrides=overrides, repositories=repositories, scratch=Path(tmp))[1]
+    with prepared(catalog, store, rid, overrides, repositories) as (_facts, plan, _scratch):
+        return plan
 
 
 def run_replay(
@@ -187,9 +182,7 @@ def run_replay(
     from deriva_ml.replay._git import export_commit
 
     say = echo or (lambda line: print(line, file=sys.stderr))
-    with tempfile.TemporaryDirectory(prefix="deriva-ml-replay-") as tmp:
-        scratch = Path(tmp)
-        facts, plan = prepare(catalog, store, rid, overrides=overrides, repositories=repositories, scratch=scratch)
+    with prepared(catalog, store, rid, overrides, repositories) as (facts, plan, scratch):
         checkout = scratch / "checkout"
         checkout.mkdir()
         export_commit(plan.repo_root, plan.commit, checkout)
