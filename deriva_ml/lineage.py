@@ -26,7 +26,7 @@ import attrs
 
 from deriva_ml._lineage_render import FORMATS, LineageError, render, to_dot, to_mermaid, to_svg
 from deriva_ml.core.errors import ValidationError
-from deriva_ml.core.tuples import as_tuple as _tuple
+from deriva_ml.core.fields import as_tuple as _tuple
 
 NodeKind = Literal["workflow", "execution", "dataset", "asset", "group"]
 

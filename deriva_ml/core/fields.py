@@ -7,6 +7,7 @@ parameter's (``converter=tuple`` would not type-check). Pure: no I/O.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 
 def str_tuple(values: Iterable[str]) -> tuple[str, ...]:
@@ -14,4 +15,10 @@ def str_tuple(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(values)
 
 
-__all__ = ["str_tuple"]
+def as_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
+    """``value`` as a tuple, for a tuple field whose items are not strings (the field's annotation names the
+    item type; a generic converter is not solved by the attrs plugin)."""
+    return tuple(value)
+
+
+__all__ = ["as_tuple", "str_tuple"]

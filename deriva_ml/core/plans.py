@@ -15,6 +15,7 @@ import attrs
 from deriva_ml.core.definitions import ML_SCHEMA, AssetRole
 from deriva_ml.core.effects import Batch, Effect, Insert, Ref, SetStatus, StatusWrite, Update
 from deriva_ml.core.errors import ValidationError
+from deriva_ml.core.fields import str_tuple
 from deriva_ml.core.records import ExecutionRecord, Workflow
 from deriva_ml.core.redact import redact_description
 from deriva_ml.core.rid import RID
@@ -166,10 +167,6 @@ def plan_input_links(
     return Batch(effects)
 
 
-def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
-    return tuple(value)
-
-
 def _frozen_map(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     if value is None:
         return MappingProxyType({})
@@ -190,7 +187,7 @@ class StoredOutput:
     length: int
     md5: str
     description: str | None = None
-    asset_types: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
+    asset_types: tuple[str, ...] = attrs.field(default=(), converter=str_tuple)
     #: Read-only (``types.MappingProxyType``), so the frozen record cannot change in place.
     metadata: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_map, hash=False)
 

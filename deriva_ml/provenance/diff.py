@@ -17,7 +17,7 @@ from typing import Any, Literal
 import attrs
 
 from deriva_ml.core.errors import ValidationError
-from deriva_ml.core.tuples import as_tuple
+from deriva_ml.core.fields import as_tuple
 
 __all__ = ["SECTIONS", "Change", "Diff", "diff_records"]
 

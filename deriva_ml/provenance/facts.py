@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 
 from deriva_ml.core.definitions import MLAsset
-from deriva_ml.core.tuples import as_tuple
+from deriva_ml.core.fields import as_tuple
 
 __all__ = ["METRICS_FILE", "AssetFact", "DatasetFact", "ExecutionFacts", "FeatureFact", "is_metadata"]
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import attrs
 
-from deriva_ml.core.tuples import as_tuple as _tuple
+from deriva_ml.core.fields import as_tuple as _tuple
 
 __all__ = ["AssetFact", "CodeLocation", "ExecutionFacts", "InputDataset", "SourceFacts"]
 

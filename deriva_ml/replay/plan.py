@@ -26,8 +26,8 @@ from urllib.parse import unquote, urlsplit
 import attrs
 
 from deriva_ml.core.errors import DerivaMLException, ValidationError
+from deriva_ml.core.fields import as_tuple as _tuple
 from deriva_ml.core.redact import REDACTED
-from deriva_ml.core.tuples import as_tuple as _tuple
 from deriva_ml.replay.facts import AssetFact, CodeLocation, ExecutionFacts, InputDataset, SourceFacts
 from deriva_ml.replay.link import ENV_REPLAY_DATASETS, ENV_REPLAY_OF, ENV_REPLAY_RECORD
 from deriva_ml.replay.report import (

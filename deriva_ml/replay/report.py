@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from deriva_ml.core.tuples import as_tuple as _tuple
+from deriva_ml.core.fields import as_tuple as _tuple
 from deriva_ml.replay.facts import AssetFact
 from deriva_ml.replay.link import LINK_PATTERN
 
