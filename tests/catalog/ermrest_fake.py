@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from deriva_ml.catalog.ermrest import table_from_document
@@ -103,6 +103,15 @@ class _Catalog:
         return t
 
 
+class _Handler(WSGIRequestHandler):
+    # werkzeug writes the headers and the body in two sends: with Nagle on, each keep-alive answer waits for
+    # the client's delayed ACK (~40 ms a request; FIELD-NOTES "Test servers on loopback").
+    disable_nagle_algorithm = True
+
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        """No access log on stderr (``log`` keeps every request)."""
+
+
 class FakeErmrest:
     def __init__(self) -> None:
         self._dir = tempfile.TemporaryDirectory()
@@ -110,9 +119,10 @@ class FakeErmrest:
         self.log: list[tuple[str, str, Any]] = []
         self.fail_next: list[tuple[int, str]] = []
         self._lock = threading.Lock()
-        self._server = make_server("127.0.0.1", 0, self._app, threaded=True)
+        self._server = make_server("127.0.0.1", 0, self._app, threaded=True, request_handler=_Handler)
         self.host = f"127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # a short poll so that shutdown() returns at once (the default 0.5 s poll cost every test half a second)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
 
     def __enter__(self) -> FakeErmrest:
         self._thread.start()

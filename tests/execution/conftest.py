@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from deriva_ml import DerivaML
-from deriva_ml.testing import add_domain_schema
+from deriva_ml.testing import add_domain_schema, new_embedded_catalog
 
 _TESTS = Path(__file__).resolve().parents[1]
 for sub in ("catalog", "store", "live"):
@@ -35,6 +35,7 @@ def open_backend(kind: str, home: Path, project: str = "test") -> Iterator[Calla
     opened: list[DerivaML] = []
     try:
         if kind == "embedded":
+            new_embedded_catalog(home, project)  # a copy of the once-built deriva-ml catalog
 
             def open_embedded() -> DerivaML:
                 ml = DerivaML("local", project, home=home)
