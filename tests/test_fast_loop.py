@@ -99,3 +99,52 @@ def test_every_test_listed_slow_exists(entry: str) -> None:
     tree = ast.parse((TESTS / module).read_text(encoding="utf-8"))
     names = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
     assert function in names, f"{entry} is listed slow in tests/conftest.py but {module} has no {function}"
+
+
+def test_a_copied_fake_ermrest_catalog_answers_like_one_create_ml_catalog_made() -> None:
+    import sys
+
+    sys.path.insert(0, str(TESTS / "catalog"))
+    import requests
+    from ermrest_fake import FakeErmrest, new_ml_catalog
+
+    from deriva_ml.catalog.ermrest import ErmrestCatalog, create_ml_catalog
+    from deriva_ml.core.effects import Batch, Insert
+
+    def state(host: str, cid: str) -> dict[str, object]:
+        base = f"http://{host}/ermrest/catalog/{cid}"
+        cat = ErmrestCatalog(host, cid, scheme="http", credential={})
+        try:
+            rows = {
+                t.qualified: sorted(
+                    tuple(sorted((k, str(v)) for k, v in r.items() if k not in _VOLATILE))
+                    for r in cat.query(t.schema, t.name)
+                )
+                for t in cat.model().tables
+            }
+            # the next RIDs handed out are the same too
+            added = cat.apply(Batch([Insert("deriva-ml", "Asset_Type", [{"Name": "Next", "Description": "d"}])]))
+            return {
+                "schema": requests.get(f"{base}/schema", timeout=10).json(),
+                "snaptime": requests.get(base, timeout=10).json()["snaptime"],
+                "rows": rows,
+                "next": [r["RID"] for r in added.inserted[0]],
+            }
+        finally:
+            cat.close()
+
+    with FakeErmrest() as made_here, FakeErmrest() as copied_here:
+        made = create_ml_catalog(made_here.host, "proj", scheme="http", credential={})
+        made.close()
+        copied = new_ml_catalog(copied_here, "proj")
+        second = new_ml_catalog(copied_here, "proj")
+        assert copied != second and not copied_here.log  # no request reached this server to make them
+        assert state(copied_here.host, copied) == state(made_here.host, made.catalog_id)
+        # the copies are separate catalogs: the insert above is not in the second one
+        names = {
+            r["Name"]
+            for r in ErmrestCatalog(copied_here.host, second, scheme="http", credential={}).query(
+                "deriva-ml", "Asset_Type"
+            )
+        }
+        assert "Next" not in names

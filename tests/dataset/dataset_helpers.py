@@ -32,10 +32,13 @@ def open_backend(kind: str, tmp_path: Path, stack: Any) -> tuple[DerivaML, Any]:
         new_embedded_catalog(tmp_path, "t")  # a copy of the once-built deriva-ml catalog
         return DerivaML("local", "t", home=tmp_path), None
     if kind == "ermrest-fake":
-        from ermrest_fake import FakeErmrest
+        from ermrest_fake import FakeErmrest, new_ml_catalog
+
+        from deriva_ml.catalog.ermrest import ErmrestCatalog
 
         er = stack.enter_context(FakeErmrest())
-        cat = create_ml_catalog(er.host, "t", scheme="http", credential={})
+        # what create_ml_catalog makes, copied
+        cat = ErmrestCatalog(er.host, new_ml_catalog(er, "t"), scheme="http", credential={})
         store = LocalObjectStore(tmp_path / "objects")
         return DerivaML(er.host, cat.catalog_id, catalog=cat, store=store, home=tmp_path, domain_schema="t"), er
     host = os.environ["DERIVA_ML_TEST_HOST"]

@@ -44,15 +44,13 @@ def open_backend(kind: str, home: Path, project: str = "test") -> Iterator[Calla
 
             yield open_embedded
         elif kind == "ermrest+hatrac":
-            from ermrest_fake import FakeErmrest
+            from ermrest_fake import FakeErmrest, new_ml_catalog
             from hatrac_server import HatracTestServer, make_store
 
-            from deriva_ml.catalog.ermrest import ErmrestCatalog, create_ml_catalog
+            from deriva_ml.catalog.ermrest import ErmrestCatalog
 
             with FakeErmrest() as er, HatracTestServer() as hs:
-                first = create_ml_catalog(er.host, project, scheme="http", credential={})
-                catalog_id = first.catalog_id
-                first.close()
+                catalog_id = new_ml_catalog(er, project)  # what create_ml_catalog makes, copied
 
                 def open_fake() -> DerivaML:
                     cat = ErmrestCatalog(er.host, catalog_id, scheme="http", credential={})
