@@ -36,7 +36,7 @@ from deriva_ml.catalog.port import ML_SCHEMA
 from deriva_ml.catalog.sqlite import SQLiteCatalog
 from deriva_ml.core.effects import Insert, SetStatus
 from deriva_ml.core.errors import InvalidTransition, StatusConflict
-from deriva_ml.testing import make_configuration
+from deriva_ml.testing import make_configuration, new_embedded_catalog
 
 ORDER = ["Created", "Initializing", "Pending", "Running", "Completed"]
 FINAL = {"Completed", "Aborted"}
@@ -83,6 +83,7 @@ class Lifecycle(RuleBasedStateMachine):
         warnings.simplefilter("ignore")
         self.dir = tempfile.TemporaryDirectory()
         self.home = Path(self.dir.name)
+        new_embedded_catalog(self.home, "model")  # a copy of the once-built deriva-ml catalog
         self.ml = DerivaML("local", "model", home=self.home)
         self.status: dict[str, str] = {}  # the model: rid -> status
         self.dead_lease: set[str] = set()

@@ -24,7 +24,7 @@ from deriva_ml.core.effects import Batch, Insert, SetStatus, StatusWrite, Update
 from deriva_ml.core.errors import StatusConflict
 from deriva_ml.core.plans import StoredOutput, plan_output_rows
 from deriva_ml.core.status import STATUS_ORDER, TRANSITIONS
-from deriva_ml.testing import add_domain_schema
+from deriva_ml.testing import add_domain_schema, new_embedded_catalog
 
 TYPES = ["Weights", "Plot", "Log", "Table"]
 _counter = itertools.count()
@@ -122,6 +122,8 @@ ops = st.lists(
 @given(ops)
 def test_journal_replay_equals_direct_application(program: list[tuple]) -> None:  # type: ignore[type-arg]
     with tempfile.TemporaryDirectory() as d:
+        new_embedded_catalog(d, "src")  # copies of the once-built deriva-ml catalog
+        new_embedded_catalog(d, "dst")
         plain = open_local_catalog("src", Path(d))
         plain.create_tables(_subject_table())  # before journalling, like the target's table
         plain.close()

@@ -27,7 +27,7 @@ from deriva_ml.execution import ExecutionConfiguration
 from deriva_ml.provenance import canonical_record, gather_execution
 from deriva_ml.services.executions import add_nested
 from deriva_ml.sync import sync
-from deriva_ml.testing import add_domain_schema, make_workflow
+from deriva_ml.testing import add_domain_schema, make_workflow, new_embedded_catalog
 
 _FILENAME = st.text(alphabet="abcdefgh xyz_-.", min_size=1, max_size=12).filter(
     lambda s: s.strip(". ") == s and ".." not in s and s not in {".", ".."}
@@ -110,6 +110,8 @@ def _outputs(doc: dict[str, Any]) -> set[tuple[str, str, str]]:
 def test_sync_preserves_every_execution_hash(runs: list[dict[str, Any]]) -> None:
     warnings.simplefilter("ignore")
     with tempfile.TemporaryDirectory(prefix="dml-prov-") as d:
+        new_embedded_catalog(Path(d) / "src", "src")  # copies of the once-built deriva-ml catalog
+        new_embedded_catalog(Path(d) / "dst", "dst")
         src = DerivaML("local", "src", home=Path(d) / "src")
         dst = DerivaML("local", "dst", home=Path(d) / "dst")
         try:

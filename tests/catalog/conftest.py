@@ -19,6 +19,7 @@ from catalog_support import DOMAIN, domain_tables
 from deriva_ml.catalog.port import Catalog
 from deriva_ml.catalog.schema import ML_TABLES
 from deriva_ml.catalog.sqlite import SQLiteCatalog, open_local_catalog
+from deriva_ml.testing import new_embedded_catalog
 
 ADAPTERS = ["sqlite"]
 if importlib.util.find_spec("deriva_ml.catalog.ermrest") is not None:
@@ -42,6 +43,7 @@ def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]
     kind = request.param
     cat: Catalog
     if kind == "sqlite":
+        new_embedded_catalog(tmp_path, "conformance")  # a copy of the once-built deriva-ml catalog
         cat = open_local_catalog("conformance", tmp_path)
         cat.create_tables(domain_tables())
     elif kind == "ermrest-fake":
@@ -74,6 +76,7 @@ def ermrest_server() -> Iterator[object]:
 
 @pytest.fixture
 def sqlite_catalog(tmp_path: Path) -> Iterator[SQLiteCatalog]:
+    new_embedded_catalog(tmp_path, "unit")
     cat = open_local_catalog("unit", tmp_path)
     cat.create_tables(domain_tables())
     try:

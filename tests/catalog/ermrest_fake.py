@@ -14,14 +14,17 @@ hold the user name. Snapshots are ``<batches>-<DDL count>`` (so a DDL makes a ne
 
 from __future__ import annotations
 
+import atexit
+import copy
 import json
+import sqlite3
 import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from deriva_ml.catalog.ermrest import table_from_document
@@ -70,15 +73,32 @@ DEFAULT_LIMIT = 100
 
 
 class _Catalog:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, fresh: bool = True) -> None:
         self.store = SQLiteCatalog(path, user=FAKE_USER, guard_status=False)  # the real server has no status rules
-        # short RIDs like a fresh ERMrest catalog's (the store's counter starts at 1-0000 otherwise)
-        self.store._conn.execute("UPDATE _dml_meta SET value = ? WHERE key = 'next_rid'", (FIRST_RID,))
+        if fresh:
+            # short RIDs like a fresh ERMrest catalog's (the store's counter starts at 1-0000 otherwise)
+            self.store._conn.execute("UPDATE _dml_meta SET value = ? WHERE key = 'next_rid'", (FIRST_RID,))
         self.ddl = 0  # DDL requests so far: part of the snapshot id
         self.created: dict[tuple[str, str], int] = {}  # table -> the DDL count that created it
         self.docs: dict[str, dict[str, Any]] = {"public": {"schema_name": "public", "tables": {}}}
         self.rid_tables: dict[str, tuple[str, str]] = {}  # every RID ever issued -> (schema, table)
         self.deleted: dict[str, str] = {}  # deleted RID -> snapshot before the deletion
+
+    def copy_to(self, path: Path) -> _Catalog:
+        """A new catalog at ``path`` in this one's state: rows, RID counter, snapshots, model documents, history."""
+        dest = sqlite3.connect(str(path))
+        try:
+            with self.store._lock:
+                self.store._conn.backup(dest)
+        finally:
+            dest.close()
+        twin = _Catalog(path, fresh=False)
+        twin.ddl = self.ddl
+        twin.created = dict(self.created)
+        twin.docs = copy.deepcopy(self.docs)
+        twin.rid_tables = dict(self.rid_tables)
+        twin.deleted = dict(self.deleted)
+        return twin
 
     def snaptime(self) -> str:
         return f"{self.store.snapshot()}-{self.ddl}"
@@ -103,6 +123,15 @@ class _Catalog:
         return t
 
 
+class _Handler(WSGIRequestHandler):
+    # werkzeug writes the headers and the body in two sends: with Nagle on, each keep-alive answer waits for
+    # the client's delayed ACK (~40 ms a request; FIELD-NOTES "Test servers on loopback").
+    disable_nagle_algorithm = True
+
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        """No access log on stderr (``log`` keeps every request)."""
+
+
 class FakeErmrest:
     def __init__(self) -> None:
         self._dir = tempfile.TemporaryDirectory()
@@ -110,9 +139,10 @@ class FakeErmrest:
         self.log: list[tuple[str, str, Any]] = []
         self.fail_next: list[tuple[int, str]] = []
         self._lock = threading.Lock()
-        self._server = make_server("127.0.0.1", 0, self._app, threaded=True)
+        self._server = make_server("127.0.0.1", 0, self._app, threaded=True, request_handler=_Handler)
         self.host = f"127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # a short poll so that shutdown() returns at once (the default 0.5 s poll cost every test half a second)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
 
     def __enter__(self) -> FakeErmrest:
         self._thread.start()
@@ -123,6 +153,13 @@ class FakeErmrest:
         for c in self.catalogs.values():
             c.store.close()
         self._dir.cleanup()
+
+    def add_copy(self, template: _Catalog) -> str:
+        """A new catalog holding a copy of ``template`` (a catalog of this fake or another); returns its id."""
+        with self._lock:
+            cid = str(len(self.catalogs) + 1)
+            self.catalogs[cid] = template.copy_to(Path(self._dir.name) / f"{cid}.sqlite")
+        return cid
 
     def count(self, method: str, contains: str = "") -> int:
         return sum(1 for m, p, _ in self.log if m == method and contains in p)
@@ -773,3 +810,27 @@ class _FilterParser:
                 raise _BadRequest(f"Invalid filter syntax: ::null:: takes no value ({self.text!r})")
             return Cmp(name, "null")
         return Cmp(name, self._OPS[m.group(3)], _typed(kind, unquote(m.group(4))))
+
+
+_TEMPLATES: dict[str, tuple[FakeErmrest, str]] = {}
+_TEMPLATES_LOCK = threading.Lock()
+
+
+def new_ml_catalog(server: FakeErmrest, project: str) -> str:
+    """A new deriva-ml catalog with the empty domain schema ``project`` on ``server``; returns its id.
+
+    The catalog is a copy of one that ``create_ml_catalog`` made, once per process and project, on a private
+    fake: the same state its requests would make here, without repeating them for every test (they are not in
+    ``server.log``). Tests of catalog creation itself call ``create_ml_catalog``.
+    """
+    with _TEMPLATES_LOCK:
+        if project not in _TEMPLATES:
+            from deriva_ml.catalog.ermrest import create_ml_catalog
+
+            origin = FakeErmrest().__enter__()
+            atexit.register(origin.__exit__, None, None, None)
+            made = create_ml_catalog(origin.host, project, scheme="http", credential={})
+            made.close()
+            _TEMPLATES[project] = (origin, made.catalog_id)
+        origin, cid = _TEMPLATES[project]
+    return server.add_copy(origin.catalogs[cid])

@@ -10,6 +10,7 @@ from typing import Any
 from deriva_ml import DerivaML
 from deriva_ml.core.effects import Batch, Insert
 from deriva_ml.store.local import LocalObjectStore
+from deriva_ml.testing import new_embedded_catalog
 
 _CATALOG_TESTS = Path(__file__).resolve().parents[1] / "catalog"
 if str(_CATALOG_TESTS) not in sys.path:
@@ -28,12 +29,16 @@ def open_backend(kind: str, tmp_path: Path, stack: Any) -> tuple[DerivaML, Any]:
     from deriva_ml.catalog.ermrest import create_ml_catalog
 
     if kind == "embedded":
+        new_embedded_catalog(tmp_path, "t")  # a copy of the once-built deriva-ml catalog
         return DerivaML("local", "t", home=tmp_path), None
     if kind == "ermrest-fake":
-        from ermrest_fake import FakeErmrest
+        from ermrest_fake import FakeErmrest, new_ml_catalog
+
+        from deriva_ml.catalog.ermrest import ErmrestCatalog
 
         er = stack.enter_context(FakeErmrest())
-        cat = create_ml_catalog(er.host, "t", scheme="http", credential={})
+        # what create_ml_catalog makes, copied
+        cat = ErmrestCatalog(er.host, new_ml_catalog(er, "t"), scheme="http", credential={})
         store = LocalObjectStore(tmp_path / "objects")
         return DerivaML(er.host, cat.catalog_id, catalog=cat, store=store, home=tmp_path, domain_schema="t"), er
     host = os.environ["DERIVA_ML_TEST_HOST"]

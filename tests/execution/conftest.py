@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from deriva_ml import DerivaML
-from deriva_ml.testing import add_domain_schema
+from deriva_ml.testing import add_domain_schema, new_embedded_catalog
 
 _TESTS = Path(__file__).resolve().parents[1]
 for sub in ("catalog", "store", "live"):
@@ -35,6 +35,7 @@ def open_backend(kind: str, home: Path, project: str = "test") -> Iterator[Calla
     opened: list[DerivaML] = []
     try:
         if kind == "embedded":
+            new_embedded_catalog(home, project)  # a copy of the once-built deriva-ml catalog
 
             def open_embedded() -> DerivaML:
                 ml = DerivaML("local", project, home=home)
@@ -43,15 +44,13 @@ def open_backend(kind: str, home: Path, project: str = "test") -> Iterator[Calla
 
             yield open_embedded
         elif kind == "ermrest+hatrac":
-            from ermrest_fake import FakeErmrest
+            from ermrest_fake import FakeErmrest, new_ml_catalog
             from hatrac_server import HatracTestServer, make_store
 
-            from deriva_ml.catalog.ermrest import ErmrestCatalog, create_ml_catalog
+            from deriva_ml.catalog.ermrest import ErmrestCatalog
 
             with FakeErmrest() as er, HatracTestServer() as hs:
-                first = create_ml_catalog(er.host, project, scheme="http", credential={})
-                catalog_id = first.catalog_id
-                first.close()
+                catalog_id = new_ml_catalog(er, project)  # what create_ml_catalog makes, copied
 
                 def open_fake() -> DerivaML:
                     cat = ErmrestCatalog(er.host, catalog_id, scheme="http", credential={})
