@@ -71,13 +71,11 @@ class Execution:
         manifest: Manifest | None = None,
         state: Mapping[str, str] | None = None,
     ) -> None:
-        self._services = services
-        self._record = record
-        self.configuration = configuration
-        self.workflow = workflow
-        self.working_dir = working_dir
-        self.dry_run = dry_run
+        """``manifest``: a restored execution's (else a new one is created); ``state``: more manifest states
+        written in the same commit as the record, configuration and workflow (identity, lease)."""
         working_dir.mkdir(parents=True, exist_ok=True)
+        self._services, self._record, self.dry_run = services, record, dry_run
+        self.configuration, self.workflow, self.working_dir = configuration, workflow, working_dir
         self._manifest = manifest or Manifest(working_dir / "manifest.sqlite")
         #: True in the process that created this execution and ran it (not a restored one)
         self._live = manifest is None

@@ -220,18 +220,22 @@ def metadata_catalog_hint(
         rows = exe._services.ports.catalog.query(
             ML_SCHEMA, table, {"URL": sorted(candidates)}, columns=["RID", "URL", "MD5"]
         )
+        stored: list[tuple[int, str, str, int]] = []
         for row in rows:
             e, md5, length = candidates[row["URL"]]
             if row.get("MD5") == md5:  # the URL promises these bytes; the row agrees
-                exe._manifest.mark_stored(e.key, url=row["URL"], md5=md5, length=length)
+                stored.append((e.key, row["URL"], md5, length))
                 existing[(ML_SCHEMA, table, row["URL"])] = RID(row["RID"])
+        exe._manifest.mark_stored_many(stored)  # one commit
         return CatalogHint(existing=existing, probed=frozenset(candidates), skip_conflicts=False, remembered=False)
+    stored = []
     for e, md5, length, _t in sealed:
         memo = known.get((table, md5, e.filename))
         if memo is not None:  # the same bytes under the same name: already stored and cataloged
-            exe._manifest.mark_stored(e.key, url=memo[0], md5=md5, length=length)
+            stored.append((e.key, memo[0], md5, length))
             existing[(ML_SCHEMA, table, memo[0])] = memo[2]
             remembered = True
+    exe._manifest.mark_stored_many(stored)  # one commit
     return CatalogHint(existing=existing, probed=frozenset(), skip_conflicts=True, remembered=remembered)
 
 
