@@ -56,7 +56,8 @@ def register(
 
 def _outputs_dir(exe: Execution, table: str) -> Path:
     d = exe.working_dir / "outputs" / table
-    d.mkdir(parents=True, exist_ok=True)
+    if not d.is_dir():  # a stat per registration; mkdir only the first time (or after the user removed it)
+        d.mkdir(parents=True, exist_ok=True)
     return d
 
 
