@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from deriva_ml.core.redact import redact_argv, redact_mapping, redact_urls
+from deriva_ml.core.redact import redact_argv, redact_mapping, redact_urls, redaction_patterns
 
 
 def _gpu_info(env: Mapping[str, str]) -> dict[str, Any]:
@@ -101,11 +101,20 @@ def environment_snapshot(
         "argv": redact_argv(list(sys.argv if argv is None else argv)),
         "cwd": os.getcwd(),
         "packages": [{"name": n, "version": v} for n, v in packages],
-        "environment": dict(sorted(redact_mapping(env).items())),
+        "environment": dict(_redacted_environment(tuple(env.items()), redaction_patterns())),
     }
 
 
 _LOCK_CACHE_SIZE = 8
+
+
+@functools.lru_cache(maxsize=_LOCK_CACHE_SIZE)
+def _redacted_environment(
+    items: tuple[tuple[str, str], ...], _patterns: tuple[Any, ...]
+) -> tuple[tuple[str, str], ...]:
+    """The environment variables redacted and sorted: redacting them (a few hundred regular-expression
+    searches) is done once per process while the variables and the redaction rules stay the same."""
+    return tuple(sorted(redact_mapping(dict(items)).items()))
 
 
 @functools.lru_cache(maxsize=_LOCK_CACHE_SIZE)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
-import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -23,31 +21,22 @@ from deriva_ml._progress import progress_enabled
 from deriva_ml.core.codec import dumps
 from deriva_ml.core.definitions import ML_SCHEMA, AssetRole, MLAsset
 from deriva_ml.core.effects import Batch, Insert
-from deriva_ml.core.errors import (
-    DerivaMLException,
-    ExecutionError,
-    InvalidFileName,
-    StatusConflict,
-    UnknownColumn,
-    UploadFailed,
-)
-from deriva_ml.core.plans import plan_status_update
+from deriva_ml.core.errors import ExecutionError
 from deriva_ml.core.records import (
     AssetSpec,
     DatasetSpec,
     ExecutionConfiguration,
     ExecutionRecord,
     Workflow,
-    transition,
 )
-from deriva_ml.core.redact import redact_description, redact_text
+from deriva_ml.core.redact import redact_description
 from deriva_ml.core.rid import RID, parse_rid
 from deriva_ml.core.status import Status
+from deriva_ml.execution import _outputs, _status
 from deriva_ml.execution._inputs import download_inputs, write_metadata_files
 from deriva_ml.execution._inputs import redacted_configuration_json as redacted_configuration_json
-from deriva_ml.execution._lease import hold_lease
-from deriva_ml.execution._manifest import CATALOGED, REGISTERED, Manifest, ManifestEntry, ManifestError, Seal
-from deriva_ml.execution._paths import AssetFilePath, UploadedAsset, check_plain_name
+from deriva_ml.execution._manifest import REGISTERED, Manifest, ManifestEntry, Seal
+from deriva_ml.execution._paths import AssetFilePath, UploadedAsset
 from deriva_ml.execution._upload import (
     PARTIAL_OUTPUT as PARTIAL_OUTPUT,
 )
@@ -55,10 +44,8 @@ from deriva_ml.execution._upload import (
     CatalogHint,
     ProgressCallback,
     UnsealedPolicy,
-    _matches,
-    _seal_of,
     upload,
-    verified_path,
+    uploaded_assets,
 )
 from deriva_ml.services.assets import download_assets
 from deriva_ml.services.executions import add_nested, list_nested, list_parents
@@ -67,10 +54,6 @@ from deriva_ml.store.port import DEFAULT_CHUNK_SIZE, UploadOptions
 if TYPE_CHECKING:
     from deriva_ml.execution._metrics import MetricLog, MetricSummary, MetricValue
     from deriva_ml.services import Services
-
-#: Columns an asset row gets from the upload itself (not settable as metadata).
-_ASSET_BUILTIN = frozenset({"URL", "Filename", "Length", "MD5", "Description"})
-_SYSTEM = frozenset({"RID", "RCT", "RMT", "RCB", "RMB"})
 
 
 class Execution:
@@ -86,14 +69,13 @@ class Execution:
         *,
         dry_run: bool = False,
         manifest: Manifest | None = None,
+        state: Mapping[str, str] | None = None,
     ) -> None:
-        self._services = services
-        self._record = record
-        self.configuration = configuration
-        self.workflow = workflow
-        self.working_dir = working_dir
-        self.dry_run = dry_run
+        """``manifest``: a restored execution's (else a new one is created); ``state``: more manifest states
+        written in the same commit as the record, configuration and workflow (identity, lease)."""
         working_dir.mkdir(parents=True, exist_ok=True)
+        self._services, self._record, self.dry_run = services, record, dry_run
+        self.configuration, self.workflow, self.working_dir = configuration, workflow, working_dir
         self._manifest = manifest or Manifest(working_dir / "manifest.sqlite")
         #: True in the process that created this execution and ran it (not a restored one)
         self._live = manifest is None
@@ -101,7 +83,7 @@ class Execution:
         self.datasets: list[Any] = []
         self.asset_paths: dict[str, list[Path]] = {}
         self._log = get_logger("deriva_ml.execution", execution_rid=record.rid, workflow_rid=workflow.rid)
-        self._persist_record()
+        self._persist_record(state or {})
 
     # ------------------------------------------------------------------------------------------ basics
 
@@ -121,38 +103,20 @@ class Execution:
     def __repr__(self) -> str:
         return f"Execution(rid={self.execution_rid!r}, status={self.status.value!r}, working_dir={str(self.working_dir)!r})"
 
-    def _persist_record(self) -> None:
-        self._manifest.set_state("record", dumps(self._record, indent=None))
-        self._manifest.set_state("configuration", redacted_configuration_json(self.configuration))
+    def _persist_record(self, extra: Mapping[str, str]) -> None:
+        """The record, configuration and workflow (and ``extra`` states) in the manifest: one commit."""
         workflow = attrs.evolve(self.workflow, description=redact_description(self.workflow.description))
-        self._manifest.set_state("workflow", dumps(workflow, indent=None))
+        self._manifest.set_states(
+            {
+                "record": dumps(self._record, indent=None),
+                "configuration": redacted_configuration_json(self.configuration),
+                "workflow": dumps(workflow, indent=None),
+                **extra,
+            }
+        )
 
     def _set_status(self, to: Status, detail: str) -> None:
-        # the detail goes to Status_Detail (the catalog, the journal, sync) and the log: never a secret
-        detail = redact_text(detail)
-        new = transition(self._record, to, detail, self._services.ports.now())  # raises before any I/O
-        if not self.dry_run:
-            try:
-                # a compare-and-set: applied only if the catalog still holds the status we started from
-                self._services.ports.catalog.apply(plan_status_update(new))
-            except StatusConflict:
-                self._refresh_from_catalog()
-                raise
-        self._record = new
-        self._manifest.set_state("record", dumps(new, indent=None))
-        if to in (Status.running, Status.initializing):
-            hold_lease(self._manifest)
-        self._log.info("status", status=to.value, detail=detail)
-
-    def _refresh_from_catalog(self) -> None:
-        """After a lost race: take the status the catalog holds (another handle or process changed it)."""
-        from deriva_ml.core.execution_rows import caught_up
-        from deriva_ml.services.executions import lookup_execution
-
-        row = lookup_execution(self._services.ports, self._services.schema, self.execution_rid)
-        self._record = caught_up(self._record, row)
-        self._manifest.set_state("record", dumps(self._record, indent=None))
-        self._log.warning("status changed elsewhere", status=self._record.status.value)
+        _status.set_status(self, to, detail)
 
     def update_status(self, status: Status | str, msg: str = "") -> None:
         """Report progress (``Status.running`` with a message) or change status; validated first."""
@@ -167,8 +131,7 @@ class Execution:
 
         ``create_execution`` inserts the row already Initializing (one request); then only the lease is taken.
         """
-        if self.status is Status.initializing:
-            hold_lease(self._manifest)
+        if self.status is Status.initializing:  # the lease was taken with the record (create_execution)
             self._log.info("status", status=Status.initializing.value, detail=self._record.status_detail)
         else:
             self._set_status(Status.initializing, initializing_detail)
@@ -179,7 +142,7 @@ class Execution:
             write_metadata_files(self, extra_metadata_files)
             self._set_status(Status.pending, "Inputs ready")
         except BaseException as exc:
-            self._set_status(Status.failed, _describe(exc))
+            self._set_status(Status.failed, _status.describe(exc))
             raise
 
     # --------------------------------------------------------------------------------------- lifecycle
@@ -196,7 +159,7 @@ class Execution:
             self.seal_outputs()
             self._set_status(Status.completed, "Execution completed")
         else:
-            self._set_status(Status.failed, _describe(error))
+            self._set_status(Status.failed, _status.describe(error))
 
     def __enter__(self) -> Execution:
         self.execution_start()
@@ -205,63 +168,16 @@ class Execution:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> Literal[False]:
-        if self.status in (Status.completed, Status.failed, Status.aborted):
-            # the run already recorded its own end (e.g. update_status(Status.completed) inside the block):
-            # that status stands; __exit__ neither changes it nor raises
-            if exc is not None:
-                self._log.warning("exception after the run had ended", status=self.status.value, error=repr(exc))
-            return False
-        try:
-            self.execution_stop(exc)
-        except Exception as stop_error:
-            if exc is None:
-                if isinstance(stop_error, DerivaMLException):
-                    raise
-                raise ExecutionError(
-                    f"execution {self.execution_rid}: could not record its end "
-                    f"(working directory {str(self.working_dir)!r}): {type(stop_error).__name__}: {stop_error}"
-                ) from stop_error
-            # the user's exception is what propagates (never masked by a full disk or a lost server)
-            self._log.error(
-                "could not record the failure", error=_describe(exc), cause=f"{type(stop_error).__name__}: {stop_error}"
-            )
-            exc.add_note(
-                f"deriva_ml: execution {self.execution_rid} could not be marked Failed: "
-                + redact_text(f"{type(stop_error).__name__}: {stop_error}")
-            )
+        _status.end_run(self, exc)
         return False  # never swallow the user's exception
 
     # ----------------------------------------------------------------------------------------- outputs
 
-    def _outputs_dir(self, table: str) -> Path:
-        d = self.working_dir / "outputs" / table
-        d.mkdir(parents=True, exist_ok=True)
-        return d
-
     def _manifest_key(self, path: Path) -> str:
-        return os.path.relpath(path, self.working_dir)
+        return _outputs.manifest_key(self, path)
 
-    def _register(
-        self,
-        table: str,
-        schema: str,
-        path: Path,
-        filename: str,
-        asset_types: Sequence[str],
-        metadata: Mapping[str, Any],
-        description: str | None = None,
-        staged: tuple[str, int, int] | None = None,
-    ) -> ManifestEntry:
-        return self._manifest.register(
-            schema=schema,
-            asset_table=table,
-            path=self._manifest_key(path),
-            filename=filename,
-            asset_types=asset_types,
-            metadata=metadata,
-            description=description,
-            staged=staged,
-        )
+    def _register(self, table: str, schema: str, path: Path, filename: str, *args: Any) -> ManifestEntry:
+        return _outputs.register(self, table, schema, path, filename, *args)
 
     def asset_file_path(
         self,
@@ -282,64 +198,13 @@ class Execution:
         asset table to values. Extra keyword arguments are metadata too (the reference's style). The
         registration is committed to the manifest before this returns.
         """
-        schema = self._services.schema
-        if rename_file is not None:  # checked first: its error names rename_file, whatever file_name is
-            from deriva_ml.store.names import validate_filename
-
-            validate_filename(rename_file, what="rename_file")
-        table = schema.asset_table(asset_name)
-        meta = dict(metadata or {})
-        meta.update(kwargs)
-        self._validate_metadata(table, meta)
-        if isinstance(asset_types, str):
-            asset_types = [asset_types]
-        types = tuple(asset_types) if asset_types is not None else schema.default_asset_types(table.name)
-        schema.validate_terms("Asset_Type", types)
-        source = Path(file_name)
-        existing = os.path.exists(source) and (source.is_absolute() or os.sep in str(file_name) or source.is_file())
-        staged: tuple[str, int, int] | None = None
-        if existing and source.is_file():
-            name = check_plain_name(rename_file or source.name)
-            dest = self._outputs_dir(table.name) / name
-            if dest.exists() or dest.is_symlink():
-                dest.unlink()
-            if copy_file:
-                shutil.copy2(source, dest)
-            else:
-                # staged on purpose: what exactly was staged is recorded (a later swap is refused)
-                real = source.resolve()
-                st = real.stat()
-                dest.symlink_to(real)
-                staged = (str(real), st.st_dev, st.st_ino)
-        else:
-            if existing:
-                raise InvalidFileName(f"file_name={str(file_name)!r} exists but is not a regular file")
-            if os.sep in str(file_name) or (os.altsep and os.altsep in str(file_name)):
-                raise InvalidFileName(
-                    f"file_name={str(file_name)!r} does not exist; to create a new file give a plain name "
-                    f"(no directories), or stage an existing file by its path"
-                )
-            name = check_plain_name(rename_file or str(file_name))
-            dest = self._outputs_dir(table.name) / name
-        self._register(table.name, table.schema, dest, name, types, meta, redact_description(description), staged)
-        out = AssetFilePath(dest)
-        out._execution = self
-        out.asset_name = table.name
-        out.file_name = name
-        out.asset_types = types
-        self._log.debug("registered output", table=table.name, file=name)
-        return out
-
-    def _validate_metadata(self, table: Any, meta: Mapping[str, Any]) -> None:
-        allowed = [c.name for c in table.columns if c.name not in _ASSET_BUILTIN and c.name not in _SYSTEM]
-        for col in meta:
-            if col not in allowed:
-                raise UnknownColumn(table.name, col, allowed)
+        meta = {**(metadata or {}), **kwargs}
+        return _outputs.asset_file_path(
+            self, asset_name, file_name, asset_types, copy_file, rename_file, meta, description
+        )
 
     def _set_metadata(self, path: AssetFilePath, column: str, value: Any) -> None:
-        table = self._services.schema.asset_table(path.asset_name)
-        self._validate_metadata(table, {column: value})
-        self._manifest.set_metadata(self._manifest_key(path), column, value)
+        _outputs.set_metadata(self, path, column, value)
 
     # ------------------------------------------------------------------------------------------ upload
 
@@ -396,21 +261,7 @@ class Execution:
             upload(self, options, only=None, progress=progress, unsealed=unsealed)
         else:
             upload(self, options, only=None, progress=None, unsealed=unsealed, bar=progress_enabled(progress))
-        result: dict[str, list[UploadedAsset]] = {}
-        for e in self._manifest.entries(CATALOGED):
-            result.setdefault(f"{e.schema}/{e.asset_table}", []).append(
-                UploadedAsset(
-                    table=e.asset_table,
-                    rid=RID(e.asset_rid or ""),
-                    url=e.url or "",
-                    filename=e.filename,
-                    md5=e.md5 or "",
-                    length=e.length or 0,
-                    asset_types=e.asset_types,
-                    path=str(self.working_dir / e.path),
-                )
-            )
-        return result
+        return uploaded_assets(self)
 
     def discard_output(self, path: str | os.PathLike[str]) -> None:
         """Forget a registered output not uploaded yet (e.g. a file registered but never written).
@@ -418,18 +269,7 @@ class Execution:
         ``path`` is the path ``asset_file_path`` returned (or its path relative to the working directory).
         The file itself, if any, is left alone. A cataloged output cannot be discarded.
         """
-        p = Path(path)
-        key = self._manifest_key(p) if p.is_absolute() else os.path.normpath(str(p))
-        entry = self._manifest.get(key)
-        if entry is None:
-            known = [e.path for e in self._manifest.entries() if e.state != CATALOGED]
-            raise ExecutionError(
-                f"{str(path)!r} is not a registered output of {self.execution_rid}; pending: {known[:20]}"
-            )
-        if entry.state == CATALOGED:
-            raise ExecutionError(f"{str(path)!r} is already cataloged as {entry.asset_rid}; it cannot be discarded")
-        self._manifest.discard(entry.key)
-        self._log.info("output discarded", file=entry.path)
+        _outputs.discard_output(self, path)
 
     # ------------------------------------------------------------------------------- sealing and trust
 
@@ -439,31 +279,10 @@ class Execution:
         Done when the run ends normally; call it yourself after writing outputs outside the ``with``
         block or to vouch for the outputs of a failed run. Returns the number of outputs sealed.
         """
-        n = 0
-        for e in self._manifest.entries(REGISTERED):
-            try:
-                path = verified_path(self, e)
-            except (UploadFailed, ManifestError):
-                continue
-            if path is None:
-                continue
-            if e.seal is not None and _matches(e.seal, path):
-                continue
-            try:
-                self._seal_entry(e, path)
-            except DerivaMLException as exc:  # unreadable now, or the manifest cannot be written: stays unsealed
-                self._log.warning("output not sealed", file=e.path, error=str(exc))
-                continue
-            n += 1
-        return n
+        return _outputs.seal_outputs(self)
 
     def _seal_entry(self, e: ManifestEntry, path: Path | None = None) -> Seal:
-        path = path or verified_path(self, e)
-        if path is None:
-            raise UploadFailed(f"{e.path}: cannot seal a file that does not exist")
-        seal = _seal_of(path)
-        self._manifest.seal(e.key, seal)
-        return seal
+        return _outputs.seal_entry(self, e, path)
 
     # ---------------------------------------------------------------------------------------- datasets
 
@@ -604,10 +423,3 @@ class Execution:
 
         services = self._services
         return [lookup_dataset(services, r) for r in _assets.execution_dataset_rids(services.ports, self.execution_rid)]
-
-
-def _describe(exc: BaseException) -> str:
-    """Status_Detail text for a failure (redacted: it goes to the catalog, the journal and sync)."""
-    text = f"{type(exc).__name__}: {exc}"
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3))
-    return redact_text(text if len(text) > 2000 else f"{text}\n{tb}")[:4000]

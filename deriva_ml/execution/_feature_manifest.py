@@ -26,25 +26,20 @@ from deriva_ml.catalog.port import Catalog
 from deriva_ml.core.codec import parse_json
 from deriva_ml.core.effects import Batch, Insert
 from deriva_ml.core.errors import RIDNotFound, ValidationError
-from deriva_ml.execution._manifest import CATALOGED, Manifest
+from deriva_ml.execution._manifest import CATALOGED, Manifest, staged_table_sql
 from deriva_ml.feature._model import EXECUTION_COLUMN, Feature
 from deriva_ml.feature._records import FeatureRecord, InvalidFeatureValue
 
 PENDING = "pending"
 WRITTEN = "written"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS feature_value (
-    key INTEGER PRIMARY KEY AUTOINCREMENT,
-    schema TEXT NOT NULL,
-    feature_table TEXT NOT NULL,
-    target TEXT NOT NULL,
-    row TEXT NOT NULL,
-    asset_paths TEXT NOT NULL DEFAULT '{}',
-    state TEXT NOT NULL DEFAULT 'pending',
-    UNIQUE (schema, feature_table, target)
-);
-"""
+_SCHEMA = staged_table_sql(
+    "feature_value",
+    "feature_table",
+    ("target TEXT NOT NULL", "row TEXT NOT NULL", "asset_paths TEXT NOT NULL DEFAULT '{}'"),
+    PENDING,
+    unique="schema, feature_table, target",
+)
 
 
 @attrs.frozen

@@ -3,6 +3,7 @@ uv.lock, the environment snapshot, the user's extra files), written and uploaded
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Sequence
@@ -20,11 +21,12 @@ from deriva_ml.core.records import (
 from deriva_ml.core.redact import is_config_text, redact_jsonable, redact_text
 from deriva_ml.core.rid import RID
 from deriva_ml.core.status import Status
-from deriva_ml.execution._manifest import CATALOGED, ManifestEntry
+from deriva_ml.execution._manifest import CATALOGED, ManifestEntry, Seal
 from deriva_ml.execution._upload import (
     PARTIAL_OUTPUT as PARTIAL_OUTPUT,
 )
 from deriva_ml.execution._upload import (
+    _seal_of,
     metadata_catalog_hint,
     upload,
 )
@@ -65,42 +67,58 @@ def download_inputs(exe: Execution) -> tuple[DatasetSpec, ...]:
     return tuple(resolved)
 
 
+def _write(dest: Path, data: bytes) -> Seal:
+    """Write ``data`` to ``dest``; its seal from the bytes written (the file is not read back)."""
+    dest.write_bytes(data)
+    st = dest.stat()
+    return Seal(
+        md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
+        length=len(data),
+        mtime_ns=st.st_mtime_ns,
+        ino=st.st_ino,
+    )
+
+
 def write_metadata_files(exe: Execution, extra: Sequence[tuple[Path, str]]) -> None:
+    """configuration.json, uv.lock (scrubbed), the environment snapshot and the user's extra files, each
+    written once, registered and sealed (one manifest commit for all), then uploaded at once."""
     meta_dir = exe.working_dir / "metadata"
     meta_dir.mkdir(parents=True, exist_ok=True)
-    files: list[tuple[Path, str]] = []
+    files: list[tuple[Path, str, Seal]] = []
     cfg = meta_dir / "configuration.json"
-    cfg.write_text(redacted_configuration_json(exe.configuration) + "\n")
-    files.append((cfg, ExecMetadataType.deriva_config.value))
+    text = redacted_configuration_json(exe.configuration) + "\n"
+    files.append((cfg, ExecMetadataType.deriva_config.value, _write(cfg, text.encode())))
     from deriva_ml.execution._environment import environment_snapshot, redacted_lock_text, render_snapshot
 
     lock = find_uv_lock(exe._services.ports.dirs.project_root)
     if lock is not None:
         dest = meta_dir / "uv.lock"
         # private index URLs may carry credentials (https://user:token@index/simple)
-        dest.write_text(redacted_lock_text(Path(lock)), encoding="utf-8")
-        files.append((dest, ExecMetadataType.execution_config.value))
+        data = redacted_lock_text(Path(lock)).encode("utf-8")
+        files.append((dest, ExecMetadataType.execution_config.value, _write(dest, data)))
     now = exe._services.ports.now()
     stamp = now.strftime("%Y%m%d_%H%M%S")
     snap = meta_dir / f"environment_snapshot_{stamp}.txt"
-    snap.write_text(render_snapshot(environment_snapshot(now, argv=exe.configuration.argv or None)))
-    files.append((snap, ExecMetadataType.runtime_env.value))
+    text = render_snapshot(environment_snapshot(now, argv=exe.configuration.argv or None))
+    files.append((snap, ExecMetadataType.runtime_env.value, _write(snap, text.encode())))
     for path, asset_type in extra:
         dest = meta_dir / path.name
         if is_config_text(path.name):
             # configuration text (YAML, JSON, TOML, INI, .env ...) is redacted like Hydra's files
             text = path.read_text(encoding="utf-8", errors="replace")
-            dest.write_text(redact_text(text), encoding="utf-8")
-        elif path.resolve() != dest.resolve():
+            files.append((dest, asset_type, _write(dest, redact_text(text).encode("utf-8"))))
+            continue
+        if path.resolve() != dest.resolve():
             shutil.copyfile(path, dest)  # anything else (binary, data) is the user's: copied verbatim
-        files.append((dest, asset_type))
+        files.append((dest, asset_type, _seal_of(dest)))
     table = MLAsset.execution_metadata.value
     known = exe._services.stored_objects
     sealed: list[tuple[ManifestEntry, str, int, str]] = []
-    for path, asset_type in files:
-        entry = exe._register(table, ML_SCHEMA, path, path.name, (asset_type,), {})
-        seal = exe._seal_entry(entry)  # written completely by us
-        sealed.append((entry, seal.md5, seal.length, asset_type))
+    with exe._manifest.batch():  # every file registered and sealed (written completely by us): one commit
+        for path, asset_type, seal in files:
+            entry = exe._register(table, ML_SCHEMA, path, path.name, (asset_type,), {})
+            exe._manifest.seal(entry.key, seal)
+            sealed.append((entry, seal.md5, seal.length, asset_type))
     if exe.dry_run:
         return
     # metadata files are uploaded at once, so they exist even if the run crashes

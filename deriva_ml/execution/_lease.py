@@ -7,6 +7,7 @@ lease to tell a dead run from a live one.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from deriva_ml._process import owner_identity as owner_identity
@@ -17,9 +18,22 @@ from deriva_ml._process import process_start_time as process_start_time
 LEASE = "owner"
 
 
+_IDENTITY: dict[int, str] = {}
+
+
+def lease_text() -> str:
+    """The lease value naming the current process (read from ``/proc`` once per process id: a forked
+    child has its own pid, so it gets its own identity)."""
+    pid = os.getpid()
+    text = _IDENTITY.get(pid)
+    if text is None:
+        text = _IDENTITY[pid] = json.dumps(owner_identity())
+    return text
+
+
 def hold_lease(manifest: Any) -> None:
     """Record the current process as the holder of the execution whose manifest this is."""
-    manifest.set_state(LEASE, json.dumps(owner_identity()))
+    manifest.set_state(LEASE, lease_text())
 
 
-__all__ = ["LEASE", "hold_lease", "owner_identity", "owner_is_alive", "process_start_time"]
+__all__ = ["LEASE", "hold_lease", "lease_text", "owner_identity", "owner_is_alive", "process_start_time"]

@@ -7,7 +7,6 @@ applies them; none of them takes the facade.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -27,7 +26,7 @@ from deriva_ml.core.redact import redact_description
 from deriva_ml.core.rid import RID, parse_rid
 from deriva_ml.core.status import Status
 from deriva_ml.execution._execution import Execution
-from deriva_ml.execution._lease import owner_identity, owner_is_alive
+from deriva_ml.execution._lease import LEASE, lease_text, owner_is_alive
 from deriva_ml.services import Services
 from deriva_ml.services.executions import IDENTITY
 
@@ -88,11 +87,10 @@ def create_execution(
 
     configuration, metadata_files = child_hook(configuration, metadata_files, rid, work, os.environ)
     config = attrs.evolve(configuration, workflow=wf)
-    exe = Execution(services, record, config, wf, work, dry_run=dry_run)
-    if not dry_run:
-        exe._manifest.set_state(IDENTITY, rct)
-        # the lease is held from creation on: a process that dies before Initializing is found too
-        exe._manifest.set_state("owner", json.dumps(owner_identity()))
+    # the lease is held from creation on (a process that dies before Initializing is found too): written
+    # with the record, configuration and workflow in the manifest's first commit
+    state = {} if dry_run else {IDENTITY: rct, LEASE: lease_text()}
+    exe = Execution(services, record, config, wf, work, dry_run=dry_run, state=state)
     extra = [(Path(p), t) for p, t in metadata_files]
     exe._initialize(extra_metadata_files=extra, initializing_detail=INITIALIZING_DETAIL)
     return exe

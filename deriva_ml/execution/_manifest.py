@@ -26,39 +26,32 @@ import attrs
 from deriva_ml.core.codec import parse_json
 from deriva_ml.core.convert import json_text
 from deriva_ml.core.errors import ExecutionError
+from deriva_ml.store._files import fsync_file
 
 REGISTERED = "registered"
 STORED = "stored"
 CATALOGED = "cataloged"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS entry (
-    key INTEGER PRIMARY KEY AUTOINCREMENT,
-    schema TEXT NOT NULL,
-    asset_table TEXT NOT NULL,
-    path TEXT NOT NULL UNIQUE,
-    filename TEXT NOT NULL,
-    description TEXT,
-    asset_types TEXT NOT NULL DEFAULT '[]',
-    metadata TEXT NOT NULL DEFAULT '{}',
-    state TEXT NOT NULL DEFAULT 'registered',
-    url TEXT,
-    md5 TEXT,
-    length INTEGER,
-    asset_rid TEXT,
-    registered_at REAL NOT NULL,
-    staged_source TEXT,
-    staged_dev INTEGER,
-    staged_ino INTEGER,
-    sealed_md5 TEXT,
-    sealed_length INTEGER,
-    sealed_mtime_ns INTEGER,
-    sealed_ino INTEGER
-);
-CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
+
+def staged_table_sql(
+    name: str, target: str, columns: Sequence[str], state: str, after: Sequence[str] = (), unique: str = ""
+) -> str:
+    """``CREATE TABLE`` of a manifest table of staged rows (outputs, feature values): an autoincrement
+    ``key``, the ``schema`` and ``target`` table the row goes to, its ``columns``, a ``state`` starting at
+    ``state``, then ``after`` and an optional ``UNIQUE (unique)`` constraint."""
+    body = [
+        "key INTEGER PRIMARY KEY AUTOINCREMENT",
+        "schema TEXT NOT NULL",
+        f"{target} TEXT NOT NULL",
+        *columns,
+        f"state TEXT NOT NULL DEFAULT '{state}'",
+        *after,
+        *([f"UNIQUE ({unique})"] if unique else []),
+    ]
+    return f"CREATE TABLE IF NOT EXISTS {name} (\n    " + ",\n    ".join(body) + "\n);\n"
 
 
+#: Columns added after the first release (an older manifest gets them with ALTER TABLE).
 _ADDED_COLUMNS = {
     "staged_source": "TEXT",
     "staged_dev": "INTEGER",
@@ -68,6 +61,24 @@ _ADDED_COLUMNS = {
     "sealed_mtime_ns": "INTEGER",
     "sealed_ino": "INTEGER",
 }
+_ENTRY_COLUMNS = (
+    "path TEXT NOT NULL UNIQUE",
+    "filename TEXT NOT NULL",
+    "description TEXT",
+    "asset_types TEXT NOT NULL DEFAULT '[]'",
+    "metadata TEXT NOT NULL DEFAULT '{}'",
+)
+_AFTER_STATE = ("url TEXT", "md5 TEXT", "length INTEGER", "asset_rid TEXT", "registered_at REAL NOT NULL")
+_SCHEMA = (
+    staged_table_sql(
+        "entry",
+        "asset_table",
+        _ENTRY_COLUMNS,
+        REGISTERED,
+        (*_AFTER_STATE, *(f"{c} {t}" for c, t in _ADDED_COLUMNS.items())),
+    )
+    + "CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, value TEXT NOT NULL);\n"
+)
 
 
 def _types_column(types: Sequence[str]) -> str:
@@ -78,14 +89,6 @@ def _types_column(types: Sequence[str]) -> str:
 def _metadata_column(metadata: Mapping[str, Any]) -> str:
     """The ``metadata`` column: a JSON object, keys sorted, values JSON does not know as text."""
     return json_text(dict(metadata), sort_keys=True, ascii_only=True)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class ManifestError(ExecutionError):
@@ -181,9 +184,9 @@ class Manifest:
         files = [self.path] if busy == 0 else [self.path, self.path.with_name(self.path.name + "-wal")]
         try:
             for f in files:  # another process's reader kept the WAL: it is made durable too
-                _fsync(f)
+                fsync_file(f)
             if os.name == "posix":  # a directory cannot be opened for fsync elsewhere
-                _fsync(self.path.parent)
+                fsync_file(self.path.parent)
         except OSError as exc:
             raise ManifestError(self.path, "create", exc) from exc
 
@@ -384,24 +387,16 @@ class Manifest:
 
     @staticmethod
     def _entry(r: sqlite3.Row) -> ManifestEntry:
+        path = r["path"]
         return ManifestEntry(
-            key=r["key"],
-            schema=r["schema"],
-            asset_table=r["asset_table"],
-            path=r["path"],
-            filename=r["filename"],
-            description=r["description"],
-            asset_types=tuple(parse_json(r["asset_types"], f"manifest.sqlite: asset_types of {r['path']}")),
-            metadata=parse_json(r["metadata"], f"manifest.sqlite: metadata of {r['path']}"),
-            state=r["state"],
-            url=r["url"],
-            md5=r["md5"],
-            length=r["length"],
-            asset_rid=r["asset_rid"],
-            staged_source=r["staged_source"],
-            staged_dev=r["staged_dev"],
-            staged_ino=r["staged_ino"],
+            **{name: r[name] for name in _PLAIN_FIELDS},
+            asset_types=tuple(parse_json(r["asset_types"], f"manifest.sqlite: asset_types of {path}")),
+            metadata=parse_json(r["metadata"], f"manifest.sqlite: metadata of {path}"),
             seal=None
             if r["sealed_md5"] is None
             else Seal(r["sealed_md5"], r["sealed_length"], r["sealed_mtime_ns"], r["sealed_ino"]),
         )
+
+
+#: ManifestEntry fields read as they are from the ``entry`` column of the same name.
+_PLAIN_FIELDS = tuple(f.name for f in attrs.fields(ManifestEntry) if f.name not in ("asset_types", "metadata", "seal"))

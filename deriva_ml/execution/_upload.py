@@ -7,6 +7,7 @@ directory and services); the Execution keeps thin methods that call them.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import os
@@ -25,7 +26,8 @@ from deriva_ml.core.errors import DerivaMLException, UploadFailed
 from deriva_ml.core.plans import StoredOutput, plan_output_rows
 from deriva_ml.core.rid import RID
 from deriva_ml.core.status import Status
-from deriva_ml.execution._manifest import REGISTERED, STORED, ManifestEntry, Seal
+from deriva_ml.execution._manifest import CATALOGED, REGISTERED, STORED, ManifestEntry, Seal
+from deriva_ml.execution._paths import UploadedAsset
 from deriva_ml.execution._upload_progress import ProgressLog
 from deriva_ml.store._files import md5_stream
 from deriva_ml.store.port import DeferredDurability, ObjectStore, StoredObject, UploadOptions
@@ -50,6 +52,11 @@ _WINDOW_PER_WORKER = 2
 #: the store defers its fsyncs: a crash loses at most this many records, whose bytes are then re-put.
 _SYNC_GROUP = 256
 
+#: Up to this many files and bytes in all, outputs going to a store that defers its fsyncs (the local store)
+#: are copied in the calling thread: starting a pool's threads would cost more than the copies.
+_INLINE_FILES = 16
+_INLINE_BYTES = 64 * 1024 * 1024
+
 
 def _bounded(
     pool: ThreadPoolExecutor, fn: Callable[[_T], _R], items: Iterable[_T], *, window: int
@@ -66,6 +73,18 @@ def _bounded(
         for item in itertools.islice(it, len(done)):
             in_flight.add(pool.submit(fn, item))
         yield from done
+
+
+def _run_now(fn: Callable[[_T], _R], item: _T) -> Future[_R]:
+    """``fn(item)`` run in this thread, as a done future (its exception, if any, raised by ``result()``)."""
+    fut: Future[_R] = Future()
+    try:
+        fut.set_result(fn(item))
+    except BaseException as exc:
+        if not isinstance(exc, Exception):
+            raise  # KeyboardInterrupt, SystemExit: not an upload failure
+        fut.set_exception(exc)
+    return fut
 
 
 def _forward_progress(report: Callable[[int, int], None], key: int, done: int, _total: int) -> None:
@@ -119,12 +138,13 @@ def _plain_object_url(table: str, md5: str, filename: str) -> str | None:
         return None
 
 
-def verified_path(exe: Execution, e: ManifestEntry) -> Path | None:
+def verified_path(exe: Execution, e: ManifestEntry, real: dict[str, str] | None = None) -> Path | None:
     """The file to upload for ``e`` after checking it is what was registered (None: it does not exist).
 
     A manifest path must stay inside the working directory; the file there must be a regular file,
     or, for a file staged on purpose, a symlink to exactly the recorded source, which must still be
-    the same file (device and inode). Anything else raises UploadFailed.
+    the same file (device and inode). Anything else raises UploadFailed. ``real``: resolved directories
+    shared by the checks of one pass over the manifest (outputs of one table share their directory).
     """
     rel = Path(e.path)
     if rel.is_absolute() or ".." in rel.parts or not rel.parts:
@@ -133,8 +153,9 @@ def verified_path(exe: Execution, e: ManifestEntry) -> Path | None:
             f"(call exe.discard_output({e.path!r}) to drop it)"
         )
     path = exe.working_dir / rel
-    root = os.path.realpath(exe.working_dir)
-    parent = os.path.realpath(path.parent)
+    real = {} if real is None else real
+    root = _realpath(real, str(exe.working_dir))
+    parent = _realpath(real, str(path.parent))
     if os.path.commonpath([root, parent]) != root:
         raise UploadFailed(f"{str(path)!r} resolves outside the working directory {root!r}; refused")
     try:
@@ -168,6 +189,13 @@ def verified_path(exe: Execution, e: ManifestEntry) -> Path | None:
     )
 
 
+def _realpath(known: dict[str, str], path: str) -> str:
+    found = known.get(path)
+    if found is None:
+        found = known[path] = os.path.realpath(path)
+    return found
+
+
 def metadata_catalog_hint(
     exe: Execution, table: str, sealed: Sequence[tuple[ManifestEntry, str, int, str]]
 ) -> CatalogHint:
@@ -193,18 +221,22 @@ def metadata_catalog_hint(
         rows = exe._services.ports.catalog.query(
             ML_SCHEMA, table, {"URL": sorted(candidates)}, columns=["RID", "URL", "MD5"]
         )
+        stored: list[tuple[int, str, str, int]] = []
         for row in rows:
             e, md5, length = candidates[row["URL"]]
             if row.get("MD5") == md5:  # the URL promises these bytes; the row agrees
-                exe._manifest.mark_stored(e.key, url=row["URL"], md5=md5, length=length)
+                stored.append((e.key, row["URL"], md5, length))
                 existing[(ML_SCHEMA, table, row["URL"])] = RID(row["RID"])
+        exe._manifest.mark_stored_many(stored)  # one commit
         return CatalogHint(existing=existing, probed=frozenset(candidates), skip_conflicts=False, remembered=False)
+    stored = []
     for e, md5, length, _t in sealed:
         memo = known.get((table, md5, e.filename))
         if memo is not None:  # the same bytes under the same name: already stored and cataloged
-            exe._manifest.mark_stored(e.key, url=memo[0], md5=md5, length=length)
+            stored.append((e.key, memo[0], md5, length))
             existing[(ML_SCHEMA, table, memo[0])] = memo[2]
             remembered = True
+    exe._manifest.mark_stored_many(stored)  # one commit
     return CatalogHint(existing=existing, probed=frozenset(), skip_conflicts=True, remembered=remembered)
 
 
@@ -241,9 +273,11 @@ def upload_with(
     sources: dict[int, tuple[Path, str | None]] = {}
     live_done = exe._live and exe.status is Status.completed
     partial_keys: list[ManifestEntry] = []
+    seals: dict[int, Seal] = {}
+    real: dict[str, str] = {}
     for e in pending:
         try:
-            src = verified_path(exe, e)
+            src = verified_path(exe, e, real)
         except UploadFailed as exc:
             refused.append(str(exc))
             log.error("output refused", file=e.path, error=str(exc))
@@ -256,7 +290,8 @@ def upload_with(
             md5 = e.seal.md5
         elif live_done or unsealed == "complete":
             # the process that ran the execution to its normal end (or the user, explicitly) vouches for it
-            md5 = exe._seal_entry(e, src).md5
+            seals[e.key] = _seal_of(src)
+            md5 = seals[e.key].md5
         elif unsealed == "skip":
             skipped.append(e.path)
             continue
@@ -264,6 +299,7 @@ def upload_with(
             partial_keys.append(e)
         sources[e.key] = (src, md5)
         sizes[e.key] = src.stat().st_size
+    exe._manifest.seal_many(seals)  # one commit, before any of them is put in the store
     if partial_keys:
         schema.add_term("Asset_Type", PARTIAL_OUTPUT, _PARTIAL_DESCRIPTION, exists_ok=True)
         for e in partial_keys:
@@ -326,9 +362,15 @@ def upload_with(
     todo = [e for e in pending if e.key in sources]
     workers = max(1, min(ports.upload_workers, len(todo)))
     group = 1 if deferred is None else _SYNC_GROUP
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deriva-ml-upload") as pool:
+    inline = workers == 1 or (deferred is not None and len(todo) <= _INLINE_FILES and total <= _INLINE_BYTES)
+    with contextlib.ExitStack() as stack:
+        if inline:  # nothing to parallelise: no thread pool (threads started per call cost more than the copies)
+            results: Iterator[Future[tuple[ManifestEntry, StoredObject]]] = map(_run_now, itertools.repeat(put), todo)
+        else:
+            pool = stack.enter_context(ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deriva-ml-upload"))
+            results = _bounded(pool, put, todo, window=workers * _WINDOW_PER_WORKER)
         try:
-            for fut in _bounded(pool, put, todo, window=workers * _WINDOW_PER_WORKER):
+            for fut in results:
                 try:
                     landed.append(fut.result())
                 except DerivaMLException as exc:
@@ -411,3 +453,22 @@ def catalog_outputs(exe: Execution, entries: Sequence[ManifestEntry]) -> None:
     rids = {key: result.rids.get(v, v) for key, v in ident.items()}
     exe._manifest.mark_cataloged({k: str(v) for k, v in rids.items()})
     exe._log.info("cataloged outputs", count=len(entries), tables=sorted(t for _, t in by_table))
+
+
+def uploaded_assets(exe: Execution) -> dict[str, list[UploadedAsset]]:
+    """Every cataloged output of ``exe`` by ``schema/table`` (what ``upload_execution_outputs`` returns)."""
+    result: dict[str, list[UploadedAsset]] = {}
+    for e in exe._manifest.entries(CATALOGED):
+        result.setdefault(f"{e.schema}/{e.asset_table}", []).append(
+            UploadedAsset(
+                table=e.asset_table,
+                rid=RID(e.asset_rid or ""),
+                url=e.url or "",
+                filename=e.filename,
+                md5=e.md5 or "",
+                length=e.length or 0,
+                asset_types=e.asset_types,
+                path=str(exe.working_dir / e.path),
+            )
+        )
+    return result

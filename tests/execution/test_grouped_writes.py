@@ -1,0 +1,145 @@
+"""An execution's manifest writes are grouped (issue 13: 50 executions/s on the embedded catalog).
+
+The commits are counted from the manifest's own write-ahead log: every committed transaction ends with one
+commit frame (a frame whose "database size after commit" field is set), and a new manifest starts with an
+empty log (``Manifest._create`` checkpoints it), so the commit frames in ``manifest.sqlite-wal`` are the
+transactions (each one fsync at ``synchronous=FULL``) since the execution was created. Read before the
+manifest is closed (the last connection checkpoints and removes the log).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import threading
+from pathlib import Path
+
+import pytest
+
+from deriva_ml.core.definitions import ML_SCHEMA
+from deriva_ml.execution import ExecutionConfiguration, _environment, _lease
+from deriva_ml.execution._lease import lease_text, owner_identity
+from deriva_ml.testing import make_workflow
+
+from .conftest import BACKENDS, open_backend
+
+_HEADER = 32
+_FRAME_HEADER = 24
+
+
+def wal_commits(db: Path) -> int:
+    """Committed transactions in the write-ahead log of the SQLite file ``db`` (valid frames only)."""
+    wal = db.with_name(db.name + "-wal")
+    if not wal.exists():
+        return 0
+    data = wal.read_bytes()
+    if len(data) < _HEADER:
+        return 0
+    page_size = struct.unpack(">I", data[8:12])[0]
+    salts = data[16:24]
+    commits = 0
+    for offset in range(_HEADER, len(data) - _FRAME_HEADER + 1, _FRAME_HEADER + page_size):
+        frame = data[offset : offset + _FRAME_HEADER]
+        if frame[8:16] != salts:
+            break  # a frame left from before the log was restarted
+        if struct.unpack(">I", frame[4:8])[0]:
+            commits += 1
+    return commits
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no uv.lock here: two metadata files (configuration, environment), both new
+    with open_backend(request.param, tmp_path / "home") as open_ml:
+        yield request.param, open_ml
+
+
+def _run(ml, n_outputs: int, tag: str) -> int:
+    wf = make_workflow(f"grouped {tag}")
+    with ml.create_execution(ExecutionConfiguration(workflow=wf, description=tag)) as exe:
+        for i in range(n_outputs):
+            exe.asset_file_path("Execution_Asset", f"{tag}{i}.txt").write_text(f"{tag} {i}\n")
+    uploaded = exe.upload_execution_outputs()
+    assert len(uploaded[f"{ML_SCHEMA}/Execution_Asset"]) == n_outputs
+    return wal_commits(exe._manifest.path)
+
+
+def test_manifest_commits_are_one_per_registration_plus_a_constant(backend):
+    # creation (record, configuration, workflow, identity, lease) 1, metadata files registered and sealed 1,
+    # stored 1, cataloged 1, Pending 1, Running (record and lease) 1, the outputs' seals 1, Completed 1,
+    # stored 1, cataloged 1: 10, plus one per registration (committed before asset_file_path returns).
+    # A store without deferred durability (Hatrac) records each file as it lands: one commit per file
+    # stored instead of one per group. Before the grouping: 5 commits at creation, 2 per metadata file,
+    # 2 per status change holding the lease, 1 per seal: 20 instead of 12 for 2 outputs on the embedded catalog.
+    kind, open_ml = backend
+    ml = open_ml()
+    for n, tag in ((2, "a"), (7, "b")):
+        per_file = 0 if kind == "embedded" else (2 - 1) + (n - 1)  # 2 metadata files, n outputs
+        assert _run(ml, n, tag) == n + 10 + per_file
+
+
+def _thread_names(ml, n_outputs: int, tag: str) -> set[str]:
+    names: set[str] = set()
+    wf = make_workflow(f"threads {tag}")
+    with ml.create_execution(ExecutionConfiguration(workflow=wf, description=tag)) as exe:
+        for i in range(n_outputs):
+            exe.asset_file_path("Execution_Asset", f"{tag}{i}.txt").write_text(f"{tag} {i}\n")
+    exe.upload_execution_outputs(progress=lambda done, total: names.add(threading.current_thread().name))
+    return names
+
+
+@pytest.mark.parametrize("kind", ["embedded", "ermrest+hatrac"])
+def test_small_outputs_to_the_local_store_are_copied_without_a_thread_pool(kind, tmp_path):
+    # the progress callback runs in the thread that puts the file: the caller's for a few small files on
+    # the local store (no pool started), the pool's for a remote store with several files
+    with open_backend(kind, tmp_path / "home") as open_ml:
+        ml = open_ml()
+        assert ml.upload_workers > 1
+        names = _thread_names(ml, 5, "t")
+    if kind == "embedded":
+        assert names == {threading.current_thread().name}
+    else:
+        assert names and all(n.startswith("deriva-ml-upload") for n in names)
+
+
+def test_environment_redaction_is_reused_while_the_environment_and_rules_are_the_same(monkeypatch):
+    from datetime import UTC, datetime
+
+    from deriva_ml.core.redact import add_redaction_pattern, clear_redaction_patterns
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    env = {"HOME": "/h", "API_TOKEN": "s3cr3t-value", "PLAIN": "visible abc123"}
+    _environment._redacted_environment.cache_clear()
+    first = _environment.environment_snapshot(at, env=env, argv=[])
+    again = _environment.environment_snapshot(at, env=dict(env), argv=[])
+    info = _environment._redacted_environment.cache_info()
+    assert (info.hits, info.misses) == (1, 1)
+    assert first["environment"] == again["environment"]
+    assert "s3cr3t-value" not in json.dumps(first) and first["environment"]["PLAIN"] == "visible abc123"
+    # a changed variable or a new redaction rule is redacted afresh
+    changed = _environment.environment_snapshot(at, env={**env, "PLAIN": "other"}, argv=[])
+    assert changed["environment"]["PLAIN"] == "other"
+    try:
+        add_redaction_pattern(r"abc(123)")
+        ruled = _environment.environment_snapshot(at, env=env, argv=[])
+        assert "123" not in ruled["environment"]["PLAIN"]
+    finally:
+        clear_redaction_patterns()
+    assert _environment.environment_snapshot(at, env=env, argv=[])["environment"]["PLAIN"] == "visible abc123"
+
+
+def test_the_lease_names_this_process_and_a_forked_child_names_itself():
+    assert json.loads(lease_text()) == owner_identity()
+    assert lease_text() is lease_text()  # read from /proc once
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, lease_text().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = json.loads(os.read(read, 4096))
+    os.close(read)
+    assert child["pid"] == pid != os.getpid()
+    assert _lease.LEASE == "owner"
