@@ -69,8 +69,8 @@ class AssetCache:
         self.cache_dir = Path(cache_dir).absolute()
         self.size_limit = size_limit
         self._clock = clock
-        self._lock_timeout = lock_timeout
-        self._lock_expire = lock_expire
+        # every entry lock: how long to wait for another process; when a crashed holder's lock lapses
+        self._lock_timeout, self._lock_expire = lock_timeout, lock_expire
         self._touch_interval = touch_interval
         self._trust_store_md5 = trust_store_md5
         self._assets = self.cache_dir / "assets"

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import attrs
 import requests
 
 from deriva_ml.core.codec import parse_json
@@ -51,6 +52,22 @@ def _content_disposition(filename: str) -> str:
 def _path_of(location: str) -> str:
     """The path of a URL that may be absolute (``Location`` headers may be either)."""
     return urlsplit(location).path if "://" in location else location
+
+
+@attrs.frozen
+class Upload:
+    """One file to store under one name: what ``put`` checked (bounded name, MD5, length) for one attempt."""
+
+    path: Path
+    url: str
+    table: str
+    filename: str
+    md5: str
+    length: int
+
+    def stored(self) -> StoredObject:
+        """The object this upload leaves on the server."""
+        return StoredObject(url=self.url, filename=self.filename, length=self.length, md5=self.md5)
 
 
 class HatracUploads(HatracConnection):
@@ -85,18 +102,18 @@ class HatracUploads(HatracConnection):
             r = self._send(method, url, opts, error=UploadFailed, data=data, headers=headers)
         return r
 
-    def _put_single(
-        self,
-        path: Path,
-        url: str,
-        table: str,
-        filename: str,
-        md5: str,
-        length: int,
-        opts: UploadOptions,
-        progress: ProgressCallback | None,
+    def _upload(
+        self, up: Upload, verify: bool, opts: UploadOptions, progress: ProgressCallback | None
     ) -> StoredObject | None:
+        """Store ``up`` under its URL: one ``PUT`` up to one chunk, else an upload job; ``None`` when the
+        server says the name is unavailable (deleted once). ``verify``: hash the file while sending it."""
+        if up.length <= opts.chunk_size:
+            return self._put_single(up, opts, progress)
+        return self._put_chunked(up, verify, opts, progress)
+
+    def _put_single(self, up: Upload, opts: UploadOptions, progress: ProgressCallback | None) -> StoredObject | None:
         """One ``PUT`` with ``If-None-Match: *``; ``None`` when the server says the name is unavailable."""
+        path, url, md5, length = up.path, up.url, up.md5, up.length
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -109,7 +126,7 @@ class HatracUploads(HatracConnection):
         headers = {
             "Content-Type": OBJECT_CONTENT_TYPE,
             "Content-MD5": md5_hex_to_b64(md5),
-            "Content-Disposition": _content_disposition(filename),
+            "Content-Disposition": _content_disposition(up.filename),
             # REST-API.md "Object Creation and Update": "An `*` with the `If-None-Match` header requires
             # that the object lack a current version" (else 412). A PUT to an existing object otherwise
             # silently adds a version (e.g. a second upload of the same file, another writer, or a retry
@@ -118,7 +135,7 @@ class HatracUploads(HatracConnection):
         }
         if progress is not None:
             progress(0, length)
-        r = self._send_in_namespace("PUT", url, table, opts, data, headers)
+        r = self._send_in_namespace("PUT", url, up.table, opts, data, headers)
         if r.status_code == 409:  # the name was deleted once (or is a namespace): never creatable again
             return None
         if r.status_code == 412:  # the object has a current version: fine if it holds these bytes
@@ -129,7 +146,7 @@ class HatracUploads(HatracConnection):
             raise self._fail(r, f"PUT {url}", UploadFailed)
         if progress is not None:
             progress(length, length)
-        return StoredObject(url=url, filename=filename, length=length, md5=md5)
+        return up.stored()
 
     # resumable state ------------------------------------------------------------------------------
     def _state_key(self, url: str, md5: str, length: int, chunk: int) -> str:
@@ -192,21 +209,20 @@ class HatracUploads(HatracConnection):
         got_length = info.get("content-length", info.get("total_bytes"))
         return str(got_chunk) == str(chunk) and str(got_length) == str(length)
 
-    def _create_job(
-        self, url: str, table: str, filename: str, md5: str, length: int, chunk: int, opts: UploadOptions
-    ) -> str | None:
+    def _create_job(self, up: Upload, chunk: int, opts: UploadOptions) -> str | None:
         """``POST <url>;upload``: the job's path, or ``None`` when the name is unavailable (409)."""
         body = json.dumps(
             {
                 "chunk-length": chunk,
-                "content-length": length,
+                "content-length": up.length,
                 "content-type": OBJECT_CONTENT_TYPE,
-                "content-md5": md5_hex_to_b64(md5),
-                "content-disposition": _content_disposition(filename),
+                "content-md5": md5_hex_to_b64(up.md5),
+                "content-disposition": _content_disposition(up.filename),
             }
         ).encode("utf-8")
         headers = {"Content-Type": "application/json", "Accept": "text/uri-list"}
-        r = self._send_in_namespace("POST", url + ";upload", table, opts, body, headers)
+        url = up.url
+        r = self._send_in_namespace("POST", url + ";upload", up.table, opts, body, headers)
         if r.status_code == 409:
             return None
         if r.status_code not in (200, 201):
@@ -218,22 +234,14 @@ class HatracUploads(HatracConnection):
         return job
 
     def _put_chunked(
-        self,
-        path: Path,
-        url: str,
-        table: str,
-        filename: str,
-        md5: str,
-        length: int,
-        verify: bool,
-        opts: UploadOptions,
-        progress: ProgressCallback | None,
+        self, up: Upload, verify: bool, opts: UploadOptions, progress: ProgressCallback | None
     ) -> StoredObject | None:
         """``HEAD`` (already there → done), else an upload job; ``None`` when the name is unavailable."""
+        path, url, md5, length = up.path, up.url, up.md5, up.length
         if self._existing(url, md5, length, opts) is not None:
             if progress is not None:
                 progress(length, length)
-            return StoredObject(url=url, filename=filename, length=length, md5=md5)
+            return up.stored()
         chunk = max(opts.chunk_size, math.ceil(length / MAX_CHUNKS))
         nchunks = math.ceil(length / chunk)
         key = self._state_key(url, md5, length, chunk)
@@ -243,7 +251,7 @@ class HatracUploads(HatracConnection):
             done = {int(i) for i in state.get("done", [])}
             job = str(state["job"])
         else:
-            created = self._create_job(url, table, filename, md5, length, chunk, opts)
+            created = self._create_job(up, chunk, opts)
             if created is None:
                 return None
             job = created
@@ -286,7 +294,7 @@ class HatracUploads(HatracConnection):
             self._drop_state(key)
             raise ChecksumMismatch(path, md5, h.hexdigest())
 
-        result = StoredObject(url=url, filename=filename, length=length, md5=md5)
+        result = up.stored()
         r = self._send("POST", job, opts, error=UploadFailed, headers={"Accept": "text/uri-list"})
         if r.status_code in (200, 201, 204):
             self._drop_state(key)

@@ -2,18 +2,13 @@
 
 Speaks Hatrac's documented REST API (``docs/REST-API.md`` in informatics-isi-edu/hatrac):
 
-- ``HEAD /hatrac/<T>/<obj>`` — does the object exist, with which ``Content-MD5`` and length;
-- ``PUT /hatrac/<T>/<obj>`` with ``Content-MD5`` and ``If-None-Match: *`` — a whole object in one
-  request (files no larger than one chunk); a 412 (the object got a version meanwhile) is checked
-  with a ``HEAD`` and accepted only when that version has the same MD5;
-- ``POST /hatrac/<T>/<obj>;upload`` (JSON job description) → job URL; ``PUT <job>/<i>`` per chunk;
-  ``POST <job>`` to finalize; ``GET <job>`` for the job's status; ``DELETE <job>`` to cancel;
-- ``PUT /hatrac/<T>?parents=true`` with ``Content-Type: application/x-hatrac-namespace`` — only after a
-  404 says the namespace is missing;
-- ``GET /hatrac/<T>/<obj>`` — streamed download, verified against ``Content-MD5``.
+- ``HEAD /hatrac/<T>/<obj>`` — does the object exist, with which ``Content-MD5`` and length (``stat``);
+- writes (``put``): one ``PUT`` with ``If-None-Match: *``, or an upload job for files larger than one
+  chunk, and the namespace created when missing — :mod:`deriva_ml.store._hatrac_upload`;
+- ``GET /hatrac/<T>/<obj>`` — streamed download, verified against ``Content-MD5`` (``get``).
 
-Hatrac does not report which chunks of a job it holds, so resumption is client-side (see
-:mod:`deriva_ml.store._hatrac_upload`). Requests, retries and error mapping:
+Resumption of an interrupted upload job is client-side (a state file per job). Requests, retries and
+error mapping:
 :mod:`deriva_ml.store._hatrac_http`. deriva-py's own urllib3 retries are switched off in the session this
 module builds, so the two layers do not multiply (deriva-py's defaults sleep ~486 s on a dead server).
 
@@ -36,7 +31,7 @@ from deriva_ml.store._hatrac_http import (
     _filename_from_disposition,
     uniform_jitter,
 )
-from deriva_ml.store._hatrac_upload import MAX_CHUNKS, NAMESPACE_CONTENT_TYPE, HatracUploads
+from deriva_ml.store._hatrac_upload import MAX_CHUNKS, NAMESPACE_CONTENT_TYPE, HatracUploads, Upload
 from deriva_ml.store.names import object_url, validate_filename, validate_md5
 from deriva_ml.store.port import ProgressCallback, StoredObject, UploadOptions
 
@@ -131,10 +126,7 @@ class HatracObjectStore(HatracUploads):
             raise UploadFailed(f"cannot read {path}: {exc}") from exc
         for generation in range(MAX_GENERATIONS):
             url = object_url(table, md5, filename, generation=generation)
-            if length <= opts.chunk_size:
-                obj = self._put_single(path, url, table, filename, md5, length, opts, progress)
-            else:
-                obj = self._put_chunked(path, url, table, filename, md5, length, verify, opts, progress)
+            obj = self._upload(Upload(path, url, table, filename, md5, length), verify, opts, progress)
             if obj is not None:
                 return obj
             _get_logger(__name__).warning("hatrac.name_unavailable", url=url, next_generation=generation + 1)
