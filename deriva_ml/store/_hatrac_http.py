@@ -119,6 +119,7 @@ class HatracConnection:
         if session is None:
             session = self._deriva_session(scheme, netloc, credential, session_config)
         self._session = session
+        # where the uploads (deriva_ml.store._hatrac_upload) keep the state of resumable jobs
         self._state_dir = Path(state_dir) if state_dir is not None else None
         self._memory_state: dict[str, dict[str, Any]] = {}
         self._options = options or UploadOptions()
