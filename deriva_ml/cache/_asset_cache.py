@@ -13,22 +13,21 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from types import TracebackType
 
 import attrs
 
 from deriva_ml._log import get_logger as _get_logger
-from deriva_ml.cache._files import fetch_verified, link_into, md5_file, remove_tree
+from deriva_ml.cache._files import READ_ONLY, fetch_into_place, link_into, md5_file, remove_tree
 from deriva_ml.cache._index import BoundedLock, CacheIndex
+from deriva_ml.cache._repair import rebuild_index, verify_entries
+from deriva_ml.cache._reports import CacheStats, ClearReport, VerifyReport
 from deriva_ml.cache.policy import (
     CacheEntry,
     entry_dirname,
     entry_key,
-    key_from_dirname,
     needs_touch,
     normalize_md5,
     select_expired,
@@ -39,66 +38,6 @@ from deriva_ml.cache.policy import (
 )
 from deriva_ml.core.errors import ValidationError
 from deriva_ml.store.port import ObjectStore, ProgressCallback
-
-READ_ONLY = 0o444
-
-
-def _is_regular(path: Path) -> bool:
-    try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
-    except OSError:
-        return False
-
-
-#: Temporary download directories older than this are removed by ``verify()``.
-STALE_TMP_SECONDS = 24 * 3600.0
-
-
-@attrs.frozen
-class CacheStats:
-    """What ``ml.cache_stats()`` reports. Counters are shared by every process using the cache."""
-
-    cache_dir: Path
-    entries: int
-    bytes: int
-    hits: int
-    misses: int
-    evictions: int
-    corruptions: int
-    size_limit: int | None
-
-
-@attrs.frozen
-class BadEntry:
-    """An entry ``verify()`` evicted, and why."""
-
-    key: str
-    path: str
-    reason: str
-
-
-@attrs.frozen
-class VerifyReport:
-    """What ``verify()`` found: entries re-hashed, good ones, evicted ones, strays removed."""
-
-    checked: int
-    bytes_hashed: int
-    ok: tuple[str, ...]
-    evicted: tuple[BadEntry, ...]
-    orphans_removed: tuple[str, ...]
-
-    @property
-    def clean(self) -> bool:
-        return not self.evicted and not self.orphans_removed
-
-
-@attrs.frozen
-class ClearReport:
-    """What ``clear()`` removed."""
-
-    removed: tuple[str, ...]
-    bytes_freed: int
-    skipped_busy: tuple[str, ...] = ()
 
 
 class AssetCache:
@@ -130,8 +69,8 @@ class AssetCache:
         self.cache_dir = Path(cache_dir).absolute()
         self.size_limit = size_limit
         self._clock = clock
-        self._lock_timeout = lock_timeout
-        self._lock_expire = lock_expire
+        # every entry lock: how long to wait for another process; when a crashed holder's lock lapses
+        self._lock_timeout, self._lock_expire = lock_timeout, lock_expire
         self._touch_interval = touch_interval
         self._trust_store_md5 = trust_store_md5
         self._assets = self.cache_dir / "assets"
@@ -141,50 +80,15 @@ class AssetCache:
         self._index = CacheIndex(self.cache_dir / "index")
         self._memo: dict[str, CacheEntry] = {}
         if self._index.rebuilt:
-            self._rebuild_index()
+            rebuild_index(self)
 
-    def _rebuild_index(self) -> None:
-        """Re-register the cached files after the index was found corrupt and recreated.
-
-        Each ``assets/{rid}_{md5}/<file>`` whose bytes hash to its ``md5`` gets its entry back; anything
-        else is removed (fetched again when needed).
-        """
-        log = _get_logger(__name__)
-        kept = dropped = 0
-        for child in sorted(self._assets.iterdir()):
-            key = key_from_dirname(child.name)
-            files = [] if key is None or not child.is_dir() or child.is_symlink() else list(child.iterdir())
-            entry = None
-            if key is not None and len(files) == 1 and _is_regular(files[0]):
-                rid, _, md5 = key.partition(":")
-                try:
-                    filename = validate_filename(files[0].name)
-                    good = filename == files[0].name and md5_file(files[0]) == md5
-                except (OSError, ValidationError):
-                    good = False
-                if good:
-                    entry = self._new_entry(rid, md5, filename, child.name, files[0])
-            if entry is None:
-                remove_tree(child)
-                dropped += 1
-            else:
-                self._index.put(entry)
-                kept += 1
-        log.warning("cache.index_rebuilt", cache_dir=str(self.cache_dir), entries=kept, removed=dropped)
-
-    # lifecycle -----------------------------------------------------------------------------------
     def close(self) -> None:
         self._index.close()
 
     def __enter__(self) -> AssetCache:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -221,7 +125,34 @@ class AssetCache:
                 entry = self._checked_lookup(key)
                 if entry is None:
                     self._index.incr("misses")
-                    entry = self._download(rid, md5, filename, url, store, length, progress)
+                    started = time.monotonic()
+                    dirname = entry_dirname(rid, md5)
+                    final = self._assets / dirname / filename
+                    fetch_into_place(
+                        store,
+                        url,
+                        md5,
+                        final,
+                        tmp_parent=self._tmp,
+                        prefix=f"{dirname}.",
+                        length=length,
+                        progress=progress,
+                        trust_store_md5=self._trust_store_md5,
+                        entry_dir=True,
+                    )
+                    entry = self._new_entry(rid, md5, filename, dirname, final)
+                    self._index.put(entry)
+                    self._memo[entry.key] = entry
+                    _get_logger(__name__).info(
+                        "cache.fetched",
+                        rid=rid,
+                        md5=md5,
+                        url=url,
+                        path=str(final),
+                        bytes=entry.size,
+                        seconds=round(time.monotonic() - started, 3),
+                        trust_store_md5=self._trust_store_md5,
+                    )
                     self._enforce_size_limit(protect=key)
                     return self._path(entry)
         self._record_hit(entry)
@@ -246,53 +177,7 @@ class AssetCache:
         the same asset waits. Directories under ``assets/`` that no entry owns and temporary
         downloads older than a day are removed too.
         """
-        log = _get_logger(__name__)
-        ok: list[str] = []
-        bad: list[BadEntry] = []
-        checked = 0
-        hashed = 0
-        for key in sorted(self._index.keys()):
-            with self._lock(key):
-                entry = self._index.get(key)
-                if entry is None:
-                    continue
-                checked += 1
-                path = self._path(entry)
-                reason: str | None = None
-                try:
-                    st = os.stat(path)
-                    actual = md5_file(path)
-                    hashed += st.st_size
-                    if actual != entry.md5:
-                        reason = f"MD5 is {actual}, expected {entry.md5}"
-                except FileNotFoundError:
-                    reason = "file is missing"
-                except OSError as exc:
-                    reason = f"unreadable: {exc}"
-                if reason is None:
-                    if not stat_is_fresh(entry, st.st_size, st.st_mtime_ns):
-                        self._restat(entry, st)
-                    ok.append(key)
-                else:
-                    bad.append(BadEntry(key=key, path=str(path), reason=reason))
-                    self._evict(entry, reason=reason, corrupt=True)
-        orphans = self._remove_orphans()
-        self._index.recount_bytes()  # the running total, from the entries that survived
-        report = VerifyReport(
-            checked=checked,
-            bytes_hashed=hashed,
-            ok=tuple(ok),
-            evicted=tuple(bad),
-            orphans_removed=tuple(orphans),
-        )
-        log.info(
-            "cache.verified",
-            checked=checked,
-            bytes_hashed=hashed,
-            evicted=len(bad),
-            orphans_removed=len(orphans),
-        )
-        return report
+        return verify_entries(self)
 
     def stats(self) -> CacheStats:
         """Entry count, bytes held and counters (backs ``ml.cache_stats()``)."""
@@ -422,54 +307,6 @@ class AssetCache:
         _get_logger(__name__).info("cache.restat", key=new.key, path=str(path))
         return new
 
-    def _download(
-        self,
-        rid: str,
-        md5: str,
-        filename: str,
-        url: str,
-        store: ObjectStore,
-        length: int | None,
-        progress: ProgressCallback | None,
-    ) -> CacheEntry:
-        log = _get_logger(__name__).bind(rid=rid, md5=md5, url=url)
-        dirname = entry_dirname(rid, md5)
-        final_dir = self._assets / dirname
-        final = final_dir / filename
-        started = time.monotonic()
-        self._tmp.mkdir(parents=True, exist_ok=True)
-        tmp_dir = Path(tempfile.mkdtemp(prefix=f"{dirname}.", dir=self._tmp))
-        try:
-            tmp = tmp_dir / filename
-            fetch_verified(
-                store,
-                url,
-                tmp,
-                md5,
-                length=length,
-                progress=progress,
-                trust_store_md5=self._trust_store_md5,
-            )
-            os.chmod(tmp, READ_ONLY)
-            if final_dir.exists():  # left by a crash between move and index write, or an old eviction
-                remove_tree(final_dir)
-            final_dir.mkdir(parents=True)
-            os.replace(tmp, final)
-        finally:
-            remove_tree(tmp_dir)
-        entry = self._new_entry(rid, md5, filename, dirname, final)
-        self._index.put(entry)
-        self._memo[entry.key] = entry
-        elapsed = time.monotonic() - started
-        log.info(
-            "cache.fetched",
-            path=str(final),
-            bytes=entry.size,
-            seconds=round(elapsed, 3),
-            trust_store_md5=self._trust_store_md5,
-        )
-        return entry
-
     def _record_hit(self, entry: CacheEntry) -> None:
         self._index.incr("hits")
         now = self._clock()
@@ -527,33 +364,3 @@ class AssetCache:
         chosen = select_lru_evictions(self._index.entries(), self.size_limit, protect=(protect,))
         if chosen:
             self._remove_keys(chosen, reason="size_limit")
-
-    def _remove_orphans(self) -> list[str]:
-        """Remove asset directories no entry owns and stale temporary downloads."""
-        removed: list[str] = []
-        for child in sorted(self._assets.iterdir()):
-            key = key_from_dirname(child.name)
-            if key is None:
-                remove_tree(child)
-                removed.append(str(child))
-                continue
-            with self._lock(key):
-                entry = self._index.get(key)
-                if entry is None or entry.dirname != child.name:
-                    remove_tree(child)
-                    removed.append(str(child))
-                    continue
-                for stray in child.iterdir():  # files beside the recorded one
-                    if stray.name != entry.filename:
-                        remove_tree(stray)
-                        removed.append(str(stray))
-        now = time.time()  # file mtimes are wall-clock, whatever the injected clock says
-        for child in self._tmp.iterdir():
-            try:
-                age = now - child.stat().st_mtime
-            except FileNotFoundError:
-                continue
-            if age > STALE_TMP_SECONDS:
-                remove_tree(child)
-                removed.append(str(child))
-        return removed

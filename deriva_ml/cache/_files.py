@@ -1,4 +1,4 @@
-"""File-system helpers of the asset cache: hashing, verified downloads, links, removal."""
+"""File-system helpers of the asset cache: hashing, verified downloads moved into place, links, removal."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ from deriva_ml.cache.policy import normalize_md5, validate_filename
 from deriva_ml.core.errors import ChecksumMismatch, StoreError
 from deriva_ml.store._files import md5_file as store_md5_file
 from deriva_ml.store.port import ObjectStore, ProgressCallback
+
+#: Cached files are read-only.
+READ_ONLY = 0o444
 
 
 def md5_file(path: Path) -> str:
@@ -81,6 +84,43 @@ def fetch_verified(
     return st
 
 
+def fetch_into_place(
+    store: ObjectStore,
+    url: str,
+    md5: str,
+    dest: Path,
+    *,
+    tmp_parent: Path,
+    prefix: str,
+    length: int | None,
+    progress: ProgressCallback | None,
+    trust_store_md5: bool,
+    entry_dir: bool = False,
+) -> os.stat_result:
+    """Download ``url`` to ``dest``, verified, through a fresh temporary directory under ``tmp_parent``.
+
+    ``tmp_parent`` must be on ``dest``'s file system: the bytes land in the temporary directory first
+    (:func:`fetch_verified`) and are moved to ``dest`` in one rename only after they matched, so a failed
+    or bad download leaves nothing at ``dest``; the temporary directory is removed whatever happens.
+    ``entry_dir=True`` (the cache's ``assets/{rid}_{md5}/``): the file is made read-only and ``dest``'s
+    directory is emptied and recreated before the move (it may hold what a crash between move and
+    index write, or an old eviction, left).
+    """
+    tmp_parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=tmp_parent))
+    try:
+        tmp = tmp_dir / dest.name
+        st = fetch_verified(store, url, tmp, md5, length=length, progress=progress, trust_store_md5=trust_store_md5)
+        if entry_dir:
+            os.chmod(tmp, READ_ONLY)
+            remove_tree(dest.parent)
+            dest.parent.mkdir(parents=True)
+        os.replace(tmp, dest)
+    finally:
+        remove_tree(tmp_dir)
+    return st
+
+
 def download_uncached(
     url: str,
     md5: str,
@@ -99,20 +139,20 @@ def download_uncached(
     download leaves nothing behind (an existing file of that name is replaced only on success).
     ``trust_store_md5`` as for :class:`~deriva_ml.cache.AssetCache`.
     """
-    log = _get_logger(__name__)
     md5 = normalize_md5(md5)
-    filename = validate_filename(filename)
-    working_dir = Path(working_dir)
-    working_dir.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=".deriva-ml-download-", dir=working_dir))
-    try:
-        tmp = tmp_dir / filename
-        st = fetch_verified(store, url, tmp, md5, length=length, progress=progress, trust_store_md5=trust_store_md5)
-        dest = working_dir / filename
-        os.replace(tmp, dest)
-    finally:
-        remove_tree(tmp_dir)
-    log.info("asset.downloaded_uncached", url=url, md5=md5, path=str(dest), bytes=st.st_size)
+    dest = Path(working_dir) / validate_filename(filename)
+    st = fetch_into_place(
+        store,
+        url,
+        md5,
+        dest,
+        tmp_parent=dest.parent,
+        prefix=".deriva-ml-download-",
+        length=length,
+        progress=progress,
+        trust_store_md5=trust_store_md5,
+    )
+    _get_logger(__name__).info("asset.downloaded_uncached", url=url, md5=md5, path=str(dest), bytes=st.st_size)
     return dest
 
 

@@ -93,6 +93,24 @@ def test_chunked_upload_requests(hatrac_server: HatracTestServer, tmp_path: Path
     assert hatrac_server.jobs == {}
 
 
+def test_chunked_upload_creates_a_missing_namespace_after_404(hatrac_server: HatracTestServer, tmp_path: Path) -> None:
+    """The upload job takes the same namespace path as the single PUT: one namespace PUT, then the job again."""
+    store = make_store(hatrac_server)
+    src = write(tmp_path, 2 * CHUNK + 1)
+    obj = store.put(src, table=T, filename="f.bin", options=CHUNKED)
+    calls = hatrac_server.calls()
+    job = calls[-1][1]
+    assert calls == [
+        ("HEAD", obj.url),
+        ("POST", obj.url + ";upload"),  # 404: no namespace yet
+        ("PUT", f"/hatrac/{T}?parents=true"),
+        ("POST", obj.url + ";upload"),
+        *[("PUT", f"{job}/{i}") for i in range(3)],
+        ("POST", job),
+    ]
+    assert hatrac_server.object_bytes(obj.url) == src.read_bytes()
+
+
 def test_single_put_up_to_exactly_one_chunk(hatrac_server: HatracTestServer, tmp_path: Path) -> None:
     precreate_namespace(hatrac_server)
     store = make_store(hatrac_server)
