@@ -84,24 +84,44 @@ def _level(method: str) -> Callable[..., Any]:
     return call
 
 
+#: The standard-library level of each logging call (``exception`` logs at ERROR).
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "exception": logging.ERROR,
+}
+
+
 class _RedactingLogger:
-    """A structlog logger whose every call is redacted before the configured processors see it."""
+    """A structlog logger whose every call is redacted before the configured processors see it.
 
-    __slots__ = ("_inner",)
+    ``stdlib``: the standard-library logger events go to when deriva_ml built the processor chain itself
+    (its first processor is ``filter_by_level``): an event that logger would drop is dropped here, before
+    it is formatted or redacted (most of an execution's events are below the default WARNING). With an
+    application's own structlog configuration (``stdlib`` None) every event goes through, as it decides.
+    """
 
-    def __init__(self, inner: Any) -> None:
+    __slots__ = ("_inner", "_stdlib")
+
+    def __init__(self, inner: Any, stdlib: logging.Logger | None = None) -> None:
         self._inner = inner
+        self._stdlib = stdlib
 
     def bind(self, **kw: Any) -> _RedactingLogger:
-        return _RedactingLogger(self._inner.bind(**redact_event(dict(kw))))
+        return _RedactingLogger(self._inner.bind(**redact_event(dict(kw))), self._stdlib)
 
     def new(self, **kw: Any) -> _RedactingLogger:
-        return _RedactingLogger(self._inner.new(**redact_event(dict(kw))))
+        return _RedactingLogger(self._inner.new(**redact_event(dict(kw))), self._stdlib)
 
     def unbind(self, *keys: str) -> _RedactingLogger:
-        return _RedactingLogger(self._inner.unbind(*keys))
+        return _RedactingLogger(self._inner.unbind(*keys), self._stdlib)
 
     def _call(self, method: str, event: Any = None, *args: Any, **kw: Any) -> Any:
+        if self._stdlib is not None and not self._stdlib.isEnabledFor(_LEVELS[method]):
+            return None  # what filter_by_level would do, without formatting and redacting the event first
         if method == "exception":
             kw.setdefault("exc_info", True)
             method = "error"
@@ -145,5 +165,6 @@ def get_logger(name: str = "deriva_ml", **initial: Any) -> Any:
             ],
             wrapper_class=structlog.stdlib.BoundLogger,
             **initial,
-        )
+        ),
+        stdlib,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import platform
@@ -118,21 +119,41 @@ def _redacted_environment(
 
 
 @functools.lru_cache(maxsize=_LOCK_CACHE_SIZE)
-def _redacted_lock(path: str, _identity: tuple[int, int, int, int]) -> str:
-    return redact_urls(Path(path).read_text(encoding="utf-8"))
+def _redacted_lock(path: str, _identity: tuple[int, int, int, int]) -> tuple[bytes, str]:
+    data = redact_urls(Path(path).read_text(encoding="utf-8")).encode("utf-8")
+    return data, hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
-def redacted_lock_text(path: Path) -> str:
-    """The text of the lock file at ``path`` with credentials in its URLs scrubbed.
+def redacted_lock_bytes(path: Path) -> tuple[bytes, str]:
+    """The lock file at ``path`` with credentials in its URLs scrubbed (UTF-8), and the MD5 of those bytes.
 
     Scrubbing a large ``uv.lock`` costs tens of milliseconds; the result is reused while the file is the
     same one (device, inode, size and modification time unchanged), so a process running many executions
-    pays it once and an edited lock file is read again.
+    pays it (and the hash) once and an edited lock file is read again.
     """
     st = path.stat()
     return _redacted_lock(str(path), (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
 
 
 def render_snapshot(snapshot: Mapping[str, Any]) -> str:
-    """The snapshot as the text written to ``environment_snapshot_<timestamp>.txt`` (JSON, stable order)."""
-    return json.dumps(snapshot, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+    """The snapshot as the text written to ``environment_snapshot_<timestamp>.txt``: exactly
+    ``json.dumps(snapshot, indent=2, ensure_ascii=False)`` and a newline (keys in their order).
+
+    An indented dump runs in pure Python; the package list and the environment (most of the text) are the
+    same for every execution of a process, so each member is dumped compactly by the C encoder and its
+    indented form is reused when that compact text was seen before.
+    """
+    if not snapshot:
+        return "{}\n"
+    members = [
+        f"  {json.dumps(key, ensure_ascii=False)}: {_indented(json.dumps(value, ensure_ascii=False))}"
+        for key, value in snapshot.items()
+    ]
+    return "{\n" + ",\n".join(members) + "\n}\n"
+
+
+@functools.lru_cache(maxsize=32)
+def _indented(compact: str) -> str:
+    """A JSON value's compact text indented by 2 as a member of a top-level object (JSON strings hold no
+    raw newline, so each of its lines after the first gets two more spaces)."""
+    return json.dumps(json.loads(compact), indent=2, ensure_ascii=False).replace("\n", "\n  ")

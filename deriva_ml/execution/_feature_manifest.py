@@ -230,6 +230,7 @@ def write_pending_features(
         ready.append(s)
         rows.append(row)
     if ready:
+        manifest.make_durable()  # the staged values and the asset rows they name on disk before the rows
         catalog.apply(plan_feature_rows(rows, [(s.schema, s.feature_table) for s in ready]))
         fm.mark_written(s.key for s in ready)
     if log is not None:

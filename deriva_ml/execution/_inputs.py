@@ -67,12 +67,13 @@ def download_inputs(exe: Execution) -> tuple[DatasetSpec, ...]:
     return tuple(resolved)
 
 
-def _write(dest: Path, data: bytes) -> Seal:
-    """Write ``data`` to ``dest``; its seal from the bytes written (the file is not read back)."""
+def _write(dest: Path, data: bytes, md5: str | None = None) -> Seal:
+    """Write ``data`` to ``dest``; its seal from the bytes written (the file is not read back; ``md5``: theirs,
+    when known already)."""
     dest.write_bytes(data)
     st = dest.stat()
     return Seal(
-        md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
+        md5=md5 or hashlib.md5(data, usedforsecurity=False).hexdigest(),
         length=len(data),
         mtime_ns=st.st_mtime_ns,
         ino=st.st_ino,
@@ -88,14 +89,14 @@ def write_metadata_files(exe: Execution, extra: Sequence[tuple[Path, str]]) -> N
     cfg = meta_dir / "configuration.json"
     text = redacted_configuration_json(exe.configuration) + "\n"
     files.append((cfg, ExecMetadataType.deriva_config.value, _write(cfg, text.encode())))
-    from deriva_ml.execution._environment import environment_snapshot, redacted_lock_text, render_snapshot
+    from deriva_ml.execution._environment import environment_snapshot, redacted_lock_bytes, render_snapshot
 
     lock = find_uv_lock(exe._services.ports.dirs.project_root)
     if lock is not None:
         dest = meta_dir / "uv.lock"
         # private index URLs may carry credentials (https://user:token@index/simple)
-        data = redacted_lock_text(Path(lock)).encode("utf-8")
-        files.append((dest, ExecMetadataType.execution_config.value, _write(dest, data)))
+        data, md5 = redacted_lock_bytes(Path(lock))
+        files.append((dest, ExecMetadataType.execution_config.value, _write(dest, data, md5)))
     now = exe._services.ports.now()
     stamp = now.strftime("%Y%m%d_%H%M%S")
     snap = meta_dir / f"environment_snapshot_{stamp}.txt"

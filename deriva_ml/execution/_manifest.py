@@ -1,8 +1,13 @@
 """The crash-safe output manifest of one execution.
 
 Every ``asset_file_path`` registration is committed at once to a small SQLite database in the
-execution's working directory (WAL, ``synchronous=FULL``), so a process that dies loses nothing it had
-registered. Each entry moves ``registered -> stored -> cataloged``; an upload resumes from whatever
+execution's working directory, so a process that dies (``kill -9``, the OOM killer, a crash) loses nothing
+it had registered. Commits are in WAL mode at ``synchronous=NORMAL``: a commit is in the operating system
+when it returns (which survives the process) and is made power-loss durable, with every commit before it,
+by :meth:`Manifest.make_durable` (one fsync of the WAL), which the execution calls before each catalog write
+that follows manifest changes: the manifest is on disk before anything outside it depends on it, without
+an fsync per registration (the files registered are the user's and not fsynced either; the embedded catalog
+makes the same trade, ``docs/catalog.md``). Each entry moves ``registered -> stored -> cataloged``; an upload resumes from whatever
 state entries were left in, so calling it again (in the same or a new process) finishes only the rest.
 
 An entry also records what was staged (an existing file's resolved path and its device/inode, so a swap is
@@ -145,6 +150,8 @@ class Manifest:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._depth = 0  # > 0 while a transaction is open (batch() and the writes joining it)
+        self._unsynced = False  # commits since the last make_durable(): in the OS, not yet fsynced
+        self._file_synced = False  # the database file and the directory entries fsynced (once per connection)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -159,7 +166,7 @@ class Manifest:
             if fresh:
                 self._create()
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # see the module doc and make_durable()
             self._db.executescript(_SCHEMA)  # no write when the tables exist
             have = {r[1] for r in self._db.execute("PRAGMA table_info(entry)")}
             for col, kind in _ADDED_COLUMNS.items():  # a manifest written by an older deriva_ml
@@ -173,22 +180,15 @@ class Manifest:
 
     def _create(self) -> None:
         """A new manifest: WAL mode and the schema written without an fsync each (switching a new file to WAL
-        goes through a rollback journal: several fsyncs), then made durable at once: the WAL checkpointed into
-        the file, the file and its directory fsynced. Before this returns nothing is registered, so a power
-        loss in between loses no output (a torn file is a corrupt manifest, which restore rebuilds)."""
+        goes through a rollback journal: several fsyncs), checkpointed into the file. It is made durable with
+        the first commits by :meth:`make_durable` (the database file and the directory are fsynced then):
+        nothing is registered before that, and a torn file is a corrupt manifest, which restore rebuilds."""
         db = self._db
         db.execute("PRAGMA synchronous=OFF")
         db.execute("PRAGMA journal_mode=WAL")
         db.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
-        busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        files = [self.path] if busy == 0 else [self.path, self.path.with_name(self.path.name + "-wal")]
-        try:
-            for f in files:  # another process's reader kept the WAL: it is made durable too
-                fsync_file(f)
-            if os.name == "posix":  # a directory cannot be opened for fsync elsewhere
-                fsync_file(self.path.parent)
-        except OSError as exc:
-            raise ManifestError(self.path, "create", exc) from exc
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._unsynced = True
 
     def close(self) -> None:
         self._db.close()
@@ -252,6 +252,28 @@ class Manifest:
                 with suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
                 raise self._error("write", exc) from exc
+            self._unsynced = True
+
+    def make_durable(self) -> bool:
+        """Make every commit so far durable against a power loss: one fsync of the write-ahead log (whose
+        frames hold every commit not yet checkpointed; a checkpoint fsyncs what it moves into the database
+        file), and once per connection the directory holding it. A no-op when nothing was committed since
+        the last call. True when it synced."""
+        if not self._unsynced:
+            return False
+        wal = self.path.with_name(self.path.name + "-wal")
+        try:
+            with suppress(FileNotFoundError):  # none: checkpointed and removed by the last connection to close
+                fsync_file(wal)
+            if not self._file_synced:  # a new manifest's schema, or pages an earlier process checkpointed
+                fsync_file(self.path)
+                if os.name == "posix":  # the entries of the file and its log (a directory cannot be opened elsewhere)
+                    fsync_file(self.path.parent)
+                self._file_synced = True
+        except OSError as exc:
+            raise ManifestError(self.path, "make durable", exc) from exc
+        self._unsynced = False
+        return True
 
     # ---------------------------------------------------------------------------------- key/value state
 

@@ -33,6 +33,8 @@ def set_status(exe: Execution, to: Status, detail: str) -> None:
     detail = redact_text(detail)
     new = transition(exe._record, to, detail, exe._services.ports.now())  # raises before any I/O
     if not exe.dry_run:
+        # what the manifest recorded so far (registrations, seals) is on disk before the catalog says so
+        exe._manifest.make_durable()
         try:
             # a compare-and-set: applied only if the catalog still holds the status we started from
             exe._services.ports.catalog.apply(plan_status_update(new))

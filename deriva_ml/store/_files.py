@@ -120,6 +120,10 @@ def sync_filesystem(path: Path) -> bool:
         os.close(fd)
 
 
+def _text(path: str | os.PathLike[str]) -> str:
+    return path if isinstance(path, str) else os.fspath(path)
+
+
 class PendingSync:
     """Files and directories written without fsync, to be made durable together by :meth:`flush`.
 
@@ -129,17 +133,18 @@ class PendingSync:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._files: set[Path] = set()
-        self._dirs: set[Path] = set()
+        # kept as strings: hashing a Path builds its case-folded parts each time (most of an add's cost)
+        self._files: set[str] = set()
+        self._dirs: set[str] = set()
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._files) + len(self._dirs)
 
-    def add(self, *, files: Iterable[Path] = (), dirs: Iterable[Path] = ()) -> None:
+    def add(self, *, files: Iterable[str | os.PathLike[str]] = (), dirs: Iterable[str | os.PathLike[str]] = ()) -> None:
         with self._lock:
-            self._files.update(files)
-            self._dirs.update(dirs)
+            self._files.update(_text(p) for p in files)
+            self._dirs.update(_text(p) for p in dirs)
 
     def flush(self, root: Path, *, syncfs: bool = True) -> int:
         """Make everything recorded durable (``root`` is a directory on the same file system).
@@ -156,9 +161,9 @@ class PendingSync:
             return 1
         for f in sorted(files):
             with contextlib.suppress(FileNotFoundError):  # replaced since (a newer write is recorded too)
-                fsync_file(f)
-        for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):  # children before parents
-            fsync_dir(d)
+                fsync_file(Path(f))
+        for d in sorted(dirs, key=lambda p: len(Path(p).parts), reverse=True):  # children before parents
+            fsync_dir(Path(d))
         return len(files) + len(dirs)
 
 

@@ -98,7 +98,10 @@ class LocalObjectStore:
 
     def stat(self, url: str) -> StoredObject | None:
         """Length and MD5 of the object at ``url``, or ``None`` when there is none."""
-        url = self.check_url(url).path  # malformed URLs raise, they are not "missing"; no versions here
+        return self._stat_path(self.check_url(url).path)  # malformed URLs raise, they are not "missing"
+
+    def _stat_path(self, url: str) -> StoredObject | None:
+        """:meth:`stat` of a URL already in canonical form (checked, or made by :meth:`object_url`)."""
         try:
             index = self._index_path(url)
             record = parse_json(index.read_text(encoding="utf-8"), str(index))
@@ -143,7 +146,7 @@ class LocalObjectStore:
         path = Path(path)
         if md5 is not None:
             md5 = validate_md5(md5.lower() if isinstance(md5, str) else md5)
-            existing = self.stat(self.object_url(table, md5, filename))
+            existing = self._stat_path(self.object_url(table, md5, filename))  # a URL of our making: canonical
             if existing is not None:
                 if self._pending is not None:  # perhaps written by another deferred view, not synced yet
                     blob, index = self._blob_path(md5, filename), self._index_path(existing.url)

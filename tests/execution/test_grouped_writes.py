@@ -3,7 +3,8 @@
 The commits are counted from the manifest's own write-ahead log: every committed transaction ends with one
 commit frame (a frame whose "database size after commit" field is set), and a new manifest starts with an
 empty log (``Manifest._create`` checkpoints it), so the commit frames in ``manifest.sqlite-wal`` are the
-transactions (each one fsync at ``synchronous=FULL``) since the execution was created. Read before the
+transactions since the execution was created (at ``synchronous=NORMAL`` a commit is a write, not an
+fsync: the log is fsynced before each catalog write, see the last test). Read before the
 manifest is closed (the last connection checkpoints and removes the log).
 """
 
@@ -143,3 +144,70 @@ def test_the_lease_names_this_process_and_a_forked_child_names_itself():
     os.close(read)
     assert child["pid"] == pid != os.getpid()
     assert _lease.LEASE == "owner"
+
+
+class _ApplyOrder:
+    """A catalog port that, at each ``apply``, notes how many manifest commits were not yet fsynced."""
+
+    def __init__(self, inner, synced: dict[str, int]) -> None:
+        self.inner, self.synced, self.lagging, self.applies = inner, synced, [], 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def apply(self, batch, *args, **kwargs):
+        self.applies += 1
+        for wal, at_sync in self.synced.items():
+            committed = wal_commits(Path(wal[: -len("-wal")]))
+            if committed > at_sync:
+                self.lagging.append((wal, committed - at_sync, [type(e).__name__ for e in batch.effects]))
+        return self.inner.apply(batch, *args, **kwargs)
+
+
+def test_manifest_is_fsynced_before_each_catalog_write_not_per_registration(backend, monkeypatch):
+    # Commits are at synchronous=NORMAL (in the OS on return: a kill loses nothing); the write-ahead log is
+    # fsynced (make_durable) before every catalog write that follows manifest changes, so after a power loss
+    # the manifest never lags behind the catalog; registrations alone cost no fsync.
+    _kind, open_ml = backend
+    ml = open_ml()
+    synced: dict[str, int] = {}  # manifest WAL path -> commits in it when it was last fsynced
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        target = os.readlink(f"/proc/self/fd/{fd}")
+        if target.endswith("manifest.sqlite-wal"):
+            synced[target] = wal_commits(Path(target[: -len("-wal")]))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    recorder = _ApplyOrder(ml.catalog, synced)
+    ml.catalog = recorder
+    wf = make_workflow("durable order")
+    with ml.create_execution(ExecutionConfiguration(workflow=wf, description="order")) as exe:
+        db = exe._manifest._db
+        assert db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        for i in range(12):
+            exe.asset_file_path("Execution_Asset", f"o{i}.txt").write_text(f"o {i}\n")
+        registered = wal_commits(exe._manifest.path)
+        wal = str(exe._manifest.path) + "-wal"
+        assert synced.get(wal, 0) < registered  # twelve registrations committed, none of them fsynced
+    exe.upload_execution_outputs()
+    assert recorder.applies >= 4  # metadata rows, Running, Completed, output rows (at least)
+    assert recorder.lagging == [], recorder.lagging
+    assert synced[wal] == wal_commits(exe._manifest.path) - 1  # only "cataloged" after the last row write
+
+
+def test_the_snapshot_text_is_the_indented_json_dump_and_its_unchanged_parts_are_rendered_once():
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    snap = _environment.environment_snapshot(at, env={"HOME": "/h", "X": 'q"uote\\ \u00e9\n'}, argv=["a", "b"])
+    snap["odd"] = {"nested": [1, 2.5, None, True, {"k": "line\nbreak"}], "empty": {}, "none": []}
+    expected = json.dumps(snap, indent=2, ensure_ascii=False) + "\n"
+    _environment._indented.cache_clear()
+    assert _environment.render_snapshot(snap) == expected
+    misses = _environment._indented.cache_info().misses
+    later = dict(snap, captured_at=datetime(2026, 1, 2, tzinfo=UTC).isoformat())
+    assert _environment.render_snapshot(later) == json.dumps(later, indent=2, ensure_ascii=False) + "\n"
+    assert _environment._indented.cache_info().misses == misses + 1  # only the new time was rendered again
+    assert _environment.render_snapshot({}) == "{}\n"
