@@ -2,7 +2,8 @@
 
 ``slow``: tests that spawn Jupyter kernels, Hydra multiruns, interpreters or SIGKILLed processes, or that run
 for seconds at a scale that is their point (a thousand outputs, a SHACL validation of a crate). The fast inner
-loop is ``uv run pytest -m "not slow"``; CI runs everything (``.ci/run`` runs both halves at once). A test is
+loop is ``uv run pytest -m "not slow"``; CI runs everything (``uv run pytest``; both run in pytest-xdist workers,
+one per core, set by ``addopts`` in pyproject.toml). A test is
 slow by its own ``@pytest.mark.slow``, because its whole module is listed in ``_SLOW_MODULES``, or because it is
 listed (``module::function``, every parametrization) in ``_SLOW_TESTS`` — listed here rather than marked in
 the test files so that the fast loop's shape is decided in one place.
