@@ -4,10 +4,14 @@ Every ``asset_file_path`` registration is committed at once to a small SQLite da
 execution's working directory, so a process that dies (``kill -9``, the OOM killer, a crash) loses nothing
 it had registered. Commits are in WAL mode at ``synchronous=NORMAL``: a commit is in the operating system
 when it returns (which survives the process) and is made power-loss durable, with every commit before it,
-by :meth:`Manifest.make_durable` (one fsync of the WAL), which the execution calls before each catalog write
-that follows manifest changes: the manifest is on disk before anything outside it depends on it, without
-an fsync per registration (the files registered are the user's and not fsynced either; the embedded catalog
-makes the same trade, ``docs/catalog.md``). Each entry moves ``registered -> stored -> cataloged``; an upload resumes from whatever
+by :meth:`Manifest.make_durable` (one fsync of the WAL). The execution calls it before each catalog write;
+it syncs when an *intent* was committed since the last sync: what to upload and how (a registration, its
+metadata, asset types or seal, a discard, a staged feature value, the execution's record at creation). So
+the intents are on disk before the catalog can say the run ended or point at its files. *Progress* (an
+object stored, a row cataloged, a status copied from the catalog, the lease) may lag after a power loss:
+recovery re-derives it (a re-put by MD5 finds the object, a probe by URL finds the row, the status is read
+from the catalog). No fsync per registration: the files registered are the user's and not fsynced either,
+and the embedded catalog makes the same trade (``docs/catalog.md``). Each entry moves ``registered -> stored -> cataloged``; an upload resumes from whatever
 state entries were left in, so calling it again (in the same or a new process) finishes only the rest.
 
 An entry also records what was staged (an existing file's resolved path and its device/inode, so a swap is
@@ -150,7 +154,8 @@ class Manifest:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._depth = 0  # > 0 while a transaction is open (batch() and the writes joining it)
-        self._unsynced = False  # commits since the last make_durable(): in the OS, not yet fsynced
+        self._unsynced = False  # intents committed since the last make_durable(): in the OS, not yet fsynced
+        self._intent = False  # the open transaction writes an intent (see _txn)
         self._file_synced = False  # the database file and the directory entries fsynced (once per connection)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -216,8 +221,11 @@ class Manifest:
             yield self
 
     @contextmanager
-    def _txn(self) -> Iterator[sqlite3.Connection]:
+    def _txn(self, *, intent: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write transaction (joining an open one). ``intent=False``: it records only progress (see the
+        module doc), which the next :meth:`make_durable` does not wait for."""
         if self._depth:  # inside batch(): join its transaction
+            self._intent = self._intent or intent
             self._depth += 1
             try:
                 yield self._db
@@ -234,7 +242,7 @@ class Manifest:
                 time.sleep(0.05)
             except sqlite3.Error as exc:
                 raise self._error("write", exc) from exc
-        self._depth = 1
+        self._depth, self._intent = 1, intent
         try:
             yield self._db
         except BaseException as exc:
@@ -252,13 +260,14 @@ class Manifest:
                 with suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
                 raise self._error("write", exc) from exc
-            self._unsynced = True
+            if self._intent:
+                self._unsynced = True
 
     def make_durable(self) -> bool:
         """Make every commit so far durable against a power loss: one fsync of the write-ahead log (whose
         frames hold every commit not yet checkpointed; a checkpoint fsyncs what it moves into the database
-        file), and once per connection the directory holding it. A no-op when nothing was committed since
-        the last call. True when it synced."""
+        file), and once per connection the database file and its directory. A no-op when no intent was
+        committed since the last call (progress alone waits for the next one). True when it synced."""
         if not self._unsynced:
             return False
         wal = self.path.with_name(self.path.name + "-wal")
@@ -284,11 +293,12 @@ class Manifest:
     def set_state(self, name: str, value: str) -> None:
         self.set_states({name: value})
 
-    def set_states(self, values: Mapping[str, str]) -> None:
-        """Several key/value states in one transaction."""
+    def set_states(self, values: Mapping[str, str], *, intent: bool = True) -> None:
+        """Several key/value states in one transaction (``intent=False``: a copy of what the catalog holds,
+        such as the record after a status change, or the lease)."""
         if not values:
             return
-        with self._txn() as db:
+        with self._txn(intent=intent) as db:
             db.executemany(
                 "INSERT INTO state(name, value) VALUES(?, ?) ON CONFLICT(name) DO UPDATE SET value=excluded.value",
                 list(values.items()),
@@ -395,14 +405,14 @@ class Manifest:
         """``(key, url, md5, length)`` of objects now in the store, in one transaction."""
         if not stored:
             return
-        with self._txn() as db:
+        with self._txn(intent=False) as db:  # progress: a re-put of the same bytes finds the object
             db.executemany(
                 "UPDATE entry SET state='stored', url=?, md5=?, length=? WHERE key=?",
                 [(url, md5, length, key) for key, url, md5, length in stored],
             )
 
     def mark_cataloged(self, rids: Mapping[int, str]) -> None:
-        with self._txn() as db:
+        with self._txn(intent=False) as db:  # progress: a probe by URL finds the row
             db.executemany(
                 "UPDATE entry SET state='cataloged', asset_rid=? WHERE key=?", [(rid, key) for key, rid in rids.items()]
             )

@@ -33,7 +33,7 @@ def set_status(exe: Execution, to: Status, detail: str) -> None:
     detail = redact_text(detail)
     new = transition(exe._record, to, detail, exe._services.ports.now())  # raises before any I/O
     if not exe.dry_run:
-        # what the manifest recorded so far (registrations, seals) is on disk before the catalog says so
+        # what the run registered and sealed so far is on disk before the catalog says it started or ended
         exe._manifest.make_durable()
         try:
             # a compare-and-set: applied only if the catalog still holds the status we started from
@@ -45,7 +45,7 @@ def set_status(exe: Execution, to: Status, detail: str) -> None:
     states = {"record": dumps(new, indent=None)}
     if to in _LEASED:
         states[LEASE] = lease_text()
-    exe._manifest.set_states(states)
+    exe._manifest.set_states(states, intent=False)  # a copy of the catalog's status (and the lease)
     exe._log.info("status", status=to.value, detail=detail)
 
 
@@ -56,7 +56,7 @@ def refresh_from_catalog(exe: Execution) -> None:
 
     row = lookup_execution(exe._services.ports, exe._services.schema, exe.execution_rid)
     exe._record = caught_up(exe._record, row)
-    exe._manifest.set_state("record", dumps(exe._record, indent=None))
+    exe._manifest.set_states({"record": dumps(exe._record, indent=None)}, intent=False)
     exe._log.warning("status changed elsewhere", status=exe._record.status.value)
 
 

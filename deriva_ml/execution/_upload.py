@@ -440,7 +440,7 @@ def catalog_outputs(exe: Execution, entries: Sequence[ManifestEntry]) -> None:
     batch, ident = plan_output_rows(
         exe.execution_rid, outputs, existing, skip_conflicts=bool(hint and hint.skip_conflicts)
     )
-    exe._manifest.make_durable()  # the manifest (what was stored where) on disk before the rows point at it
+    exe._manifest.make_durable()  # the registrations and seals on disk before the rows point at their files
     try:
         result = ports.catalog.apply(batch)
     except DerivaMLException as exc:
