@@ -81,33 +81,12 @@ def test_killed_launcher_leaves_no_early_multirun_yaml(tmp_path: Path) -> None:
     """Hydra's basic sweeper writes multirun.yaml (raw overrides) before the first job, for every launcher.
     A dry-run sweep creates no parent, and here its launcher is killed while job 0 runs, so neither the
     parent's creation nor ``on_multirun_end`` redacts it: the job does, as it starts."""
-    import os
-    import signal
-    import subprocess
-    import time
-
-    from runner.conftest import DEMO, Project
+    from runner.conftest import Project
 
     project = Project(tmp_path)
-    log = tmp_path / "launcher.out"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            project.argv("-m", "dry_run=true", "model_config.sleep=60,0", f"+db.password={PW}", f"+api.token={TOKEN}"),
-            cwd=DEMO,
-            env=project.env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while "model: sleeping" not in log.read_text():
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    project.kill_launcher_when(
+        "-m", "dry_run=true", "model_config.sleep=60,0", f"+db.password={PW}", f"+api.token={TOKEN}"
+    )
     assert (project.sweep_dir / "multirun.yaml").is_file()
     assert not (project.sweep_dir / ".deriva_ml" / "parent.json").exists()
     assert _leaks(tmp_path, [PW, TOKEN]) == []
