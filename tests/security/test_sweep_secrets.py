@@ -128,3 +128,34 @@ def test_sweep_state_files_are_redacted(tmp_path: Path) -> None:
     info = sweep.read_sweep()
     assert info is not None and info.overrides == ("+db.password=<redacted>", "lr=0.1,0.2")
     assert sweep.redact_hydra_files() == []  # idempotent
+
+
+def test_live_sweep_with_an_inline_credential_writes_it_nowhere_and_finalizes_without_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the live server the job's DerivaML gets its (real) credential inline, read from the environment:
+    parent.json withholds it, the launching process finalizes with its own copy, and a later
+    ``--finalize-sweep`` reconnects with the host's stored credential (deriva-py's credential file)."""
+    import importlib
+
+    from runner.conftest import CATALOG, Project
+
+    new_live_catalog = importlib.import_module("live_support").new_live_catalog  # runner.conftest put it on the path
+
+    project = Project(tmp_path, new_live_catalog(CATALOG))
+    assert project.live is not None and project.live[2] is not None
+    cookie = project.live[2]["cookie"]
+    monkeypatch.setenv("DEMO_SWEEP_COOKIE", cookie)
+    run = project.run(
+        "-m",
+        "model_config.epochs=1,2",
+        "deriva_ml._target_=deriva_ml.DerivaML",
+        "+deriva_ml.credential.cookie=${oc.env:DEMO_SWEEP_COOKIE}",
+    ).check()
+    assert "sweep parent" in run.stdout
+    parent = json.loads((project.sweep_dir / ".deriva_ml" / "parent.json").read_text())
+    assert parent["withheld"] == [["credential"]] and parent["credential_ref"]["host"] == project.live[0]
+    assert _leaks(tmp_path, [cookie]) == []
+    again = project.run("--finalize-sweep", str(project.sweep_dir)).check()
+    assert f"sweep parent {parent['rid']} Completed" in again.stdout
+    assert _leaks(tmp_path, [cookie]) == []
