@@ -205,8 +205,8 @@ class SweepDir:
         return self.state_dir / "sweep.json"
 
     def write_sweep(self, info: SweepInfo) -> None:
-        redacted = attrs.evolve(  # the user's sweep folder
-            info, overrides=redact_argv(list(info.overrides)), choices=redact_jsonable(dict(info.choices))
+        redacted = attrs.evolve(
+            info, overrides=redact_argv(list(info.overrides)), choices=redact_jsonable(info.choices)
         )
         _atomic_write(self.sweep_file, json_text(redacted, indent=2, sort_keys=True, ascii_only=True, default=None))
 
@@ -220,9 +220,8 @@ class SweepDir:
 
     def redact_hydra_files(self, job_dir: Path | None = None) -> list[Path]:
         """Redact the files Hydra itself writes verbatim with the overrides (``+db.password=...``):
-        ``multirun.yaml`` in the sweep directory and each job's ``.hydra/*.yaml`` (with ``job_dir``, only
-        that job's: what a job redacts as it starts). Returns the files changed; unreadable files are left
-        alone (logged)."""
+        ``multirun.yaml`` and each job's ``.hydra/*.yaml`` (only ``job_dir``'s: what a job redacts as it
+        starts). Returns the files changed; unreadable files are left alone (logged)."""
         changed: list[Path] = []
         if not self.path.is_dir():
             return changed
@@ -364,11 +363,9 @@ def _reconnect(parent: Mapping[str, Any], connection_cls: Any, live_node: Mappin
 
 
 def finalize_sweep(sweep: SweepDir, connection_node: Mapping[str, Any] | None = None) -> SweepResult:
-    """Abort dead children, then derive and record the parent's status (idempotent).
-
-    ``connection_node``: the resolved ``deriva_ml`` config of the launching process; it supplies the
-    secrets (a credential) ``parent.json`` does not hold. Without it the catalog looks up the credential of
-    ``parent.json``'s ``credential_ref`` host (deriva-py's credential file), as any job without one does."""
+    """Abort dead children, then derive and record the parent's status (idempotent). ``connection_node``
+    (the launching process's resolved ``deriva_ml`` config) supplies the secrets ``parent.json`` withheld;
+    without it the catalog looks up the credential of its ``credential_ref`` host, as a job without one does."""
     from deriva_ml._log import get_logger
     from deriva_ml.execution._hydra_configs import DerivaMLConnection
 

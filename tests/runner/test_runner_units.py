@@ -239,3 +239,15 @@ def test_parent_record_withholds_secret_entries_and_restores_them_from_the_live_
     # nothing secret: nothing withheld
     plain = parent_record({"rid": "1-X", "deriva_ml_config": {"hostname": "local", "credential": None}})
     assert "withheld" not in plain and "credential_ref" not in plain
+
+
+def test_resolved_node_reads_the_launching_process_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    from omegaconf import OmegaConf
+
+    from deriva_ml.execution._sweep_parent import resolved_node
+
+    monkeypatch.setenv("UNIT_SWEEP_COOKIE", "webauthn=Unit-5e6f")
+    node = OmegaConf.create({"hostname": "h", "credential": {"cookie": "${oc.env:UNIT_SWEEP_COOKIE}"}})
+    assert resolved_node(node) == {"hostname": "h", "credential": {"cookie": "webauthn=Unit-5e6f"}}
+    assert resolved_node(None) is None
+    assert resolved_node(OmegaConf.create({"x": "${oc.env:UNIT_SWEEP_MISSING_VAR}"})) is None  # does not resolve
