@@ -49,9 +49,10 @@ MUTATIONS = (
     ),
     Mutation(
         "codec-drops-history",
-        "deriva_ml/core/codec.py",
-        '"history": [c.unstructure(h) for h in r.history],',
-        '"history": [],',
+        "deriva_ml/core/convert.py",
+        "        c.register_unstructure_hook(cls, make_dict_unstructure_fn(cls, c))\n",
+        "        drop = {'history': override(omit=True)} if cls is ExecutionRecord else {}\n"
+        "        c.register_unstructure_hook(cls, make_dict_unstructure_fn(cls, c, **drop))  # type: ignore[arg-type]\n",
         ("property_tests/test_records.py",),
         why="configuration/record JSON loses the status history",
     ),
@@ -73,7 +74,7 @@ MUTATIONS = (
     ),
     Mutation(
         "abort-stale-bypasses-transition",
-        "deriva_ml/_ml.py",
+        "deriva_ml/execution/_lifecycle.py",
         'planned.append((transition(record, Status.aborted, f"Aborted: {reason}", now), reason, manifest))',
         'planned.append((attrs.evolve(record, status=Status.aborted, status_detail=f"Aborted: {reason}"), '
         "reason, manifest))",
@@ -102,6 +103,11 @@ def _files() -> list[str]:
     return [f for f in out.split("\0") if f and (ROOT / f).is_file()]
 
 
+def applies(m: Mutation, root: Path = ROOT) -> int:
+    """How many times the mutation's text occurs in ``root``'s copy of its file (it applies when exactly once)."""
+    return (root / m.path).read_text().count(m.old)
+
+
 def run(m: Mutation) -> tuple[bool, str]:
     with tempfile.TemporaryDirectory(prefix=f"mut-{m.name}-") as d:
         tmp = Path(d)
@@ -111,8 +117,8 @@ def run(m: Mutation) -> tuple[bool, str]:
             shutil.copy2(ROOT / f, dest)
         target = tmp / m.path
         text = target.read_text()
-        if text.count(m.old) != 1:
-            return False, f"mutation does not apply: {m.old!r} found {text.count(m.old)} times in {m.path}"
+        if applies(m, tmp) != 1:
+            return False, f"DOES NOT APPLY: {m.old!r} found {text.count(m.old)} times in {m.path}"
         target.write_text(text.replace(m.old, m.new))
         env = {**os.environ, "PYTHONPATH": str(tmp), "HYPOTHESIS_PROFILE": "default"}
         if m.regenerate_docs:

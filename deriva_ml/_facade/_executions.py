@@ -42,6 +42,22 @@ class ExecutionFacade(FacadeBase):
         )
         return self._workflows.create(wf, caller_file=caller_file)
 
+    def create_workflow_from_record(
+        self, workflow: Workflow, *, caller_file: str | os.PathLike[str] | None = None
+    ) -> Workflow:
+        """:meth:`create_workflow` for a :class:`Workflow` record you already have (e.g. instantiated from a
+        hydra-zen ``workflow`` config): its types validated against the ``Workflow_Type`` vocabulary (an
+        unknown type raises, naming the valid ones) and its source detected from ``caller_file`` (default:
+        the calling script or notebook) where the record lacks ``url``/``checksum``; an explicit
+        ``url`` and ``checksum`` are kept as they are. Every other field of the record (``is_notebook``,
+        ``version``, ``description``...) is kept. The workflow is not yet registered: pass it to
+        :meth:`create_execution` or :meth:`add_workflow`."""
+        if not isinstance(workflow, Workflow):
+            from deriva_ml.core.errors import ValidationError
+
+            raise ValidationError(f"workflow={workflow!r} must be a Workflow record")
+        return self._workflows.create(workflow, caller_file=caller_file)
+
     def add_workflow(self, workflow: Workflow) -> RID:
         """Register ``workflow``; an existing row with the same URL *and* checksum is reused (its RID returned).
 

@@ -4,8 +4,8 @@ No module-global state and no ``atexit``: the sweep directory (``hydra.sweep.dir
 job whatever launcher runs it) is the coordination point.
 
 - ``.deriva_ml/parent.lock`` — an exclusive ``fcntl`` lock. The first job to hold it creates the parent
-  execution and writes ``.deriva_ml/parent.json`` (its RID and the connection); later jobs, in this or any
-  other process, read the file under the same lock.
+  execution and writes ``.deriva_ml/parent.json`` (its RID and the connection, never a secret: see
+  :func:`parent_record`); later jobs, in this or any other process, read the file under the same lock.
 - ``.deriva_ml/sweep.json`` — what was swept: the sweep's overrides, its base config choices and (for
   Hydra's basic sweeper) the number of jobs, written by :class:`SweepFinalizer` ``on_multirun_start`` in
   the launching process before any job runs. The job that creates the parent records it in the
@@ -34,8 +34,9 @@ from hydra.experimental.callback import Callback
 from deriva_ml.core.codec import from_jsonable, parse_json
 from deriva_ml.core.convert import json_text
 from deriva_ml.core.errors import ConfigurationError, StatusConflict
-from deriva_ml.core.redact import redact_argv, redact_text
+from deriva_ml.core.redact import redact_argv, redact_jsonable, redact_text
 from deriva_ml.core.status import Status
+from deriva_ml.execution._sweep_parent import parent_record, resolved_node, restore_withheld
 from deriva_ml.store._files import atomic_file
 
 _STATE_DIR = ".deriva_ml"
@@ -184,9 +185,9 @@ class SweepDir:
         with self._locked():
             if self.parent_file.exists():
                 return _json_object(self.parent_file)
-            # the first job: Hydra's launcher has written multirun.yaml (with the raw overrides) by now
+            # the first job: Hydra's sweeper has written multirun.yaml (with the raw overrides) by now
             self.redact_hydra_files()
-            data = dict(create())
+            data = parent_record(create())
             _atomic_write(self.parent_file, json_text(data, indent=2, sort_keys=True, ascii_only=True, default=None))
             return data
 
@@ -204,7 +205,9 @@ class SweepDir:
         return self.state_dir / "sweep.json"
 
     def write_sweep(self, info: SweepInfo) -> None:
-        redacted = attrs.evolve(info, overrides=redact_argv(list(info.overrides)))  # the user's sweep folder
+        redacted = attrs.evolve(
+            info, overrides=redact_argv(list(info.overrides)), choices=redact_jsonable(info.choices)
+        )
         _atomic_write(self.sweep_file, json_text(redacted, indent=2, sort_keys=True, ascii_only=True, default=None))
 
     def read_sweep(self) -> SweepInfo | None:
@@ -215,15 +218,16 @@ class SweepDir:
             data.get("overrides") or (), data.get("choices") or {}, data.get("expected_jobs"), data.get("launcher")
         )
 
-    def redact_hydra_files(self) -> list[Path]:
+    def redact_hydra_files(self, job_dir: Path | None = None) -> list[Path]:
         """Redact the files Hydra itself writes verbatim with the overrides (``+db.password=...``):
-        ``multirun.yaml`` in the sweep directory and each job's ``.hydra/*.yaml``. Returns the files
-        changed; unreadable files are left alone (logged)."""
+        ``multirun.yaml`` and each job's ``.hydra/*.yaml`` (only ``job_dir``'s: what a job redacts as it
+        starts). Returns the files changed; unreadable files are left alone (logged)."""
         changed: list[Path] = []
         if not self.path.is_dir():
             return changed
         candidates = [self.path / "multirun.yaml"]
-        candidates.extend(f for d in self.path.rglob(".hydra") if d.is_dir() for f in sorted(d.glob("*.yaml")))
+        hydra_dirs = [job_dir / ".hydra"] if job_dir is not None else list(self.path.rglob(".hydra"))
+        candidates.extend(f for d in hydra_dirs if d.is_dir() for f in sorted(d.glob("*.yaml")))
         for f in candidates:
             try:
                 if not f.is_file() or f.is_symlink():
@@ -343,12 +347,14 @@ class SweepResult:
     missing_jobs: int = 0
 
 
-def _reconnect(parent: Mapping[str, Any], connection_cls: Any) -> Any:
+def _reconnect(parent: Mapping[str, Any], connection_cls: Any, live_node: Mapping[str, Any] | None = None) -> Any:
     """The catalog the sweep wrote to, opened the way its jobs opened it: the job's ``deriva_ml`` config
     (``deriva_ml_config`` in ``parent.json``, e.g. ``builds(DerivaML subclass, ...)`` or a factory that
-    returns a connected DerivaML), else the plain connection recorded with it."""
+    returns a connected DerivaML), else the plain connection recorded with it. The secret entries
+    ``parent.json`` withheld come from ``live_node`` (the launching process's own config) when it has them."""
     node = parent.get("deriva_ml_config")
     if node:
+        node = restore_withheld(node, parent.get("withheld") or (), live_node)
         from deriva_ml.execution.runner import _connection
 
         obj = _connection(node)
@@ -356,8 +362,10 @@ def _reconnect(parent: Mapping[str, Any], connection_cls: Any) -> Any:
     return connection_cls(**parent["connection"]).connect()
 
 
-def finalize_sweep(sweep: SweepDir) -> SweepResult:
-    """Abort dead children, then derive and record the parent's status (idempotent)."""
+def finalize_sweep(sweep: SweepDir, connection_node: Mapping[str, Any] | None = None) -> SweepResult:
+    """Abort dead children, then derive and record the parent's status (idempotent). ``connection_node``
+    (the launching process's resolved ``deriva_ml`` config) supplies the secrets ``parent.json`` withheld;
+    without it the catalog looks up the credential of its ``credential_ref`` host, as a job without one does."""
     from deriva_ml._log import get_logger
     from deriva_ml.execution._hydra_configs import DerivaMLConnection
 
@@ -369,7 +377,7 @@ def finalize_sweep(sweep: SweepDir) -> SweepResult:
     unlinked = tuple(o for o in outcomes if o.execution_rid is None and o.status is not Status.completed)
     if parent is None:
         return SweepResult(None, None, failed_jobs=unlinked)
-    with _reconnect(parent, DerivaMLConnection) as ml:
+    with _reconnect(parent, DerivaMLConnection, connection_node) as ml:
         aborted: list[str] = []
         children: list[tuple[str, Status]] = []
         for child in ml.list_nested_executions(parent["rid"]):
@@ -446,7 +454,7 @@ class SweepFinalizer(Callback):
         sweep.redact_hydra_files()  # multirun.yaml and the jobs' .hydra files, dry run or not
         if not sweep.has_state():
             return  # dry run or nothing ran
-        result = finalize_sweep(sweep)
+        result = finalize_sweep(sweep, resolved_node(config.get("deriva_ml")))
         print(render_sweep_result(result), flush=True)
         if result.parent_status in (Status.failed, Status.aborted) or (
             result.parent_rid is None and result.failed_jobs

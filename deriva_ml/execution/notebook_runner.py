@@ -239,15 +239,7 @@ def run_notebook(
             description=base.description or f"Notebook {nb_path.name}",
             is_notebook=True,
         )
-        wf = ml.create_workflow(
-            base.name,
-            list(base.workflow_type),
-            base.description or "",
-            url=base.url,
-            checksum=base.checksum,
-            version=base.version,
-            caller_file=nb_path,
-        )
+        wf = ml.create_workflow_from_record(base, caller_file=nb_path)
         config = ExecutionConfiguration(
             workflow=wf,
             description=description or str(cfg.get("description") or "") or f"Notebook {nb_path.name}",

@@ -293,3 +293,29 @@ def test_uploaded_asset_offers_the_reference_name_asset_rid(ml, workflow):
     assert weights.asset_rid == weights.rid
     (row,) = ml.catalog.query(ML_SCHEMA, "Execution_Asset", {"RID": weights.asset_rid})
     assert row["Filename"] == "weights.bin"
+
+
+def test_create_workflow_from_record_validates_detects_and_keeps_the_record(ml):
+    """One public way to turn a Workflow record (e.g. from a hydra-zen config) into a workflow: what the
+    runner and the notebook runner use."""
+    from deriva_ml.core.errors import ValidationError
+
+    model = Path(__file__).resolve().parents[2] / "examples" / "demo_project" / "models" / "linear.py"
+    record = Workflow(name="Fit", workflow_type="Training", description="fit a line", is_notebook=True)
+    wf = ml.create_workflow_from_record(record, caller_file=model)
+    assert wf.rid is None and wf.name == "Fit" and wf.description == "fit a line" and wf.is_notebook
+    assert wf.url is not None and wf.url.endswith("examples/demo_project/models/linear.py")
+    assert wf.checksum and wf.version
+    # an explicit url and checksum are kept, and so is the version
+    given = Workflow(name="G", workflow_type="Training", url="https://x/g.py", checksum="c9", version="2.0")
+    assert ml.create_workflow_from_record(given) == given
+    # types are validated against the vocabulary (the error names the valid ones)
+    with pytest.raises(UnknownTerm) as err:
+        ml.create_workflow_from_record(Workflow(name="x", workflow_type="Trainning"))
+    assert "'Trainning'" in str(err.value) and "'Training'" in str(err.value)
+    with pytest.raises(ValidationError, match="must be a Workflow record"):
+        ml.create_workflow_from_record("Fit")  # type: ignore[arg-type]
+    # registered by create_execution like any workflow
+    exe = ml.create_execution(ExecutionConfiguration(workflow=wf, description="from a record"))
+    row = ml.lookup_workflow(exe.workflow.rid)
+    assert row.name == "Fit" and row.url == wf.url and row.checksum == wf.checksum

@@ -99,6 +99,33 @@ class Project:
         )
         return Run(proc.returncode, proc.stdout, proc.stderr)
 
+    def kill_launcher_when(self, *args: str, seen: str = "model: sleeping", timeout: float = 60) -> str:
+        """Start ``deriva-ml-run ARGS`` and SIGKILL its whole process group once its output shows ``seen``;
+        returns that output."""
+        import signal
+        import time
+
+        log = self.tmp / "launcher.out"
+        with log.open("w") as out:
+            proc = subprocess.Popen(
+                self.argv(*args),
+                cwd=DEMO,
+                env=self.env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            deadline = time.monotonic() + timeout
+            while seen not in log.read_text():
+                assert proc.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        return log.read_text()
+
     def ml(self) -> DerivaML:
         if self.live is not None:
             host, catalog_id, credential = self.live

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -236,25 +233,7 @@ def test_missing_dataset_rid_names_the_fix(project: Project) -> None:
 def test_killed_launcher_leaves_a_recoverable_sweep(project: Project, recover: str) -> None:
     """SIGKILL the launching process while job 1 runs; job 2 never starts. Recovery aborts the running
     child and derives the parent Aborted (2 of 3 jobs ran)."""
-    log = project.tmp / "launcher.out"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            project.argv("-m", "model_config.sleep=0,60,0", "model_config.epochs=1"),
-            cwd=Path(__file__).resolve().parents[2] / "examples" / "demo_project",
-            env=project.env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while "model: sleeping" not in log.read_text():
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    project.kill_launcher_when("-m", "model_config.sleep=0,60,0", "model_config.epochs=1")
     with project.ml() as ml:
         (parent,) = [e for e in ml.find_executions() if ml.list_nested_executions(e.rid)]
         assert parent.status is Status.running  # nobody finalized it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 from pathlib import Path
 
@@ -209,3 +210,44 @@ def test_finalize_sweep_aborts_dead_children_and_the_parent(tmp_path: Path) -> N
         assert ml.lookup_execution(crashed.execution_rid).status is Status.aborted
         assert "1 Aborted, 1 Completed" in ml.lookup_execution(parent.execution_rid).status_detail
     assert finalize_sweep(sweep).parent_status is Status.aborted  # idempotent
+
+
+def test_parent_record_withholds_secret_entries_and_restores_them_from_the_live_config() -> None:
+    from deriva_ml.execution._sweep_parent import parent_record, restore_withheld
+
+    node = {
+        "_target_": "deriva_ml.DerivaML",
+        "hostname": "ml.example.org",
+        "catalog_id": "1",
+        "credential": {"cookie": "webauthn=Cookie-1a2b"},
+        "session_config": {"retry_connect": 5},
+        "extra": {"db_password": 1234, "url": "postgresql://ml:UrlPw-3c4d@db.example.org/ml"},
+        "home": "/data/ml",
+    }
+    record = parent_record({"rid": "1-ABC", "connection": {"hostname": "ml.example.org"}, "deriva_ml_config": node})
+    text = json.dumps(record)
+    assert "Cookie-1a2b" not in text and "1234" not in text and "UrlPw-3c4d" not in text
+    assert record["withheld"] == [["credential"], ["session_config"], ["extra", "db_password"], ["extra", "url"]]
+    assert record["credential_ref"]["host"] == "ml.example.org"
+    kept = record["deriva_ml_config"]
+    assert kept["extra"]["url"] == "postgresql://db.example.org/ml" and kept["home"] == "/data/ml"
+    assert record["rid"] == "1-ABC"
+    # the launching process puts its own values back; a later process without them connects without
+    assert restore_withheld(kept, record["withheld"], node) == node
+    bare = restore_withheld(kept, record["withheld"], None)
+    assert "credential" not in bare and bare["hostname"] == "ml.example.org"
+    # nothing secret: nothing withheld
+    plain = parent_record({"rid": "1-X", "deriva_ml_config": {"hostname": "local", "credential": None}})
+    assert "withheld" not in plain and "credential_ref" not in plain
+
+
+def test_resolved_node_reads_the_launching_process_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    from omegaconf import OmegaConf
+
+    from deriva_ml.execution._sweep_parent import resolved_node
+
+    monkeypatch.setenv("UNIT_SWEEP_COOKIE", "webauthn=Unit-5e6f")
+    node = OmegaConf.create({"hostname": "h", "credential": {"cookie": "${oc.env:UNIT_SWEEP_COOKIE}"}})
+    assert resolved_node(node) == {"hostname": "h", "credential": {"cookie": "webauthn=Unit-5e6f"}}
+    assert resolved_node(None) is None
+    assert resolved_node(OmegaConf.create({"x": "${oc.env:UNIT_SWEEP_MISSING_VAR}"})) is None  # does not resolve

@@ -133,15 +133,7 @@ def _as_workflow(ml: DerivaML, workflow: Workflow | str, model: Any) -> Workflow
         raise TypeError(f"workflow={workflow!r} must be a Workflow (the 'workflow' config group) or a workflow RID")
     if workflow.url and workflow.checksum:
         return workflow
-    return ml.create_workflow(
-        workflow.name,
-        list(workflow.workflow_type),
-        workflow.description or "",
-        url=workflow.url,
-        checksum=workflow.checksum,
-        version=workflow.version,
-        caller_file=model_source_file(model),
-    )
+    return ml.create_workflow_from_record(workflow, caller_file=model_source_file(model))
 
 
 def _connection_of(ml: DerivaML) -> DerivaMLConnection:

@@ -117,6 +117,9 @@ def hydra_task(cfg: Any) -> Any:
             multirun_spec_from_node(preset).description if preset is not None else ""
         ) or _default_parent_description(description, root)
         sweep_dir = SweepDir(root)
+        # before anything can fail: Hydra wrote multirun.yaml and this job's .hydra/*.yaml with the raw
+        # overrides, and a job that fails early (or is killed) must not leave them for finalization to redact
+        sweep_dir.redact_hydra_files(Path(str(hc.runtime.output_dir)))
         info = sweep_dir.read_sweep()  # written by SweepFinalizer.on_multirun_start in the launching process
         from omegaconf import OmegaConf
 
