@@ -130,10 +130,22 @@ def _entropy(s: str) -> float:
     return -sum(c / n * math.log2(c / n) for c in counts.values())
 
 
+#: Parts of a name that say "token" in the machine-learning sense (a tokenizer, a count or id of tokens), not a
+#: credential: ``tokenizer``, ``max_new_tokens``, ``num_tokens``, ``token_type_ids``. A name is judged on what is
+#: left without them (``tokenizer_api_key`` is still secret).
+_NOT_SECRET_PARTS = re.compile(
+    r"TOKENI[SZ](?:ERS?|ATION)?|(?:(?:MAX|MIN|NUM|N|TOTAL|NEW|PROMPT|COMPLETION|INPUT|OUTPUT)[_.\-]?)+TOKENS?"
+    r"|TOKENS?[_.\-]?(?:COUNTS?|LIMITS?|LEN(?:GTH)?S?|TYPE[_.\-]?IDS?|TYPES?|IDS?|PER[_.\-]?[A-Z]+)",
+    re.IGNORECASE,
+)
+
+
 def is_secret_name(name: str) -> bool:
     """True when a variable (option, key, query parameter) called ``name`` probably holds a secret."""
     bare = name.strip().lstrip("-+~").strip()
-    return bool(bare) and bare.upper() not in _SAFE_NAMES and _SECRET_NAME.search(bare) is not None
+    if not bare or bare.upper() in _SAFE_NAMES:
+        return False
+    return _SECRET_NAME.search(_NOT_SECRET_PARTS.sub(" ", bare)) is not None
 
 
 def _random_looking(v: str) -> bool:
@@ -396,17 +408,31 @@ def redact_mapping(env: Mapping[str, str]) -> dict[str, str]:
 
 
 def redact_jsonable(obj: Any, *, key: str | None = None) -> Any:
-    """A copy of a JSON-like value (dicts, lists, strings...) with secret values replaced."""
+    """A copy of a JSON-like value (dicts, lists, strings...) with secret values replaced.
+
+    Everything held under a secret name (``password``, ``api_token``...) is replaced, whatever its type: a
+    string, a number (``db_password: 1234``), and every string and number inside a list or mapping there
+    (``tokens: [...]``, ``secret: {"value": ...}``); ``true``/``false``, ``null`` and the keys of a mapping
+    are kept. Elsewhere strings are scrubbed by the text rules (credentialed URLs, well-known tokens).
+    """
+    return _redact_json(obj, key, key is not None and is_secret_name(key))
+
+
+def _redact_json(obj: Any, key: str | None, secret: bool) -> Any:
     if isinstance(obj, Mapping):
-        return {k: redact_jsonable(v, key=str(k)) for k, v in obj.items()}
+        return {k: _redact_json(v, str(k), secret or is_secret_name(str(k))) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
+        if secret:
+            return [_redact_json(v, None, True) for v in obj]
         if obj and all(isinstance(x, str) for x in obj) and any(str(x).startswith("-") for x in obj):
             return redact_argv([str(x) for x in obj])
-        return [redact_jsonable(v) for v in obj]
+        return [_redact_json(v, None, False) for v in obj]
+    if isinstance(obj, bool) or obj is None:
+        return obj
+    if secret:
+        return REDACTED if obj != "" else obj
     if isinstance(obj, str):
-        if key is not None and is_secret_name(key) and obj:
-            return REDACTED
-        return redact_value(key or "", obj) if key is not None else _redact_item(obj)
+        return redact_value(key, obj) if key is not None else _redact_item(obj)
     return obj
 
 

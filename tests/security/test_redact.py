@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 
@@ -14,6 +15,7 @@ from deriva_ml.core.redact import (
     REDACTED,
     add_redaction_pattern,
     clear_redaction_patterns,
+    is_secret_name,
     redact_argv,
     redact_jsonable,
     redact_mapping,
@@ -179,3 +181,54 @@ def test_log_events_are_redacted_whatever_the_configuration(caplog, capsys) -> N
     seen = caplog.text + capsys.readouterr().out
     assert "Sig5ecret" not in seen and "Tok5ecret" not in seen
     assert "upload" in seen
+
+
+def test_everything_under_a_secret_name_is_redacted_whatever_its_type() -> None:
+    doc = {
+        "db_password": 1234,
+        "pw": 0.5,
+        "tokens": ["zz1secret", "zz2secret"],
+        "secret": {"value": "zz3secret", "n": 987654, "flag": True, "none": None},
+        "credentials": [{"user": "bob", "pin": 4242}],
+        "api_key": None,
+        "password_required": True,
+        "empty": {"password": ""},
+        "ok": {"n": 987654, "name": "bob"},
+    }
+    out = redact_jsonable(doc)
+    assert out["db_password"] == REDACTED and out["pw"] == REDACTED
+    assert out["tokens"] == [REDACTED, REDACTED]
+    assert out["secret"] == {"value": REDACTED, "n": REDACTED, "flag": True, "none": None}  # keys kept
+    assert out["credentials"] == [{"user": REDACTED, "pin": REDACTED}]
+    assert out["api_key"] is None and out["password_required"] is True and out["empty"] == {"password": ""}
+    assert out["ok"] == {"n": 987654, "name": "bob"}
+    assert not any(s in json.dumps(out) for s in ("zz1secret", "zz2secret", "zz3secret", "1234", "4242"))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "max_tokens",
+        "max_new_tokens",
+        "num_tokens",
+        "tokenizer",
+        "tokenizer_name",
+        "token_type_ids",
+        "token_count",
+        "tokens_per_second",
+        "prompt_tokens",
+    ],
+)
+def test_machine_learning_token_names_are_hyperparameters_not_secrets(name: str) -> None:
+    assert not is_secret_name(name)
+    assert redact_jsonable({name: 512})[name] == 512
+    assert redact_jsonable({name: "bert-base-uncased"})[name] == "bert-base-uncased"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["token", "tokens", "api_token", "HF_TOKEN", "access_token", "id_token", "tokenizer_api_key", "max_tokens_secret"],
+)
+def test_credential_token_names_stay_secret(name: str) -> None:
+    assert is_secret_name(name)
+    assert redact_jsonable({name: "zz4secret"})[name] == REDACTED
