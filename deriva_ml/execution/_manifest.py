@@ -22,6 +22,7 @@ without a seal may be torn (see ``docs/security.md``). Every SQLite error is rai
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import time
@@ -323,7 +324,7 @@ class Manifest:
         ``staged`` is ``(resolved source path, st_dev, st_ino)`` of an existing file staged by symlink."""
         src, dev, ino = staged if staged is not None else (None, None, None)
         with self._txn() as db:
-            db.execute(
+            cur = db.execute(
                 """INSERT INTO entry(schema, asset_table, path, filename, description, asset_types, metadata,
                                      registered_at, staged_source, staged_dev, staged_ino)
                    VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -333,7 +334,8 @@ class Manifest:
                        staged_source=excluded.staged_source, staged_dev=excluded.staged_dev,
                        staged_ino=excluded.staged_ino,
                        sealed_md5=CASE WHEN entry.state='cataloged' THEN entry.sealed_md5 ELSE NULL END,
-                       state=CASE WHEN entry.state='cataloged' THEN entry.state ELSE 'registered' END""",
+                       state=CASE WHEN entry.state='cataloged' THEN entry.state ELSE 'registered' END"""
+                + _RETURNING,
                 (
                     schema,
                     asset_table,
@@ -348,7 +350,8 @@ class Manifest:
                     ino,
                 ),
             )
-        entry = self.get(path)
+            row = cur.fetchone() if _RETURNING else None
+        entry = self._entry(row) if row is not None else self.get(path)
         assert entry is not None
         return entry
 
@@ -388,14 +391,14 @@ class Manifest:
             db.execute("UPDATE entry SET metadata=? WHERE path=?", (_metadata_column(meta), path))
 
     def get(self, path: str) -> ManifestEntry | None:
-        rows = self._read("SELECT * FROM entry WHERE path=?", (path,))
+        rows = self._read(f"SELECT {_READ_COLUMNS} FROM entry WHERE path=?", (path,))
         return None if not rows else self._entry(rows[0])
 
     def entries(self, state: str | None = None) -> list[ManifestEntry]:
         if state is None:
-            rows = self._read("SELECT * FROM entry ORDER BY key")
+            rows = self._read(f"SELECT {_READ_COLUMNS} FROM entry ORDER BY key")
         else:
-            rows = self._read("SELECT * FROM entry WHERE state=? ORDER BY key", (state,))
+            rows = self._read(f"SELECT {_READ_COLUMNS} FROM entry WHERE state=? ORDER BY key", (state,))
         return [self._entry(r) for r in rows]
 
     def mark_stored(self, key: int, *, url: str, md5: str, length: int) -> None:
@@ -418,17 +421,51 @@ class Manifest:
             )
 
     @staticmethod
-    def _entry(r: sqlite3.Row) -> ManifestEntry:
-        path = r["path"]
+    def _entry(r: Sequence[Any]) -> ManifestEntry:
+        """An entry from a row of ``SELECT {_READ_COLUMNS}`` (by position: the plain fields, then the JSON
+        columns, then the seal's four)."""
+        n, cut = len(_PLAIN_FIELDS), _TYPES_INDEX
+        path = r[_PATH_INDEX]
+        types, meta = r[n], r[n + 1]
+        md5, length, mtime_ns, ino = r[n + 2 : n + 6]
         return ManifestEntry(
-            **{name: r[name] for name in _PLAIN_FIELDS},
-            asset_types=tuple(parse_json(r["asset_types"], f"manifest.sqlite: asset_types of {path}")),
-            metadata=parse_json(r["metadata"], f"manifest.sqlite: metadata of {path}"),
-            seal=None
-            if r["sealed_md5"] is None
-            else Seal(r["sealed_md5"], r["sealed_length"], r["sealed_mtime_ns"], r["sealed_ino"]),
+            *r[:cut],
+            _asset_types(types, path),
+            {} if meta == "{}" else parse_json(meta, f"manifest.sqlite: metadata of {path}"),
+            *r[cut:n],
+            None if md5 is None else Seal(md5, length, mtime_ns, ino),
         )
 
 
-#: ManifestEntry fields read as they are from the ``entry`` column of the same name.
+@functools.lru_cache(maxsize=256)
+def _parsed_types(text: str) -> tuple[str, ...] | None:
+    """The asset types of an ``asset_types`` column (a few distinct lists per manifest: parsed once each);
+    None when the text is not a valid JSON list (the caller raises with the entry's path)."""
+    try:
+        value = parse_json(text, "asset_types")
+    except ValueError:
+        return None
+    return tuple(value) if isinstance(value, list) else None
+
+
+def _asset_types(text: str, path: str) -> tuple[str, ...]:
+    types = _parsed_types(text)
+    if types is None:
+        return tuple(parse_json(text, f"manifest.sqlite: asset_types of {path}"))
+    return types
+
+
+#: ManifestEntry fields read as they are from the ``entry`` column of the same name, in the record's order.
 _PLAIN_FIELDS = tuple(f.name for f in attrs.fields(ManifestEntry) if f.name not in ("asset_types", "metadata", "seal"))
+_PATH_INDEX = _PLAIN_FIELDS.index("path")
+#: ``asset_types`` and ``metadata`` follow this many plain fields in the record (and ``seal`` comes last).
+_TYPES_INDEX = [f.name for f in attrs.fields(ManifestEntry)].index("asset_types")
+assert [f.name for f in attrs.fields(ManifestEntry)] == [
+    *_PLAIN_FIELDS[:_TYPES_INDEX], "asset_types", "metadata", *_PLAIN_FIELDS[_TYPES_INDEX:], "seal"
+]
+#: The columns an entry is read from, in the order ``Manifest._entry`` takes them.
+_READ_COLUMNS = ", ".join(
+    (*_PLAIN_FIELDS, "asset_types", "metadata", "sealed_md5", "sealed_length", "sealed_mtime_ns", "sealed_ino")
+)
+#: The entry written, returned by the same statement (SQLite 3.35+; older libraries read it back after).
+_RETURNING = f" RETURNING {_READ_COLUMNS}" if sqlite3.sqlite_version_info >= (3, 35) else ""
