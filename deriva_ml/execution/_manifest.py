@@ -428,13 +428,14 @@ class Manifest:
         path = r[_PATH_INDEX]
         types, meta = r[n], r[n + 1]
         md5, length, mtime_ns, ino = r[n + 2 : n + 6]
-        return ManifestEntry(
+        fields: tuple[Any, ...] = (
             *r[:cut],
             _asset_types(types, path),
             {} if meta == "{}" else parse_json(meta, f"manifest.sqlite: metadata of {path}"),
             *r[cut:n],
             None if md5 is None else Seal(md5, length, mtime_ns, ino),
         )
+        return ManifestEntry(*fields)
 
 
 @functools.lru_cache(maxsize=256)
@@ -461,7 +462,11 @@ _PATH_INDEX = _PLAIN_FIELDS.index("path")
 #: ``asset_types`` and ``metadata`` follow this many plain fields in the record (and ``seal`` comes last).
 _TYPES_INDEX = [f.name for f in attrs.fields(ManifestEntry)].index("asset_types")
 assert [f.name for f in attrs.fields(ManifestEntry)] == [
-    *_PLAIN_FIELDS[:_TYPES_INDEX], "asset_types", "metadata", *_PLAIN_FIELDS[_TYPES_INDEX:], "seal"
+    *_PLAIN_FIELDS[:_TYPES_INDEX],
+    "asset_types",
+    "metadata",
+    *_PLAIN_FIELDS[_TYPES_INDEX:],
+    "seal",
 ]
 #: The columns an entry is read from, in the order ``Manifest._entry`` takes them.
 _READ_COLUMNS = ", ".join(
