@@ -45,13 +45,20 @@ class SnapshotCatalog:
     def model(self, *, refresh: bool = False) -> CatalogModel:
         """The model at the snapshot (read once: it never changes, so ``refresh`` has nothing to do)."""
         if self._model is None:
-            if not isinstance(self.inner, SnapshotModels):
-                raise CatalogError(
-                    f"{self.inner!r} cannot give its model at snapshot {self.snapshot_id} (no model_at); "
-                    "a snapshot handle needs a catalog that can"
-                )
-            self._model = self.inner.model_at(self.snapshot_id)
+            self._model = self._inner_model_at(self.snapshot_id)
         return self._model
+
+    def _inner_model_at(self, snapshot: str) -> CatalogModel:
+        if not isinstance(self.inner, SnapshotModels):
+            raise CatalogError(
+                f"{self.inner!r} cannot give its model at snapshot {snapshot} (no model_at); "
+                "a snapshot handle needs a catalog that can"
+            )
+        return self.inner.model_at(snapshot)
+
+    def model_at(self, snapshot: str) -> CatalogModel:
+        """The model at another snapshot (a snapshot handle opened from this one)."""
+        return self.model() if str(snapshot) == self.snapshot_id else self._inner_model_at(str(snapshot))
 
     def _ours(self, snapshot: str | None) -> bool:
         """Whether a read is at this handle's snapshot (then it is checked against the model at it)."""

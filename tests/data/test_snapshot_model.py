@@ -75,6 +75,9 @@ def test_opening_a_snapshot_handle_is_one_request_whatever_the_model(ml: Any) ->
     latest, n_latest = _open(ml, ml.catalog.snapshot())
     assert n_first == n_latest == (1 if remote(ml) else 0)
     assert latest.model().table("t", "More5") is not None and old.model().table("t", "More0") is None
+    again = latest.catalog_snapshot(first)  # a snapshot handle opened from a snapshot handle
+    assert again.model().table("t", "More0") is None and again.model().table("t", "Subject") is not None
+    again.close()
     old.close()
     latest.close()
 
