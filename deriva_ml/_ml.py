@@ -30,7 +30,6 @@ from deriva_ml._util import safe_name
 from deriva_ml.catalog.port import Catalog
 from deriva_ml.context import LOCAL_HOST as LOCAL_HOST
 from deriva_ml.context import Directories, HostIdentity, LazyCache, Ports, utcnow
-from deriva_ml.core.definitions import ML_SCHEMA
 from deriva_ml.core.errors import ValidationError
 from deriva_ml.core.records import DatasetSpec
 from deriva_ml.services import Services, StoredObjects
@@ -245,7 +244,7 @@ class DerivaML(SchemaFacade, ExecutionFacade, DatasetFacade, AssetFacade, Featur
 
         snaptime = str(snaptime)
         view = SnapshotCatalog(self.catalog, snaptime)
-        view.query(ML_SCHEMA, "Dataset_Type", columns=["RID"], limit=1)  # an unknown snapshot fails here
+        view.model()  # the model at the snapshot (one request on ERMrest); an unknown snapshot fails here
         return DerivaML(
             self.host_name,
             self.catalog_id,

@@ -8,7 +8,8 @@ Two real implementations share one conformance suite (``tests/catalog/``):
 Every catalog answers :class:`LinkedQueries` (a member table joined through an association in one request:
 datasets, bags, provenance and snapshots rely on it). Optional capabilities are small protocols of their
 own, checked with ``isinstance``: :class:`Journaled` (the embedded catalog, opened with ``journal=True``,
-journals every commit in the same transaction: the basis of ``deriva_ml.sync``). Nothing above this port imports ``sqlite3`` or ``deriva``.
+journals every commit in the same transaction: the basis of ``deriva_ml.sync``), :class:`SnapshotModels`
+(the model at a snapshot). Nothing above this port imports ``sqlite3`` or ``deriva``.
 """
 
 from __future__ import annotations
@@ -117,6 +118,16 @@ class Journaled(Protocol):
 
     def journal_lines(self, after: int = 0) -> list[str]:
         """Journal entries (JSON lines) with ``seq > after``, in order."""
+        ...
+
+
+@runtime_checkable
+class SnapshotModels(Protocol):
+    """Optional: the catalog model as it was at a snapshot (tables and columns created since absent, dropped
+    ones present). Both real adapters answer it (ERMrest: ``GET /ermrest/catalog/N@SNAP/schema``)."""
+
+    def model_at(self, snapshot: str) -> CatalogModel:
+        """The model at ``snapshot``; an unknown snapshot raises a :class:`~deriva_ml.core.errors.CatalogError`."""
         ...
 
 

@@ -9,7 +9,8 @@ requests on the lab; the table is docs/server-contract.md): a decoded request pa
 created after the snapshot read) is 409 "... does not exist"; ``/attribute/`` sorted on a column it does
 not project is 400; an attributegroup update skips rows whose key matches nothing (200, fewer rows); a
 null in a not-null column is 409; a value of the wrong type is 400; RIDs are short (``1S8``) and RCB/RMB
-hold the user name. Snapshots are ``<batches>-<DDL count>`` (so a DDL makes a new snapshot too).
+hold the user name. Snapshots are ``<batches>-<DDL count>`` (so a DDL makes a new snapshot too); the model
+at a snapshot and columns added later are ``ermrest_fake_model``'s.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+from ermrest_fake_model import add_column, model_doc, rows_at, table_at
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
@@ -79,7 +81,7 @@ class _Catalog:
             # short RIDs like a fresh ERMrest catalog's (the store's counter starts at 1-0000 otherwise)
             self.store._conn.execute("UPDATE _dml_meta SET value = ? WHERE key = 'next_rid'", (FIRST_RID,))
         self.ddl = 0  # DDL requests so far: part of the snapshot id
-        self.created: dict[tuple[str, str], int] = {}  # table -> the DDL count that created it
+        self.created: dict[tuple[str, ...], int] = {}  # schema / table / column -> the DDL count that created it
         self.docs: dict[str, dict[str, Any]] = {"public": {"schema_name": "public", "tables": {}}}
         self.rid_tables: dict[str, tuple[str, str]] = {}  # every RID ever issued -> (schema, table)
         self.deleted: dict[str, str] = {}  # deleted RID -> snapshot before the deletion
@@ -120,7 +122,7 @@ class _Catalog:
             if schema not in self.docs and t is None:
                 raise _Conflict(f"Schema {schema} does not exist.")
             raise _Conflict(f"Table {table} does not exist in schema {schema}.")
-        return t
+        return table_at(self, t, ddl)
 
 
 class _Handler(WSGIRequestHandler):
@@ -270,7 +272,9 @@ class FakeErmrest:
         api = rest[0]
         if api == "schema":
             if method == "GET":
-                return 200, {"schemas": cat.docs}
+                return 200, model_doc(cat, cat.at(snap or None)[1])
+            if method == "POST" and len(rest) == 5 and rest[2] == "table" and rest[4] == "column":
+                return add_column(cat, unquote(rest[1]), unquote(rest[3]), doc)
             if method == "POST":
                 return self._ddl(cat, doc)
         if api == "entity_rid":
@@ -427,7 +431,7 @@ class FakeErmrest:
         seq = cat.at(snap)[0]
         if aggregate:
             return [{"cnt": cat.store.count_path(pq, snapshot=seq)}]
-        return cat.store.select_path(pq, snapshot=seq)
+        return rows_at(tdefs[-1], cat.store.select_path(pq, snapshot=seq))
 
     def _linked(
         self,
@@ -473,17 +477,20 @@ class FakeErmrest:
             _column(src, col)
             conv = [_typed(types.get(col, "text"), v) for v in vals]
             cond[col] = conv if len(conv) > 1 else conv[0]
-        return cat.store.query_linked(
-            schema,
-            table,
-            cond,
-            via=via[0],
-            target_schema=target[0],
-            target_table=target[1],
-            target_column=target[2],
-            columns=project,
-            limit=limit,
-            snapshot=cat.at(snap)[0],
+        return rows_at(
+            dst,
+            cat.store.query_linked(
+                schema,
+                table,
+                cond,
+                via=via[0],
+                target_schema=target[0],
+                target_table=target[1],
+                target_column=target[2],
+                columns=project,
+                limit=limit,
+                snapshot=cat.at(snap)[0],
+            ),
         )
 
     def _filters(self, segs: list[str]) -> list[tuple[str, list[Any]]]:
@@ -522,14 +529,17 @@ class FakeErmrest:
         for col, vals in where:
             conv = [_typed(types.get(col, "text"), v) for v in vals]
             cond[col] = conv if len(conv) > 1 else conv[0]
-        return cat.store.query(
-            schema,
-            table,
-            cond,
-            columns=project,
-            order_by=[c for c in sort if c != "RID"],
-            limit=limit,
-            snapshot=cat.at(snap)[0],
+        return rows_at(
+            tdef,
+            cat.store.query(
+                schema,
+                table,
+                cond,
+                columns=project,
+                order_by=[c for c in sort if c != "RID"],
+                limit=limit,
+                snapshot=cat.at(snap)[0],
+            ),
         )
 
     def _insert(
@@ -637,6 +647,7 @@ class FakeErmrest:
                     return 409, f"schema {item['schema_name']} exists"
                 cat.docs[item["schema_name"]] = {**item, "tables": {}}
                 cat.ddl += 1
+                cat.created[(item["schema_name"],)] = cat.ddl
         cat.store.create_tables([table_from_document(t) for t in tables])
         cat.ddl += 1
         for t in tables:

@@ -123,6 +123,31 @@ def test_table_absent_at_a_snapshot_is_409(server: Server) -> None:
         assert r.status_code == 409 and "Table U does not exist in schema s." in r.text, path
 
 
+def test_model_at_a_snapshot_and_a_column_added_later(server: Server) -> None:
+    """``@SNAP/schema`` is the model then; a column added since (``POST /schema/s/table/T/column``, 201) is
+    absent from it, from ``@SNAP/entity`` rows, and naming it at the snapshot is 409."""
+    assert server.post(INSERT, [{"Name": "a", "Age": 1}]).status_code == 200
+    before = server.snaptime()
+    cols = [{"name": "X", "type": {"typename": "text"}, "nullok": True}]
+    assert server.post("/schema", [_table("U", cols, [])]).status_code == 201
+    r = server.post("/schema/s/table/T/column", {"name": "W", "type": {"typename": "int4"}})
+    assert r.status_code == 201 and r.json()["name"] == "W"
+    after = server.snaptime()
+    assert after != before
+    then, now = server.get("/schema", snap=before).json(), server.get("/schema").json()
+    assert "U" not in then["schemas"]["s"]["tables"] and "U" in now["schemas"]["s"]["tables"]
+    names = [[c["name"] for c in m["schemas"]["s"]["tables"]["T"]["column_definitions"]] for m in (then, now)]
+    assert "W" not in names[0] and "W" in names[1]
+    latest = server.get("/schema", snap=after).json()  # the same model (rights differ: a snapshot is read-only)
+    assert sorted(latest["schemas"]["s"]["tables"]) == sorted(now["schemas"]["s"]["tables"])
+    assert "W" not in server.get("/entity/s:T", snap=before).json()[0]
+    assert server.get("/entity/s:T").json()[0]["W"] is None
+    for path in ("/attribute/s:T/W", "/entity/s:T/W=1"):
+        r = server.get(path, snap=before)
+        assert r.status_code == 409 and "Requested column W does not exist in table T." in r.text, path
+    assert server.get("/schema", snap="not-a-snapshot!").status_code == 400
+
+
 def test_attribute_sorted_on_a_column_not_projected_is_400(server: Server) -> None:
     r = server.get("/attribute/s:T/Name@sort(Age)")
     assert r.status_code == 400 and 'Sort key "Age" not among output columns' in r.text

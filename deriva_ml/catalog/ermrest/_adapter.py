@@ -3,6 +3,7 @@
 Requests follow ERMrest's REST API (see ``docs/catalog.md`` for the exact URLs):
 
 - model: ``GET /ermrest/catalog/N/schema`` once per instance (again only after DDL or ``refresh=True``);
+  ``model_at(SNAP)``: ``GET /ermrest/catalog/N@SNAP/schema`` once per snapshot;
   DDL: one atomic ``POST /ermrest/catalog/N/schema`` with a batch list of schema and table documents;
 - insert: ``POST /entity/S:T?defaults=RID,RCT,RMT,RCB,RMB[,...][&onconflict=skip]``, ``batch_size`` rows per
   request; update: ``PUT /attributegroup/S:T/K;C1,C2``; delete: ``DELETE /entity/S:T/C=v1;C=v2``;
@@ -112,6 +113,7 @@ class ErmrestCatalog:
         self._model: CatalogModel | None = None
         self._schemas: set[str] = set()
         self._bindings: dict[str | None, Any] = {}
+        self._snapshot_models: dict[str, CatalogModel] = {}
         self._binding(None)
 
     def __repr__(self) -> str:
@@ -212,8 +214,19 @@ class ErmrestCatalog:
             self._model = model_from_document(doc)
         return self._model
 
-    def _table(self, schema: str, table: str) -> TableDef:
-        return find_table(self.model(), schema, table)
+    def model_at(self, snapshot: str) -> CatalogModel:
+        """The model at ``snapshot``: ``GET /ermrest/catalog/N@SNAP/schema`` once per snapshot (it never changes)."""
+        found = self._snapshot_models.get(snapshot)
+        if found is None:
+            found = model_from_document(self._request("GET", "/schema", snapshot=snapshot, what="model at " + snapshot))
+            self._snapshot_models[snapshot] = found
+        return found
+
+    def _table(self, schema: str, table: str, snapshot: str | None = None) -> TableDef:
+        """The table as the model has it: at ``snapshot`` when that model was read (``model_at``), else now
+        (a read at a snapshot is not preceded by a model request; the server checks it then)."""
+        model = self._snapshot_models.get(snapshot) if snapshot else None
+        return find_table(self.model() if model is None else model, schema, table)
 
     def create_tables(self, tables: Sequence[TableDef], *, schemas: Sequence[str] = ()) -> None:
         """Create ``tables`` (and missing schemas, plus any named in ``schemas``) in one atomic request."""
@@ -254,7 +267,7 @@ class ErmrestCatalog:
         limit: int | None = None,
         snapshot: str | None = None,
     ) -> list[dict[str, Any]]:
-        t = self._table(schema, table)
+        t = self._table(schema, table, snapshot)
         items = where_items(where)
         check_columns(t, [*(columns or ()), *(c for c, _, _ in items), *order_by])
         if filters(items) is None:
@@ -308,8 +321,8 @@ class ErmrestCatalog:
         # naming.md "Linkage by Explicit Column Mapping": /S:T/<filters>/(via)=(TS:TT:TC) joins the filtered
         # source rows to the target table and denotes the target's entities (the right-most table
         # instance); "joins in the path may be used to filter out rows but do not cause duplicate rows"
-        src = self._table(schema, table)
-        dst = self._table(target_schema, target_table)
+        src = self._table(schema, table, snapshot)
+        dst = self._table(target_schema, target_table, snapshot)
         items = where_items(where)
         check_columns(src, [via, *(c for c, _, _ in items)])
         check_columns(dst, [target_column, *(columns or ())])
@@ -360,7 +373,7 @@ class ErmrestCatalog:
         """The rows a :class:`PathQuery` denotes: ``GET /entity/S:T0/<filters>/(via)=(S:T1:col)/<filters>...
         @sort(RID)[@after(R)]?limit=N`` (``/attribute/.../<columns>`` when projecting) — one request, unless
         the URL exceeds the budget: then the longest value list is split and the parts merged (RID order)."""
-        tables = self._path_tables(query)
+        tables = self._path_tables(query, snapshot)
         last = tables[-1]
         project = list(query.columns) if query.columns else None
         if project is not None:
@@ -392,7 +405,7 @@ class ErmrestCatalog:
     def count_path(self, query: PathQuery, *, snapshot: str | None = None) -> int:
         """How many rows :meth:`select_path` would return without a limit: ``GET /aggregate/<path>/
         cnt:=cnt_d(RID)`` (one request; a path split for the URL budget counts the merged RIDs instead)."""
-        self._path_tables(query)
+        self._path_tables(query, snapshot)
         query = attrs.evolve(query, limit=None, columns=None)
         if any(f is None for f in (render_filter(s.filter) for s in query.steps if s.filter is not None)):
             return 0
@@ -414,8 +427,8 @@ class ErmrestCatalog:
             self._path_builder = self._binding(None).getPathBuilder()
         return self._path_builder
 
-    def _path_tables(self, query: PathQuery) -> list[TableDef]:
-        tables = [self._table(s.schema, s.table) for s in query.steps]
+    def _path_tables(self, query: PathQuery, snapshot: str | None = None) -> list[TableDef]:
+        tables = [self._table(s.schema, s.table, snapshot) for s in query.steps]
         check_path_columns(query, tables)
         return tables
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from deriva_ml.catalog._common import check_writable
 from deriva_ml.catalog._effects import delete_values, dispatch, no_row_with_key, update_groups
-from deriva_ml.catalog.ermrest._urls import budgeted, filters, u
+from deriva_ml.catalog.ermrest._urls import budgeted, filters, literal, u
 from deriva_ml.core.effects import (
     STATUS_COLUMN,
     Batch,
@@ -98,6 +98,7 @@ def _insert(cat: ErmrestCatalog, t: TableDef, effect: Insert, rids: dict[str, RI
             else:
                 match_skipped(t, [rows[i] for i in chunk], chunk, got, out)
     if effect.labels:
+        skipped: dict[str, Mapping[str, Any]] = {}
         for i, label in enumerate(effect.labels):
             if label is None:
                 continue
@@ -105,13 +106,43 @@ def _insert(cat: ErmrestCatalog, t: TableDef, effect: Insert, rids: dict[str, RI
             if row is not None:
                 rids[label] = RID(row["RID"])
             elif effect.on_conflict_skip:
-                existing = _existing(cat, t, rows[i])
-                if existing is not None:
-                    rids[label] = existing
+                skipped[label] = rows[i]
+        rids.update(_existing(cat, t, skipped))
     return tuple(r for i, r in enumerate(out) if r is not None and i not in dup_of)
 
 
-def _existing(cat: ErmrestCatalog, t: TableDef, row: Mapping[str, Any]) -> RID | None:
+def _existing(cat: ErmrestCatalog, t: TableDef, rows: Mapping[str, Mapping[str, Any]]) -> dict[str, RID]:
+    """``{label: RID}`` of the stored row each labelled row the server skipped collided with. Key by key of
+    ``t`` (in order), the rows not yet resolved that have all of the key's columns are looked up together:
+    one query per key (split by the adapter only when its URL exceeds the budget), matched on the client
+    by the values as the URL filter spells them. A row left unmatched (the server spells a value otherwise,
+    or the colliding row is gone) is looked up on its own, by the server's comparison."""
+    found: dict[str, RID] = {}
+    left = dict(rows)
+    for k in t.keys:
+        cols = tuple(k.columns)
+        want = {label: row for label, row in left.items() if all(row.get(c) is not None for c in cols)}
+        if not want:
+            continue
+        where = {c: list({literal(r[c]): r[c] for r in want.values()}.values()) for c in cols}
+        hits = cat.query(t.schema, t.name, where, columns=list(dict.fromkeys(["RID", *cols])))
+        stored = {tuple(literal(h[c]) for c in cols): RID(h["RID"]) for h in hits}
+        for label, row in want.items():
+            rid = stored.get(tuple(literal(row[c]) for c in cols))
+            if rid is not None:
+                found[label] = rid
+                del left[label]
+        if not left:
+            break
+    for label, row in left.items():  # a value the server spells otherwise (a normalized timestamp...)
+        rid = _existing_one(cat, t, row)
+        if rid is not None:
+            found[label] = rid
+    return found
+
+
+def _existing_one(cat: ErmrestCatalog, t: TableDef, row: Mapping[str, Any]) -> RID | None:
+    """The stored row ``row`` collides with, by the server's comparison (a query per key with all columns)."""
     for k in t.keys:
         if all(row.get(c) is not None for c in k.columns):
             hits = cat.query(t.schema, t.name, {c: row[c] for c in k.columns}, columns=["RID"], limit=1)

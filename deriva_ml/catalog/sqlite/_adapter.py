@@ -3,8 +3,10 @@
 Layout of the file (see ``docs/catalog.md``):
 
 - ``_dml_meta(key, value)``: ``next_rid`` (a counter that only grows, so RIDs are never reused) and
-  ``seq`` (the number of committed batches: the snapshot id);
+  ``seq`` (the number of committed batches and DDL changes: the snapshot id);
 - ``_dml_tables(schema, name, definition)``: the catalog model, each :class:`TableDef` as JSON;
+- ``_dml_model_log(seq, schema, name, definition)``: the model history (each definition with the snapshot
+  from which it is in force; a DDL change is a snapshot of its own), for ``model_at``;
 - ``_dml_rid_ranges(lo, hi, schema, name)``: which table each run of RIDs was allocated to, so that
   ``resolve_rid`` is one indexed range lookup plus one primary-key lookup;
 - ``_dml_tombstones(tbl, rid, row_id, ins_seq, del_seq, row)``: every row a batch deleted (as JSON), so
@@ -38,7 +40,7 @@ from deriva_ml.catalog.sqlite import _select, _writer
 from deriva_ml.catalog.sqlite._ddl import ddl, init_meta, set_wal, status_triggers
 from deriva_ml.catalog.sqlite._errors import busy_or
 from deriva_ml.catalog.sqlite._rid import decode_rid
-from deriva_ml.catalog.sqlite._snapshots import existed_at, snapshot_seq
+from deriva_ml.catalog.sqlite._snapshots import existed_at, model_at, snapshot_seq
 from deriva_ml.catalog.sqlite._sql import Plan, q, sql_name
 from deriva_ml.core.codec import parse_json
 from deriva_ml.core.effects import STATUS_SCHEMA, STATUS_TABLE, Batch, BatchResult
@@ -105,6 +107,7 @@ class SQLiteCatalog:
             raise busy_or(e, f"cannot open catalog {self.path}") from e
         self._model: CatalogModel | None = None
         self._plans: dict[tuple[str, str], Plan] = {}
+        self._snapshot_models: dict[int, CatalogModel] = {}
         #: When True, every applied batch and DDL change is also written, in the same transaction, to the
         #: ``_dml_journal`` table (see ``deriva_ml.catalog.journal``): the journal can never miss a commit.
         self.journal = False
@@ -128,12 +131,27 @@ class SQLiteCatalog:
         with self._lock:
             if self._model is None or refresh:
                 rows = self._conn.execute("SELECT definition FROM _dml_tables").fetchall()
-                tables = [_codec.load_table(parse_json(r[0], f"{self.path}: _dml_tables")) for r in rows]
-                order = {(t.schema, t.name): i for i, t in enumerate(ML_TABLES)}
-                tables.sort(key=lambda t: (order.get((t.schema, t.name), len(order)), t.schema, t.name))
-                self._model = CatalogModel(tuple(tables))
+                self._model = self._load_model([r[0] for r in rows], "_dml_tables")
                 self._plans = {}
             return self._model
+
+    def model_at(self, snapshot: str) -> CatalogModel:
+        """The model at ``snapshot`` (the tables created by then), from the model history; one statement,
+        then kept (the model at a past snapshot never changes)."""
+        seq = snapshot_seq(snapshot)
+        with self._lock:
+            found = self._snapshot_models.get(seq)
+            if found is None:
+                found = self._load_model(model_at(self._conn, seq), "_dml_model_log")
+                if seq < int(self.snapshot()):
+                    self._snapshot_models[seq] = found
+            return found
+
+    def _load_model(self, definitions: list[str], where: str) -> CatalogModel:
+        tables = [_codec.load_table(parse_json(d, f"{self.path}: {where}")) for d in definitions]
+        order = {(t.schema, t.name): i for i, t in enumerate(ML_TABLES)}
+        tables.sort(key=lambda t: (order.get((t.schema, t.name), len(order)), t.schema, t.name))
+        return CatalogModel(tuple(tables))
 
     def _table(self, schema: str, table: str) -> TableDef:
         model = self.model()
@@ -185,12 +203,21 @@ class SQLiteCatalog:
                 if taken:
                     schema, name = sorted(taken)[0]
                     raise ConflictError(f"table {schema}:{name} already exists")
+                # a DDL change is a snapshot of its own (as on ERMrest): the model at each snapshot is logged
+                (seq,) = cur.execute("SELECT value FROM _dml_meta WHERE key = 'seq'").fetchone()
+                seq = int(seq) + 1
+                cur.execute("UPDATE _dml_meta SET value = ? WHERE key = 'seq'", (seq,))
                 for t in tables:
                     for stmt in ddl(t):
                         cur.execute(stmt)
+                    definition = json.dumps(_codec.dump_tables((t,))[0], sort_keys=True)
                     cur.execute(
                         "INSERT INTO _dml_tables (schema, name, definition) VALUES (?, ?, ?)",
-                        (t.schema, t.name, json.dumps(_codec.dump_tables((t,))[0], sort_keys=True)),
+                        (t.schema, t.name, definition),
+                    )
+                    cur.execute(
+                        "INSERT INTO _dml_model_log (seq, schema, name, definition) VALUES (?, ?, ?, ?)",
+                        (seq, t.schema, t.name, definition),
                     )
                     if self.guard_status and (t.schema, t.name) == (STATUS_SCHEMA, STATUS_TABLE):
                         status_triggers(cur, t)

@@ -47,10 +47,28 @@ def init_meta(conn: sqlite3.Connection) -> None:
             "row_id INTEGER NOT NULL, ins_seq INTEGER NOT NULL, del_seq INTEGER NOT NULL, row TEXT NOT NULL)"
         )
         cur.execute("CREATE INDEX IF NOT EXISTS _dml_tombstones_tbl ON _dml_tombstones (tbl, del_seq)")
+        init_model_log(cur)
         cur.execute("COMMIT")
     except BaseException:
         cur.execute("ROLLBACK")
         raise
+
+
+def init_model_log(cur: sqlite3.Cursor) -> None:
+    """The model history: ``_dml_model_log(seq, schema, name, definition)``, each table definition (JSON)
+    with the snapshot (batch number) from which it is in force. A file made before the history was kept
+    gets its current tables logged at its current snapshot, kept as ``model_log_from`` in ``_dml_meta``:
+    the model at an earlier snapshot of such a file is not known (``model_at`` says so)."""
+    known = cur.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_dml_model_log'").fetchone()
+    if known:
+        return
+    cur.execute(
+        "CREATE TABLE _dml_model_log (seq INTEGER NOT NULL, schema TEXT NOT NULL, name TEXT NOT NULL, "
+        "definition TEXT NOT NULL, PRIMARY KEY (schema, name, seq)) WITHOUT ROWID"
+    )
+    (seq,) = cur.execute("SELECT value FROM _dml_meta WHERE key = 'seq'").fetchone()
+    cur.execute("INSERT INTO _dml_model_log SELECT ?, schema, name, definition FROM _dml_tables", (seq,))
+    cur.execute("INSERT OR REPLACE INTO _dml_meta VALUES ('model_log_from', ?)", (seq if cur.rowcount else 0,))
 
 
 def set_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:

@@ -3,7 +3,8 @@
 A snapshot is the number of committed batches (``seq``). Every row carries the batch that inserted it
 (:data:`~._sql.HIDDEN_SEQ`); a row a batch deletes is first copied, as JSON, to ``_dml_tombstones`` with
 the deleting batch. A table as it was at ``seq`` is then its rows inserted by ``seq`` plus its tombstones
-inserted by ``seq`` and deleted after it (current values: updates are not versioned).
+inserted by ``seq`` and deleted after it (current values: updates are not versioned). The model at
+``seq`` is the table definitions logged in ``_dml_model_log`` by then (DDL is a batch of its own).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sqlite3
 from typing import Any
 
 from deriva_ml.catalog.sqlite._sql import HIDDEN_SEQ, Plan, q
-from deriva_ml.core.errors import ValidationError
+from deriva_ml.core.errors import CatalogError, NotFound, ValidationError
 from deriva_ml.core.schema_defs import SYSTEM_COLUMNS
 
 #: ``(FROM source AS alias, its params, conditions, their params, rowid column)``
@@ -81,3 +82,28 @@ def existed_at(conn: sqlite3.Connection, table_sql: str, rid: str, seq: int) -> 
         (table_sql, rid, seq, seq),
     ).fetchone()
     return bool(live or gone)
+
+
+class ModelHistoryUnknown(CatalogError):
+    """The model at a snapshot taken before the catalog file kept its model history."""
+
+
+def model_at(conn: sqlite3.Connection, seq: int) -> list[str]:
+    """The table definitions (JSON) in force at snapshot ``seq``: per table, the last one logged by then.
+    A snapshot after the current one is :class:`NotFound`; one before the file kept its model history
+    (``model_log_from``) is :class:`ModelHistoryUnknown` rather than a guess."""
+    meta = dict(conn.execute("SELECT key, value FROM _dml_meta WHERE key IN ('seq', 'model_log_from')").fetchall())
+    latest, since = int(meta["seq"]), int(meta.get("model_log_from", 0))
+    if seq > latest:
+        raise NotFound(f"snapshot {seq} is not a snapshot of this catalog (snapshots are 0..{latest})")
+    if seq < since:
+        raise ModelHistoryUnknown(
+            f"the model at snapshot {seq} is not recorded: this catalog file kept no model history before "
+            f"snapshot {since} (it was made by an older deriva-ml); snapshots {since}..{latest} are readable"
+        )
+    rows = conn.execute(
+        "SELECT definition FROM _dml_model_log AS m WHERE seq = (SELECT max(seq) FROM _dml_model_log "
+        "WHERE schema = m.schema AND name = m.name AND seq <= ?)",
+        (seq,),
+    ).fetchall()
+    return [r[0] for r in rows]
