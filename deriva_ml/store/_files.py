@@ -9,7 +9,6 @@ import ctypes
 import hashlib
 import os
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -167,22 +166,78 @@ class PendingSync:
         return len(files) + len(dirs)
 
 
+class FullWriter:
+    """An unbuffered file that writes every byte it is given: a short ``write(2)`` is continued, never lost."""
+
+    __slots__ = ("_fd",)
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        view = memoryview(data).cast("B")
+        done = 0
+        while done < len(view):
+            done += os.write(self._fd, view[done:])
+        return done
+
+    def fileno(self) -> int:
+        return self._fd
+
+
+class _TempNames:
+    """Names for temp files, unique per process (pid, a random salt, a counter) without a random draw each."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pid, self._salt, self._count = os.getpid(), os.urandom(4).hex(), 0
+
+    def next(self, prefix: str) -> str:
+        with self._lock:
+            self._count += 1
+            return f"{prefix}{self._pid}.{self._salt}.{self._count}.part"
+
+
+_TEMP_NAMES = _TempNames()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_TEMP_NAMES._reset)  # a forked child draws its own names
+
+
+def _create_temp(directory: Path, stem: str) -> tuple[int, str]:
+    """A new file (``O_EXCL``) for writing in ``directory``, created with its parents when missing."""
+    prefix = os.path.join(directory, f".{stem[:40]}.")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        name = _TEMP_NAMES.next(prefix)
+        try:
+            return os.open(name, flags, 0o600), name
+        except FileNotFoundError:
+            directory.mkdir(parents=True, exist_ok=True)  # the first file of a new directory
+        except FileExistsError:
+            continue  # left by a process that had this pid and salt: take the next name
+    raise StoreError(f"cannot create a temporary file in {directory}")
+
+
 @contextlib.contextmanager
-def atomic_file(dest: Path, *, pending: PendingSync | None = None) -> Iterator[IO[bytes]]:
+def atomic_file(dest: Path, *, pending: PendingSync | None = None) -> Iterator[FullWriter]:
     """Write ``dest`` atomically: a temp file in the same directory, fsync, then ``os.replace``.
 
     If the body raises, the temp file is removed and ``dest`` is untouched. With ``pending``, the
     fsyncs are not done here but recorded (``dest`` and its directory) for one later
-    :meth:`PendingSync.flush`: the rename is still atomic, only its durability is deferred.
+    :meth:`PendingSync.flush`: the rename is still atomic, only its durability is deferred. The file is
+    written unbuffered (callers write whole buffers); the directory is made when missing.
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name[:40]}.", suffix=".part")
+    fd, tmp = _create_temp(dest.parent, dest.name)
     try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
+        try:
+            yield FullWriter(fd)
             if pending is None:
-                os.fsync(f.fileno())
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, dest)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

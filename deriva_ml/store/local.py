@@ -176,7 +176,8 @@ class LocalObjectStore:
                 actual, length = self._stage_and_place(path, filename, total, progress)
             url = self.object_url(table, actual, filename)
             obj = StoredObject(url=url, filename=filename, length=length, md5=actual)
-            self._write_index(table, obj)
+            # with a given MD5, stat() just found no valid index entry for this URL: nothing to compare with
+            self._write_index(table, obj, compare=md5 is None)
         except OSError as exc:
             if isinstance(exc, StoreError):
                 raise
@@ -217,7 +218,8 @@ class LocalObjectStore:
             parent = path.parent
             self._pending.add(dirs=[parent, parent.parent, parent.parent.parent])
 
-    def _write_index(self, table: str, obj: StoredObject) -> None:
+    def _write_index(self, table: str, obj: StoredObject, *, compare: bool = True) -> None:
+        """Write the index entry of ``obj`` (``compare``: not when an identical one is there already)."""
         record = {
             "url": obj.url,
             "table": table,
@@ -226,11 +228,12 @@ class LocalObjectStore:
             "md5": obj.md5,
         }
         index = self._index_path(obj.url)
-        try:
-            if parse_json(index.read_text(encoding="utf-8"), str(index)) == record:
-                return
-        except (OSError, ValueError):
-            pass
+        if compare:
+            try:
+                if parse_json(index.read_text(encoding="utf-8"), str(index)) == record:
+                    return
+            except (OSError, ValueError):
+                pass
         with atomic_file(index, pending=self._pending) as f:
             f.write(json.dumps(record, sort_keys=True).encode("utf-8"))
         self._record_new_dirs(index)
