@@ -24,7 +24,6 @@ from test_bag_complete import World
 from deriva_ml import DerivaML
 from deriva_ml.catalog.paging import linked_pages, query_pages, where_filter
 from deriva_ml.context import Ports
-from deriva_ml.core.definitions import ML_SCHEMA
 from deriva_ml.core.effects import Batch, Insert
 from deriva_ml.core.errors import ValidationError
 from deriva_ml.core.filters import And, Cmp, In
