@@ -19,9 +19,10 @@ import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
+
+from execution import extract  # benchmarks/execution.py: main's deriva_ml/ via git archive
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,17 +93,6 @@ ml.close()
 print("# " + str(Path(deriva_ml.__file__).resolve()))
 print(json.dumps({"peak_mb": peak / 2**20, "seconds": seconds, "digest": h.hexdigest()}))
 """
-
-
-def extract(rev: str, dest: Path) -> Path:
-    """``deriva_ml/`` of git revision ``rev`` unpacked under ``dest`` (a directory to put on PYTHONPATH)."""
-    dest.mkdir(parents=True)
-    archive = dest / "src.tar"
-    with archive.open("wb") as f:
-        subprocess.run(["git", "archive", rev, "deriva_ml"], cwd=ROOT, stdout=f, check=True)
-    with tarfile.open(archive) as tar:
-        tar.extractall(dest, filter="data")
-    return dest
 
 
 def run(code: str, src: Path, *args: str) -> list[str]:

@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 import pytest
 from dataset_helpers import BACKENDS, open_backend
-from test_bag_complete import World
+from test_bag_complete import World, world  # noqa: F401 (the fixture, both backends)
 
 from deriva_ml import DerivaML
 from deriva_ml.catalog.paging import linked_pages, query_pages, where_filter
@@ -37,15 +37,6 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DerivaML
         ml, _ = open_backend(request.param, tmp_path, stack)
         add_domain_schema(ml)
         yield ml
-        ml.close()
-
-
-@pytest.fixture(params=BACKENDS)
-def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
-    with ExitStack() as stack:
-        ml, _ = open_backend(request.param, tmp_path, stack)
-        w = World(ml, stack, tmp_path)
-        yield w
         ml.close()
 
 
@@ -160,7 +151,7 @@ def test_a_catalog_without_path_queries_answers_in_one_page(backend: DerivaML) -
 # ------------------------------------------------------------------------------------------- bags
 
 
-def test_a_bag_built_in_small_pages_is_byte_for_byte_the_one_page_bag(world: World, tmp_path: Path) -> None:
+def test_a_bag_built_in_small_pages_is_byte_for_byte_the_one_page_bag(world: World, tmp_path: Path) -> None:  # noqa: F811
     ml = world.ml
     scans = world.scans(9, world.donors)
     for i, s in enumerate(scans):
