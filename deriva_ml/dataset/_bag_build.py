@@ -38,7 +38,7 @@ from deriva_ml.dataset._bag_plan import (
     datasets_info,
     plan_bag,
 )
-from deriva_ml.dataset._bag_walk import walk
+from deriva_ml.dataset._bag_walk import BagWalk
 from deriva_ml.dataset._bag_writer import BagWriter, sync
 from deriva_ml.dataset._bag_writer import materialize as materialize_files
 
@@ -230,7 +230,9 @@ def build_bag(
     try:
         # on a terminal a bar counts the files written (a CSV per table, dataset.json, schema.json)
         with progress_bar(f"bag {dataset_rid}", None, "files") as bar:
-            tables = walk(ports, model, plan, writer, url_of=lambda url: absolute_url(ports, url), page_size=page_size)
+            tables = BagWalk(
+                ports, model, plan, writer, url_of=lambda url: absolute_url(ports, url), page_size=page_size
+            ).run()
             info = bag_info(plan, _datasets(ports, plan, writer, tables), tables)
             if bar is not None:
                 bar.set_total(len(tables) + 2)

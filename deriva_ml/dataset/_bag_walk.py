@@ -47,13 +47,18 @@ def key_chunks(keys: Sequence[str], size: int) -> Iterator[list[str]]:
         yield list(keys[i : i + size])
 
 
-class _Walk:
+class BagWalk:
+    """One bag's walk: ``BagWalk(...).run()`` writes the member links and rows, feature values and the rows
+    they reach (``url_of``: the ``fetch.txt`` URL of an asset's store URL) and returns, per table, its
+    ``dataset.json`` entry (schema, CSV, asset, rows, role)."""
+
     def __init__(
         self,
         ports: Ports,
         model: CatalogModel,
         plan: BagPlan,
         writer: BagWriter,
+        *,
         url_of: Callable[[str], str],
         page_size: int,
     ) -> None:
@@ -195,19 +200,4 @@ class _Walk:
         return self.tables
 
 
-def walk(
-    ports: Ports,
-    model: CatalogModel,
-    plan: BagPlan,
-    writer: BagWriter,
-    *,
-    url_of: Callable[[str], str],
-    page_size: int,
-) -> dict[str, dict[str, Any]]:
-    """Write the member links and rows, feature values and the rows they reach (``url_of``: the
-    ``fetch.txt`` URL of an asset's store URL); returns, per table, its ``dataset.json`` entry (schema,
-    CSV, asset, rows, role)."""
-    return _Walk(ports, model, plan, writer, url_of, page_size).run()
-
-
-__all__ = ["at_snapshot", "key_chunks", "walk"]
+__all__ = ["BagWalk", "at_snapshot", "key_chunks"]
