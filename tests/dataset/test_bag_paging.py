@@ -213,9 +213,12 @@ def test_the_rows_of_all_members_are_not_held_at_once(tmp_path: Path) -> None:
         small, _ = _members(ml, 50, prefix="small")
         big, _ = _members(ml, 2000)
         _build(ml.ports, big, tmp_path / "warm", page_size=50)  # imports and caches out of the measure
-        base = _peak(lambda: _build(ml.ports, small, tmp_path / "small", page_size=50))
-        whole = _peak(lambda: _build(ml.ports, big, tmp_path / "whole", page_size=BAG_PAGE_SIZE))
-        paged = _peak(lambda: _build(ml.ports, big, tmp_path / "paged", page_size=50))
+        # the least of three runs: tracemalloc also counts other threads (e.g. a test runner's), which only add
+        base = min(_peak(lambda i=i: _build(ml.ports, small, tmp_path / f"small{i}", page_size=50)) for i in range(3))
+        whole = min(
+            _peak(lambda i=i: _build(ml.ports, big, tmp_path / f"whole{i}", page_size=BAG_PAGE_SIZE)) for i in range(3)
+        )
+        paged = min(_peak(lambda i=i: _build(ml.ports, big, tmp_path / f"paged{i}", page_size=50)) for i in range(3))
         print(
             f"bag build peak: 50 members {base / 1e6:.2f} MB; 2000 in one page {whole / 1e6:.2f} MB, in pages of 50 {paged / 1e6:.2f} MB"
         )
