@@ -1,11 +1,12 @@
 """Building a dataset bag (shell): gather facts from the catalog, plan, walk, write.
 
 Takes the handle's :class:`~deriva_ml.context.Ports` only (never the facade). The decisions are in
-``_bag_plan.py``, the file writing in ``_bag_writer.py``. Requests on ERMrest, whatever the number of
-members: the version rows, one per nesting level, one per membership association (links) and one per
-member table in use (rows, joined on the server), three for the tree's datasets, one per feature table
-of a member table, and one per (table, foreign key) and level of the foreign-key walk that finds keys
-not yet in the bag. Long key lists are split by the ERMrest adapter alone (its URL budget).
+``_bag_plan.py``, the paged reads in ``_bag_walk.py``, the file writing in ``_bag_writer.py``. Requests
+on ERMrest: a constant (the version rows, one per nesting level, one per membership association (links)
+and one per member table in use (rows, joined on the server), three for the tree's datasets, one per
+feature table of a member table, and one per (table, foreign key) and level of the foreign-key walk that
+finds keys not yet in the bag) plus one per further page of ``page_size`` rows of any of these reads.
+Long key lists are split by the ERMrest adapter alone (its URL budget).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,31 +23,32 @@ from deriva_ml._progress import progress_bar
 from deriva_ml._util import safe_name
 from deriva_ml.cache._files import remove_tree
 from deriva_ml.catalog import dump_model
-from deriva_ml.catalog.schema import is_asset
 from deriva_ml.context import Ports
 from deriva_ml.core.definitions import ML_SCHEMA
 from deriva_ml.core.errors import NotFound, RIDNotFound, UnknownTable
 from deriva_ml.core.records import DatasetSpec, DatasetVersion
 from deriva_ml.core.rid import RID, parse_rid, split_snapshot
-from deriva_ml.core.schema_defs import CatalogModel, TableDef
 from deriva_ml.dataset._bag_plan import (
     BagError,
     BagPlan,
-    Hop,
     TableKey,
     bag_info,
     bag_name,
     csv_relpath,
     datasets_info,
-    fetch_entry,
-    hop_keys,
     plan_bag,
 )
+from deriva_ml.dataset._bag_walk import BagWalk
 from deriva_ml.dataset._bag_writer import BagWriter, sync
 from deriva_ml.dataset._bag_writer import materialize as materialize_files
 
 if TYPE_CHECKING:
     from deriva_ml.dataset._bag import DatasetBag
+
+
+#: Rows read (and held) at a time while building a bag: what a build holds does not grow with the members
+#: beyond this (and one RID per row, see ``_bag_walk``); requests grow by one per page.
+BAG_PAGE_SIZE = 5000
 
 
 def bag_cache_root(ports: Ports) -> Path:
@@ -139,7 +141,7 @@ def _query(ports: Ports, snapshot: str | None, table: TableKey, where: Mapping[s
 # ------------------------------------------------------------------------------------------- download
 
 
-def download_dataset_bag(source: Any, spec: DatasetSpec) -> DatasetBag:
+def download_dataset_bag(source: Any, spec: DatasetSpec, *, page_size: int = BAG_PAGE_SIZE) -> DatasetBag:
     """The bag of ``spec``'s dataset version (the current one when the spec names none).
 
     ``source`` is the handle's :class:`Ports` (or an object with a ``ports`` attribute, such as the
@@ -173,7 +175,7 @@ def download_dataset_bag(source: Any, spec: DatasetSpec) -> DatasetBag:
     staging = work / final.name
     staging.mkdir(parents=True)
     try:
-        build_bag(ports, rid, version, vrow, staging, work, materialize=spec.materialize)
+        build_bag(ports, rid, version, vrow, staging, work, materialize=spec.materialize, page_size=page_size)
         if final.exists() and quick_check(final, spec.materialize) is None:
             log.info("another process built the same bag first; using it", path=str(final))
         else:
@@ -200,6 +202,7 @@ def build_bag(
     work: Path,
     *,
     materialize: bool,
+    page_size: int = BAG_PAGE_SIZE,
 ) -> BagPlan:
     """Write the bag of one dataset version in ``staging`` (complete, checked and synced on return)."""
     from deriva_ml.dataset._bag import quick_check
@@ -227,7 +230,9 @@ def build_bag(
     try:
         # on a terminal a bar counts the files written (a CSV per table, dataset.json, schema.json)
         with progress_bar(f"bag {dataset_rid}", None, "files") as bar:
-            tables = _walk(ports, model, plan, writer)
+            tables = BagWalk(
+                ports, model, plan, writer, url_of=lambda url: absolute_url(ports, url), page_size=page_size
+            ).run()
             info = bag_info(plan, _datasets(ports, plan, writer, tables), tables)
             if bar is not None:
                 bar.set_total(len(tables) + 2)
@@ -301,142 +306,8 @@ def _datasets(
     return datasets_info(plan, ds_rows, types, versions)
 
 
-def _walk(ports: Ports, model: CatalogModel, plan: BagPlan, writer: BagWriter) -> dict[str, dict[str, Any]]:
-    """Member links and rows, feature values, then the foreign-key walk, level by level: each level reads
-    the targets of the keys the previous level's new rows hold that the bag does not have yet."""
-    log = get_logger("deriva_ml.dataset.bag", dataset_rid=plan.dataset_rid, version=str(plan.version))
-    snapshot = plan.snapshot
-    tables: dict[str, dict[str, Any]] = {}
-    known: dict[tuple[TableKey, str], set[str]] = {}  # (table, key column other than RID) -> values in the bag
-    frontier: dict[TableKey, list[Mapping[str, Any]]] = {}
-    member_rids: dict[TableKey, bool] = {}
-    for hops in plan.hops.values():
-        for hop in hops:
-            if hop.target_column != "RID":
-                known.setdefault((hop.target, hop.target_column), set())
-
-    def add(tdef: TableDef, rows: Sequence[Mapping[str, Any]], role: str) -> None:
-        rel = csv_relpath(tdef)
-        new = writer.rows(rel, tdef.column_names, rows)
-        meta = tables.setdefault(
-            tdef.name, {"schema": tdef.schema, "csv": rel, "asset": is_asset(tdef), "rows": 0, "role": role}
-        )
-        meta["rows"] = writer.row_count(rel)
-        if not new:
-            return
-        if is_asset(tdef):
-            for r in new:
-                e = fetch_entry(tdef, r)
-                if e is None:
-                    log.warning("asset row without URL/MD5/Length is not fetched", table=tdef.name, rid=r["RID"])
-                    continue
-                writer.remote(e, absolute_url(ports, e.url))
-        for (key, col), values in known.items():
-            if key == (tdef.schema, tdef.name):
-                values.update(str(r[col]) for r in new if r.get(col) is not None)
-        frontier.setdefault((tdef.schema, tdef.name), []).extend(new)
-
-    # members: the links (which dataset holds which member) and the rows (joined on the server)
-    for m in plan.members:
-        adef, mdef = model.table(*m.association), model.table(*m.member)
-        if adef is None or mdef is None:
-            continue
-        links = _query(ports, snapshot, m.association, {m.dataset_column: list(plan.datasets)})
-        link_rel = csv_relpath(adef)
-        writer.rows(link_rel, (m.dataset_column, m.member_column), links, keyed=False)
-        tables[adef.name] = {
-            "schema": adef.schema,
-            "csv": link_rel,
-            "asset": False,
-            "rows": len(links),
-            "role": "link",
-        }
-        if not links or m.member == (ML_SCHEMA, "Dataset"):
-            continue
-        member_rids[m.member] = True
-        rows = _linked(ports, snapshot, m.association, m.dataset_column, list(plan.datasets), m.member_column, m.member)
-        add(mdef, rows, "member")
-        del rows, links
-
-    # feature values of members (one request per feature table, joined on the server)
-    for f in plan.features:
-        fdef = model.table(*f.table)
-        if fdef is None or f.target not in member_rids:
-            continue
-        m = next(x for x in plan.members if x.member == f.target)
-        rows = _linked(
-            ports,
-            snapshot,
-            m.association,
-            m.dataset_column,
-            list(plan.datasets),
-            m.member_column,
-            f.table,
-            target_column=f.target_column,
-        )
-        add(fdef, rows, "feature")
-
-    # the foreign-key walk
-    while frontier:
-        level, frontier = frontier, {}
-        wanted: dict[tuple[TableKey, str], set[str]] = {}
-        for key, new_rows in sorted(level.items()):
-            for hop in plan.hops.get(key, ()):
-                keys = hop_keys(new_rows, hop)
-                keys = {k for k in keys if not _have(writer, model, known, hop, k)}
-                if keys:
-                    wanted.setdefault((hop.target, hop.target_column), set()).update(keys)
-        del level
-        for (target, column), keys in sorted(wanted.items()):
-            tdef = model.table(*target)
-            if tdef is None:
-                continue
-            rows = _query(ports, snapshot, target, {column: sorted(keys)})
-            add(tdef, rows, tables.get(tdef.name, {}).get("role", "reached"))
-    return tables
-
-
-def _have(
-    writer: BagWriter, model: CatalogModel, known: Mapping[tuple[TableKey, str], set[str]], hop: Hop, k: str
-) -> bool:
-    if hop.target_column == "RID":
-        tdef = model.table(*hop.target)
-        return tdef is not None and writer.has_rid(csv_relpath(tdef), k)
-    return k in known.get((hop.target, hop.target_column), set())
-
-
-def _linked(
-    ports: Ports,
-    snapshot: str | None,
-    association: TableKey,
-    dataset_column: str,
-    datasets: Sequence[RID],
-    via: str,
-    target: TableKey,
-    *,
-    target_column: str = "RID",
-) -> list[dict[str, Any]]:
-    """Rows of ``target`` whose ``target_column`` is a member linked to ``datasets`` (one request)."""
-    try:
-        rows = ports.catalog.query_linked(
-            association[0],
-            association[1],
-            {dataset_column: sorted(set(datasets))},
-            via=via,
-            target_schema=target[0],
-            target_table=target[1],
-            target_column=target_column,
-            snapshot=snapshot,
-        )
-    except UnknownTable:
-        if snapshot is None:
-            raise
-        return []
-    rows.sort(key=lambda r: r["RID"])
-    return rows
-
-
 __all__ = [
+    "BAG_PAGE_SIZE",
     "absolute_url",
     "bag_cache_root",
     "bdbag_config_file",

@@ -8,7 +8,8 @@ given, hashing every file while writing it, so no file is read back to be checks
   as they are met, and at :meth:`BagWriter.finish` writes ``bagit.txt``, ``bag-info.txt``,
   ``manifest-{md5,sha256}.txt`` and ``tagmanifest-{md5,sha256}.txt`` in the layout bdbag writes (BagIt
   0.97; ``bdbag --validate full`` accepts the result). Memory does not grow with the number of rows
-  beyond one RID per written row (to write each once) — rows are written as they arrive.
+  beyond one RID per written row (to write each once; 8 bytes each, :class:`~._rid_set.RidSet`) — rows
+  are written as they arrive.
 * :func:`materialize` copies every ``fetch.txt`` file into the bag, MD5-verified while copying (from the
   asset cache or the local store's file when there is one, else through ``store.get``), without an fsync
   per file: one group sync (``syncfs`` on Linux) makes all of them durable before the bag is declared
@@ -31,6 +32,7 @@ from deriva_ml._log import get_logger
 from deriva_ml._progress import ProgressBar
 from deriva_ml.context import Ports
 from deriva_ml.dataset._bag_plan import BagError, FetchEntry, csv_value
+from deriva_ml.dataset._rid_set import RidSet
 from deriva_ml.store._files import PendingSync, read_chunks, write_hashed
 
 _TAG_FILES = ("bagit.txt", "bag-info.txt", "manifest-md5.txt", "manifest-sha256.txt", "fetch.txt")
@@ -74,7 +76,7 @@ class _Sink:
         self.writer = csv.writer(self.text)
         self.columns = tuple(columns)
         self.writer.writerow(self.columns)
-        self.seen: set[str] = set()
+        self.seen = RidSet()
         self.rows = 0
 
     def add(self, rows: Iterable[Mapping[str, Any]], *, keyed: bool) -> list[Mapping[str, Any]]:
@@ -83,9 +85,8 @@ class _Sink:
         for r in rows:
             if keyed:
                 rid = r.get("RID")
-                if rid in self.seen:
+                if rid is not None and not self.seen.add(str(rid)):
                     continue
-                self.seen.add(str(rid))
             self.writer.writerow([csv_value(r.get(c)) for c in cols])
             new.append(r)
         self.rows += len(new)

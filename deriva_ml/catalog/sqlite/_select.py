@@ -178,6 +178,10 @@ def path_sql(
         if not is_last:
             nxt = query.steps[i + 1].via or ""
             conds.append(f"{alias}.{q(nxt)} IS NOT NULL")
+            if query.after is not None and i == len(plans) - 2 and query.steps[-1].target_column == "RID":
+                # a page after RID R: only the links to RIDs after R (the index range, not all links per page)
+                conds.append(f"{alias}.{q(nxt)} > ?")
+                cparams.append(str(query.after))
             head = f"SELECT {alias}.{q(nxt)} FROM {source}"
         elif count:
             head = f"SELECT count(*) FROM {source}"
