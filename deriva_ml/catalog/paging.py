@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from deriva_ml.catalog.port import Where
+from deriva_ml.catalog.port import PathCatalog, Where
 from deriva_ml.core.errors import ValidationError
 from deriva_ml.core.filters import And, Cmp, In, PathQuery, Step
 
@@ -82,7 +82,7 @@ def query_pages(
 ) -> Iterator[list[dict[str, Any]]]:
     """The rows ``catalog.query(schema, table, where, columns=columns, snapshot=snapshot)`` returns (in RID
     order), as pages of at most ``page_size`` rows, each read when the previous one has been consumed."""
-    if not callable(getattr(catalog, "select_path", None)):
+    if not isinstance(catalog, PathCatalog):
         return _one(lambda: catalog.query(schema, table, where, columns=columns, snapshot=snapshot))
     return _pages(catalog, [Step(schema, table, where_filter(where))], columns, page_size, snapshot)
 
@@ -103,7 +103,7 @@ def linked_pages(
 ) -> Iterator[list[dict[str, Any]]]:
     """The rows ``catalog.query_linked(...)`` returns with the same arguments (each target row once, in RID
     order), as pages of at most ``page_size`` rows, each read when the previous one has been consumed."""
-    if not callable(getattr(catalog, "select_path", None)):
+    if not isinstance(catalog, PathCatalog):
         return _one(
             lambda: catalog.query_linked(
                 schema,

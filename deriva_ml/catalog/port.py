@@ -9,7 +9,8 @@ Every catalog answers :class:`LinkedQueries` (a member table joined through an a
 datasets, bags, provenance and snapshots rely on it). Optional capabilities are small protocols of their
 own, checked with ``isinstance``: :class:`Journaled` (the embedded catalog, opened with ``journal=True``,
 journals every commit in the same transaction: the basis of ``deriva_ml.sync``), :class:`SnapshotModels`
-(the model at a snapshot). Nothing above this port imports ``sqlite3`` or ``deriva``.
+(the model at a snapshot), :class:`PathCatalog` (path queries: the query builder and paged reads; both
+adapters have it). Nothing above this port imports ``sqlite3`` or ``deriva``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from deriva_ml.core.definitions import ML_SCHEMA as ML_SCHEMA  # defined once, in the core
 from deriva_ml.core.effects import Batch, BatchResult, Value
+from deriva_ml.core.filters import PathQuery
 from deriva_ml.core.rid import RID
 from deriva_ml.core.schema_defs import CatalogModel, TableDef
 
@@ -153,3 +155,13 @@ def create_missing_tables(catalog: Catalog, tables: Sequence[TableDef]) -> list[
         catalog.create_tables(still)  # some were made by the other process, these were not
         return still
     return missing
+
+
+@runtime_checkable
+class PathCatalog(Protocol):
+    """Path queries (a chain of linked tables, filtered, sorted, paged after a key): the query builder and the
+    paged reads of ``catalog.paging`` need them; both adapters have them."""
+
+    def select_path(self, query: PathQuery, *, snapshot: str | None = None) -> list[dict[str, Any]]: ...
+
+    def count_path(self, query: PathQuery, *, snapshot: str | None = None) -> int: ...

@@ -8,25 +8,17 @@ handed to the catalog adapter, which translates it (SQL on the embedded catalog,
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import attrs
 
+from deriva_ml.catalog.port import PathCatalog as PathCatalog
 from deriva_ml.core.errors import DerivaMLException, ValidationError
 from deriva_ml.core.filters import And, PathQuery, Step, as_filter
 from deriva_ml.core.schema_defs import CatalogModel, TableDef
 
 #: Rows per request when iterating a query (``for row in q``) or paging without a size.
 PAGE_SIZE = 1000
-
-
-@runtime_checkable
-class PathCatalog(Protocol):
-    """The catalog capability the query builder needs (both adapters have it)."""
-
-    def select_path(self, query: PathQuery, *, snapshot: str | None = None) -> list[dict[str, Any]]: ...
-
-    def count_path(self, query: PathQuery, *, snapshot: str | None = None) -> int: ...
 
 
 def path_catalog(catalog: Any) -> PathCatalog:
