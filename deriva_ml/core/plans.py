@@ -261,10 +261,15 @@ def plan_output_rows(
 
 
 def _unique(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` without repeats (the first of equal rows kept, in order)."""
     out: list[dict[str, Any]] = []
-    seen: set[tuple[tuple[str, str], ...]] = set()
+    seen: set[Any] = set()
     for row in rows:
-        key = tuple(sorted((k, repr(v)) for k, v in row.items()))
+        try:
+            key: Any = frozenset(row.items())
+            hash(key)
+        except TypeError:  # a value that cannot be hashed (a list, a mapping): compared by its text
+            key = tuple(sorted((k, repr(v)) for k, v in row.items()))
         if key not in seen:
             seen.add(key)
             out.append(row)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -80,6 +81,42 @@ def _write(dest: Path, data: bytes, md5: str | None = None) -> Seal:
     )
 
 
+#: Shared copies checked to hold the bytes their name promises: (path, inode, size, mtime).
+_VERIFIED_SHARED: set[tuple[str, int, int, int]] = set()
+
+
+def _write_shared(dest: Path, data: bytes, md5: str, shared_dir: Path) -> Seal:
+    """``dest`` holding ``data`` (whose MD5 is ``md5``) as a hard link to one read-only copy in ``shared_dir``
+    (``<md5>.<name>``, written once): the same large file (a scrubbed ``uv.lock``) in every execution of a
+    project costs no write and no writeback. A shared copy that is not what its name says (checked once per
+    process) is replaced; the file is written on its own when linking is not possible (another file system,
+    a file system without links). The copies are links to one file: edit none of them (each was uploaded
+    when its execution initialized; the store keeps its own copy)."""
+    shared = shared_dir / f"{md5}.{dest.name}"
+    try:
+        st = shared.stat()
+        identity = (str(shared), st.st_ino, st.st_size, st.st_mtime_ns)
+        if identity not in _VERIFIED_SHARED:  # read and hashed once per process while it is the same file
+            if st.st_size != len(data) or hashlib.md5(shared.read_bytes(), usedforsecurity=False).hexdigest() != md5:
+                raise FileNotFoundError(shared)  # not the bytes its name promises: replaced below
+            _VERIFIED_SHARED.add(identity)
+    except FileNotFoundError:
+        from deriva_ml.store._files import atomic_file
+
+        try:
+            with atomic_file(shared) as f:
+                f.write(data)
+            shared.chmod(0o444)
+        except OSError:
+            return _write(dest, data, md5)
+    try:
+        os.link(shared, dest)
+    except OSError:
+        return _write(dest, data, md5)
+    st = dest.stat()
+    return Seal(md5=md5, length=len(data), mtime_ns=st.st_mtime_ns, ino=st.st_ino)
+
+
 def write_metadata_files(exe: Execution, extra: Sequence[tuple[Path, str]]) -> None:
     """configuration.json, uv.lock (scrubbed), the environment snapshot and the user's extra files, each
     written once, registered and sealed (one manifest commit for all), then uploaded at once."""
@@ -96,7 +133,8 @@ def write_metadata_files(exe: Execution, extra: Sequence[tuple[Path, str]]) -> N
         dest = meta_dir / "uv.lock"
         # private index URLs may carry credentials (https://user:token@index/simple)
         data, md5 = redacted_lock_bytes(Path(lock))
-        files.append((dest, ExecMetadataType.execution_config.value, _write(dest, data, md5)))
+        shared_dir = exe._services.ports.dirs.working_dir / "metadata-shared"
+        files.append((dest, ExecMetadataType.execution_config.value, _write_shared(dest, data, md5, shared_dir)))
     now = exe._services.ports.now()
     stamp = now.strftime("%Y%m%d_%H%M%S")
     snap = meta_dir / f"environment_snapshot_{stamp}.txt"

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from deriva_ml.core.definitions import ML_SCHEMA
-from deriva_ml.execution import ExecutionConfiguration, _environment, _lease
+from deriva_ml.execution import ExecutionConfiguration, _environment, _inputs, _lease
 from deriva_ml.execution._lease import lease_text, owner_identity
 from deriva_ml.testing import make_workflow
 
@@ -230,3 +230,42 @@ def test_the_snapshot_text_is_the_indented_json_dump_and_its_unchanged_parts_are
     assert _environment.render_snapshot(later) == json.dumps(later, indent=2, ensure_ascii=False) + "\n"
     assert _environment._indented.cache_info().misses == misses + 1  # only the new time was rendered again
     assert _environment.render_snapshot({}) == "{}\n"
+
+
+@pytest.mark.parametrize("kind", ["embedded", "ermrest+hatrac"])
+def test_the_scrubbed_lock_file_is_one_shared_copy_linked_into_each_execution(kind, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the nearest uv.lock above the working directory is this one
+    lock = '[[package]]\nname = "x"\nsource = { registry = "https://alice:s3cretpw9@index.example.org/simple" }\n'
+    (tmp_path / "uv.lock").write_text(lock * 200)
+    with open_backend(kind, tmp_path / "home") as open_ml:
+        ml = open_ml()
+        wf = make_workflow("shared lock")
+        exes = []
+        for tag in ("a", "b"):
+            with ml.create_execution(ExecutionConfiguration(workflow=wf, description=tag)) as exe:
+                exe.asset_file_path("Execution_Asset", f"{tag}.txt").write_text(tag)
+            exe.upload_execution_outputs()
+            exes.append(exe)
+        copies = [e.working_dir / "metadata" / "uv.lock" for e in exes]
+        texts = [c.read_text() for c in copies]
+        assert texts[0] == texts[1] and "s3cretpw9" not in texts[0] and "index.example.org" in texts[0]
+        assert copies[0].stat().st_ino == copies[1].stat().st_ino  # one file, linked: written once
+        (shared,) = (ml.working_dir / "metadata-shared").iterdir()
+        assert shared.stat().st_ino == copies[0].stat().st_ino and shared.stat().st_mode & 0o222 == 0  # read-only
+        # each execution's entry is sealed with those bytes: the upload trusted it (not Partial_Output)
+        for e in exes:
+            (entry,) = [x for x in e._manifest.entries() if x.filename == "uv.lock"]
+            assert entry.seal is not None and entry.seal.length == len(texts[0].encode())
+            assert entry.state == "cataloged" and "Partial_Output" not in entry.asset_types
+        # a shared copy that is not what its name says (same size, other bytes) is replaced, not linked
+        os.chmod(shared, 0o644)
+        shared.write_text("X" * len(texts[0]))
+        _inputs._VERIFIED_SHARED.clear()  # as a new process would find it
+        with ml.create_execution(ExecutionConfiguration(workflow=wf, description="c")):
+            pass
+        (shared,) = (ml.working_dir / "metadata-shared").iterdir()
+        third = ml.working_dir / "executions"
+        (third,) = [
+            p for p in third.glob("*/metadata/uv.lock") if p.parent.parent.name not in {e.execution_rid for e in exes}
+        ]
+        assert third.read_text() == texts[0] == shared.read_text() and third.stat().st_ino == shared.stat().st_ino
