@@ -97,7 +97,7 @@ def test_small_outputs_to_the_local_store_are_copied_without_a_thread_pool(kind,
     with open_backend(kind, tmp_path / "home") as open_ml:
         ml = open_ml()
         assert ml.upload_workers > 1
-        names = _thread_names(ml, 5, "t")
+        names = _thread_names(ml, 40, "t")  # however many small files (the pool is for big copies)
     if kind == "embedded":
         assert names == {threading.current_thread().name}
     else:
