@@ -19,25 +19,16 @@ from typing import Any
 
 from deriva_ml.catalog.port import PathCatalog, Where
 from deriva_ml.core.errors import ValidationError
-from deriva_ml.core.filters import And, Cmp, In, PathQuery, Step
+from deriva_ml.core.filters import PathQuery, Step, as_filter
 
 #: Rows per page unless the caller says otherwise.
 PAGE_SIZE = 1000
 
 
 def where_filter(where: Where | None) -> Any:
-    """The filter record of a ``where`` mapping (list/tuple: any of the values; None: NULL; else equality)."""
-    parts: list[Any] = []
-    for col, value in (where or {}).items():
-        if isinstance(value, list | tuple | set | frozenset):
-            parts.append(In(col, tuple(value)))
-        elif value is None:
-            parts.append(Cmp(col, "null"))
-        else:
-            parts.append(Cmp(col, "eq", value))
-    if not parts:
-        return None
-    return parts[0] if len(parts) == 1 else And(tuple(parts))
+    """The filter record of a ``where`` mapping (list/tuple: any of the values; None: NULL; else equality);
+    None for no condition (``core.filters.as_filter`` of a non-empty mapping)."""
+    return as_filter(where) if where else None
 
 
 def _pages(

@@ -266,8 +266,7 @@ def _unique(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     seen: set[Any] = set()
     for row in rows:
         try:
-            key: Any = frozenset(row.items())
-            hash(key)
+            key: Any = frozenset(row.items())  # hashes every (column, value) pair
         except TypeError:  # a value that cannot be hashed (a list, a mapping): compared by its text
             key = tuple(sorted((k, repr(v)) for k, v in row.items()))
         if key not in seen:

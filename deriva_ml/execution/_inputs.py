@@ -32,6 +32,7 @@ from deriva_ml.execution._upload import (
     upload,
 )
 from deriva_ml.services.assets import download_assets, find_uv_lock
+from deriva_ml.store._files import atomic_file, md5_file
 from deriva_ml.store.port import UploadOptions
 
 if TYPE_CHECKING:
@@ -72,17 +73,33 @@ def _write(dest: Path, data: bytes, md5: str | None = None) -> Seal:
     """Write ``data`` to ``dest``; its seal from the bytes written (the file is not read back; ``md5``: theirs,
     when known already)."""
     dest.write_bytes(data)
+    return _sealed(dest, len(data), md5 or hashlib.md5(data, usedforsecurity=False).hexdigest())
+
+
+def _sealed(dest: Path, length: int, md5: str) -> Seal:
+    """The seal of ``dest``, just made with ``length`` bytes whose MD5 is ``md5``."""
     st = dest.stat()
-    return Seal(
-        md5=md5 or hashlib.md5(data, usedforsecurity=False).hexdigest(),
-        length=len(data),
-        mtime_ns=st.st_mtime_ns,
-        ino=st.st_ino,
-    )
+    return Seal(md5=md5, length=length, mtime_ns=st.st_mtime_ns, ino=st.st_ino)
 
 
 #: Shared copies checked to hold the bytes their name promises: (path, inode, size, mtime).
 _VERIFIED_SHARED: set[tuple[str, int, int, int]] = set()
+
+
+def _holds(shared: Path, length: int, md5: str) -> bool:
+    """``shared`` exists and holds ``length`` bytes whose MD5 is ``md5`` (hashed once per process while it
+    is the same file: path, inode, size and modification time)."""
+    try:
+        st = shared.stat()
+    except FileNotFoundError:
+        return False
+    identity = (str(shared), st.st_ino, st.st_size, st.st_mtime_ns)
+    if identity in _VERIFIED_SHARED:
+        return True
+    if st.st_size != length or md5_file(shared)[0] != md5:
+        return False
+    _VERIFIED_SHARED.add(identity)
+    return True
 
 
 def _write_shared(dest: Path, data: bytes, md5: str, shared_dir: Path) -> Seal:
@@ -94,27 +111,14 @@ def _write_shared(dest: Path, data: bytes, md5: str, shared_dir: Path) -> Seal:
     when its execution initialized; the store keeps its own copy)."""
     shared = shared_dir / f"{md5}.{dest.name}"
     try:
-        st = shared.stat()
-        identity = (str(shared), st.st_ino, st.st_size, st.st_mtime_ns)
-        if identity not in _VERIFIED_SHARED:  # read and hashed once per process while it is the same file
-            if st.st_size != len(data) or hashlib.md5(shared.read_bytes(), usedforsecurity=False).hexdigest() != md5:
-                raise FileNotFoundError(shared)  # not the bytes its name promises: replaced below
-            _VERIFIED_SHARED.add(identity)
-    except FileNotFoundError:
-        from deriva_ml.store._files import atomic_file
-
-        try:
+        if not _holds(shared, len(data), md5):
             with atomic_file(shared) as f:
                 f.write(data)
             shared.chmod(0o444)
-        except OSError:
-            return _write(dest, data, md5)
-    try:
         os.link(shared, dest)
     except OSError:
         return _write(dest, data, md5)
-    st = dest.stat()
-    return Seal(md5=md5, length=len(data), mtime_ns=st.st_mtime_ns, ino=st.st_ino)
+    return _sealed(dest, len(data), md5)
 
 
 def write_metadata_files(exe: Execution, extra: Sequence[tuple[Path, str]]) -> None:

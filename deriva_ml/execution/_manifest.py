@@ -11,8 +11,10 @@ the intents are on disk before the catalog can say the run ended or point at its
 object stored, a row cataloged, a status copied from the catalog, the lease) may lag after a power loss:
 recovery re-derives it (a re-put by MD5 finds the object, a probe by URL finds the row, the status is read
 from the catalog). No fsync per registration: the files registered are the user's and not fsynced either,
-and the embedded catalog makes the same trade (``docs/catalog.md``). Each entry moves ``registered -> stored -> cataloged``; an upload resumes from whatever
-state entries were left in, so calling it again (in the same or a new process) finishes only the rest.
+and the embedded catalog makes the same trade (``docs/catalog.md``).
+
+Each entry moves ``registered -> stored -> cataloged``; an upload resumes from whatever state entries were
+left in, so calling it again (in the same or a new process) finishes only the rest.
 
 An entry also records what was staged (an existing file's resolved path and its device/inode, so a swap is
 detected) and its *seal* (length, MD5, mtime and inode taken when the run ended normally): an output
@@ -439,21 +441,16 @@ class Manifest:
 
 
 @functools.lru_cache(maxsize=256)
-def _parsed_types(text: str) -> tuple[str, ...] | None:
-    """The asset types of an ``asset_types`` column (a few distinct lists per manifest: parsed once each);
-    None when the text is not a valid JSON list (the caller raises with the entry's path)."""
-    try:
-        value = parse_json(text, "asset_types")
-    except ValueError:
-        return None
-    return tuple(value) if isinstance(value, list) else None
+def _parsed_types(text: str) -> tuple[str, ...]:
+    """The asset types of an ``asset_types`` column, parsed once per distinct text (a few per manifest)."""
+    return tuple(parse_json(text, "asset_types"))
 
 
 def _asset_types(text: str, path: str) -> tuple[str, ...]:
-    types = _parsed_types(text)
-    if types is None:
+    try:
+        return _parsed_types(text)
+    except ValueError:  # parsed again for an error that names the entry
         return tuple(parse_json(text, f"manifest.sqlite: asset_types of {path}"))
-    return types
 
 
 #: ManifestEntry fields read as they are from the ``entry`` column of the same name, in the record's order.
