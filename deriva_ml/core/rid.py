@@ -33,3 +33,19 @@ def split_snapshot(rid: RID) -> tuple[RID, str | None]:
     """Split ``1-ABC@2TA-XYZ0`` into (``1-ABC``, ``2TA-XYZ0``); no snapshot gives ``None``."""
     base, _, snap = rid.partition("@")
     return RID(base), (snap or None)
+
+
+#: ERMrest's RID digits (Crockford base 32), of values 0 to 31.
+RID_DIGITS = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_TO_PY_DIGITS = str.maketrans(RID_DIGITS, "0123456789ABCDEFGHIJKLMNOPQRSTUV")  # the same values for int(x, 32)
+_D = "[0-9A-HJKMNP-TV-Z]"
+#: Exactly ERMrest's rendering of a counter: no leading zero, then groups of four digits.
+_CANONICAL_RE = re.compile(rf"^(?:0|[1-9A-HJKMNP-TV-Z]{_D}{{0,3}}(?:-{_D}{{4}})*)$")
+
+
+def rid_counter(rid: str) -> int | None:
+    """The counter a RID in ERMrest's canonical rendering stands for (``1-0000`` is 32**4), or None for any
+    other spelling (leading zeros, lower case, I/L/O/U, a snapshot): two strings never share a counter."""
+    if not _CANONICAL_RE.match(rid):
+        return None
+    return int(rid.replace("-", "").translate(_TO_PY_DIGITS), 32)

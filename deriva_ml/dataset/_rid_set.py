@@ -12,14 +12,13 @@ is kept as a string.
 from __future__ import annotations
 
 import heapq
-import re
 from array import array
 from bisect import bisect_left
 
-_DIGITS = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base 32, as ERMrest renders RIDs
-_TO_PY = str.maketrans(_DIGITS, "0123456789ABCDEFGHIJKLMNOPQRSTUV")  # Python's int(..., 32) digits
-#: exactly what ERMrest (and the embedded catalog's ``encode_rid``) renders, up to 60 bits: one number each
-_CANONICAL = re.compile(r"^(?:0|[1-9A-HJKMNP-TV-Z][0-9A-HJKMNP-TV-Z]{0,3}(?:-[0-9A-HJKMNP-TV-Z]{4}){0,2})$")
+from deriva_ml.core.rid import rid_counter
+
+#: RIDs kept as numbers: those of up to 60 bits (three groups), which an ``array('q')`` holds
+_MAX_NUMBER = 1 << 60
 _SHORT = 64  # a run shorter than this goes to the set of stragglers
 _STRAGGLERS = 4096  # stragglers kept as a set before they become a run
 _MAX_RUNS = 16  # more runs than this are merged into one
@@ -27,9 +26,8 @@ _MAX_RUNS = 16  # more runs than this are merged into one
 
 def rid_number(rid: str) -> int | None:
     """The number a canonical RID renders (``1-0000`` is 32**4), or None for anything else."""
-    if not _CANONICAL.match(rid):
-        return None
-    return int(rid.replace("-", "").translate(_TO_PY), 32)
+    n = rid_counter(rid)
+    return n if n is not None and n < _MAX_NUMBER else None
 
 
 class RidSet:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from deriva_ml.core.rid import RID
+from deriva_ml.core.rid import RID, RID_DIGITS, rid_counter
 
-_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_DIGIT = {c: i for i, c in enumerate(_ALPHABET)}
 #: The first RID is ``1-0000`` like a fresh ERMrest catalog.
 FIRST_RID = 32**4
 
 #: Every pair of base-32 digits, so that a 4-digit RID group is two lookups.
-_PAIRS: tuple[str, ...] = tuple(_ALPHABET[i >> 5] + _ALPHABET[i & 31] for i in range(1024))
+_PAIRS: tuple[str, ...] = tuple(RID_DIGITS[i >> 5] + RID_DIGITS[i & 31] for i in range(1024))
 
 
 def _group(v: int) -> str:
@@ -34,10 +32,4 @@ def encode_rid(n: int) -> RID:
 
 def decode_rid(rid: str) -> int | None:
     """Inverse of :func:`encode_rid`; None when ``rid`` is not in canonical form."""
-    n = 0
-    for ch in rid.replace("-", ""):
-        d = _DIGIT.get(ch)
-        if d is None:
-            return None
-        n = n * 32 + d
-    return n if encode_rid(n) == rid else None
+    return rid_counter(rid)
